@@ -1,0 +1,51 @@
+import type { HttpClientPolicy, ProofPolicy, RenewalPolicy } from './types';
+
+/**
+ * Built-in defaults, chosen from the broker's rules (broker-apis.md) and the first system's settings.
+ * The README's configuration reference documents each one; change them here and there together.
+ */
+export const DEFAULT_RENEWAL: RenewalPolicy = {
+  // Renew one hour before expiry: the day's single issuance stays ~23 hours after the last one, far past
+  // KIS's 6-hour same-token window, and the retries below all fit in that hour.
+  renewBeforeMs: 60 * 60_000,
+  jitterMs: 10 * 60_000,
+  spacingMs: 60_000, // the strictest reading of "once per minute" (broker-apis.md §1)
+  schedule: undefined,
+  scheduleMinAgeMs: 4.5 * 60 * 60_000, // the first system's age threshold, used only with `schedule`
+  sameTokenWindowMs: 6 * 60 * 60_000,
+  maxLifetimeMs: 24 * 60 * 60_000,
+  retry: {
+    attempts: 3, // as the first system: three attempts five minutes apart,
+    initialDelayMs: 5 * 60_000,
+    multiplier: 2, // then doubling,
+    maxDelayMs: 60 * 60_000, // up to an hour between attempts.
+    jitter: 0.1,
+  },
+};
+
+export const DEFAULT_PROOF: ProofPolicy = {
+  enabled: true,
+  // One call each half hour costs 48 of the per-second quota a day and finds a token killed by broker
+  // maintenance long before the next market open.
+  intervalMs: 30 * 60_000,
+};
+
+export const DEFAULT_HTTP_CLIENT: HttpClientPolicy = {
+  connectTimeoutMs: 5_000,
+  timeoutMs: 15_000,
+};
+
+export const DEFAULT_PROBE_INTERVAL_MS = 60_000;
+export const DEFAULT_PROBE_TIMEOUT_MS = 5_000;
+export const DEFAULT_NOTIFY_TIMEOUT_MS = 10_000;
+export const DEFAULT_FILE_MODE = 0o600;
+export const DEFAULT_DIR_MODE = 0o700;
+export const DEFAULT_KEEP_DAYS = 7; // as the first system
+export const DEFAULT_SINK_TIME_ZONE = 'Asia/Seoul';
+export const DEFAULT_STATE_DIR = 'data/state';
+export const DEFAULT_SERVER = { enabled: true, host: '127.0.0.1', port: 9464, requestTimeoutMs: 10_000 };
+
+/** Exact credential lengths KIS issues (broker-apis.md §1); a wrong length is the usual pasted-newline mistake. */
+export const KIS_APP_KEY_LENGTH = 36;
+export const KIS_APP_SECRET_LENGTH = 180;
+export const MIN_ADMIN_TOKEN_LENGTH = 16;

@@ -1,0 +1,112 @@
+import { dirname, resolve as resolvePath } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../core/errors';
+import { interpolate } from './interpolate';
+import { formatPath } from './path';
+import { Problems, checkAcrossAccounts, resolveAccount, resolveConfig, type ResolveContext } from './resolve';
+import { accountSchema, configSchema, type RawConfig } from './schema';
+import { readTextFile, type ReadText } from './secrets';
+import type { SidecarConfig } from './types';
+
+export const CONFIG_PATH_ENV = 'BROKER_TOKEN_SIDECAR_CONFIG';
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  readText?: ReadText;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+};
+
+/** One zod issue as one or more `path: rule` lines in the project's own words. */
+function describeIssue(issue: z.core.$ZodIssue): string[] {
+  const path = formatPath(issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`);
+    case 'invalid_type':
+      return [/received undefined$/.test(issue.message) ? `${path}: required` : `${path}: must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`];
+    case 'invalid_value':
+      return [`${path}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
+    case 'invalid_union':
+      if ('discriminator' in issue && issue.discriminator) {
+        return [`${path}: must be one of "kis-auth", "json", "approval-key"`];
+      }
+      return [`${path}: ${issue.message}`];
+    case 'too_small':
+    case 'too_big':
+      return [`${path}: ${/^(Too|Invalid)/.test(issue.message) ? issue.message.replace(/^Too (small|big): expected /, 'must be ') : issue.message}`];
+    default:
+      return [`${path}: ${issue.message}`];
+  }
+}
+
+/**
+ * Parses and validates a whole config in one pass: YAML, `${ENV}` references, the schema, secret files and
+ * the cross-field rules. Either every problem comes back together in one ConfigError, or a SidecarConfig
+ * that nothing downstream needs to check again. Nothing on disk is created or changed here.
+ */
+export function parseConfig(text: string, source: string, baseDir: string, options: LoadOptions = {}): SidecarConfig {
+  const env = options.env ?? process.env;
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const yamlError = doc.errors[0];
+  if (yamlError) {
+    // Later YAML errors are almost always echoes of the first one.
+    const position = yamlError.linePos?.[0];
+    const where = position ? `line ${position.line}, column ${position.col}` : 'YAML';
+    throw new ConfigError([`${source}: ${where}: ${yamlError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`]);
+  }
+  const interpolationProblems: string[] = [];
+  const data = interpolate(doc.toJS() ?? {}, env, interpolationProblems);
+  const problems = new Problems();
+  interpolationProblems.forEach((line) => problems.addLine(line));
+  const ctx: ResolveContext = { baseDir, readText: options.readText ?? readTextFile, problems };
+
+  const parsed = configSchema.safeParse(data);
+  if (parsed.success) {
+    const config = resolveConfig(parsed.data, source, ctx);
+    if (problems.empty) return config;
+  } else {
+    parsed.error.issues.flatMap(describeIssue).forEach((line) => problems.addLine(line));
+    checkAccountsThatParse(data, ctx);
+  }
+  throw new ConfigError(problems.list);
+}
+
+/**
+ * When the file as a whole does not fit the schema, the accounts that do still get their semantic checks, so
+ * one mistake in one place does not hide another elsewhere.
+ */
+function checkAccountsThatParse(data: unknown, ctx: ResolveContext): void {
+  const record = (data ?? {}) as Record<string, unknown>;
+  const defaults = configSchema.shape.defaults.safeParse(record.defaults);
+  const raw = { accounts: [], defaults: defaults.success ? defaults.data : undefined } as RawConfig;
+  const accounts = Array.isArray(record.accounts) ? record.accounts : [];
+  const resolved = accounts.flatMap((candidate, index) => {
+    const account = accountSchema.safeParse(candidate);
+    return account.success ? [{ index, config: resolveAccount(raw, account.data, index, ctx) }] : [];
+  });
+  checkAcrossAccounts(resolved, ctx.problems);
+}
+
+export function loadConfigFile(path: string, options: LoadOptions = {}): SidecarConfig {
+  const fullPath = resolvePath(path);
+  let text: string;
+  try {
+    text = (options.readText ?? readTextFile)(fullPath);
+  } catch (error) {
+    throw new ConfigError([`${fullPath}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`]);
+  }
+  return parseConfig(text, fullPath, dirname(fullPath), options);
+}
+
+/** `--config` wins, then the environment variable; there is no implicit default file. */
+export function configPathFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return flag ?? env[CONFIG_PATH_ENV];
+}

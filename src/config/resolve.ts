@@ -1,0 +1,314 @@
+import { constants as osConstants } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import { validate as isValidCron } from 'node-cron';
+import { DEFAULT_BASE_URLS } from '../providers/hosts';
+import { isValidTimeZone } from '../core/time';
+import { formatDuration } from '../core/duration';
+import * as D from './defaults';
+import { formatPath, type Path } from './path';
+import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
+import { resolveSecret, type ReadText } from './secrets';
+import type {
+  AccountConfig,
+  FileAccess,
+  NotifyConfig,
+  RenewalPolicy,
+  SidecarConfig,
+  SinkConfig,
+} from './types';
+
+/**
+ * Checks that need more than one field (credentials by provider, uniqueness, time zones, cron) and turns the
+ * schema's output into the typed, defaulted SidecarConfig. Problems are collected, never thrown one by one.
+ */
+export class Problems {
+  private readonly lines: string[] = [];
+  add(path: Path, message: string): void {
+    const line = `${formatPath(path)}: ${message}`;
+    if (!this.lines.includes(line)) this.lines.push(line);
+  }
+  addLine(line: string): void {
+    if (!this.lines.includes(line)) this.lines.push(line);
+  }
+  get list(): string[] {
+    return [...this.lines];
+  }
+  get empty(): boolean {
+    return this.lines.length === 0;
+  }
+}
+
+export interface ResolveContext {
+  baseDir: string;
+  readText: ReadText;
+  problems: Problems;
+}
+
+const PLACEHOLDER = /\{([^}]*)\}/g;
+const PLACEHOLDERS = ['account', 'env', 'appKeyPrefix'];
+
+function defaultSinkName(sinks: RawSink[], index: number): string {
+  const format = sinks[index]!.format;
+  const sameBefore = sinks.slice(0, index).filter((s) => s.format === format).length;
+  return sameBefore === 0 ? format : `${format}-${sameBefore + 1}`;
+}
+
+function mergeRenewal(defaults: RawRenewal | undefined, own: RawRenewal | undefined): RenewalPolicy {
+  const pick = <K extends keyof RawRenewal>(key: K) => own?.[key] ?? defaults?.[key];
+  const retry = { ...defaults?.retry, ...own?.retry };
+  return {
+    renewBeforeMs: pick('renewBefore') ?? D.DEFAULT_RENEWAL.renewBeforeMs,
+    jitterMs: pick('jitter') ?? D.DEFAULT_RENEWAL.jitterMs,
+    spacingMs: pick('spacing') ?? D.DEFAULT_RENEWAL.spacingMs,
+    schedule: pick('schedule') ?? D.DEFAULT_RENEWAL.schedule,
+    scheduleMinAgeMs: pick('scheduleMinAge') ?? D.DEFAULT_RENEWAL.scheduleMinAgeMs,
+    sameTokenWindowMs: pick('sameTokenWindow') ?? D.DEFAULT_RENEWAL.sameTokenWindowMs,
+    maxLifetimeMs: pick('maxLifetime') ?? D.DEFAULT_RENEWAL.maxLifetimeMs,
+    retry: {
+      attempts: retry.attempts ?? D.DEFAULT_RENEWAL.retry.attempts,
+      initialDelayMs: retry.initialDelay ?? D.DEFAULT_RENEWAL.retry.initialDelayMs,
+      multiplier: retry.multiplier ?? D.DEFAULT_RENEWAL.retry.multiplier,
+      maxDelayMs: retry.maxDelay ?? D.DEFAULT_RENEWAL.retry.maxDelayMs,
+      jitter: retry.jitter ?? D.DEFAULT_RENEWAL.retry.jitter,
+    },
+  };
+}
+
+/** Where a merged renewal setting came from, so its message names the line the user has to change. */
+function renewalPath(index: number, account: RawAccount, key: keyof RawRenewal): Path {
+  return account.renewal?.[key] !== undefined ? ['accounts', index, 'renewal', key] : ['defaults', 'renewal', key];
+}
+
+function checkRenewal(policy: RenewalPolicy, index: number, account: RawAccount, problems: Problems): void {
+  const p = (key: keyof RawRenewal) => renewalPath(index, account, key);
+  if (policy.schedule !== undefined) {
+    const fields = policy.schedule.trim().split(/\s+/);
+    if (fields.length !== 5 || !isValidCron(policy.schedule)) {
+      problems.add(p('schedule'), 'must be a 5-field cron expression (minute hour day-of-month month day-of-week)');
+    }
+  }
+  if (policy.renewBeforeMs + policy.jitterMs >= policy.maxLifetimeMs) {
+    problems.add(
+      p('renewBefore'),
+      `renewBefore plus jitter (${formatDuration(policy.renewBeforeMs + policy.jitterMs)}) must be shorter than maxLifetime (${formatDuration(policy.maxLifetimeMs)})`,
+    );
+  }
+  if (policy.retry.initialDelayMs > policy.retry.maxDelayMs) {
+    const path = account.renewal?.retry?.maxDelay !== undefined ? ['accounts', index, 'renewal', 'retry', 'maxDelay'] : ['defaults', 'renewal', 'retry', 'maxDelay'];
+    problems.add(path, `must not be shorter than initialDelay (${formatDuration(policy.retry.initialDelayMs)})`);
+  }
+}
+
+function checkCredentials(
+  account: RawAccount,
+  index: number,
+  ctx: ResolveContext,
+): { appKey?: string; appSecret?: string } {
+  const base: Path = ['accounts', index];
+  const out: { appKey?: string; appSecret?: string } = {};
+  for (const [field, fileField, length] of [
+    ['appKey', 'appKeyFile', D.KIS_APP_KEY_LENGTH],
+    ['appSecret', 'appSecretFile', D.KIS_APP_SECRET_LENGTH],
+  ] as const) {
+    const { value, problem } = resolveSecret(
+      account[field],
+      account[fileField],
+      { inline: field, file: fileField },
+      ctx.baseDir,
+      ctx.readText,
+    );
+    if (problem) {
+      ctx.problems.add([...base, problem.key], problem.message);
+      continue;
+    }
+    const where = account[fileField] !== undefined ? fileField : field;
+    if (value === undefined || value === '') {
+      ctx.problems.add([...base, field], `required (inline, usually \${ENV_VAR}, or as ${fileField})`);
+    } else if (/\s/.test(value)) {
+      ctx.problems.add([...base, where], 'must not contain white space');
+    } else if (account.provider === 'kis' && value.length !== length) {
+      ctx.problems.add([...base, where], `must be ${length} characters (got ${value.length})`);
+    } else {
+      out[field] = value;
+    }
+  }
+  return out;
+}
+
+function resolveAccess(sink: RawSink): FileAccess {
+  return {
+    mode: sink.mode ?? D.DEFAULT_FILE_MODE,
+    dirMode: sink.dirMode ?? D.DEFAULT_DIR_MODE,
+    owner: sink.owner,
+    group: sink.group,
+    followSymlinks: sink.followSymlinks ?? false,
+  };
+}
+
+function resolveNotify(sink: RawSink, path: Path, ctx: ResolveContext): NotifyConfig | undefined {
+  const notify = sink.notify;
+  if (!notify) return undefined;
+  if (notify.command === undefined && notify.signal === undefined) {
+    ctx.problems.add([...path, 'notify'], 'set command, or signal with pidFile');
+  }
+  if (notify.signal !== undefined) {
+    if (!(notify.signal in osConstants.signals)) ctx.problems.add([...path, 'notify', 'signal'], 'is not a signal this system knows');
+    if (notify.pidFile === undefined) ctx.problems.add([...path, 'notify', 'pidFile'], 'required with signal');
+  }
+  const command = typeof notify.command === 'string' ? ['/bin/sh', '-c', notify.command] : notify.command;
+  return {
+    command,
+    signal: notify.signal as NodeJS.Signals | undefined,
+    pidFile: notify.pidFile !== undefined ? resolvePath(ctx.baseDir, notify.pidFile) : undefined,
+    timeoutMs: notify.timeout ?? D.DEFAULT_NOTIFY_TIMEOUT_MS,
+  };
+}
+
+function expandPath(template: string, account: RawAccount, appKey: string | undefined, path: Path, ctx: ResolveContext): string {
+  const expanded = template.replace(PLACEHOLDER, (whole, name: string) => {
+    switch (name) {
+      case 'account':
+        return account.name;
+      case 'env':
+        return account.env ?? 'real';
+      case 'appKeyPrefix':
+        return (appKey ?? '').slice(0, 10);
+      default:
+        ctx.problems.add(path, `unknown placeholder ${whole}; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
+        return whole;
+    }
+  });
+  return resolvePath(ctx.baseDir, expanded);
+}
+
+function resolveSinks(account: RawAccount, index: number, appKey: string | undefined, ctx: ResolveContext): SinkConfig[] {
+  const names = new Map<string, number>();
+  return account.sinks.map((sink, s) => {
+    const path: Path = ['accounts', index, 'sinks', s];
+    const name = sink.name ?? defaultSinkName(account.sinks, s);
+    const earlier = names.get(name);
+    if (earlier !== undefined) ctx.problems.add([...path, 'name'], `"${name}" is already the name of sinks[${earlier}]`);
+    names.set(name, s);
+    const common = { name, access: resolveAccess(sink), notify: resolveNotify(sink, path, ctx) };
+    switch (sink.format) {
+      case 'kis-auth': {
+        const timeZone = sink.timeZone ?? D.DEFAULT_SINK_TIME_ZONE;
+        const validDateTimeZone = sink.validDateTimeZone ?? D.DEFAULT_SINK_TIME_ZONE;
+        for (const [key, zone] of [['timeZone', timeZone], ['validDateTimeZone', validDateTimeZone]] as const) {
+          if (!isValidTimeZone(zone)) ctx.problems.add([...path, key], `"${zone}" is not an IANA time zone such as Asia/Seoul`);
+        }
+        if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'kis-auth files are read by KIS clients only');
+        return {
+          ...common,
+          format: 'kis-auth',
+          dir: expandPath(sink.dir, account, appKey, [...path, 'dir'], ctx),
+          timeZone,
+          validDateTimeZone,
+          keepDays: sink.keepDays ?? D.DEFAULT_KEEP_DAYS,
+        };
+      }
+      case 'json': {
+        const timeZone = sink.timeZone ?? D.DEFAULT_SINK_TIME_ZONE;
+        if (!isValidTimeZone(timeZone)) ctx.problems.add([...path, 'timeZone'], `"${timeZone}" is not an IANA time zone such as Asia/Seoul`);
+        return {
+          ...common,
+          format: 'json',
+          path: expandPath(sink.path, account, appKey, [...path, 'path'], ctx),
+          layout: sink.layout ?? (account.provider === 'kiwoom' ? 'kiwoom-token' : 'kis-client'),
+          timeZone,
+        };
+      }
+      case 'approval-key':
+        if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'approval keys exist for KIS only');
+        return { ...common, format: 'approval-key', path: expandPath(sink.path, account, appKey, [...path, 'path'], ctx) };
+    }
+  });
+}
+
+export function resolveAccount(raw: RawConfig, account: RawAccount, index: number, ctx: ResolveContext): AccountConfig {
+  const { appKey, appSecret } = checkCredentials(account, index, ctx);
+  const renewal = mergeRenewal(raw.defaults?.renewal, account.renewal);
+  checkRenewal(renewal, index, account, ctx.problems);
+  const env = account.env ?? 'real';
+  return {
+    name: account.name,
+    provider: account.provider,
+    env,
+    appKey: appKey ?? '',
+    appSecret: appSecret ?? '',
+    baseUrl: (account.baseUrl ?? DEFAULT_BASE_URLS[account.provider][env]).replace(/\/+$/, ''),
+    renewal,
+    proof: {
+      enabled: account.proof?.enabled ?? raw.defaults?.proof?.enabled ?? D.DEFAULT_PROOF.enabled,
+      intervalMs: account.proof?.interval ?? raw.defaults?.proof?.interval ?? D.DEFAULT_PROOF.intervalMs,
+    },
+    http: {
+      connectTimeoutMs: account.http?.connectTimeout ?? raw.defaults?.http?.connectTimeout ?? D.DEFAULT_HTTP_CLIENT.connectTimeoutMs,
+      timeoutMs: account.http?.timeout ?? raw.defaults?.http?.timeout ?? D.DEFAULT_HTTP_CLIENT.timeoutMs,
+    },
+    probe: account.probe && {
+      url: account.probe.url,
+      intervalMs: account.probe.interval ?? D.DEFAULT_PROBE_INTERVAL_MS,
+      timeoutMs: account.probe.timeout ?? D.DEFAULT_PROBE_TIMEOUT_MS,
+    },
+    sinks: resolveSinks(account, index, appKey, ctx),
+  };
+}
+
+/** Checks across accounts: unique names, one account per app key, no two sinks on one file. */
+export function checkAcrossAccounts(accounts: Array<{ index: number; config: AccountConfig }>, problems: Problems): void {
+  const names = new Map<string, number>();
+  const appKeys = new Map<string, number>();
+  const files = new Map<string, string>();
+  for (const { index, config } of accounts) {
+    const seenName = names.get(config.name);
+    if (seenName !== undefined) problems.add(['accounts', index, 'name'], `"${config.name}" is already the name of accounts[${seenName}]`);
+    else names.set(config.name, index);
+    if (config.appKey !== '') {
+      const seenKey = appKeys.get(config.appKey);
+      if (seenKey !== undefined) {
+        problems.add(
+          ['accounts', index, 'appKey'],
+          `same app key as accounts[${seenKey}]; an app key gets one token at a time, so list several sinks under one account instead`,
+        );
+      } else appKeys.set(config.appKey, index);
+    }
+    config.sinks.forEach((sink, s) => {
+      const where = `accounts[${index}].sinks[${s}]`;
+      const key = sink.format === 'kis-auth' ? `dir:${sink.dir}` : `file:${sink.path}`;
+      const seen = files.get(key);
+      if (seen !== undefined) {
+        problems.add(
+          ['accounts', index, 'sinks', s, sink.format === 'kis-auth' ? 'dir' : 'path'],
+          sink.format === 'kis-auth'
+            ? `directory already used by ${seen}; kis_auth.py's files are not keyed by account, so each account needs its own directory`
+            : `file already written by ${seen}`,
+        );
+      } else files.set(key, where);
+    });
+  }
+}
+
+export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContext): SidecarConfig {
+  const accounts = raw.accounts.map((account, index) => ({ index, config: resolveAccount(raw, account, index, ctx) }));
+  checkAcrossAccounts(accounts, ctx.problems);
+  const server = raw.server ?? {};
+  const admin = resolveSecret(server.adminToken, server.adminTokenFile, { inline: 'adminToken', file: 'adminTokenFile' }, ctx.baseDir, ctx.readText);
+  if (admin.problem) ctx.problems.add(['server', admin.problem.key], admin.problem.message);
+  else if (admin.value !== undefined && admin.value.length < D.MIN_ADMIN_TOKEN_LENGTH) {
+    ctx.problems.add(['server', server.adminTokenFile !== undefined ? 'adminTokenFile' : 'adminToken'], `must be at least ${D.MIN_ADMIN_TOKEN_LENGTH} characters`);
+  }
+  return {
+    source,
+    stateDir: resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR),
+    log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'json' },
+    server: {
+      enabled: server.enabled ?? D.DEFAULT_SERVER.enabled,
+      host: server.host ?? D.DEFAULT_SERVER.host,
+      port: server.port ?? D.DEFAULT_SERVER.port,
+      adminToken: admin.value || undefined,
+      requestTimeoutMs: server.requestTimeout ?? D.DEFAULT_SERVER.requestTimeoutMs,
+    },
+    accounts: accounts.map((a) => a.config),
+  };
+}

@@ -1,0 +1,163 @@
+import { z } from 'zod';
+import { parseDuration } from '../core/duration';
+
+/**
+ * The config file's shape. Every object is strict (an unknown key is an error, since a misspelt key silently
+ * ignored is a setting the user believes in and does not have). Fields that have a sensible default are
+ * optional here and filled in by `resolve.ts`, so `defaults:` and each account share one schema.
+ */
+
+const DURATION_RULE = 'must be a duration such as 90s, 5m or 4h30m';
+
+export const duration = z.unknown().transform((value, ctx) => {
+  const ms = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined;
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: DURATION_RULE });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+// YAML 1.2 reads 0640 as the decimal 640, so a mode must be quoted to mean what it says.
+const octalMode = z.unknown().transform((value, ctx) => {
+  if (typeof value !== 'string' || !/^0?[0-7]{3}$/.test(value)) {
+    ctx.addIssue({ code: 'custom', message: 'must be an octal string in quotes, such as "0600"' });
+    return z.NEVER;
+  }
+  return parseInt(value, 8);
+});
+const id = z.number().int().min(0);
+const nonEmpty = z.string().min(1, 'must not be empty');
+
+export const retrySchema = z.strictObject({
+  attempts: z.number().int().min(1).max(100).optional(),
+  initialDelay: duration.optional(),
+  multiplier: z.number().min(1).max(10).optional(),
+  maxDelay: duration.optional(),
+  jitter: z.number().min(0).max(1).optional(),
+});
+
+export const renewalSchema = z.strictObject({
+  renewBefore: duration.optional(),
+  jitter: duration.optional(),
+  spacing: duration.optional(),
+  schedule: z.string().optional(),
+  scheduleMinAge: duration.optional(),
+  sameTokenWindow: duration.optional(),
+  maxLifetime: duration.optional(),
+  retry: retrySchema.optional(),
+});
+
+export const proofSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  interval: duration.optional(),
+});
+
+export const httpClientSchema = z.strictObject({
+  connectTimeout: duration.optional(),
+  timeout: duration.optional(),
+});
+
+const fileAccess = {
+  mode: octalMode.optional(),
+  dirMode: octalMode.optional(),
+  owner: id.optional(),
+  group: id.optional(),
+  followSymlinks: z.boolean().optional(),
+};
+
+export const notifySchema = z.strictObject({
+  command: z.union([nonEmpty, z.array(nonEmpty).min(1, 'must have at least 1 item')]).optional(),
+  signal: z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as SIGHUP').optional(),
+  pidFile: nonEmpty.optional(),
+  timeout: duration.optional(),
+});
+
+export const JSON_LAYOUTS = ['kis-client', 'overseas-cache', 'kiwoom-token', 'raw'] as const;
+
+export const sinkSchema = z.discriminatedUnion('format', [
+  z.strictObject({
+    format: z.literal('kis-auth'),
+    name: nonEmpty.optional(),
+    dir: nonEmpty,
+    timeZone: nonEmpty.optional(),
+    validDateTimeZone: nonEmpty.optional(),
+    keepDays: z.number().int().min(0).max(3650).optional(),
+    notify: notifySchema.optional(),
+    ...fileAccess,
+  }),
+  z.strictObject({
+    format: z.literal('json'),
+    name: nonEmpty.optional(),
+    path: nonEmpty,
+    layout: z.enum(JSON_LAYOUTS).optional(),
+    timeZone: nonEmpty.optional(),
+    notify: notifySchema.optional(),
+    ...fileAccess,
+  }),
+  z.strictObject({
+    format: z.literal('approval-key'),
+    name: nonEmpty.optional(),
+    path: nonEmpty,
+    notify: notifySchema.optional(),
+    ...fileAccess,
+  }),
+]);
+
+export const probeSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  interval: duration.optional(),
+  timeout: duration.optional(),
+});
+
+export const PROVIDERS = ['kis', 'kiwoom'] as const;
+export const ENVS = ['real', 'mock'] as const;
+
+export const accountSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be 1-63 lower-case letters, digits, "-" or "_"'),
+  provider: z.enum(PROVIDERS),
+  env: z.enum(ENVS).optional(),
+  appKey: z.string().optional(),
+  appKeyFile: nonEmpty.optional(),
+  appSecret: z.string().optional(),
+  appSecretFile: nonEmpty.optional(),
+  baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  renewal: renewalSchema.optional(),
+  proof: proofSchema.optional(),
+  http: httpClientSchema.optional(),
+  probe: probeSchema.optional(),
+  sinks: z.array(sinkSchema).min(1, 'must list at least 1 sink: the files applications read'),
+});
+
+export const configSchema = z.strictObject({
+  stateDir: nonEmpty.optional(),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+      format: z.enum(['json', 'pretty']).optional(),
+    })
+    .optional(),
+  server: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      host: nonEmpty.optional(),
+      port: z.number().int().min(0).max(65535).optional(),
+      adminToken: z.string().optional(),
+      adminTokenFile: nonEmpty.optional(),
+      requestTimeout: duration.optional(),
+    })
+    .optional(),
+  defaults: z
+    .strictObject({
+      renewal: renewalSchema.optional(),
+      proof: proofSchema.optional(),
+      http: httpClientSchema.optional(),
+    })
+    .optional(),
+  accounts: z.array(accountSchema).min(1, 'must list at least 1 account'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawAccount = z.infer<typeof accountSchema>;
+export type RawSink = z.infer<typeof sinkSchema>;
+export type RawRenewal = z.infer<typeof renewalSchema>;

@@ -1,0 +1,124 @@
+/** The validated, fully defaulted configuration everything inside the sidecar trusts. */
+
+export type Provider = 'kis' | 'kiwoom';
+export type Env = 'real' | 'mock';
+export type JsonLayout = 'kis-client' | 'overseas-cache' | 'kiwoom-token' | 'raw';
+
+export interface RetryPolicy {
+  /** Attempts made `initialDelayMs` apart before the delay starts to grow. */
+  attempts: number;
+  initialDelayMs: number;
+  multiplier: number;
+  maxDelayMs: number;
+  /** Fraction of each delay drawn at random, so replicas and accounts do not retry in lockstep. */
+  jitter: number;
+}
+
+export interface RenewalPolicy {
+  /** Renew when less than this is left before expiry. */
+  renewBeforeMs: number;
+  /** Renew up to this much earlier still, drawn once per token. */
+  jitterMs: number;
+  /** Never two issuance requests for one app key closer than this. */
+  spacingMs: number;
+  /** Optional cron expression (Asia/Seoul) for renewals of tokens older than `scheduleMinAgeMs`. */
+  schedule: string | undefined;
+  scheduleMinAgeMs: number;
+  /** KIS answers with the same token when asked again within this long of an issuance. */
+  sameTokenWindowMs: number;
+  /** The longest a token is believed to live, whatever the broker's expiry says. */
+  maxLifetimeMs: number;
+  retry: RetryPolicy;
+}
+
+export interface ProofPolicy {
+  enabled: boolean;
+  intervalMs: number;
+}
+
+export interface HttpClientPolicy {
+  connectTimeoutMs: number;
+  timeoutMs: number;
+}
+
+export interface ProbeConfig {
+  url: string;
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export interface FileAccess {
+  mode: number;
+  dirMode: number;
+  owner: number | undefined;
+  group: number | undefined;
+  followSymlinks: boolean;
+}
+
+export interface NotifyConfig {
+  command: string[] | undefined;
+  signal: NodeJS.Signals | undefined;
+  pidFile: string | undefined;
+  timeoutMs: number;
+}
+
+interface SinkCommon {
+  name: string;
+  access: FileAccess;
+  notify: NotifyConfig | undefined;
+}
+
+export interface KisAuthSinkConfig extends SinkCommon {
+  format: 'kis-auth';
+  dir: string;
+  /** Zone whose calendar date names the daily file (kis_auth.py uses the reader's local date). */
+  timeZone: string;
+  /** Zone whose wall clock `valid-date` is written in (kis_auth.py compares it with the reader's local clock). */
+  validDateTimeZone: string;
+  keepDays: number;
+}
+
+export interface JsonSinkConfig extends SinkCommon {
+  format: 'json';
+  path: string;
+  layout: JsonLayout;
+  timeZone: string;
+}
+
+export interface ApprovalKeySinkConfig extends SinkCommon {
+  format: 'approval-key';
+  path: string;
+}
+
+export type SinkConfig = KisAuthSinkConfig | JsonSinkConfig | ApprovalKeySinkConfig;
+
+export interface AccountConfig {
+  name: string;
+  provider: Provider;
+  env: Env;
+  appKey: string;
+  appSecret: string;
+  baseUrl: string;
+  renewal: RenewalPolicy;
+  proof: ProofPolicy;
+  http: HttpClientPolicy;
+  probe: ProbeConfig | undefined;
+  sinks: SinkConfig[];
+}
+
+export interface ServerConfig {
+  enabled: boolean;
+  host: string;
+  port: number;
+  adminToken: string | undefined;
+  requestTimeoutMs: number;
+}
+
+export interface SidecarConfig {
+  /** The file this was read from (absolute), or a description for an embedded config. */
+  source: string;
+  stateDir: string;
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; format: 'json' | 'pretty' };
+  server: ServerConfig;
+  accounts: AccountConfig[];
+}
