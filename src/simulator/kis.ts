@@ -1,0 +1,191 @@
+/**
+ * The simulated KIS Open API: tokenP, revokeP, Approval and inquire-price, with the broker's error bodies.
+ * Facts come from broker-apis.md; where it is silent the choice is marked "Simulator choice" and uses a
+ * code from KIS's published EGW table, so a client's classifier meets plausible values.
+ */
+import { randomUUID } from 'node:crypto';
+import type { BrokerContext } from './context';
+import { bearerToken, bodyField, isJsonObject, type Answer, type BrokerRequest } from './request';
+import { kstWallClock } from './token-format';
+import type { Outcome } from './types';
+
+export const KIS_PRICE_TR_ID = 'FHKST01010100';
+const KIS_QUOTA_PER_SECOND = { real: 18, mock: 1 } as const;
+
+/** OAuth endpoints (tokenP, revokeP, Approval) answer errors in this shape. */
+function oauthError(status: number, code: string, description: string, outcome: Outcome): Answer {
+  return { status, body: { error_description: description, error_code: code }, outcome };
+}
+
+/** Business endpoints answer errors in this shape. */
+function businessError(status: number, msgCd: string, msg1: string, outcome: Outcome): Answer {
+  return { status, body: { rt_cd: '1', msg_cd: msgCd, msg1 }, outcome };
+}
+
+const MALFORMED = (): Answer => oauthError(400, 'EGW00101', '유효하지 않은 요청입니다.', 'bad_request');
+const RATE_LIMITED = (): Answer =>
+  oauthError(403, 'EGW00133', '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', 'rate_limited');
+
+type CredentialFields = { ok: true; appKey: string } | { ok: false; answer: Answer };
+
+/**
+ * Shared front of the OAuth endpoints: body shape, grant type (when the endpoint takes one), then the
+ * credentials. `secretField` is `appsecret` for tokenP and revokeP, `secretkey` for Approval.
+ */
+function checkOAuthRequest(
+  ctx: BrokerContext,
+  req: BrokerRequest,
+  secretField: 'appsecret' | 'secretkey',
+  needsGrantType: boolean,
+): CredentialFields {
+  // Simulator choice: a body that is not a JSON object gets 400 EGW00101 ("invalid request").
+  if (!isJsonObject(req.body)) return { ok: false, answer: MALFORMED() };
+  if (needsGrantType) {
+    const grantType = bodyField(req.body, 'grant_type');
+    // Simulator choice: EGW00115 (grant_type required) / EGW00116 (unsupported grant_type), both 400.
+    if (!grantType) {
+      return { ok: false, answer: oauthError(400, 'EGW00115', '권한부여 타입(grant_type)은 필수입니다.', 'bad_request') };
+    }
+    if (grantType !== 'client_credentials') {
+      return {
+        ok: false,
+        answer: oauthError(400, 'EGW00116', '지원하지 않는 권한부여 타입(grant_type)입니다.', 'bad_request'),
+      };
+    }
+  }
+  const appKey = bodyField(req.body, 'appkey');
+  const secret = bodyField(req.body, secretField);
+  // Simulator choice: missing key or secret are 403 EGW00102 / EGW00104, as third-party captures show.
+  if (!appKey) return { ok: false, answer: oauthError(403, 'EGW00102', 'AppKey는 필수입니다.', 'bad_request') };
+  if (!secret) return { ok: false, answer: oauthError(403, 'EGW00104', 'AppSecret은 필수입니다.', 'bad_request') };
+  const check = ctx.credentials.check('kis', appKey, secret);
+  if (!check.ok) {
+    return {
+      ok: false,
+      answer:
+        check.reason === 'unknown_key'
+          ? oauthError(403, 'EGW00103', '유효하지 않은 AppKey입니다.', 'auth_rejected')
+          : oauthError(403, 'EGW00105', '유효하지 않은 AppSecret입니다.', 'auth_rejected'),
+    };
+  }
+  return { ok: true, appKey };
+}
+
+export function kisToken(ctx: BrokerContext, req: BrokerRequest): Answer {
+  const front = checkOAuthRequest(ctx, req, 'appsecret', true);
+  if (!front.ok) return front.answer;
+  const now = ctx.clock.now();
+  const decision = ctx.ledger.issue('kis', front.appKey, now, true, (issuedAt, expiresAt) =>
+    ctx.kisJwt.mint(front.appKey, issuedAt, expiresAt),
+  );
+  if (decision.kind === 'rate_limited') return RATE_LIMITED();
+  return {
+    status: 200,
+    body: kisTokenBody(decision.token.value, decision.token.expiresAt, ctx.settings.tokenLifetimeMs),
+    outcome: decision.kind === 'new' ? 'issued' : 'same_token',
+  };
+}
+
+/**
+ * Simulator choice: `expires_in` is always the full lifetime, even when the same token is handed out hours
+ * after its issuance. The real value has no reference time; a client that trusts it over
+ * `access_token_token_expired` is wrong here, as it can be at the real broker.
+ */
+export function kisTokenBody(token: string, expiresAt: number, lifetimeMs: number): Record<string, unknown> {
+  return {
+    access_token: token,
+    access_token_token_expired: kstWallClock(expiresAt),
+    token_type: 'Bearer',
+    expires_in: Math.floor(lifetimeMs / 1000),
+  };
+}
+
+export function kisRevoke(ctx: BrokerContext, req: BrokerRequest): Answer {
+  const front = checkOAuthRequest(ctx, req, 'appsecret', false);
+  if (!front.ok) return front.answer;
+  const token = bodyField(req.body, 'token');
+  if (!token) return MALFORMED();
+  // Simulator choice: revoking an unknown, dead or foreign token still answers success (as OAuth revocation
+  // does, RFC 7009), so a client cannot learn anything about tokens that are not its own.
+  ctx.ledger.revoke(token, 'kis', front.appKey);
+  return { status: 200, body: KIS_REVOKE_OK, outcome: 'revoked' };
+}
+
+export const KIS_REVOKE_OK = { code: 200, message: '접근토큰 폐기에 성공하였습니다' };
+
+export function kisApproval(ctx: BrokerContext, req: BrokerRequest): Answer {
+  const front = checkOAuthRequest(ctx, req, 'secretkey', true);
+  if (!front.ok) return front.answer;
+  if (!ctx.approvals.tryTake(front.appKey, ctx.clock.now())) {
+    // Simulator choice: the broker's answer to a too-frequent approval request is undocumented; this reuses
+    // the EGW00133 shape with a per-second text.
+    return oauthError(403, 'EGW00133', '웹소켓 접속키 발급 잠시 후 다시 시도하세요(1초당 1회)', 'approval_rate_limited');
+  }
+  return { status: 200, body: { approval_key: randomUUID() }, outcome: 'approval_issued' };
+}
+
+/**
+ * inquire-price, the cheap call that proves a token. Check order (simulator choice): app key and secret
+ * headers, authorization scheme, per-second quota, token, custtype, tr_id, query. Gateway (EGW/OPSQ)
+ * refusals answer HTTP 500 as captures show for EGW00201; only EGW00121/EGW00123 follow `tokenErrorStatus`.
+ */
+export function kisPrice(ctx: BrokerContext, req: BrokerRequest): Answer {
+  const appKey = req.headers['appkey'];
+  const appSecret = req.headers['appsecret'];
+  if (!appKey) return businessError(500, 'EGW00102', 'AppKey는 필수입니다.', 'bad_request');
+  if (!appSecret) return businessError(500, 'EGW00104', 'AppSecret은 필수입니다.', 'bad_request');
+  const check = ctx.credentials.check('kis', appKey, appSecret);
+  if (!check.ok) {
+    return check.reason === 'unknown_key'
+      ? businessError(500, 'EGW00103', '유효하지 않은 AppKey입니다.', 'auth_rejected')
+      : businessError(500, 'EGW00105', '유효하지 않은 AppSecret입니다.', 'auth_rejected');
+  }
+  const token = bearerToken(req.headers['authorization']);
+  if (!token) return businessError(500, 'EGW00205', 'credentials_type이 유효하지 않습니다.(Bearer)', 'bad_request');
+
+  const now = ctx.clock.now();
+  const limit = KIS_QUOTA_PER_SECOND[check.credential.env ?? 'real'];
+  if (!ctx.quota.tryTake(appKey, limit, now)) {
+    return businessError(500, 'EGW00201', '초당 거래건수를 초과하였습니다.', 'quota_exceeded');
+  }
+
+  const state = ctx.ledger.check(token, 'kis', appKey, now);
+  const tokenStatus = ctx.settings.tokenErrorStatus;
+  if (state === 'invalid') return businessError(tokenStatus, 'EGW00121', '유효하지 않은 token 입니다.', 'token_invalid');
+  if (state === 'expired') return businessError(tokenStatus, 'EGW00123', '기간이 만료된 token 입니다.', 'token_expired');
+
+  const custtype = req.headers['custtype'];
+  if (custtype !== 'P' && custtype !== 'B') {
+    return businessError(500, 'EGW00208', '고객유형(custtype)이 유효하지 않습니다.', 'bad_request');
+  }
+  if (req.headers['tr_id'] !== KIS_PRICE_TR_ID) {
+    return businessError(500, 'OPSQ0002', '없는 서비스 코드 입니다.', 'bad_request');
+  }
+  if (!req.query['FID_COND_MRKT_DIV_CODE']) {
+    return businessError(500, 'OPSQ2001', 'ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE', 'bad_request');
+  }
+  if (!req.query['FID_INPUT_ISCD']) {
+    return businessError(500, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_FIELD_LENGTH', 'bad_request');
+  }
+  return { status: 200, body: KIS_PRICE_OK, outcome: 'ok' };
+}
+
+export const KIS_PRICE_OK = {
+  output: {
+    iscd_stat_cls_code: '55',
+    rprs_mrkt_kor_name: 'KOSPI200',
+    stck_prpr: '71000',
+    prdy_vrss: '500',
+    prdy_vrss_sign: '2',
+    prdy_ctrt: '0.71',
+    acml_vol: '12345678',
+    stck_oprc: '70600',
+    stck_hgpr: '71300',
+    stck_lwpr: '70400',
+    stck_mxpr: '91700',
+    stck_llam: '49400',
+  },
+  rt_cd: '0',
+  msg_cd: 'MCA00000',
+  msg1: '정상처리 되었습니다.',
+};

@@ -1,0 +1,94 @@
+/**
+ * Which handler answers which broker path, what app key each request is attributed to, and the success
+ * sample its 'truncated' fault cuts in half. One table, so an endpoint cannot be mounted without its id.
+ */
+import type { BrokerContext } from './context';
+import type { EndpointSpec } from './endpoint';
+import { KIS_PRICE_OK, KIS_REVOKE_OK, kisApproval, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
+import {
+  KIWOOM_OK,
+  kiwoomRevoke,
+  kiwoomStockInfo,
+  kiwoomStockInfoBody,
+  kiwoomToken,
+  kiwoomTokenBody,
+} from './kiwoom';
+import { bearerToken, bodyField, type BrokerRequest } from './request';
+import { mintKiwoomToken } from './token-format';
+import type { EndpointId } from './types';
+
+// Paths exactly as the brokers publish them (broker-apis.md).
+export const SIMULATOR_PATHS: Record<EndpointId, string> = {
+  'kis.token': '/oauth2/tokenP',
+  'kis.revoke': '/oauth2/revokeP',
+  'kis.approval': '/oauth2/Approval',
+  'kis.price': '/uapi/domestic-stock/v1/quotations/inquire-price',
+  'kiwoom.token': '/oauth2/token',
+  'kiwoom.revoke': '/oauth2/revoke',
+  'kiwoom.stkinfo': '/api/dostk/stkinfo',
+};
+
+export interface BrokerRoute {
+  method: 'get' | 'post';
+  path: string;
+  spec: EndpointSpec;
+}
+
+export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
+  const fromBody = (req: BrokerRequest): string | undefined => bodyField(req.body, 'appkey');
+  const fromHeader = (req: BrokerRequest): string | undefined => req.headers['appkey'];
+  // Kiwoom business calls carry no app key; the token's owner stands in for it when the token is known.
+  const fromKiwoomToken = (req: BrokerRequest): string | undefined =>
+    ctx.ledger.ownerOf(bearerToken(req.headers['authorization']));
+  // Samples are shaped like a success but made of tokens nobody holds.
+  const lifetime = ctx.settings.tokenLifetimeMs;
+  const kisSample = (): unknown => {
+    const now = ctx.clock.now();
+    return kisTokenBody(ctx.kisJwt.mint('PS-sample', now, now + lifetime), now + lifetime, lifetime);
+  };
+
+  const route = (method: 'get' | 'post', spec: EndpointSpec): BrokerRoute => ({
+    method,
+    path: SIMULATOR_PATHS[spec.id],
+    spec,
+  });
+  return [
+    route('post', { id: 'kis.token', appKeyOf: fromBody, handle: (r) => kisToken(ctx, r), sample: kisSample }),
+    route('post', {
+      id: 'kis.revoke',
+      appKeyOf: fromBody,
+      handle: (r) => kisRevoke(ctx, r),
+      sample: () => KIS_REVOKE_OK,
+    }),
+    route('post', {
+      id: 'kis.approval',
+      appKeyOf: fromBody,
+      handle: (r) => kisApproval(ctx, r),
+      sample: () => ({ approval_key: '00000000-0000-0000-0000-000000000000' }),
+    }),
+    route('get', {
+      id: 'kis.price',
+      appKeyOf: fromHeader,
+      handle: (r) => kisPrice(ctx, r),
+      sample: () => KIS_PRICE_OK,
+    }),
+    route('post', {
+      id: 'kiwoom.token',
+      appKeyOf: fromBody,
+      handle: (r) => kiwoomToken(ctx, r),
+      sample: () => kiwoomTokenBody(mintKiwoomToken(), ctx.clock.now() + lifetime),
+    }),
+    route('post', {
+      id: 'kiwoom.revoke',
+      appKeyOf: fromBody,
+      handle: (r) => kiwoomRevoke(ctx, r),
+      sample: () => KIWOOM_OK,
+    }),
+    route('post', {
+      id: 'kiwoom.stkinfo',
+      appKeyOf: fromKiwoomToken,
+      handle: (r) => kiwoomStockInfo(ctx, r),
+      sample: () => kiwoomStockInfoBody('005930'),
+    }),
+  ];
+}

@@ -1,0 +1,117 @@
+/**
+ * The simulator's public vocabulary. Kept apart from the logic so the control API, the tests and the CLI can
+ * share one definition of a fault, a stat and a request record.
+ */
+import type { Clock } from '../core/clock';
+
+export type SimulatedProvider = 'kis' | 'kiwoom';
+export type SimulatedEnv = 'real' | 'mock';
+
+export interface SimulatorCredential {
+  provider: SimulatedProvider;
+  appKey: string;
+  appSecret: string;
+  /** Decides the KIS per-second call quota (real 18/s, mock 1/s). Default 'real'. */
+  env?: SimulatedEnv;
+}
+
+export interface SimulatorOptions {
+  clock: Clock;
+  credentials: SimulatorCredential[];
+  /** Minimum gap between two successful token answers for one app key (KIS EGW00133; same rule for Kiwoom). */
+  spacingMs?: number;
+  /** KIS answers with the same token (same expiry) when asked again within this long of its issuance. */
+  sameTokenWindowMs?: number;
+  tokenLifetimeMs?: number;
+  /** Approval keys: at most one per this many ms per app key. */
+  approvalSpacingMs?: number;
+  /** HTTP status of KIS EGW00121/EGW00123 answers, UNCONFIRMED in the docs; clients must key on msg_cd. */
+  tokenErrorStatus?: 200 | 500;
+  /** Models the UNCONFIRMED report that re-issuing within 6 h of a maintenance returned the same dead token. */
+  sameDeadTokenAfterMaintenance?: boolean;
+  /** Kiwoom's reuse rule is UNCONFIRMED; by default every Kiwoom issuance is a fresh token. */
+  kiwoomSameToken?: boolean;
+}
+
+export const ENDPOINT_IDS = [
+  'kis.token',
+  'kis.revoke',
+  'kis.approval',
+  'kis.price',
+  'kiwoom.token',
+  'kiwoom.revoke',
+  'kiwoom.stkinfo',
+] as const;
+export type EndpointId = (typeof ENDPOINT_IDS)[number];
+
+export const FAULT_KINDS = ['status', 'delay', 'hang', 'garbage', 'truncated', 'drop', 'redirect', 'body'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export type FaultSpec = { endpoint: EndpointId; count?: number } & (
+  | { kind: 'status'; status: number; body?: unknown }
+  | { kind: 'delay'; delayMs: number }
+  | { kind: 'hang' }
+  | { kind: 'garbage' }
+  | { kind: 'truncated' }
+  | { kind: 'drop' }
+  | { kind: 'redirect'; location?: string }
+  | { kind: 'body'; body: unknown }
+);
+
+/** How the simulator answered one request; each outcome feeds exactly one counter in SimulatorStats. */
+export type Outcome =
+  | 'issued'
+  | 'same_token'
+  | 'rate_limited'
+  | 'auth_rejected'
+  | 'bad_request'
+  | 'revoked'
+  | 'approval_issued'
+  | 'approval_rate_limited'
+  | 'ok'
+  | 'token_invalid'
+  | 'token_expired'
+  | 'quota_exceeded'
+  | `fault:${Exclude<FaultKind, 'delay'>}`;
+
+export interface RequestRecord {
+  /** Clock time (epoch ms) at which the request arrived. */
+  at: number;
+  endpoint: EndpointId;
+  /** The app key the request claimed (body or header), whether or not the simulator knows it. */
+  appKey?: string;
+  /** HTTP status sent; 0 when no answer was sent (hang, drop). */
+  status: number;
+  outcome: Outcome;
+  /** Set when a fault was applied; a 'delay' fault keeps the normal outcome. */
+  fault?: FaultKind;
+}
+
+export interface SimulatorStats {
+  /** Every request that reached a token endpoint (KIS tokenP, Kiwoom token), faulted or rejected ones included. */
+  tokenRequests: number;
+  /** New tokens minted. */
+  issued: number;
+  /** Answers that returned an existing token (KIS 6-hour rule). */
+  sameToken: number;
+  /** Token requests refused for spacing (EGW00133, Kiwoom 1700). */
+  rateLimited: number;
+  /** Requests refused for a bad app key or secret, at any endpoint. */
+  authRejected: number;
+  /** Successful revoke answers. */
+  revokes: number;
+  /** Approval keys issued. */
+  approvals: number;
+  approvalsRateLimited: number;
+  /** Every request that reached a validation endpoint (KIS inquire-price, Kiwoom ka10001). */
+  proofs: number;
+  proofsOk: number;
+  /** Validation calls refused because of the token (EGW00121, EGW00123, Kiwoom 8005). */
+  proofsRejected: number;
+  /** KIS EGW00201 answers. */
+  quotaExceeded: number;
+  /** Malformed bodies, missing fields, wrong headers. */
+  badRequests: number;
+  /** Requests answered by an injected fault (delays included). */
+  faults: number;
+}

@@ -1,0 +1,926 @@
+/**
+ * The broker simulator against a real loopback HTTP server and a ManualClock. Each test builds its own
+ * simulator so no state leaks between them, and closes it in t.after so the process exits.
+ */
+import { describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { request } from 'undici';
+import { ManualClock } from '../src/core/clock';
+import {
+  BrokerSimulator,
+  generateCredential,
+  runSimulatorServer,
+  SimulatorInputError,
+  type SimulatorCredential,
+  type SimulatorOptions,
+} from '../src/simulator';
+
+// 2026-03-02 00:00:00 UTC = 2026-03-02 09:00:00 KST.
+const T0 = Date.UTC(2026, 2, 2, 0, 0, 0);
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const KST_OFFSET = 9 * HOUR;
+const PRICE_PATH = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+interface Harness {
+  sim: BrokerSimulator;
+  clock: ManualClock;
+  url: string;
+  kis: SimulatorCredential;
+  kisMock: SimulatorCredential;
+  kiwoom: SimulatorCredential;
+}
+
+async function start(t: TestContext, options: Partial<SimulatorOptions> = {}, startAt = T0): Promise<Harness> {
+  const clock = new ManualClock(startAt);
+  const kis = generateCredential('kis', 'main');
+  const kisMock = generateCredential('kis', 'paper', 'mock');
+  const kiwoom = generateCredential('kiwoom', 'main');
+  const sim = new BrokerSimulator({ clock, credentials: [kis, kisMock, kiwoom], ...options });
+  const url = await sim.listen(0);
+  t.after(() => sim.close());
+  return { sim, clock, url, kis, kisMock, kiwoom };
+}
+
+async function send(
+  url: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  opts: { json?: unknown; raw?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Reply> {
+  const body = opts.raw ?? (opts.json === undefined ? undefined : JSON.stringify(opts.json));
+  const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' };
+  const res = await request(`${url}${path}`, {
+    method,
+    headers: { ...headers, ...opts.headers },
+    body,
+    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+  });
+  return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+}
+
+const json = (reply: Reply): Json => JSON.parse(reply.text) as Json;
+
+function kisToken(h: Harness, cred: SimulatorCredential = h.kis, overrides: Record<string, unknown> = {}): Promise<Reply> {
+  return send(h.url, 'POST', '/oauth2/tokenP', {
+    json: { grant_type: 'client_credentials', appkey: cred.appKey, appsecret: cred.appSecret, ...overrides },
+  });
+}
+
+async function kisIssue(h: Harness, cred: SimulatorCredential = h.kis): Promise<string> {
+  const reply = await kisToken(h, cred);
+  assert.equal(reply.status, 200, reply.text);
+  return json(reply).access_token as string;
+}
+
+/** `headers` entries set to null are left out of the request. */
+function kisPrice(
+  h: Harness,
+  token: string,
+  cred: SimulatorCredential = h.kis,
+  headers: Record<string, string | null> = {},
+  path = PRICE_PATH,
+): Promise<Reply> {
+  const all: Record<string, string | null> = {
+    'content-type': 'application/json; charset=utf-8',
+    authorization: `Bearer ${token}`,
+    appkey: cred.appKey,
+    appsecret: cred.appSecret,
+    tr_id: 'FHKST01010100',
+    custtype: 'P',
+    ...headers,
+  };
+  const sent: Record<string, string> = {};
+  for (const [name, value] of Object.entries(all)) if (value !== null) sent[name] = value;
+  return send(h.url, 'GET', path, { headers: sent });
+}
+
+function kiwoomToken(h: Harness, cred: SimulatorCredential = h.kiwoom, headers: Record<string, string> = {}): Promise<Reply> {
+  return send(h.url, 'POST', '/oauth2/token', {
+    json: { grant_type: 'client_credentials', appkey: cred.appKey, secretkey: cred.appSecret },
+    headers: { 'api-id': 'au10001', ...headers },
+  });
+}
+
+async function kiwoomIssue(h: Harness): Promise<string> {
+  const reply = await kiwoomToken(h);
+  assert.equal(json(reply).return_code, 0, reply.text);
+  return json(reply).token as string;
+}
+
+function kiwoomStockInfo(h: Harness, token: string, apiId = 'ka10001'): Promise<Reply> {
+  return send(h.url, 'POST', '/api/dostk/stkinfo', {
+    json: { stk_cd: '005930' },
+    headers: { 'api-id': apiId, authorization: `Bearer ${token}`, 'cont-yn': 'N', 'next-key': '' },
+  });
+}
+
+function decodeJwt(token: string): { header: Json; payload: Json } {
+  const [header, payload] = token.split('.');
+  return {
+    header: JSON.parse(Buffer.from(header!, 'base64url').toString('utf8')) as Json,
+    payload: JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as Json,
+  };
+}
+
+/** The KST wall clock of `instant` computed independently of the code under test: UTC + 9 h. */
+function kstOf(instant: number): string {
+  return new Date(instant + KST_OFFSET).toISOString().slice(0, 19).replace('T', ' ');
+}
+
+const EGW00133 = { error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', error_code: 'EGW00133' };
+const EGW00121 = { rt_cd: '1', msg_cd: 'EGW00121', msg1: '유효하지 않은 token 입니다.' };
+const EGW00123 = { rt_cd: '1', msg_cd: 'EGW00123', msg1: '기간이 만료된 token 입니다.' };
+const KIWOOM_8005 = { return_code: 3, return_msg: '인증에 실패했습니다[8005:Token이 유효하지 않습니다]' };
+const KIWOOM_8001 = { return_code: 3, return_msg: '인증에 실패했습니다[8001:App Key와 Secret Key 검증에 실패했습니다]' };
+
+describe('generateCredential', () => {
+  test('KIS credentials look like real ones: 36-char key, 180-char base64 secret, no whitespace', () => {
+    const c = generateCredential('kis');
+    assert.equal(c.provider, 'kis');
+    assert.equal(c.env, 'real');
+    assert.equal(c.appKey.length, 36);
+    assert.equal(c.appSecret.length, 180);
+    assert.match(c.appKey, /^PS[A-Za-z0-9]{34}$/);
+    assert.match(c.appSecret, /^[A-Za-z0-9+/]{180}$/);
+  });
+
+  test('a seed makes the credential reproducible, different seeds differ, no seed is random', () => {
+    assert.deepEqual(generateCredential('kis', 'a'), generateCredential('kis', 'a'));
+    assert.notEqual(generateCredential('kis', 'a').appKey, generateCredential('kis', 'b').appKey);
+    assert.notEqual(generateCredential('kis').appSecret, generateCredential('kis').appSecret);
+    assert.equal(generateCredential('kis', 'a', 'mock').env, 'mock');
+  });
+
+  test('Kiwoom credentials are 43-character alphanumeric key and secret', () => {
+    const c = generateCredential('kiwoom', 'x');
+    assert.equal(c.provider, 'kiwoom');
+    assert.match(c.appKey, /^[A-Za-z0-9]{43}$/);
+    assert.match(c.appSecret, /^[A-Za-z0-9]{43}$/);
+    assert.notEqual(c.appKey, generateCredential('kis', 'x').appKey);
+  });
+});
+
+describe('KIS tokenP', () => {
+  test('issues a JWT with the documented body, a KST expiry and an exp that agrees', async (t) => {
+    const h = await start(t, {}, T0 + 123); // a sub-second start: expiry is cut to whole seconds
+    const reply = await kisToken(h);
+    assert.equal(reply.status, 200);
+    const body = json(reply);
+    assert.deepEqual(Object.keys(body).sort(), ['access_token', 'access_token_token_expired', 'expires_in', 'token_type']);
+    assert.equal(body.token_type, 'Bearer');
+    assert.equal(body.expires_in, 86400);
+    assert.equal(body.access_token_token_expired, '2026-03-03 09:00:00');
+
+    const token = body.access_token as string;
+    assert.ok(token.length >= 300 && token.length <= 360, `token length ${token.length}`);
+    assert.match(token, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    const { header, payload } = decodeJwt(token);
+    assert.deepEqual(header, { typ: 'JWT', alg: 'HS512' });
+    assert.equal(payload.sub, 'token');
+    assert.equal(payload.iss, 'unogw');
+    assert.equal(payload.jti, h.kis.appKey);
+    assert.match(payload.aud, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    assert.equal(payload.iat, T0 / 1000);
+    assert.equal(payload.exp, T0 / 1000 + 86400);
+    assert.equal(kstOf(payload.exp * 1000), body.access_token_token_expired);
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.tokenRequests, 1);
+    assert.equal(s.issued, 1);
+    assert.equal(s.sameToken, 0);
+  });
+
+  test('the KST expiry crosses the date line 9 hours ahead of UTC', async (t) => {
+    const h = await start(t, {}, Date.UTC(2026, 2, 2, 15, 30, 0)); // 2026-03-03 00:30 KST
+    const body = json(await kisToken(h));
+    assert.equal(body.access_token_token_expired, '2026-03-04 00:30:00');
+  });
+
+  test('the same token (same expiry) comes back within 6 hours of issuance, a new one at 6 hours', async (t) => {
+    const h = await start(t);
+    const first = json(await kisToken(h));
+    h.clock.advance(MINUTE);
+    const again = json(await kisToken(h));
+    assert.equal(again.access_token, first.access_token);
+    assert.equal(again.access_token_token_expired, first.access_token_token_expired);
+    h.clock.set(T0 + 5 * HOUR + 59 * MINUTE);
+    const late = json(await kisToken(h));
+    assert.equal(late.access_token, first.access_token);
+    assert.equal(late.access_token_token_expired, '2026-03-03 09:00:00');
+    h.clock.set(T0 + 6 * HOUR);
+    const fresh = json(await kisToken(h));
+    assert.notEqual(fresh.access_token, first.access_token);
+    assert.equal(fresh.access_token_token_expired, '2026-03-03 15:00:00');
+    assert.equal(decodeJwt(fresh.access_token).payload.iat, (T0 + 6 * HOUR) / 1000);
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.tokenRequests, 4);
+    assert.equal(s.issued, 2);
+    assert.equal(s.sameToken, 2);
+  });
+
+  test('spacing: EGW00133 at +59 s, OK at +60 s; refused requests do not extend the window', async (t) => {
+    const h = await start(t);
+    await kisIssue(h);
+    h.clock.set(T0 + 30 * SECOND);
+    const early = await kisToken(h);
+    assert.equal(early.status, 403);
+    assert.deepEqual(json(early), EGW00133);
+    h.clock.set(T0 + 59 * SECOND);
+    const stillEarly = await kisToken(h);
+    assert.equal(stillEarly.status, 403);
+    assert.deepEqual(json(stillEarly), EGW00133);
+    h.clock.set(T0 + 60 * SECOND);
+    assert.equal((await kisToken(h)).status, 200);
+    // A same-token answer is a successful answer: it restarts the window.
+    h.clock.set(T0 + 119 * SECOND);
+    assert.equal((await kisToken(h)).status, 403);
+    h.clock.set(T0 + 120 * SECOND);
+    assert.equal((await kisToken(h)).status, 200);
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.rateLimited, 3);
+    assert.equal(s.issued, 1);
+    assert.equal(s.sameToken, 2);
+  });
+
+  test('spacing is per app key and configurable', async (t) => {
+    const h = await start(t, { spacingMs: 5 * MINUTE });
+    await kisIssue(h, h.kis);
+    await kisIssue(h, h.kisMock); // another key is not held back
+    h.clock.advance(4 * MINUTE);
+    assert.equal((await kisToken(h)).status, 403);
+    h.clock.advance(MINUTE);
+    assert.equal((await kisToken(h)).status, 200);
+  });
+
+  test('unknown app key → 403 EGW00103; wrong secret (even a trailing newline) → 403 EGW00105', async (t) => {
+    const h = await start(t);
+    const unknown = await kisToken(h, generateCredential('kis', 'stranger'));
+    assert.equal(unknown.status, 403);
+    assert.deepEqual(json(unknown), { error_description: '유효하지 않은 AppKey입니다.', error_code: 'EGW00103' });
+    const wrong = await kisToken(h, { ...h.kis, appSecret: `${h.kis.appSecret}\n` });
+    assert.equal(wrong.status, 403);
+    assert.deepEqual(json(wrong), { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' });
+    // A Kiwoom key is unknown to KIS.
+    assert.equal(json(await kisToken(h, h.kiwoom)).error_code, 'EGW00103');
+    const s = h.sim.stats();
+    assert.equal(s.tokenRequests, 3);
+    assert.equal(s.authRejected, 3);
+    assert.equal(s.issued, 0);
+    // Refused credentials do not start the spacing window.
+    assert.equal((await kisToken(h)).status, 200);
+  });
+
+  test('malformed body, bad or missing grant_type, missing fields → documented simulator errors', async (t) => {
+    const h = await start(t);
+    const cases: Array<[Reply, number, string]> = [
+      [await send(h.url, 'POST', '/oauth2/tokenP', { raw: '{"grant_type":' }), 400, 'EGW00101'],
+      [await send(h.url, 'POST', '/oauth2/tokenP', { json: ['x'] }), 400, 'EGW00101'],
+      [await send(h.url, 'POST', '/oauth2/tokenP'), 400, 'EGW00101'],
+      [await kisToken(h, h.kis, { grant_type: 'password' }), 400, 'EGW00116'],
+      [await kisToken(h, h.kis, { grant_type: undefined }), 400, 'EGW00115'],
+      [await kisToken(h, h.kis, { appkey: undefined }), 403, 'EGW00102'],
+      [await kisToken(h, h.kis, { appsecret: undefined, secretkey: h.kis.appSecret }), 403, 'EGW00104'],
+    ];
+    for (const [reply, status, code] of cases) {
+      assert.equal(reply.status, status, reply.text);
+      assert.equal(json(reply).error_code, code);
+      assert.equal(typeof json(reply).error_description, 'string');
+    }
+    assert.equal(h.sim.stats().badRequests, 7);
+    assert.equal(h.sim.stats().tokenRequests, 7);
+  });
+});
+
+describe('KIS revokeP and inquire-price', () => {
+  test('a valid token proves itself with the documented success body', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const reply = await kisPrice(h, token);
+    assert.equal(reply.status, 200);
+    const body = json(reply);
+    assert.equal(body.rt_cd, '0');
+    assert.equal(body.msg_cd, 'MCA00000');
+    assert.equal(body.msg1, '정상처리 되었습니다.');
+    assert.equal(body.output.stck_prpr, '71000');
+    assert.equal(h.sim.stats(h.kis.appKey).proofsOk, 1);
+  });
+
+  test('revoke answers code 200 as a number, and the token then gets EGW00121', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const revoke = await send(h.url, 'POST', '/oauth2/revokeP', {
+      json: { appkey: h.kis.appKey, appsecret: h.kis.appSecret, token },
+    });
+    assert.equal(revoke.status, 200);
+    assert.deepEqual(json(revoke), { code: 200, message: '접근토큰 폐기에 성공하였습니다' });
+    const price = await kisPrice(h, token);
+    assert.equal(price.status, 500);
+    assert.deepEqual(json(price), EGW00121);
+    // A revoked token is not handed out again: the next issuance (after the spacing) is a new token.
+    h.clock.advance(MINUTE);
+    const next = await kisIssue(h);
+    assert.notEqual(next, token);
+    assert.equal((await kisPrice(h, next)).status, 200);
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.revokes, 1);
+    assert.equal(s.proofsRejected, 1);
+    assert.equal(s.issued, 2);
+  });
+
+  test('revoke with bad credentials → 403 and the token lives on', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const revoke = await send(h.url, 'POST', '/oauth2/revokeP', {
+      json: { appkey: h.kis.appKey, appsecret: 'nope', token },
+    });
+    assert.equal(revoke.status, 403);
+    assert.equal(json(revoke).error_code, 'EGW00105');
+    assert.equal((await kisPrice(h, token)).status, 200);
+  });
+
+  test('an expired token → EGW00123 with HTTP 500 by default; valid up to the last millisecond', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    h.clock.set(T0 + 24 * HOUR - 1);
+    assert.equal((await kisPrice(h, token)).status, 200);
+    h.clock.set(T0 + 24 * HOUR);
+    const reply = await kisPrice(h, token);
+    assert.equal(reply.status, 500);
+    assert.deepEqual(json(reply), EGW00123);
+    assert.equal(h.sim.stats().proofsRejected, 1);
+  });
+
+  test('tokenErrorStatus 200 answers EGW00123 and EGW00121 with HTTP 200', async (t) => {
+    const h = await start(t, { tokenErrorStatus: 200 });
+    const token = await kisIssue(h);
+    const unknown = await kisPrice(h, 'eyJ.not.a-token');
+    assert.equal(unknown.status, 200);
+    assert.deepEqual(json(unknown), EGW00121);
+    h.clock.advance(25 * HOUR);
+    const expired = await kisPrice(h, token);
+    assert.equal(expired.status, 200);
+    assert.deepEqual(json(expired), EGW00123);
+  });
+
+  test('header checks: app key, secret, Bearer scheme, custtype, tr_id, query; a token of another key', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const mockToken = await kisIssue(h, h.kisMock);
+    const cases: Array<[Record<string, string | null>, number, string]> = [
+      [{ appkey: null }, 500, 'EGW00102'],
+      [{ appkey: generateCredential('kis', 'other').appKey }, 500, 'EGW00103'],
+      [{ appsecret: null }, 500, 'EGW00104'],
+      [{ appsecret: 'wrong' }, 500, 'EGW00105'],
+      [{ authorization: null }, 500, 'EGW00205'],
+      [{ authorization: token }, 500, 'EGW00205'],
+      [{ custtype: null }, 500, 'EGW00208'],
+      [{ custtype: 'X' }, 500, 'EGW00208'],
+      [{ tr_id: null }, 500, 'OPSQ0002'],
+      [{ tr_id: 'FHKST01010400' }, 500, 'OPSQ0002'],
+      [{ authorization: `Bearer ${mockToken}` }, 500, 'EGW00121'],
+    ];
+    for (const [headers, status, code] of cases) {
+      h.clock.advance(SECOND); // stay inside the per-second quota
+      const reply = await kisPrice(h, token, h.kis, headers);
+      assert.equal(reply.status, status, `${JSON.stringify(headers)} → ${reply.text}`);
+      assert.equal(json(reply).rt_cd, '1');
+      assert.equal(json(reply).msg_cd, code, JSON.stringify(headers));
+    }
+    h.clock.advance(SECOND);
+    const noMarket = await kisPrice(h, token, h.kis, {}, PRICE_PATH.replace('FID_COND_MRKT_DIV_CODE=J&', ''));
+    assert.equal(json(noMarket).msg_cd, 'OPSQ2001');
+    h.clock.advance(SECOND);
+    assert.equal((await kisPrice(h, token)).status, 200); // and the right headers still work
+    const s = h.sim.stats(h.kis.appKey);
+    // The call without an app key counts only in the totals, the unknown key's under that key.
+    assert.equal(s.proofs, 11);
+    assert.equal(s.proofsOk, 1);
+    assert.equal(s.proofsRejected, 1);
+    assert.equal(s.authRejected, 1);
+    assert.equal(s.badRequests, 8);
+    assert.equal(h.sim.stats().proofs, 13);
+    assert.equal(h.sim.stats().authRejected, 2);
+    assert.equal(h.sim.stats().badRequests, 9);
+  });
+
+  test('per-second quota: 18/s for a real key, 1/s for a mock key → HTTP 500 EGW00201', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    for (let i = 0; i < 18; i++) assert.equal((await kisPrice(h, token)).status, 200, `call ${i + 1}`);
+    const over = await kisPrice(h, token);
+    assert.equal(over.status, 500);
+    assert.deepEqual(json(over), { rt_cd: '1', msg_cd: 'EGW00201', msg1: '초당 거래건수를 초과하였습니다.' });
+    h.clock.advance(SECOND);
+    assert.equal((await kisPrice(h, token)).status, 200);
+
+    const mockToken = await kisIssue(h, h.kisMock);
+    assert.equal((await kisPrice(h, mockToken, h.kisMock)).status, 200);
+    assert.equal(json(await kisPrice(h, mockToken, h.kisMock)).msg_cd, 'EGW00201');
+    h.clock.advance(SECOND);
+    assert.equal((await kisPrice(h, mockToken, h.kisMock)).status, 200);
+    assert.equal(h.sim.stats(h.kis.appKey).quotaExceeded, 1);
+    assert.equal(h.sim.stats(h.kisMock.appKey).quotaExceeded, 1);
+  });
+});
+
+describe('KIS Approval', () => {
+  test('issues an approval key at most once per second per app key; the field is secretkey', async (t) => {
+    const h = await start(t);
+    const approve = (body: Record<string, unknown> = {}): Promise<Reply> =>
+      send(h.url, 'POST', '/oauth2/Approval', {
+        json: { grant_type: 'client_credentials', appkey: h.kis.appKey, secretkey: h.kis.appSecret, ...body },
+      });
+    const first = await approve();
+    assert.equal(first.status, 200);
+    assert.deepEqual(Object.keys(json(first)), ['approval_key']);
+    assert.match(json(first).approval_key, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+
+    h.clock.advance(999);
+    const tooSoon = await approve();
+    assert.equal(tooSoon.status, 403);
+    assert.equal(json(tooSoon).error_code, 'EGW00133');
+    h.clock.advance(1);
+    const second = await approve();
+    assert.equal(second.status, 200);
+    assert.notEqual(json(second).approval_key, json(first).approval_key);
+
+    h.clock.advance(SECOND);
+    const withAppsecret = await approve({ secretkey: undefined, appsecret: h.kis.appSecret });
+    assert.equal(withAppsecret.status, 403);
+    assert.equal(json(withAppsecret).error_code, 'EGW00104');
+    assert.equal(json(await approve({ secretkey: 'wrong' })).error_code, 'EGW00105');
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.approvals, 2);
+    assert.equal(s.approvalsRateLimited, 1);
+    assert.equal(s.tokenRequests, 0);
+  });
+});
+
+describe('KIS maintenance', () => {
+  test('maintenance kills live tokens; by default the next issuance is a fresh, working token', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const otherToken = await kisIssue(h, h.kisMock);
+    assert.equal((await kisPrice(h, token)).status, 200);
+    h.sim.maintenance();
+    assert.deepEqual(json(await kisPrice(h, token)), EGW00121);
+    assert.deepEqual(json(await kisPrice(h, otherToken, h.kisMock)), EGW00121);
+    h.clock.advance(HOUR);
+    const fresh = await kisIssue(h);
+    assert.notEqual(fresh, token);
+    assert.equal((await kisPrice(h, fresh)).status, 200);
+  });
+
+  test('sameDeadTokenAfterMaintenance: the dead token is handed out again until 6 h after its issuance', async (t) => {
+    const h = await start(t, { sameDeadTokenAfterMaintenance: true });
+    const token = await kisIssue(h);
+    h.clock.advance(HOUR);
+    h.sim.maintenance();
+    h.clock.advance(HOUR);
+    const again = await kisIssue(h);
+    assert.equal(again, token);
+    assert.deepEqual(json(await kisPrice(h, again)), EGW00121);
+    h.clock.set(T0 + 6 * HOUR);
+    const fresh = await kisIssue(h);
+    assert.notEqual(fresh, token);
+    assert.equal((await kisPrice(h, fresh)).status, 200);
+    assert.equal(h.sim.stats().sameToken, 1);
+  });
+
+  test('tokens issued after a maintenance are not affected by it', async (t) => {
+    const h = await start(t);
+    h.sim.maintenance();
+    const token = await kisIssue(h);
+    assert.equal((await kisPrice(h, token)).status, 200);
+  });
+});
+
+describe('Kiwoom', () => {
+  test('issues an opaque token with a compact KST expires_dt; it proves itself with ka10001', async (t) => {
+    const h = await start(t);
+    const reply = await kiwoomToken(h);
+    assert.equal(reply.status, 200);
+    const body = json(reply);
+    assert.deepEqual(Object.keys(body).sort(), ['expires_dt', 'return_code', 'return_msg', 'token', 'token_type']);
+    assert.equal(body.return_code, 0);
+    assert.equal(body.return_msg, '정상적으로 처리되었습니다');
+    assert.equal(body.token_type, 'bearer');
+    assert.equal(body.expires_dt, '20260303090000');
+    assert.equal(body.expires_dt, kstOf(T0 + 24 * HOUR).replace(/[-: ]/g, ''));
+    assert.match(body.token, /^[A-Za-z0-9_-]{86}$/);
+
+    const info = await kiwoomStockInfo(h, body.token);
+    assert.equal(info.status, 200);
+    const infoBody = json(info);
+    assert.equal(infoBody.return_code, 0);
+    assert.equal(infoBody.stk_cd, '005930');
+    assert.equal(infoBody.cur_prc, '+71000');
+    // Kiwoom calls carry no app key; the token's owner is used for per-key stats.
+    assert.equal(h.sim.stats(h.kiwoom.appKey).proofsOk, 1);
+  });
+
+  test('api-id may be absent on the token endpoint; a wrong one is refused', async (t) => {
+    const h = await start(t);
+    const noApiId = await send(h.url, 'POST', '/oauth2/token', {
+      json: { grant_type: 'client_credentials', appkey: h.kiwoom.appKey, secretkey: h.kiwoom.appSecret },
+    });
+    assert.equal(json(noApiId).return_code, 0);
+    h.clock.advance(MINUTE);
+    const wrong = await kiwoomToken(h, h.kiwoom, { 'api-id': 'ka10001' });
+    assert.equal(wrong.status, 200);
+    assert.equal(json(wrong).return_code, 2);
+    assert.equal(json(wrong).token, undefined);
+  });
+
+  test('a fresh token every time by default (after the spacing); the same one with kiwoomSameToken', async (t) => {
+    const h = await start(t);
+    const first = await kiwoomIssue(h);
+    h.clock.advance(MINUTE);
+    const second = await kiwoomIssue(h);
+    assert.notEqual(second, first);
+    assert.equal(json(await kiwoomStockInfo(h, first)).return_code, 0, 'older tokens stay valid');
+
+    const same = await start(t, { kiwoomSameToken: true });
+    const a = await kiwoomIssue(same);
+    same.clock.advance(MINUTE);
+    assert.equal(await kiwoomIssue(same), a);
+    assert.equal(same.sim.stats().sameToken, 1);
+  });
+
+  test('bad key or secret → HTTP 200, return_code 3 [8001], no token', async (t) => {
+    const h = await start(t);
+    for (const cred of [generateCredential('kiwoom', 'stranger'), { ...h.kiwoom, appSecret: 'nope' }, h.kis]) {
+      const reply = await kiwoomToken(h, cred);
+      assert.equal(reply.status, 200);
+      assert.deepEqual(json(reply), KIWOOM_8001);
+    }
+    assert.equal(h.sim.stats().authRejected, 3);
+  });
+
+  test('within the spacing → return_code 5 [1700], no token; OK at +60 s', async (t) => {
+    const h = await start(t);
+    await kiwoomIssue(h);
+    h.clock.advance(59 * SECOND);
+    const limited = await kiwoomToken(h);
+    assert.equal(limited.status, 200);
+    const body = json(limited);
+    assert.equal(body.return_code, 5);
+    assert.match(body.return_msg, /\[1700:허용된 요청 개수를 초과하였습니다/);
+    assert.equal(body.token, undefined);
+    h.clock.advance(SECOND);
+    assert.equal(json(await kiwoomToken(h)).return_code, 0);
+    assert.equal(h.sim.stats(h.kiwoom.appKey).rateLimited, 1);
+  });
+
+  test('revoke → return_code 0, then ka10001 → HTTP 200 return_code 3 [8005]', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    const revoke = await send(h.url, 'POST', '/oauth2/revoke', {
+      json: { appkey: h.kiwoom.appKey, secretkey: h.kiwoom.appSecret, token },
+      headers: { 'api-id': 'au10002' },
+    });
+    assert.equal(revoke.status, 200);
+    assert.deepEqual(json(revoke), { return_code: 0, return_msg: '정상적으로 처리되었습니다' });
+    const info = await kiwoomStockInfo(h, token);
+    assert.equal(info.status, 200);
+    assert.deepEqual(json(info), KIWOOM_8005);
+    assert.equal(h.sim.stats().revokes, 1);
+    assert.equal(h.sim.stats().proofsRejected, 1);
+  });
+
+  test('ka10001 with an unknown, expired or maintenance-killed token → 8005; a wrong api-id → 2', async (t) => {
+    const h = await start(t);
+    assert.deepEqual(json(await kiwoomStockInfo(h, 'not-a-token')), KIWOOM_8005);
+    const token = await kiwoomIssue(h);
+    assert.equal(json(await kiwoomStockInfo(h, token, 'ka10002')).return_code, 2);
+    h.clock.advance(24 * HOUR);
+    assert.deepEqual(json(await kiwoomStockInfo(h, token)), KIWOOM_8005);
+    const fresh = await kiwoomIssue(h);
+    h.sim.maintenance();
+    assert.deepEqual(json(await kiwoomStockInfo(h, fresh)), KIWOOM_8005);
+    assert.equal(h.sim.stats().proofsRejected, 3);
+    assert.equal(h.sim.stats().badRequests, 1);
+  });
+});
+
+describe('fault injection', () => {
+  test('status: answers the given status and body once, counts, and neither mints nor starts the spacing', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'status', status: 503, body: { oops: true } });
+    const faulted = await kisToken(h);
+    assert.equal(faulted.status, 503);
+    assert.deepEqual(json(faulted), { oops: true });
+    const normal = await kisToken(h); // same instant: the fault did not start the spacing window
+    assert.equal(normal.status, 200);
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.tokenRequests, 2);
+    assert.equal(s.faults, 1);
+    assert.equal(s.issued, 1);
+    const log = h.sim.requestLog();
+    assert.deepEqual(log[0], {
+      at: T0,
+      endpoint: 'kis.token',
+      appKey: h.kis.appKey,
+      status: 503,
+      outcome: 'fault:status',
+      fault: 'status',
+    });
+  });
+
+  test('status without a body answers an empty body', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kis.price', kind: 'status', status: 500 });
+    const reply = await kisPrice(h, 'whatever');
+    assert.equal(reply.status, 500);
+    assert.equal(reply.text, '');
+    assert.equal(h.sim.stats().proofs, 1);
+  });
+
+  test('faults queue FIFO per endpoint, each for its count; other endpoints are untouched', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'status', status: 502, count: 2 });
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'garbage' });
+    assert.equal((await kiwoomToken(h)).status, 200);
+    assert.equal((await kisToken(h)).status, 502);
+    assert.equal((await kisToken(h)).status, 502);
+    const garbage = await kisToken(h);
+    assert.equal(garbage.status, 200);
+    assert.throws(() => JSON.parse(garbage.text));
+    assert.equal((await kisToken(h)).status, 200);
+    assert.deepEqual(
+      h.sim.requestLog().map((r) => r.outcome),
+      ['issued', 'fault:status', 'fault:status', 'fault:garbage', 'issued'],
+    );
+  });
+
+  test('delay: answers normally after the delay (the token is minted), recorded with fault "delay"', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: 150 });
+    const started = performance.now();
+    const reply = await kisToken(h);
+    assert.ok(performance.now() - started >= 140, 'answer came too early');
+    assert.equal(reply.status, 200);
+    assert.ok(json(reply).access_token);
+    const [record] = h.sim.requestLog();
+    assert.deepEqual(record, {
+      at: T0,
+      endpoint: 'kis.token',
+      appKey: h.kis.appKey,
+      status: 200,
+      outcome: 'issued',
+      fault: 'delay',
+    });
+    assert.equal(h.sim.stats().faults, 1);
+    assert.equal(h.sim.stats().issued, 1);
+  });
+
+  test('hang: never answers; close() still ends promptly', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'hang' });
+    await assert.rejects(
+      send(h.url, 'POST', '/oauth2/tokenP', { json: { grant_type: 'client_credentials' }, signal: AbortSignal.timeout(150) }),
+      (err: Error) => err.name === 'TimeoutError' || err.name === 'AbortError',
+    );
+    assert.deepEqual(h.sim.requestLog().map((r) => [r.status, r.outcome]), [[0, 'fault:hang']]);
+    assert.equal(h.sim.stats().tokenRequests, 1);
+  });
+
+  test('truncated: 200 with the first half of a valid answer', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'truncated' });
+    const reply = await kisToken(h);
+    assert.equal(reply.status, 200);
+    assert.match(reply.text, /^\{"access_token":"eyJ/);
+    assert.throws(() => JSON.parse(reply.text));
+    assert.equal(h.sim.stats().issued, 0);
+  });
+
+  test('drop: the connection is reset without an answer', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kiwoom.token', kind: 'drop' });
+    await assert.rejects(kiwoomToken(h));
+    assert.equal(h.sim.requestLog()[0]?.outcome, 'fault:drop');
+    assert.equal(h.sim.requestLog()[0]?.status, 0);
+    assert.equal(json(await kiwoomToken(h)).return_code, 0);
+  });
+
+  test('redirect: 302 to the harmless default or to a given location', async (t) => {
+    const h = await start(t);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'redirect' });
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'redirect', location: 'http://127.0.0.1:9/elsewhere' });
+    const first = await kisToken(h);
+    assert.equal(first.status, 302);
+    assert.equal(first.headers['location'], '/_sim/moved');
+    assert.equal((await send(h.url, 'POST', '/_sim/moved')).status, 404);
+    const second = await kisToken(h);
+    assert.equal(second.status, 302);
+    assert.equal(second.headers['location'], 'http://127.0.0.1:9/elsewhere');
+  });
+
+  test('body: 200 with exactly the given JSON (a past expiry, a missing token...)', async (t) => {
+    const h = await start(t);
+    const past = {
+      access_token: 'x',
+      access_token_token_expired: '2020-01-01 00:00:00',
+      token_type: 'Bearer',
+      expires_in: 86400,
+    };
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'body', body: past });
+    h.sim.injectFault({ endpoint: 'kiwoom.stkinfo', kind: 'body', body: { return_code: 0 } });
+    const reply = await kisToken(h);
+    assert.equal(reply.status, 200);
+    assert.deepEqual(json(reply), past);
+    assert.deepEqual(json(await kiwoomStockInfo(h, 'x')), { return_code: 0 });
+    assert.equal(h.sim.stats().proofs, 1);
+    assert.equal(h.sim.stats().proofsOk, 0);
+  });
+
+  test('an invalid fault is refused with a message naming the problem; clearFaults empties the queues', async (t) => {
+    const h = await start(t);
+    assert.throws(
+      () => h.sim.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: -1 }),
+      (err: Error) => err instanceof SimulatorInputError && /delayMs/.test(err.message),
+    );
+    assert.throws(() => h.sim.injectFault({ endpoint: 'kis.token', kind: 'hang', count: 0 }), SimulatorInputError);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'status', status: 500, count: 5 });
+    h.sim.clearFaults();
+    assert.equal((await kisToken(h)).status, 200);
+  });
+});
+
+describe('control API', () => {
+  test('stats, requests, faults, clearing faults and maintenance over HTTP', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const totals = await send(h.url, 'GET', '/_sim/stats');
+    assert.equal(totals.status, 200);
+    assert.equal(json(totals).issued, 1);
+    assert.equal(json(await send(h.url, 'GET', `/_sim/stats?appKey=${h.kis.appKey}`)).tokenRequests, 1);
+    assert.equal(json(await send(h.url, 'GET', '/_sim/stats?appKey=nobody')).tokenRequests, 0);
+
+    const requests = json(await send(h.url, 'GET', '/_sim/requests'));
+    assert.deepEqual(requests, [{ at: T0, endpoint: 'kis.token', appKey: h.kis.appKey, status: 200, outcome: 'issued' }]);
+
+    const fault = await send(h.url, 'POST', '/_sim/faults', {
+      json: { endpoint: 'kis.price', kind: 'status', status: 429, count: 3 },
+    });
+    assert.equal(fault.status, 200);
+    assert.equal((await kisPrice(h, token)).status, 429);
+    assert.equal((await send(h.url, 'DELETE', '/_sim/faults')).status, 200);
+    assert.equal((await kisPrice(h, token)).status, 200);
+
+    assert.equal((await send(h.url, 'POST', '/_sim/maintenance')).status, 200);
+    assert.deepEqual(json(await kisPrice(h, token)), EGW00121);
+  });
+
+  test('reset forgets tokens, counts and faults but keeps credentials', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    h.sim.injectFault({ endpoint: 'kis.token', kind: 'status', status: 500 });
+    assert.equal((await send(h.url, 'POST', '/_sim/reset')).status, 200);
+    assert.equal(h.sim.stats().tokenRequests, 0);
+    assert.deepEqual(h.sim.requestLog(), []);
+    assert.deepEqual(json(await kisPrice(h, token)), EGW00121);
+    const fresh = await kisToken(h); // no fault left, no spacing remembered, credential still known
+    assert.equal(fresh.status, 200);
+    assert.notEqual(json(fresh).access_token, token);
+  });
+
+  test('credentials can be added; adding a known key replaces its secret', async (t) => {
+    const h = await start(t);
+    const added = generateCredential('kis', 'added', 'mock');
+    assert.equal((await kisToken(h, added)).status, 403);
+    assert.equal((await send(h.url, 'POST', '/_sim/credentials', { json: added })).status, 200);
+    assert.equal((await kisToken(h, added)).status, 200);
+    h.sim.addCredential({ ...h.kis, appSecret: 'rotated' });
+    assert.equal(json(await kisToken(h)).error_code, 'EGW00105');
+    assert.equal((await kisToken(h, { ...h.kis, appSecret: 'rotated' })).status, 200);
+  });
+
+  test('bad control requests → 400 with a clear error; unknown control paths → 404', async (t) => {
+    const h = await start(t);
+    const fault = (spec: unknown): Promise<Reply> => send(h.url, 'POST', '/_sim/faults', { json: spec });
+    const cases: Array<[Reply, RegExp]> = [
+      [await fault({ endpoint: 'kis.nothing', kind: 'hang' }), /endpoint/],
+      [await fault({ endpoint: 'kis.token', kind: 'explode' }), /kind/],
+      [await fault({ endpoint: 'kis.token', kind: 'status' }), /status/],
+      [await send(h.url, 'POST', '/_sim/faults', { raw: '{not json' }), /not valid JSON/],
+      [await send(h.url, 'POST', '/_sim/faults'), /required/],
+      [await send(h.url, 'POST', '/_sim/credentials', { json: { provider: 'kis', appKey: 'k' } }), /appSecret/],
+      [await send(h.url, 'POST', '/_sim/credentials', { json: { provider: 'ls', appKey: 'k', appSecret: 's' } }), /provider/],
+      [await send(h.url, 'GET', '/_sim/stats?bogus=1'), /bogus/],
+    ];
+    for (const [reply, pattern] of cases) {
+      assert.equal(reply.status, 400, reply.text);
+      assert.match(json(reply).error, pattern);
+    }
+    assert.equal((await send(h.url, 'GET', '/_sim/nothing')).status, 404);
+    assert.equal((await send(h.url, 'GET', '/nothing')).status, 404);
+    assert.equal(h.sim.stats().tokenRequests, 0);
+  });
+});
+
+describe('counts and lifecycle', () => {
+  test('a mixed sequence gives exact totals, per-key stats and request log', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h); // issued
+    await kisToken(h); // rate_limited
+    await kisToken(h, { ...h.kis, appSecret: 'x' }); // auth_rejected
+    h.clock.advance(MINUTE);
+    await kisToken(h); // same_token
+    await kisPrice(h, token); // ok
+    h.sim.injectFault({ endpoint: 'kis.price', kind: 'garbage' });
+    await kisPrice(h, token); // fault:garbage
+    await kiwoomIssue(h); // issued (kiwoom)
+    assert.deepEqual(h.sim.stats(), {
+      tokenRequests: 5,
+      issued: 2,
+      sameToken: 1,
+      rateLimited: 1,
+      authRejected: 1,
+      revokes: 0,
+      approvals: 0,
+      approvalsRateLimited: 0,
+      proofs: 2,
+      proofsOk: 1,
+      proofsRejected: 0,
+      quotaExceeded: 0,
+      badRequests: 0,
+      faults: 1,
+    });
+    assert.equal(h.sim.stats(h.kis.appKey).tokenRequests, 4);
+    assert.equal(h.sim.stats(h.kiwoom.appKey).issued, 1);
+    assert.deepEqual(
+      h.sim.requestLog().map((r) => [r.at - T0, r.endpoint, r.status, r.outcome]),
+      [
+        [0, 'kis.token', 200, 'issued'],
+        [0, 'kis.token', 403, 'rate_limited'],
+        [0, 'kis.token', 403, 'auth_rejected'],
+        [MINUTE, 'kis.token', 200, 'same_token'],
+        [MINUTE, 'kis.price', 200, 'ok'],
+        [MINUTE, 'kis.price', 200, 'fault:garbage'],
+        [MINUTE, 'kiwoom.token', 200, 'issued'],
+      ],
+    );
+  });
+
+  test('close() returns promptly with hung requests and keep-alive connections open, and twice is harmless', async () => {
+    const clock = new ManualClock(T0);
+    const kis = generateCredential('kis', 'close');
+    const sim = new BrokerSimulator({ clock, credentials: [kis] });
+    const url = await sim.listen();
+    sim.injectFault({ endpoint: 'kis.token', kind: 'hang' });
+    const hung = send(url, 'POST', '/oauth2/tokenP', { json: {} }).catch((err: Error) => err);
+    await send(url, 'GET', '/_sim/stats'); // a keep-alive connection
+    while (sim.stats().tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
+    const started = performance.now();
+    await sim.close();
+    assert.ok(performance.now() - started < 1000, 'close took too long');
+    assert.ok((await hung) instanceof Error);
+    await sim.close();
+  });
+
+  test('runSimulatorServer listens on loopback and serves', async (t) => {
+    const kis = generateCredential('kis', 'cli');
+    const { url, simulator } = await runSimulatorServer({ port: 0, clock: new ManualClock(T0), credentials: [kis] });
+    t.after(() => simulator.close());
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const reply = await send(url, 'POST', '/oauth2/tokenP', {
+      json: { grant_type: 'client_credentials', appkey: kis.appKey, appsecret: kis.appSecret },
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(simulator.stats().issued, 1);
+  });
+
+  test('invalid options are refused at construction', () => {
+    const clock = new ManualClock(T0);
+    assert.throws(() => new BrokerSimulator({ clock, credentials: [], spacingMs: -1 }), /spacingMs/);
+    assert.throws(() => new BrokerSimulator({ clock, credentials: [], tokenLifetimeMs: 10 }), /tokenLifetimeMs/);
+    assert.throws(
+      () => new BrokerSimulator({ clock, credentials: [{ provider: 'kis', appKey: '', appSecret: 's' }] }),
+      /appKey/,
+    );
+  });
+
+  test('the simulator has no way to log: no console, logger or stdout in its sources', () => {
+    const dir = resolve(__dirname, '../../src/simulator');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length >= 10, `only ${files.length} simulator sources found in ${dir}`);
+    for (const file of files) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      assert.doesNotMatch(text, /console\.|pino|process\.(stdout|stderr)|core\/log/, file);
+    }
+  });
+});
