@@ -1,0 +1,122 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import { BrokerError } from '../core/errors';
+import type { HttpClientPolicy } from '../config/types';
+
+/**
+ * The one way the sidecar talks HTTP to a broker: an injected undici dispatcher (a MockAgent in unit tests,
+ * an Agent with a connect timeout in production), a total deadline per request, no redirects followed, and
+ * a cap on how much of an answer is read. Failures come out as BrokerError with a closed reason.
+ */
+export interface BrokerHttp {
+  send(req: BrokerRequest): Promise<BrokerResponse>;
+}
+
+export interface BrokerRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+export interface BrokerResponse {
+  status: number;
+  text: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  json: unknown;
+}
+
+// Token answers are a few hundred bytes; anything past this is not a token answer.
+const MAX_BODY_BYTES = 256 * 1024;
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+export function createBrokerDispatcher(policy: HttpClientPolicy): Dispatcher {
+  return new Agent({
+    connect: { timeout: policy.connectTimeoutMs },
+    headersTimeout: policy.timeoutMs,
+    bodyTimeout: policy.timeoutMs,
+    keepAliveTimeout: 10_000,
+  });
+}
+
+function errorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Turns what undici throws into a BrokerError; the message names the host, never a header or a body. */
+export function classifyTransportError(error: unknown, what: string): BrokerError {
+  if (error instanceof BrokerError) return error;
+  const name = (error as { name?: string }).name;
+  const code = errorCode(error);
+  if (name === 'TimeoutError' || name === 'AbortError' || (code && TIMEOUT_CODES.has(code))) {
+    return new BrokerError('timeout', `${what}: no answer in time${code ? ` (${code})` : ''}`);
+  }
+  return new BrokerError('network', `${what}: ${code ?? name ?? 'connection failed'}`);
+}
+
+export class UndiciBrokerHttp implements BrokerHttp {
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async send(req: BrokerRequest): Promise<BrokerResponse> {
+    const target = new URL(req.url);
+    const what = `${req.method} ${target.host}${target.pathname}`;
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(target, {
+        method: req.method,
+        headers: req.body === undefined ? req.headers : { 'content-type': 'application/json; charset=utf-8', ...req.headers },
+        body: req.body === undefined ? undefined : JSON.stringify(req.body),
+        dispatcher: this.dispatcher,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw classifyTransportError(error, what);
+    }
+    let text: string;
+    try {
+      text = await readLimited(response.body, MAX_BODY_BYTES);
+    } catch (error) {
+      response.body.destroy();
+      if (error instanceof BrokerError) throw error;
+      throw classifyTransportError(error, what);
+    }
+    if (response.statusCode >= 300 && response.statusCode < 400) {
+      // A token endpoint that redirects is misconfigured or intercepted; following it could send the app
+      // secret to another host.
+      throw new BrokerError('bad_response', `${what}: redirect (HTTP ${response.statusCode}) refused`, { status: response.statusCode });
+    }
+    let json: unknown;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: response.statusCode, text, json };
+  }
+}
+
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > limit) throw new BrokerError('bad_response', `answer larger than ${limit} bytes`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
