@@ -11,6 +11,7 @@ export const RENEWAL_FAILURE_REASONS = [
   'timeout', // no complete answer in time
   'network', // refused, reset, DNS, TLS
   'bad_response', // garbage, truncated, missing fields, an expiry already past, a redirect
+  'token_rejected', // a token fresh from the broker that the broker's own API refuses
   'store_error', // the attempt could not be recorded durably, so it was not sent
 ] as const;
 export type RenewalFailureReason = (typeof RENEWAL_FAILURE_REASONS)[number];
@@ -95,6 +96,13 @@ export class ConfigError extends SidecarError {
 /** Another live sidecar owns the state directory. */
 export class StateLockedError extends SidecarError {
   readonly code = 'state_locked';
+}
+
+/** The one place any error from an issuance attempt becomes a metric reason. */
+export function classifyRenewalError(error: unknown): RenewalFailureReason {
+  if (error instanceof BrokerError) return error.code;
+  if (error instanceof StateError) return 'store_error';
+  return 'bad_response';
 }
 
 /** Maps a Node.js file-system error to a sink write reason. */

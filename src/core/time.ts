@@ -135,3 +135,37 @@ export function dateStampDaysBefore(instant: number, zone: string, days: number)
   const shifted = new Date(Date.UTC(w.year, w.month - 1, w.day - days));
   return `${shifted.getUTCFullYear()}${pad(shifted.getUTCMonth() + 1)}${pad(shifted.getUTCDate())}`;
 }
+
+/** The instant at which a wall clock in `zone` shows the given parts. */
+export function instantFromWallClock(w: WallClockParts, zone: string, ms = 0): number {
+  const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second, ms);
+  let guess = asUtc - zoneOffsetMs(asUtc, zone);
+  guess = asUtc - zoneOffsetMs(guess, zone);
+  return guess;
+}
+
+const ISO_LIKE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * Reads the date-times token files hold: ISO 8601 with or without an offset, or "YYYY-MM-DD HH:MM:SS".
+ * Without an offset the text is a wall clock in `zone`, which is how the file's consumers meant it.
+ */
+export function parseDateTimeIn(text: string, zone: string): number | undefined {
+  const m = ISO_LIKE.exec(text.trim());
+  if (!m) return undefined;
+  const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
+  if (m[8]) {
+    const parsed = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${String(ms).padStart(3, '0')}${m[8]}`);
+    return Number.isNaN(parsed) ? undefined : parsed;
+  }
+  const parts = { year: +m[1]!, month: +m[2]!, day: +m[3]!, hour: +m[4]!, minute: +m[5]!, second: +m[6]! };
+  const instant = instantFromWallClock(parts, zone, ms);
+  const back = wallClockIn(instant, zone);
+  return back.day === parts.day && back.hour === parts.hour && back.minute === parts.minute ? instant : undefined;
+}
+
+/** Python's naive `datetime.isoformat()` form as a wall clock in `zone`: 2025-11-03T19:45:30.123000. */
+export function formatNaiveIso(instant: number, zone: string): string {
+  const micros = String(((instant % 1000) + 1000) % 1000).padStart(3, '0') + '000';
+  return `${formatWallClock(instant, zone).replace(' ', 'T')}.${micros}`;
+}

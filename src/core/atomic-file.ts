@@ -1,0 +1,172 @@
+import * as fsp from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { SinkWriteError, classifyFsError } from './errors';
+
+/**
+ * Writes a file so that a reader at any moment sees either the whole old content or the whole new content:
+ * a temp file in the same directory (so rename is atomic), its final mode and owner set before any byte of
+ * content goes in, fsync, rename, fsync of the directory (so the rename survives a power cut).
+ */
+
+/** The file-system calls the writer makes, injectable so tests can fail any of them (a full disk, say). */
+export interface FileSystem {
+  mkdir: typeof fsp.mkdir;
+  open: typeof fsp.open;
+  rename: typeof fsp.rename;
+  lstat: typeof fsp.lstat;
+  stat: typeof fsp.stat;
+  unlink: typeof fsp.unlink;
+  chmod: typeof fsp.chmod;
+  realpath: typeof fsp.realpath;
+  readFile: typeof fsp.readFile;
+  readdir: typeof fsp.readdir;
+}
+
+export const nodeFileSystem: FileSystem = {
+  mkdir: fsp.mkdir,
+  open: fsp.open,
+  rename: fsp.rename,
+  lstat: fsp.lstat,
+  stat: fsp.stat,
+  unlink: fsp.unlink,
+  chmod: fsp.chmod,
+  realpath: fsp.realpath,
+  readFile: fsp.readFile,
+  readdir: fsp.readdir,
+};
+
+export interface WriteOptions {
+  mode: number;
+  dirMode: number;
+  owner?: number | undefined;
+  group?: number | undefined;
+  /** Write to a symlink's target instead of refusing. Only when the config asks for it. */
+  followSymlinks?: boolean;
+  fs?: FileSystem;
+}
+
+const TEMP_MARKER = '.tmp-';
+const PROCESS_STARTED_AT = Date.now() - process.uptime() * 1000;
+
+export function tempPrefixFor(path: string): string {
+  return `.${basename(path)}${TEMP_MARKER}`;
+}
+
+/** Creates `dir` (and parents) with `mode` when missing; an existing directory's mode is the owner's business. */
+export async function ensureDirectory(dir: string, mode: number, fs: FileSystem = nodeFileSystem): Promise<void> {
+  try {
+    const info = await fs.stat(dir);
+    if (!info.isDirectory()) throw new SinkWriteError('not_regular_file', `${dir} exists and is not a directory`);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await fs.mkdir(dir, { recursive: true, mode });
+  await fs.chmod(dir, mode); // mkdir's mode is filtered by the umask
+}
+
+/**
+ * Where the content should go: `path` itself, or a symlink's target when following is allowed. Refuses a
+ * symlink the config did not ask for, and anything that is not a regular file.
+ */
+async function resolveTarget(path: string, followSymlinks: boolean, fs: FileSystem): Promise<string> {
+  let info;
+  try {
+    info = await fs.lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return path;
+    throw error;
+  }
+  if (info.isSymbolicLink()) {
+    if (!followSymlinks) {
+      throw new SinkWriteError('symlink', `${path} is a symbolic link; refusing to write through it (set followSymlinks to allow)`);
+    }
+    const target = await fs.realpath(path).catch(() => undefined);
+    if (target === undefined) throw new SinkWriteError('symlink', `${path} is a symbolic link to nothing`);
+    const targetInfo = await fs.lstat(target);
+    if (!targetInfo.isFile()) throw new SinkWriteError('not_regular_file', `${path} points to ${target}, which is not a regular file`);
+    return target;
+  }
+  if (!info.isFile()) throw new SinkWriteError('not_regular_file', `${path} exists and is not a regular file`);
+  return path;
+}
+
+export async function writeFileAtomic(path: string, content: string | Buffer, options: WriteOptions): Promise<void> {
+  const fs = options.fs ?? nodeFileSystem;
+  let tempPath: string | undefined;
+  try {
+    await ensureDirectory(dirname(path), options.dirMode, fs);
+    const target = await resolveTarget(path, options.followSymlinks ?? false, fs);
+    const dir = dirname(target);
+    tempPath = join(dir, `${tempPrefixFor(target)}${process.pid}-${randomBytes(4).toString('hex')}`);
+    const handle = await fs.open(tempPath, 'wx', options.mode);
+    try {
+      await handle.chmod(options.mode); // open's mode is filtered by the umask
+      if (options.owner !== undefined || options.group !== undefined) {
+        await handle.chown(options.owner ?? -1, options.group ?? -1);
+      }
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tempPath, target);
+    tempPath = undefined;
+    await syncDirectory(dir, fs);
+  } catch (error) {
+    if (tempPath !== undefined) await fs.unlink(tempPath).catch(() => undefined);
+    if (error instanceof SinkWriteError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new SinkWriteError(classifyFsError(error), `cannot write ${path}: ${code}`, { cause: error });
+  }
+}
+
+async function syncDirectory(dir: string, fs: FileSystem): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some file systems cannot fsync a directory; the rename has still happened.
+    if (!['EINVAL', 'EISDIR', 'ENOTSUP'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Removes temp files a killed writer left beside `path`. Only names this writer itself creates are touched. */
+export async function removeStaleTempFiles(path: string, fs: FileSystem = nodeFileSystem): Promise<number> {
+  const dir = dirname(path);
+  const prefix = tempPrefixFor(path);
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    const full = join(dir, name);
+    if (pid === process.pid) {
+      // In a container every incarnation may be pid 1: a file older than this process is a dead one's.
+      const info = await fs.stat(full).catch(() => undefined);
+      if (!info || info.mtimeMs >= PROCESS_STARTED_AT) continue;
+    } else if (isProcessAlive(pid)) {
+      continue; // another writer may be mid-write
+    }
+    await fs.unlink(full).then(() => removed++, () => undefined);
+  }
+  return removed;
+}
+
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

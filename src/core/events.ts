@@ -1,0 +1,87 @@
+import { EventEmitter } from 'node:events';
+import type { Env, Provider } from '../config/types';
+import type {
+  ProofResult,
+  RenewalFailureReason,
+  SinkRepairReason,
+  SinkWriteFailureReason,
+  StateErrorReason,
+} from './errors';
+
+/** The labels every per-account metric and message carries. */
+export interface AccountRef {
+  name: string;
+  provider: Provider;
+  env: Env;
+}
+
+export type IssueWhy = 'no_token' | 'expired' | 'renewal_due' | 'schedule' | 'invalidated' | 'forced' | 'unproven';
+
+/**
+ * What happens in the sidecar, as typed events. Lifecycle, sinks and store only emit; metrics counters,
+ * structured logs and Slack alerts subscribe. So each fact is logged once, counted once, and alerted on from
+ * one place, and no component knows about the others' sinks.
+ */
+export interface SidecarEvents {
+  'issuance.attempt': { account: AccountRef; why: IssueWhy };
+  'issuance.issued': { account: AccountRef; tokenId: string; expiresAt: number; durationMs: number; expiryClamped: boolean };
+  'issuance.same_token': { account: AccountRef; tokenId: string; durationMs: number; nextAttemptAt: number };
+  'issuance.failed': {
+    account: AccountRef;
+    reason: RenewalFailureReason;
+    message: string;
+    durationMs: number;
+    consecutiveFailures: number;
+    nextAttemptAt: number | null;
+  };
+  'issuance.blocked': { account: AccountRef; message: string };
+  'token.adopted': { account: AccountRef; from: string; tokenId: string; expiresAt: number };
+  'token.invalidated': { account: AccountRef; tokenId: string; brokerCode: string; message: string };
+  'token.revoked': { account: AccountRef; tokenId: string };
+  'approval_key.issued': { account: AccountRef };
+  'approval_key.failed': { account: AccountRef; reason: RenewalFailureReason; message: string };
+  'proof.done': { account: AccountRef; result: ProofResult; message: string | undefined; durationMs: number };
+  'probe.done': { account: AccountRef; ok: boolean; message: string; durationMs: number };
+  'state.error': { account: AccountRef; reason: StateErrorReason; message: string };
+  'sink.written': { account: AccountRef; sink: string; path: string; cause: 'token' | 'start' | 'rollover' };
+  'sink.repaired': { account: AccountRef; sink: string; path: string; reason: SinkRepairReason };
+  'sink.write_failed': {
+    account: AccountRef;
+    sink: string;
+    path: string;
+    reason: SinkWriteFailureReason;
+    message: string;
+    consecutiveFailures: number;
+  };
+  'sink.recovered': { account: AccountRef; sink: string; path: string };
+  'sink.cleaned': { account: AccountRef; sink: string; files: string[] };
+  'sink.notify_failed': { account: AccountRef; sink: string; message: string };
+}
+
+export type SidecarEventName = keyof SidecarEvents;
+type Listener<K extends SidecarEventName> = (payload: SidecarEvents[K]) => void;
+
+export class EventBus {
+  private readonly emitter = new EventEmitter();
+
+  constructor(private readonly onListenerError: (event: string, error: unknown) => void = () => undefined) {
+    this.emitter.setMaxListeners(50);
+  }
+
+  emit<K extends SidecarEventName>(event: K, payload: SidecarEvents[K]): void {
+    this.emitter.emit(event, payload);
+  }
+
+  /** A throwing listener is reported and skipped: a broken subscriber must not break a renewal. */
+  on<K extends SidecarEventName>(event: K, listener: Listener<K>): () => void {
+    const guarded = (payload: SidecarEvents[K]): void => {
+      try {
+        listener(payload);
+      } catch (error) {
+        this.onListenerError(event, error);
+      }
+    };
+    this.emitter.on(event, guarded);
+    return () => this.emitter.off(event, guarded);
+  }
+}

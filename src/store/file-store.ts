@@ -1,0 +1,98 @@
+import { join } from 'node:path';
+import { StateError } from '../core/errors';
+import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
+import { accountStateSchema, type AccountState } from './state';
+import type { LoadResult, StateStore } from './store';
+
+const STATE_FILE_MODE = 0o600;
+const STATE_DIR_MODE = 0o700;
+const SUFFIX = '.json';
+
+/**
+ * One JSON file per account under `<stateDir>/accounts/`, written atomically, 0600 in a 0700 directory. A file
+ * that cannot be read or does not validate is renamed to `<name>.json.corrupt-<time>` (its mode unchanged, so
+ * still private) and reported; the account then starts as if new, with spacing counted from the file's mtime.
+ */
+export class FileStateStore implements StateStore {
+  private readonly dir: string;
+
+  constructor(
+    stateDir: string,
+    private readonly now: () => number,
+    private readonly fs: FileSystem = nodeFileSystem,
+    /** Report an unusable file without moving it (the `status` command changes nothing). */
+    private readonly readOnly = false,
+  ) {
+    this.dir = join(stateDir, 'accounts');
+  }
+
+  pathFor(account: string): string {
+    return join(this.dir, `${account}${SUFFIX}`);
+  }
+
+  async prepare(): Promise<void> {
+    await ensureDirectory(this.dir, STATE_DIR_MODE, this.fs);
+  }
+
+  async load(account: string): Promise<LoadResult> {
+    const path = this.pathFor(account);
+    let text: string;
+    try {
+      text = await this.fs.readFile(path, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { state: undefined };
+      return this.setAside(path, new StateError('unreadable', `state file ${path} cannot be read (${code ?? 'error'})`, { cause: error }));
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return this.setAside(path, new StateError('corrupt', `state file ${path} is not valid JSON`));
+    }
+    const parsed = accountStateSchema.safeParse(json);
+    if (!parsed.success) {
+      const first = parsed.error.issues[0];
+      return this.setAside(path, new StateError('corrupt', `state file ${path} does not hold a valid state (${first?.path.join('.') || 'top level'}: ${first?.message})`));
+    }
+    if (parsed.data.account !== account) {
+      return this.setAside(path, new StateError('corrupt', `state file ${path} belongs to account "${parsed.data.account}"`));
+    }
+    return { state: parsed.data };
+  }
+
+  private async setAside(path: string, problem: StateError): Promise<LoadResult> {
+    const info = await this.fs.stat(path).catch(() => undefined);
+    if (this.readOnly) return { state: undefined, problem, lastWriteAt: info ? Math.floor(info.mtimeMs) : this.now() };
+    const aside = `${path}.corrupt-${this.now()}`;
+    await this.fs.rename(path, aside).catch(() => undefined);
+    return { state: undefined, problem, lastWriteAt: info ? Math.floor(info.mtimeMs) : this.now() };
+  }
+
+  async save(state: AccountState): Promise<void> {
+    try {
+      await writeFileAtomic(this.pathFor(state.account), `${JSON.stringify(state, null, 2)}\n`, {
+        mode: STATE_FILE_MODE,
+        dirMode: STATE_DIR_MODE,
+        fs: this.fs,
+      });
+    } catch (error) {
+      throw new StateError('write_failed', `cannot save the state of ${state.account}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async remove(account: string): Promise<void> {
+    await this.fs.unlink(this.pathFor(account)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+
+  async list(): Promise<string[]> {
+    const names = await this.fs.readdir(this.dir).catch(() => [] as string[]);
+    return names.filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.')).map((n) => n.slice(0, -SUFFIX.length));
+  }
+
+  async removeStaleTempFiles(account: string): Promise<void> {
+    await removeStaleTempFiles(this.pathFor(account), this.fs);
+  }
+}
