@@ -1,0 +1,371 @@
+import { performance } from 'node:perf_hooks';
+import type { AccountConfig } from '../config/types';
+import type { Clock } from '../core/clock';
+import { BrokerError, StateError, classifyRenewalError, describeError } from '../core/errors';
+import type { AccountRef, EventBus, IssueWhy } from '../core/events';
+import { Serial } from '../core/serial';
+import type { SecretRegistry } from '../core/secrets';
+import type { IssuedToken, TokenProvider } from '../providers/types';
+import type { SinkSupervisor } from '../sinks/supervisor';
+import type { TokenView } from '../sinks/formats';
+import { appKeyId, credentialsId, emptyState, tokenId, type AccountState } from '../store/state';
+import type { StateStore } from '../store/store';
+import { adoptedRecord, chooseAdoption } from './adopt';
+import { retryDelayMs } from './backoff';
+import { NEVER, decide, isUsable, nextAttemptAfterSameToken, tokenStatus, type Decision } from './policy';
+import { snapshotOf, type AccountSnapshot } from './snapshot';
+
+export type { AccountSnapshot } from './snapshot';
+
+/**
+ * One account's token, from start to revoke: decides with the pure policy, acts (issue, prove, persist,
+ * publish to sinks) and reports through events. `tick()` does whatever is due and says when it next has
+ * something to do; the loop that calls it is elsewhere, so tests drive it step by step on a fake clock.
+ */
+
+export interface AccountLifecycleDeps {
+  config: AccountConfig;
+  provider: TokenProvider;
+  store: StateStore;
+  sinks: SinkSupervisor;
+  bus: EventBus;
+  clock: Clock;
+  /** Every token and approval key that enters the state is registered here, so no output can carry it. */
+  secrets: SecretRegistry;
+  random?: () => number;
+}
+
+export type RenewOutcome =
+  | { result: 'issued'; expiresAt: number }
+  | { result: 'same_token'; nextAttemptAt: number }
+  | { result: 'failed'; reason: string; message: string; nextAttemptAt: number | null }
+  | { result: 'wait'; until: number; why: string };
+
+const APPROVAL_KEY_RETRY_MS = 60_000;
+
+export class AccountLifecycle {
+  readonly ref: AccountRef;
+  private state: AccountState;
+  private readonly serial = new Serial();
+  private readonly random: () => number;
+  private stateDirty = false;
+  private approvalKeyRetryAt = 0;
+
+  constructor(private readonly deps: AccountLifecycleDeps) {
+    const { config } = deps;
+    this.ref = { name: config.name, provider: config.provider, env: config.env };
+    this.state = emptyState(config);
+    this.random = deps.random ?? Math.random;
+  }
+
+  get config(): AccountConfig {
+    return this.deps.config;
+  }
+
+  private get credentials() {
+    return { appKey: this.deps.config.appKey, appSecret: this.deps.config.appSecret };
+  }
+
+  private get needsApprovalKey(): boolean {
+    return this.deps.config.sinks.some((s) => s.format === 'approval-key');
+  }
+
+  /**
+   * Loads the durable state (or adopts a token from the sink files when there is none) and brings the sink
+   * files in line with it. No broker request is made here.
+   */
+  start(): Promise<void> {
+    return this.serial.run(async () => {
+      const { store, clock, bus, config } = this.deps;
+      const loaded = await store.load(config.name);
+      if (loaded.problem) {
+        bus.emit('state.error', { account: this.ref, reason: loaded.problem.code, message: loaded.problem.message });
+      }
+      let state = loaded.state;
+      if (state && state.appKeyId !== appKeyId(config.appKey)) {
+        // The configured app key changed: the stored token and its spacing belong to the old one.
+        state = undefined;
+      }
+      this.state = state ?? emptyState(config);
+      if (!state && loaded.lastWriteAt !== undefined) {
+        // The lost state may have recorded an attempt: count the spacing from its last write, to be safe.
+        this.state.lastAttempt = { at: loaded.lastWriteAt, outcome: 'pending' };
+      }
+      if (!this.state.token) await this.adoptFromSinks(clock.now());
+      this.deps.secrets.add(this.state.token?.accessToken);
+      this.deps.secrets.add(this.state.approvalKey?.key);
+      await this.persist();
+      if (this.state.token) await this.publish('start');
+    });
+  }
+
+  private async adoptFromSinks(now: number): Promise<void> {
+    const { sinks, config, bus } = this.deps;
+    const chosen = chooseAdoption(await sinks.tokensOnDisk(config.name), config, now);
+    if (!chosen) return;
+    this.state.token = adoptedRecord(chosen, config, now, this.random());
+    bus.emit('token.adopted', { account: this.ref, from: `${chosen.sink} (${chosen.path})`, tokenId: tokenId(chosen.token.accessToken), expiresAt: chosen.expiresAt });
+  }
+
+  tick(): Promise<number> {
+    return this.serial.run(() => this.step(false).then((r) => r.nextWakeAt));
+  }
+
+  /**
+   * A person asked for a renewal. With `force` a valid token is replaced too; either way the spacing holds,
+   * and the answer says how long to wait when it does.
+   */
+  renewNow(force: boolean): Promise<RenewOutcome> {
+    return this.serial.run(async () => (await this.step(force, true)).outcome);
+  }
+
+  private async step(force: boolean, manual = false): Promise<{ nextWakeAt: number; outcome: RenewOutcome }> {
+    const { clock, config } = this.deps;
+    await this.flushState();
+    const now = clock.now();
+    const decision: Decision = decide({
+      now,
+      state: this.state,
+      policy: config.renewal,
+      credentialsId: credentialsId(config.appKey, config.appSecret),
+      force,
+    });
+    if (decision.kind === 'issue') {
+      const outcome = await this.issue(decision.why);
+      return { nextWakeAt: clock.now(), outcome };
+    }
+    const waitOutcome: RenewOutcome = { result: 'wait', until: decision.until, why: decision.why };
+    if (manual) return { nextWakeAt: clock.now(), outcome: waitOutcome };
+
+    const proofAt = this.nextProofAt();
+    if (proofAt !== undefined && proofAt <= now) {
+      await this.prove();
+      return { nextWakeAt: clock.now(), outcome: waitOutcome };
+    }
+    const approvalAt = this.nextApprovalKeyAt();
+    if (approvalAt !== undefined && approvalAt <= now) {
+      await this.refreshApprovalKey(true);
+      return { nextWakeAt: clock.now(), outcome: waitOutcome };
+    }
+    const next = Math.min(decision.until, proofAt ?? NEVER, approvalAt ?? NEVER);
+    return { nextWakeAt: next, outcome: waitOutcome };
+  }
+
+  private async issue(why: IssueWhy): Promise<RenewOutcome> {
+    const { clock, provider, bus, config } = this.deps;
+    const attemptAt = clock.now();
+    this.state.lastAttempt = { at: attemptAt, outcome: 'pending' };
+    try {
+      // The attempt is on disk before the request leaves: a crash after this line cannot lead to a second
+      // request inside the spacing.
+      await this.deps.store.save(this.state);
+    } catch (error) {
+      this.state.lastAttempt = null;
+      return this.recordFailure(new StateError('write_failed', describeError(error)), attemptAt, 0);
+    }
+    bus.emit('issuance.attempt', { account: this.ref, why });
+    const started = performance.now();
+    let issued: IssuedToken;
+    try {
+      issued = await provider.issue(this.credentials, () => clock.now());
+    } catch (error) {
+      return this.recordFailure(error, attemptAt, performance.now() - started);
+    }
+    const durationMs = performance.now() - started;
+    const now = clock.now();
+    this.deps.secrets.add(issued.accessToken);
+    const current = this.state.token;
+    if (current && current.accessToken === issued.accessToken) {
+      // KIS gives the same token again within six hours of issuing it: nothing was renewed.
+      this.state.lastAttempt = { at: attemptAt, outcome: 'same_token' };
+      this.state.sameTokenStreak += 1;
+      this.state.consecutiveFailures = 0;
+      this.state.nextRetryAt = nextAttemptAfterSameToken(current, now, this.state.sameTokenStreak, config.renewal);
+      await this.persist();
+      bus.emit('issuance.same_token', { account: this.ref, tokenId: tokenId(current.accessToken), durationMs, nextAttemptAt: this.state.nextRetryAt });
+      return { result: 'same_token', nextAttemptAt: this.state.nextRetryAt };
+    }
+    this.state.token = {
+      accessToken: issued.accessToken,
+      tokenType: issued.tokenType,
+      expiresAt: issued.expiresAt,
+      issuedAt: issued.issuedAt,
+      receivedAt: now,
+      source: 'issued',
+      renewJitter: this.random(),
+      raw: issued.raw,
+    };
+    this.state.invalidated = null;
+    this.state.lastAttempt = { at: attemptAt, outcome: 'issued' };
+    this.state.lastRenewalAt = now;
+    this.state.consecutiveFailures = 0;
+    this.state.nextRetryAt = null;
+    this.state.sameTokenStreak = 0;
+    this.state.authBlock = null;
+    this.approvalKeyRetryAt = 0;
+    await this.persist();
+    bus.emit('issuance.issued', { account: this.ref, tokenId: tokenId(issued.accessToken), expiresAt: issued.expiresAt, durationMs, expiryClamped: issued.expiryClamped });
+    if (this.needsApprovalKey) await this.refreshApprovalKey(false);
+    await this.publish('token');
+    return { result: 'issued', expiresAt: issued.expiresAt };
+  }
+
+  private async recordFailure(error: unknown, attemptAt: number, durationMs: number): Promise<RenewOutcome> {
+    const { clock, bus, config } = this.deps;
+    const reason = classifyRenewalError(error);
+    const message = describeError(error);
+    const now = clock.now();
+    if (this.state.lastAttempt) this.state.lastAttempt.outcome = reason;
+    this.state.consecutiveFailures += 1;
+    this.state.lastFailure = { at: now, reason, message };
+    if (reason === 'auth_rejected') {
+      // Permanent until the credentials change: asking again would only risk the app key's restriction.
+      this.state.authBlock = { at: now, credentialsId: credentialsId(config.appKey, config.appSecret), message };
+      this.state.nextRetryAt = null;
+    } else {
+      const usable = isUsable(tokenStatus(this.state, now, config.renewal));
+      this.state.nextRetryAt = attemptAt + retryDelayMs(reason, this.state.consecutiveFailures, config.renewal, usable, this.random);
+    }
+    await this.persist();
+    bus.emit('issuance.failed', {
+      account: this.ref,
+      reason,
+      message,
+      durationMs,
+      consecutiveFailures: this.state.consecutiveFailures,
+      nextAttemptAt: this.state.nextRetryAt,
+    });
+    if (reason === 'auth_rejected') bus.emit('issuance.blocked', { account: this.ref, message });
+    return { result: 'failed', reason, message, nextAttemptAt: this.state.nextRetryAt };
+  }
+
+  private nextProofAt(): number | undefined {
+    const { config, clock } = this.deps;
+    const token = this.state.token;
+    if (!config.proof.enabled || !token || this.state.invalidated) return undefined;
+    if (clock.now() >= token.expiresAt) return undefined;
+    const last = this.state.lastProof;
+    // A token not yet proven (new, adopted) is proven at once.
+    if (!last || token.provenAt === undefined && last.at < token.receivedAt) return clock.now();
+    return last.at + config.proof.intervalMs;
+  }
+
+  /**
+   * Calls the broker's cheap authenticated API with the token. A token that worked before and is now refused
+   * died server-side (maintenance): it is marked invalid and re-issued within the rules. A token fresh from
+   * the broker that is refused counts as a failed renewal, so backoff bounds the re-issues.
+   */
+  private async prove(): Promise<void> {
+    const { provider, clock, bus } = this.deps;
+    const token = this.state.token;
+    if (!token) return;
+    const started = performance.now();
+    const outcome = await provider.prove(this.credentials, token.accessToken);
+    const durationMs = performance.now() - started;
+    const now = clock.now();
+    const message = outcome.result === 'ok' ? undefined : outcome.message;
+    this.state.lastProof = { at: now, result: outcome.result, ...(message !== undefined ? { message } : {}) };
+    if (outcome.result === 'ok') {
+      token.provenAt = now;
+    } else if (outcome.result === 'rejected') {
+      const freshAndNeverProven = token.source === 'issued' && token.provenAt === undefined;
+      this.state.invalidated = { at: now, brokerCode: outcome.brokerCode, message: outcome.message };
+      bus.emit('token.invalidated', { account: this.ref, tokenId: tokenId(token.accessToken), brokerCode: outcome.brokerCode, message: outcome.message });
+      if (freshAndNeverProven) {
+        await this.recordFailure(
+          new BrokerError('token_rejected', `the broker refused the token it had just issued (${outcome.brokerCode})`),
+          this.state.lastAttempt?.at ?? now,
+          0,
+        );
+      }
+    }
+    await this.persist();
+    bus.emit('proof.done', { account: this.ref, result: outcome.result, message, durationMs });
+  }
+
+  private nextApprovalKeyAt(): number | undefined {
+    const token = this.state.token;
+    if (!this.needsApprovalKey || !token || this.state.invalidated) return undefined;
+    const key = this.state.approvalKey;
+    if (key && key.issuedAt >= token.receivedAt) return undefined;
+    return this.approvalKeyRetryAt;
+  }
+
+  /** The WebSocket approval key is fetched with each new token, so both files change together. */
+  private async refreshApprovalKey(publish: boolean): Promise<void> {
+    const { provider, clock, bus } = this.deps;
+    if (!provider.issueApprovalKey) return;
+    try {
+      const key = await provider.issueApprovalKey(this.credentials);
+      this.deps.secrets.add(key);
+      this.state.approvalKey = { key, issuedAt: clock.now() };
+      await this.persist();
+      bus.emit('approval_key.issued', { account: this.ref });
+      if (publish) await this.publish('token');
+    } catch (error) {
+      this.approvalKeyRetryAt = clock.now() + APPROVAL_KEY_RETRY_MS;
+      bus.emit('approval_key.failed', { account: this.ref, reason: classifyRenewalError(error), message: describeError(error) });
+    }
+  }
+
+  /** Revokes the token at the broker, then forgets it: state and sink files. */
+  revoke(): Promise<{ revoked: boolean; removedFiles: string[] }> {
+    return this.serial.run(async () => {
+      const { provider, store, sinks, bus, config } = this.deps;
+      const token = this.state.token;
+      if (token) {
+        await provider.revoke(this.credentials, token.accessToken);
+        bus.emit('token.revoked', { account: this.ref, tokenId: tokenId(token.accessToken) });
+      }
+      const removedFiles = await sinks.clear(config.name);
+      const lastAttempt = this.state.lastAttempt;
+      this.state = emptyState(config);
+      // The spacing still counts from the last request, revoked or not.
+      this.state.lastAttempt = lastAttempt;
+      await store.save(this.state);
+      return { revoked: token !== undefined && token !== null, removedFiles };
+    });
+  }
+
+  private async publish(cause: 'token' | 'start'): Promise<void> {
+    const view = this.tokenView();
+    if (view) await this.deps.sinks.publish(this.deps.config.name, view, cause);
+  }
+
+  private tokenView(): TokenView | undefined {
+    const token = this.state.token;
+    if (!token) return undefined;
+    return {
+      accessToken: token.accessToken,
+      tokenType: token.tokenType,
+      expiresAt: token.expiresAt,
+      issuedAt: token.issuedAt,
+      raw: token.raw,
+      approvalKey: this.state.approvalKey?.key,
+    };
+  }
+
+  /**
+   * Saves the state; when the disk refuses, the state stays in memory, the failure is reported, and the save
+   * is tried again at the next tick. The in-memory token keeps serving the sinks meanwhile.
+   */
+  private async persist(): Promise<void> {
+    try {
+      await this.deps.store.save(this.state);
+      this.stateDirty = false;
+    } catch (error) {
+      this.stateDirty = true;
+      const reason = error instanceof StateError ? error.code : 'write_failed';
+      this.deps.bus.emit('state.error', { account: this.ref, reason, message: describeError(error) });
+    }
+  }
+
+  private async flushState(): Promise<void> {
+    if (this.stateDirty) await this.persist();
+  }
+
+  /** A read-only copy of the state and what the policy makes of it now, for status, metrics and tests. */
+  snapshot(): AccountSnapshot {
+    return snapshotOf(this.deps.config, structuredClone(this.state), this.deps.clock.now());
+  }
+}

@@ -1,0 +1,95 @@
+import type { RenewalPolicy } from '../config/types';
+import type { IssueWhy } from '../core/events';
+import type { AccountState, TokenRecord } from '../store/state';
+import { nextScheduledAt } from './schedule';
+
+/**
+ * Pure decisions: given the state, the policy and the time, what to do now. No I/O, no clock of its own, so
+ * tests walk through days of renewals by calling these with chosen instants.
+ */
+
+export const TOKEN_STATUSES = ['valid', 'expiring', 'expired', 'missing', 'invalid'] as const;
+export type TokenStatus = (typeof TOKEN_STATUSES)[number];
+
+export function tokenStatus(state: AccountState, now: number, policy: RenewalPolicy): TokenStatus {
+  const token = state.token;
+  if (!token) return 'missing';
+  if (state.invalidated) return 'invalid';
+  if (now >= token.expiresAt) return 'expired';
+  if (now >= token.expiresAt - policy.renewBeforeMs) return 'expiring';
+  return 'valid';
+}
+
+export function isUsable(status: TokenStatus): boolean {
+  return status === 'valid' || status === 'expiring';
+}
+
+/**
+ * When this token should be renewed: `renewBefore` (plus its drawn jitter) ahead of expiry, or an earlier
+ * scheduled slot once the token is old enough. Never inside the broker's same-token window after issuance,
+ * where KIS would hand back the same token and the "renewal" would renew nothing.
+ */
+export function plannedRenewalAt(token: TokenRecord, policy: RenewalPolicy): { at: number; why: 'renewal_due' | 'schedule' } {
+  const notBefore = token.issuedAt + policy.sameTokenWindowMs + policy.spacingMs;
+  const byExpiry = Math.max(token.expiresAt - policy.renewBeforeMs - token.renewJitter * policy.jitterMs, notBefore);
+  if (policy.schedule !== undefined) {
+    const slot = nextScheduledAt(policy.schedule, Math.max(token.issuedAt + policy.scheduleMinAgeMs, notBefore));
+    if (slot !== undefined && slot < byExpiry) return { at: slot, why: 'schedule' };
+  }
+  // A window longer than the token's life cannot hold the renewal past expiry.
+  return { at: Math.min(byExpiry, token.expiresAt - policy.spacingMs), why: 'renewal_due' };
+}
+
+export type WaitWhy = 'renewal_planned' | 'spacing' | 'backoff' | 'same_token' | 'auth_rejected';
+
+export type Decision =
+  | { kind: 'issue'; why: IssueWhy }
+  | { kind: 'wait'; until: number; why: WaitWhy };
+
+export interface DecideInput {
+  now: number;
+  state: AccountState;
+  policy: RenewalPolicy;
+  /** Identifies the credentials now configured; an auth_rejected hold is lifted when they change. */
+  credentialsId: string;
+  /** A person asked for a new token (renew --force, POST /renew): skips the plan and backoff, never the spacing. */
+  force: boolean;
+}
+
+/** Far enough ahead to mean "not until something changes"; the loop wakes up regularly anyway. */
+export const NEVER = Number.MAX_SAFE_INTEGER;
+
+export function decide({ now, state, policy, credentialsId, force }: DecideInput): Decision {
+  if (state.authBlock && state.authBlock.credentialsId === credentialsId && !force) {
+    return { kind: 'wait', until: NEVER, why: 'auth_rejected' };
+  }
+  const token = state.token;
+  let why: IssueWhy;
+  if (force) why = 'forced';
+  else if (!token) why = 'no_token';
+  else if (state.invalidated) why = 'invalidated';
+  else if (now >= token.expiresAt) why = 'expired';
+  else {
+    const plan = plannedRenewalAt(token, policy);
+    if (now < plan.at) return { kind: 'wait', until: plan.at, why: 'renewal_planned' };
+    why = plan.why;
+  }
+  if (!force && state.nextRetryAt !== null && now < state.nextRetryAt) {
+    return { kind: 'wait', until: state.nextRetryAt, why: state.sameTokenStreak > 0 && state.consecutiveFailures === 0 ? 'same_token' : 'backoff' };
+  }
+  if (state.lastAttempt && now < state.lastAttempt.at + policy.spacingMs) {
+    return { kind: 'wait', until: state.lastAttempt.at + policy.spacingMs, why: 'spacing' };
+  }
+  return { kind: 'issue', why };
+}
+
+/**
+ * After the broker answered with the token it already gave: that was no renewal. The next attempt waits until
+ * the same-token window of that token is over, or (when the window should already be over) backs off.
+ */
+export function nextAttemptAfterSameToken(token: TokenRecord, now: number, streak: number, policy: RenewalPolicy): number {
+  const windowEnd = token.issuedAt + policy.sameTokenWindowMs + policy.spacingMs;
+  const backoff = now + Math.min(policy.retry.maxDelayMs, policy.retry.initialDelayMs * policy.retry.multiplier ** Math.max(0, streak - 1));
+  const latestUseful = token.expiresAt - policy.spacingMs;
+  return Math.max(now + policy.spacingMs, Math.min(windowEnd > now ? windowEnd : backoff, latestUseful));
+}
