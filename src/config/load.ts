@@ -31,8 +31,9 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
     case 'unrecognized_keys':
       return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`);
     case 'invalid_type':
-      return [/received undefined$/.test(issue.message) ? `${path}: required` : `${path}: must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`];
+      return [issue.input === undefined ? `${path}: required` : `${path}: must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`];
     case 'invalid_value':
+      if (issue.input === undefined) return [`${path}: required`];
       return [`${path}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
     case 'invalid_union':
       if ('discriminator' in issue && issue.discriminator) {
@@ -40,8 +41,11 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
       }
       return [`${path}: ${issue.message}`];
     case 'too_small':
+      if (issue.origin === 'number') return [`${path}: must be ${issue.inclusive ? 'at least' : 'more than'} ${String(issue.minimum)}`];
+      return [`${path}: ${issue.message}`];
     case 'too_big':
-      return [`${path}: ${/^(Too|Invalid)/.test(issue.message) ? issue.message.replace(/^Too (small|big): expected /, 'must be ') : issue.message}`];
+      if (issue.origin === 'number') return [`${path}: must be ${issue.inclusive ? 'at most' : 'less than'} ${String(issue.maximum)}`];
+      return [`${path}: ${issue.message}`];
     default:
       return [`${path}: ${issue.message}`];
   }
@@ -68,7 +72,7 @@ export function parseConfig(text: string, source: string, baseDir: string, optio
   interpolationProblems.forEach((line) => problems.addLine(line));
   const ctx: ResolveContext = { baseDir, readText: options.readText ?? readTextFile, problems };
 
-  const parsed = configSchema.safeParse(data);
+  const parsed = configSchema.safeParse(data, { reportInput: true });
   if (parsed.success) {
     const config = resolveConfig(parsed.data, source, ctx);
     if (problems.empty) return config;

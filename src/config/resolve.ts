@@ -23,15 +23,17 @@ import type {
  */
 export class Problems {
   private readonly lines: string[] = [];
+  /** One message per path: the first problem found there (an unset variable, say) explains the rest. */
   add(path: Path, message: string): void {
-    const line = `${formatPath(path)}: ${message}`;
-    if (!this.lines.includes(line)) this.lines.push(line);
+    this.addLine(`${formatPath(path)}: ${message}`);
   }
   addLine(line: string): void {
-    if (!this.lines.includes(line)) this.lines.push(line);
+    const path = line.slice(0, line.indexOf(': ') + 2);
+    if (!this.lines.some((existing) => existing.startsWith(path))) this.lines.push(line);
   }
+  /** In path order (accounts[2] before accounts[10]), so related lines stand together. */
   get list(): string[] {
-    return [...this.lines];
+    return [...this.lines].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   }
   get empty(): boolean {
     return this.lines.length === 0;

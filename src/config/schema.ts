@@ -19,6 +19,13 @@ export const duration = z.unknown().transform((value, ctx) => {
 });
 
 // YAML 1.2 reads 0640 as the decimal 640, so a mode must be quoted to mean what it says.
+// A value from \${ENV} is always text; numbers and booleans written that way are read as what they say.
+const numberFromText = (value: unknown) => (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value);
+const booleanFromText = (value: unknown) => (value === 'true' ? true : value === 'false' ? false : value);
+const int = () => z.preprocess(numberFromText, z.number().int());
+const num = () => z.preprocess(numberFromText, z.number());
+const bool = () => z.preprocess(booleanFromText, z.boolean());
+
 const octalMode = z.unknown().transform((value, ctx) => {
   if (typeof value !== 'string' || !/^0?[0-7]{3}$/.test(value)) {
     ctx.addIssue({ code: 'custom', message: 'must be an octal string in quotes, such as "0600"' });
@@ -26,15 +33,15 @@ const octalMode = z.unknown().transform((value, ctx) => {
   }
   return parseInt(value, 8);
 });
-const id = z.number().int().min(0);
+const id = int().pipe(z.number().min(0));
 const nonEmpty = z.string().min(1, 'must not be empty');
 
 export const retrySchema = z.strictObject({
-  attempts: z.number().int().min(1).max(100).optional(),
+  attempts: int().pipe(z.number().min(1).max(100)).optional(),
   initialDelay: duration.optional(),
-  multiplier: z.number().min(1).max(10).optional(),
+  multiplier: num().pipe(z.number().min(1).max(10)).optional(),
   maxDelay: duration.optional(),
-  jitter: z.number().min(0).max(1).optional(),
+  jitter: num().pipe(z.number().min(0).max(1)).optional(),
 });
 
 export const renewalSchema = z.strictObject({
@@ -49,7 +56,7 @@ export const renewalSchema = z.strictObject({
 });
 
 export const proofSchema = z.strictObject({
-  enabled: z.boolean().optional(),
+  enabled: bool().optional(),
   interval: duration.optional(),
 });
 
@@ -63,7 +70,7 @@ const fileAccess = {
   dirMode: octalMode.optional(),
   owner: id.optional(),
   group: id.optional(),
-  followSymlinks: z.boolean().optional(),
+  followSymlinks: bool().optional(),
 };
 
 export const notifySchema = z.strictObject({
@@ -82,7 +89,7 @@ export const sinkSchema = z.discriminatedUnion('format', [
     dir: nonEmpty,
     timeZone: nonEmpty.optional(),
     validDateTimeZone: nonEmpty.optional(),
-    keepDays: z.number().int().min(0).max(3650).optional(),
+    keepDays: int().pipe(z.number().min(0).max(3650)).optional(),
     notify: notifySchema.optional(),
     ...fileAccess,
   }),
@@ -139,9 +146,9 @@ export const configSchema = z.strictObject({
     .optional(),
   server: z
     .strictObject({
-      enabled: z.boolean().optional(),
+      enabled: bool().optional(),
       host: nonEmpty.optional(),
-      port: z.number().int().min(0).max(65535).optional(),
+      port: int().pipe(z.number().min(0).max(65535)).optional(),
       adminToken: z.string().optional(),
       adminTokenFile: nonEmpty.optional(),
       requestTimeout: duration.optional(),

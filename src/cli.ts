@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { CONFIG_PATH_ENV } from './config/load';
+import { clockFromEnvironment } from './core/clock';
+import { parseDuration, formatDuration } from './core/duration';
+import { formatIsoInZone } from './core/time';
+import { accountReport } from './http/status';
+import { StateDirectoryLock } from './store/lock';
+import { generateCredential, runSimulatorServer, type SimulatorCredential } from './simulator';
+import { CliError, EXIT, loadConfigOrExit, openSidecar, runUntilSignalled } from './cli/boot';
+import { runDemo } from './cli/demo';
+import { readOfflineStatus } from './cli/offline-status';
+import { formatReport } from './cli/output';
+import { VERSION } from './version';
+
+/** One CLI for everything; each command says what it does in its help. */
+const program = new Command('broker-token-sidecar')
+  .description('Owns KIS and Kiwoom access tokens for the programs beside it: issues and renews them within the broker\'s rules, writes the token files they read, proves each token, and exports metrics.')
+  .version(VERSION)
+  .showHelpAfterError()
+  .addHelpText('after', `\nThe config file comes from --config or $${CONFIG_PATH_ENV}. Exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 cannot start.`);
+
+const configOption = () => new Option('-c, --config <file>', `config file (default: $${CONFIG_PATH_ENV})`);
+
+function durationArg(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new CliError(`"${text}" is not a duration such as 90s or 5m`, EXIT.config);
+  return ms;
+}
+
+program
+  .command('start')
+  .description('run the sidecar: keep every account\'s token valid and its files current, serve /metrics, /healthz, /readyz and /status')
+  .addOption(configOption())
+  .action(async (opts: { config?: string }) => {
+    const sidecar = await openSidecar(loadConfigOrExit(opts.config));
+    process.exitCode = await runUntilSignalled(sidecar);
+  });
+
+program
+  .command('demo')
+  .description('run the broker simulator and the sidecar against it on an embedded config; writes token files under --dir and serves HTTP (no credentials needed)')
+  .option('--dir <dir>', 'folder for the demo\'s config, state and token files (emptied first)', 'demo-data')
+  .option('--port <port>', 'HTTP port of the sidecar (0 for any free one)', '9464')
+  .action(async (opts: { dir: string; port: string }) => {
+    process.exitCode = await runDemo({ dir: opts.dir, port: Number(opts.port) });
+  });
+
+program
+  .command('simulator')
+  .description('run the broker simulator alone (KIS and Kiwoom token endpoints, revoke, approval key, proving calls, the real limits and error bodies, and a /_sim control API)')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on', '9400')
+  .option('--credentials <file>', 'YAML list of accepted credentials: [{provider, appKey, appSecret, env}] (default: the demo\'s made-up ones, printed at start)')
+  .option('--spacing <duration>', 'minimum gap between two issuances for one app key', '60s')
+  .action(async (opts: { host: string; port: string; credentials?: string; spacing: string }) => {
+    let credentials: SimulatorCredential[];
+    if (opts.credentials) {
+      credentials = parseYaml(readFileSync(opts.credentials, 'utf8')) as SimulatorCredential[];
+    } else {
+      credentials = [generateCredential('kis', 'demo', 'real'), generateCredential('kiwoom', 'demo', 'real')];
+    }
+    const { url, simulator } = await runSimulatorServer({
+      clock: clockFromEnvironment(),
+      credentials,
+      host: opts.host,
+      port: Number(opts.port),
+      spacingMs: durationArg(opts.spacing),
+    });
+    process.stdout.write(`broker simulator listening on ${url} (control API under ${url}/_sim/)\n`);
+    if (!opts.credentials) {
+      process.stdout.write('accepting the demo credentials (made up; safe to print):\n');
+      for (const c of credentials) process.stdout.write(`  ${c.provider}: appKey=${c.appKey} appSecret=${c.appSecret}\n`);
+    }
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await simulator.close();
+  });
+
+program
+  .command('check-config')
+  .description('validate the config file (schema, secrets, files, cross-checks), report every problem, and exit')
+  .addOption(configOption())
+  .action((opts: { config?: string }) => {
+    const config = loadConfigOrExit(opts.config);
+    const sinks = config.accounts.reduce((n, a) => n + a.sinks.length, 0);
+    process.stdout.write(`${config.source}: valid (${config.accounts.length} account(s), ${sinks} sink(s); state in ${config.stateDir})\n`);
+  });
+
+program
+  .command('status')
+  .description('report each account\'s token (present, valid, expiry in KST, time left) and each sink file\'s state and mode, from the files on disk; exit 1 when any token is unusable')
+  .addOption(configOption())
+  .option('--json', 'print JSON instead of text')
+  .action(async (opts: { config?: string; json?: boolean }) => {
+    const config = loadConfigOrExit(opts.config);
+    const now = clockFromEnvironment().now();
+    const views = await readOfflineStatus(config, now);
+    const reports = views.map((v) => ({ ...accountReport(v, now), ...(v.problem ? { problem: v.problem } : {}) }));
+    const holder = await StateDirectoryLock.holder(config.stateDir);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ time: formatIsoInZone(now), sidecar: holder ?? null, accounts: reports }, null, 2)}\n`);
+    else process.stdout.write(`${holder ? `sidecar running: ${holder}` : 'no sidecar running on this state directory'}\n${formatReport(reports)}\n`);
+    process.exitCode = views.every((v) => v.snapshot.usable) ? EXIT.ok : EXIT.failure;
+  });
+
+/** A running sidecar owns the state; a command that changes it goes through that sidecar's admin API. */
+async function refuseIfRunning(stateDir: string, what: string): Promise<void> {
+  const holder = await StateDirectoryLock.holder(stateDir);
+  if (holder) throw new CliError(`a sidecar is running on ${stateDir} (${holder}); ${what}`, EXIT.failure);
+}
+
+program
+  .command('renew')
+  .description('renew an account\'s token now if it is due (or, with --force, even if it is valid); the spacing between issuances always holds, and the answer says how long to wait')
+  .addOption(configOption())
+  .requiredOption('-a, --account <name>', 'account to renew')
+  .option('-f, --force', 'ask for a new token even though the current one is valid')
+  .action(async (opts: { config?: string; account: string; force?: boolean }) => {
+    const config = loadConfigOrExit(opts.config);
+    if (!config.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, EXIT.config);
+    await refuseIfRunning(config.stateDir, `use its admin endpoint instead: POST /renew/${opts.account}${opts.force ? '?force=true' : ''} with the admin bearer token`);
+    const sidecar = await openSidecar(config);
+    try {
+      const outcome = (await sidecar.renew(opts.account, opts.force ?? false))!;
+      const now = sidecar.clock.now();
+      switch (outcome.result) {
+        case 'issued':
+          process.stdout.write(`${opts.account}: new token, expires ${formatIsoInZone(outcome.expiresAt)}\n`);
+          break;
+        case 'same_token':
+          process.stdout.write(`${opts.account}: the broker answered with the current token (no renewal); next attempt after ${formatIsoInZone(outcome.nextAttemptAt)}\n`);
+          break;
+        case 'failed':
+          process.stdout.write(`${opts.account}: renewal failed (${outcome.reason}): ${outcome.message}\n`);
+          process.exitCode = EXIT.failure;
+          break;
+        case 'wait':
+          if (outcome.why === 'renewal_planned') {
+            process.stdout.write(`${opts.account}: the token is valid; renewal is planned for ${formatIsoInZone(outcome.until)} (use --force to replace it now)\n`);
+          } else {
+            const wait = outcome.until === Number.MAX_SAFE_INTEGER ? 'until the credentials change' : `${formatDuration(outcome.until - now)} (until ${formatIsoInZone(outcome.until)})`;
+            process.stdout.write(`${opts.account}: not now (${outcome.why.replace('_', ' ')}); wait ${wait}\n`);
+            process.exitCode = EXIT.failure;
+          }
+      }
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+program
+  .command('revoke')
+  .description('revoke an account\'s token at the broker, then remove its state and its sink files')
+  .addOption(configOption())
+  .requiredOption('-a, --account <name>', 'account whose token to revoke')
+  .action(async (opts: { config?: string; account: string }) => {
+    const config = loadConfigOrExit(opts.config);
+    if (!config.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, EXIT.config);
+    await refuseIfRunning(config.stateDir, 'stop it first, or it would issue a new token at once');
+    const sidecar = await openSidecar(config);
+    try {
+      const result = await sidecar.account(opts.account)!.revoke();
+      process.stdout.write(`${opts.account}: ${result.revoked ? 'token revoked' : 'no token to revoke'}; removed ${result.removedFiles.length} file(s)${result.removedFiles.map((f) => `\n  ${f}`).join('')}\n`);
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+program
+  .command('once')
+  .description('make sure every account has a valid token in all its files, then exit: 0 when done, 1 with the reason otherwise (for init containers, cron, Airflow)')
+  .addOption(configOption())
+  .option('--max-wait <duration>', 'longest wait for the spacing or a retry before giving up', '90s')
+  .action(async (opts: { config?: string; maxWait: string }) => {
+    const config = loadConfigOrExit(opts.config);
+    const maxWaitMs = durationArg(opts.maxWait);
+    await refuseIfRunning(config.stateDir, 'it already keeps the token valid; `status` shows it');
+    const sidecar = await openSidecar(config, { watch: false });
+    try {
+      const problems = await sidecar.once(maxWaitMs);
+      const now = sidecar.clock.now();
+      for (const view of sidecar.views()) {
+        const token = view.snapshot.state.token;
+        if (view.ready && token) process.stdout.write(`${view.snapshot.ref.name}: token valid until ${formatIsoInZone(token.expiresAt)} (${formatDuration(token.expiresAt - now)} left), ${view.sinks.length} file(s) written\n`);
+      }
+      for (const problem of problems) process.stderr.write(`${problem}\n`);
+      process.exitCode = problems.length === 0 ? EXIT.ok : EXIT.failure;
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`unexpected error (continuing): ${reason instanceof Error ? reason.message : String(reason)}\n`);
+});
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CliError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(EXIT.failure);
+});

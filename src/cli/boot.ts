@@ -1,0 +1,98 @@
+import { loadConfigFile, configPathFrom, CONFIG_PATH_ENV } from '../config/load';
+import type { SidecarConfig } from '../config/types';
+import { clockFromEnvironment } from '../core/clock';
+import { ConfigError } from '../core/errors';
+import { createHttpApp } from '../http/app';
+import { listen, type RunningServer } from '../http/server';
+import { Sidecar, StartupError, type SidecarOptions } from '../sidecar';
+
+/** Exit codes the commands share, documented in the README. */
+export const EXIT = { ok: 0, failure: 1, config: 2, startup: 3 } as const;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export function loadConfigOrExit(flag: string | undefined): SidecarConfig {
+  const path = configPathFrom(flag);
+  if (!path) throw new CliError(`no config file: pass --config <file> or set ${CONFIG_PATH_ENV}`, EXIT.config);
+  try {
+    return loadConfigFile(path);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, EXIT.config);
+    throw error;
+  }
+}
+
+/** Opens a sidecar (lock, sink checks, state), turning start-up problems into a clear exit. */
+export async function openSidecar(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
+  const sidecar = new Sidecar(config, { clock: clockFromEnvironment(), ...options });
+  try {
+    await sidecar.open();
+  } catch (error) {
+    if (error instanceof StartupError) throw new CliError(error.message, EXIT.startup);
+    if ((error as { code?: string }).code === 'state_locked') throw new CliError((error as Error).message, EXIT.startup);
+    throw error;
+  }
+  return sidecar;
+}
+
+/**
+ * The long-running mode: loops, HTTP, and a graceful stop on SIGTERM/SIGINT (the tick in progress finishes,
+ * so no write is cut in half; the process exits within `stopBoundMs` whatever happens).
+ */
+export async function runUntilSignalled(
+  sidecar: Sidecar,
+  onListening?: (server: RunningServer | undefined) => void,
+  stopBoundMs = 15_000,
+): Promise<number> {
+  const { config, logger } = sidecar;
+  sidecar.run();
+  let server: RunningServer | undefined;
+  if (config.server.enabled) {
+    const app = createHttpApp({
+      control: sidecar,
+      metrics: sidecar.metrics,
+      now: () => sidecar.clock.now(),
+      adminToken: config.server.adminToken,
+      secrets: sidecar.secrets,
+    });
+    try {
+      server = await listen(app, config.server.host, config.server.port, config.server.requestTimeoutMs);
+    } catch (error) {
+      await sidecar.close();
+      throw new CliError(`cannot listen on ${config.server.host}:${config.server.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.startup);
+    }
+    logger.info({ url: server.url }, 'serving /metrics, /healthz, /readyz and /status');
+  }
+  onListening?.(server);
+  process.on('SIGHUP', () => logger.warn('SIGHUP received: configuration reload is not supported yet; restart the sidecar to apply changes'));
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping: finishing the work in progress');
+      const bound = setTimeout(() => {
+        logger.error('could not stop in time; exiting');
+        process.exit(1);
+      }, stopBoundMs);
+      bound.unref();
+      void Promise.all([server?.close(), sidecar.close()]).then(() => {
+        clearTimeout(bound);
+        logger.info('stopped');
+        resolve(EXIT.ok);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,90 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { parseConfig } from '../config/load';
+import { runSimulatorServer, generateCredential } from '../simulator';
+import { clockFromEnvironment } from '../core/clock';
+import { sinkPath } from '../sinks/formats';
+import { openSidecar, runUntilSignalled } from './boot';
+
+/**
+ * The demo: the broker simulator on loopback and the sidecar against it, on an embedded config that is the
+ * same format as a real one (written out beside the files, so it can be read and copied). No credentials,
+ * no KakaoTalk notices.
+ */
+const DEMO_CONFIG = `# The demo's configuration, in the same format as a real one (see the README's configuration reference).
+# Credentials come from the environment, as they should in production; the demo sets them to the
+# simulator's made-up keys, and points every account at the simulator instead of the broker.
+stateDir: ./state
+log: { level: info, format: pretty }
+server:
+  host: 127.0.0.1
+  port: \${DEMO_PORT}
+accounts:
+  - name: kis-demo
+    provider: kis
+    env: mock
+    appKey: \${DEMO_KIS_APP_KEY}
+    appSecret: \${DEMO_KIS_APP_SECRET}
+    baseUrl: \${DEMO_SIMULATOR_URL}
+    sinks:
+      - { format: kis-auth, dir: ./KIS/config }                      # what kis_auth.py reads: KIS{YYYYMMDD}
+      - { format: json, path: ./tokens/kis-demo.json, layout: kis-client }
+      - { format: approval-key, path: ./tokens/kis-demo.approval-key }
+  - name: kiwoom-demo
+    provider: kiwoom
+    env: mock
+    appKey: \${DEMO_KIWOOM_APP_KEY}
+    appSecret: \${DEMO_KIWOOM_APP_SECRET}
+    baseUrl: \${DEMO_SIMULATOR_URL}
+    sinks:
+      - { format: json, path: ./data/.token, layout: kiwoom-token }
+`;
+
+export async function runDemo(options: { dir: string; port: number }): Promise<number> {
+  const dir = resolve(options.dir);
+  // Each demo starts fresh: the simulator remembers nothing between runs, so old tokens would be refused.
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const kis = generateCredential('kis', 'demo', 'mock');
+  const kiwoom = generateCredential('kiwoom', 'demo', 'mock');
+  const clock = clockFromEnvironment();
+  const { url, simulator } = await runSimulatorServer({ clock, credentials: [kis, kiwoom] });
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, DEMO_CONFIG, { mode: 0o600 });
+  const config = parseConfig(DEMO_CONFIG, configPath, dir, {
+    env: {
+      DEMO_PORT: String(options.port),
+      DEMO_SIMULATOR_URL: url,
+      DEMO_KIS_APP_KEY: kis.appKey,
+      DEMO_KIS_APP_SECRET: kis.appSecret,
+      DEMO_KIWOOM_APP_KEY: kiwoom.appKey,
+      DEMO_KIWOOM_APP_SECRET: kiwoom.appSecret,
+    },
+  });
+  const sidecar = await openSidecar(config, { clock });
+  const shown = (path: string) => relative(process.cwd(), path) || '.';
+  let readyAnnounced = false;
+  sidecar.bus.on('sink.written', () => {
+    if (readyAnnounced || !sidecar.views().every((v) => v.ready)) return;
+    readyAnnounced = true;
+    process.stdout.write('\nAll token files are written: the demo is ready. Press Ctrl-C to stop.\n');
+  });
+  const code = await runUntilSignalled(sidecar, (server) => {
+    const files = config.accounts.flatMap((a) => a.sinks.map((s) => `${shown(sinkPath(s, clock.now()))}   (${a.name}, ${s.format}${s.format === 'json' ? ` ${s.layout}` : ''})`));
+    const lines = [
+      '',
+      'broker-token-sidecar demo',
+      `  broker simulator  ${url}   (KIS and Kiwoom on loopback; made-up credentials)`,
+      `  config            ${shown(configPath)}`,
+      `  state             ${shown(config.stateDir)}`,
+      '  token files       ' + files.join('\n                    '),
+    ];
+    if (server) {
+      lines.push(`  metrics           ${server.url}/metrics`, `  status            ${server.url}/status`, `  ready             ${server.url}/readyz`);
+    }
+    lines.push('', `Try: delete ${shown(sinkPath(config.accounts[0]!.sinks[0]!, clock.now()))} and watch it come back, with no new token.`, '');
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
+  await simulator.close();
+  return code;
+}

@@ -1,0 +1,63 @@
+import type { SidecarConfig } from '../config/types';
+import { nodeFileSystem } from '../core/atomic-file';
+import { emptyState, appKeyId } from '../store/state';
+import { FileStateStore } from '../store/file-store';
+import { snapshotOf } from '../lifecycle/snapshot';
+import { renderSink, sinkPath, type TokenView } from '../sinks/formats';
+import { inspectSinkFile } from '../sinks/inspect';
+import type { SinkStatus } from '../sinks/supervisor';
+import type { AccountView } from '../metrics/exporter';
+
+/**
+ * What `status` reports with no sidecar to ask: the state files and the sink files as they are on disk now,
+ * judged by the same rules the sidecar uses. Reads only; nothing is created, moved or rewritten.
+ */
+export async function readOfflineStatus(config: SidecarConfig, now: number): Promise<Array<AccountView & { problem?: string }>> {
+  const store = new FileStateStore(config.stateDir, () => now, nodeFileSystem, true);
+  const views: Array<AccountView & { problem?: string }> = [];
+  for (const account of config.accounts) {
+    const loaded = await store.load(account.name);
+    let state = loaded.state ?? emptyState(account);
+    let problem = loaded.problem?.message;
+    if (state.appKeyId !== appKeyId(account.appKey)) {
+      problem = 'the stored token belongs to another app key than the one configured';
+      state = emptyState(account);
+    }
+    const token = state.token;
+    const view: TokenView | undefined = token
+      ? { accessToken: token.accessToken, tokenType: token.tokenType, expiresAt: token.expiresAt, issuedAt: token.issuedAt, raw: token.raw, approvalKey: state.approvalKey?.key }
+      : undefined;
+    const sinks: SinkStatus[] = [];
+    for (const sink of account.sinks) {
+      const path = sinkPath(sink, now);
+      const expected = view ? renderSink(sink, view) : undefined;
+      const inspection = await inspectSinkFile(nodeFileSystem, sink, path, expected ?? '\0', view?.accessToken ?? '\0');
+      const mode = inspection.kind === 'refused' ? null : inspection.mode;
+      sinks.push({
+        name: sink.name,
+        format: sink.format,
+        path,
+        present: mode !== null,
+        healthy: expected !== undefined && inspection.kind === 'healthy',
+        mode,
+        expectedMode: sink.access.mode,
+        lastWriteAt: null,
+        lastError:
+          inspection.kind === 'refused'
+            ? { reason: inspection.error.code, message: inspection.error.message, at: now }
+            : inspection.kind === 'repair'
+              ? { reason: inspection.reason, message: `file is ${inspection.reason === 'mode' ? 'not mode 0' + sink.access.mode.toString(8) : inspection.reason.replace('_', ' ')}`, at: now }
+              : null,
+        consecutiveFailures: 0,
+      });
+    }
+    const snapshot = snapshotOf(account, state, now);
+    views.push({
+      snapshot,
+      sinks,
+      ready: snapshot.usable && sinks.every((s) => s.healthy),
+      ...(problem !== undefined ? { problem } : {}),
+    });
+  }
+  return views;
+}

@@ -1,0 +1,41 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type express from 'express';
+
+/**
+ * Listens for the express app with the timeouts a sidecar needs against slow or stuck clients, and closes
+ * within a bound on shutdown.
+ */
+export interface RunningServer {
+  url: string;
+  close(boundMs?: number): Promise<void>;
+}
+
+export async function listen(app: express.Express, host: string, port: number, requestTimeoutMs: number): Promise<RunningServer> {
+  const server: Server = createServer(app);
+  server.requestTimeout = requestTimeoutMs;
+  server.headersTimeout = Math.min(requestTimeoutMs, 10_000);
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 50;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${shownHost}:${address.port}`,
+    close: (boundMs = 5_000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), boundMs);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,118 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  PROOF_RESULTS,
+  RENEWAL_FAILURE_REASONS,
+  SINK_REPAIR_REASONS,
+  SINK_WRITE_FAILURE_REASONS,
+  STATE_ERROR_REASONS,
+} from '../core/errors';
+import { TOKEN_STATUSES } from '../lifecycle/policy';
+
+/**
+ * Every metric the sidecar exports: names, help, labels and the closed sets of label values, in this one
+ * file. docs/metrics.md documents the same list, and a test checks the two agree, as do the dashboards and
+ * alert rules that query them.
+ */
+
+export const PREFIX = 'broker_token_';
+export const ACCOUNT_LABELS = ['account', 'provider', 'env'] as const;
+const SINK_LABELS = [...ACCOUNT_LABELS, 'sink', 'format'] as const;
+
+export { PROOF_RESULTS, RENEWAL_FAILURE_REASONS, SINK_REPAIR_REASONS, SINK_WRITE_FAILURE_REASONS, STATE_ERROR_REASONS, TOKEN_STATUSES };
+
+// Token requests take tens of milliseconds to seconds; the top buckets catch timeouts (15 s by default).
+const DURATION_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
+
+export function createCatalogue(registry: Registry) {
+  const registers = [registry];
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Gauge<L>({ name: PREFIX + name, help, labelNames, registers });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Counter<L>({ name: PREFIX + name, help, labelNames, registers });
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Histogram<L>({ name: PREFIX + name, help, labelNames, buckets: DURATION_BUCKETS, registers });
+
+  return {
+    // Points in time: alerts compute `- time()` themselves, so a stale scrape never shows a wrong "time left".
+    expiry: gauge('expiry_timestamp_seconds', 'When the current token expires (Unix time; from the broker\'s KST expiry).', ACCOUNT_LABELS),
+    issued: gauge('issued_timestamp_seconds', 'When the broker issued the current token (Unix time).', ACCOUNT_LABELS),
+    lastRenewal: gauge('last_renewal_timestamp_seconds', 'When the last new token was received (Unix time).', ACCOUNT_LABELS),
+    nextRenewal: gauge('next_renewal_timestamp_seconds', 'When the next issuance attempt is planned (Unix time).', ACCOUNT_LABELS),
+    lastProof: gauge('last_proof_timestamp_seconds', 'When the token was last checked against the broker\'s API, whatever the result (Unix time).', ACCOUNT_LABELS),
+    lastProofSuccess: gauge('last_proof_success_timestamp_seconds', 'When the current token last passed a proof (Unix time).', ACCOUNT_LABELS),
+
+    // Current state.
+    state: gauge('state', 'Token state as a state set: 1 for the current state, 0 for the others.', [...ACCOUNT_LABELS, 'state']),
+    usable: gauge('usable', '1 when the current token can be used now (valid or expiring), else 0.', ACCOUNT_LABELS),
+    ready: gauge('ready', '1 when every sink of the account holds the current token, complete and private.', ACCOUNT_LABELS),
+    consecutiveFailures: gauge('consecutive_failures', 'Issuance attempts that failed in a row (0 after a success).', ACCOUNT_LABELS),
+    credentialsRejected: gauge('credentials_rejected', '1 while the broker\'s rejection of the app key or secret holds further requests back until the credentials change.', ACCOUNT_LABELS),
+
+    // Counters.
+    renewalAttempts: counter('renewal_attempts_total', 'Issuance requests sent to the broker.', ACCOUNT_LABELS),
+    renewalFailures: counter('renewal_failures_total', 'Issuance attempts that failed, by reason.', [...ACCOUNT_LABELS, 'reason']),
+    issuances: counter('issuances_total', 'New tokens received from the broker: what the broker\'s once-a-day rule and the KakaoTalk notices count.', ACCOUNT_LABELS),
+    sameToken: counter('same_token_total', 'Issuance requests the broker answered with the token it had already given (no renewal).', ACCOUNT_LABELS),
+    rateLimited: counter('rate_limited_total', 'Issuance requests the broker refused as too frequent (KIS EGW00133).', ACCOUNT_LABELS),
+    proofs: counter('proofs_total', 'Token proofs against the broker\'s API, by result.', [...ACCOUNT_LABELS, 'result']),
+    invalidations: counter('invalidations_total', 'Tokens the broker refused although the state called them valid (died server-side).', ACCOUNT_LABELS),
+    adoptions: counter('adoptions_total', 'Still-valid tokens taken over from existing sink files instead of issuing.', ACCOUNT_LABELS),
+    stateErrors: counter('state_errors_total', 'Problems with the sidecar\'s own state file, by reason.', [...ACCOUNT_LABELS, 'reason']),
+    approvalKeys: counter('approval_key_requests_total', 'WebSocket approval key requests, by result.', [...ACCOUNT_LABELS, 'result']),
+
+    // Durations.
+    renewalDuration: histogram('renewal_duration_seconds', 'Time taken by issuance requests, whatever their outcome.', ACCOUNT_LABELS),
+    proofDuration: histogram('proof_duration_seconds', 'Time taken by token proofs.', ACCOUNT_LABELS),
+
+    // Sink files.
+    sinkPresent: gauge('sink_file_present', '1 when the sink file exists.', SINK_LABELS),
+    sinkHealthy: gauge('sink_file_healthy', '1 when the sink file holds exactly the current token with the configured mode and owner.', SINK_LABELS),
+    sinkModeOk: gauge('sink_file_mode_ok', '1 when the sink file has the configured mode (0600 unless configured), 0 when it does not, whatever the content.', SINK_LABELS),
+    sinkLastWrite: gauge('sink_last_write_timestamp_seconds', 'When the sink file was last written (Unix time).', SINK_LABELS),
+    sinkWrites: counter('sink_writes_total', 'Sink file writes that are not repairs: a new token, start-up, the daily file at midnight.', [...SINK_LABELS, 'cause']),
+    sinkRepairs: counter('sink_repairs_total', 'Sink files rewritten from the state because they were damaged, by what was wrong.', [...SINK_LABELS, 'reason']),
+    sinkWriteFailures: counter('sink_write_failures_total', 'Failed sink file writes, by reason.', [...SINK_LABELS, 'reason']),
+    sinkFilesCleaned: counter('sink_files_cleaned_total', 'Old daily token files removed (kis-auth sinks, past keepDays).', SINK_LABELS),
+    sinkNotifyFailures: counter('sink_notify_failures_total', 'Failed notifications to applications after a sink changed.', SINK_LABELS),
+
+    // Optional custom probe of a local application.
+    probeUp: gauge('probe_up', '1 when the last custom probe of the account\'s application succeeded.', ACCOUNT_LABELS),
+    probeDuration: histogram('probe_duration_seconds', 'Time taken by custom probes.', ACCOUNT_LABELS),
+
+    buildInfo: new Gauge({
+      name: `${PREFIX}build_info`,
+      help: 'Build information; always 1.',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }),
+  };
+}
+
+export type Catalogue = ReturnType<typeof createCatalogue>;
+
+export const SINK_WRITE_CAUSES = ['token', 'start', 'rollover'] as const;
+export const APPROVAL_KEY_RESULTS = ['ok', 'error'] as const;
+
+/** prom-client's process metrics: memory, CPU, file descriptors, event loop lag. */
+export function registerProcessMetrics(registry: Registry): void {
+  // Unprefixed (process_*, nodejs_*), as every Node.js dashboard expects them.
+  collectDefaultMetrics({ register: registry });
+}
+
+/** The first system's names, for its existing dashboards: off unless `metrics.compat` asks for them. */
+export function createCompatMetrics(registry: Registry) {
+  return {
+    ageHours: new Gauge({
+      name: 'kis_token_age_hours',
+      help: 'Hours since the current token was issued (compatibility name of the first system).',
+      labelNames: ['account'],
+      registers: [registry],
+    }),
+    renewals: new Counter({
+      name: 'kis_token_renewals_total',
+      help: 'New tokens received (compatibility name of the first system; same as broker_token_issuances_total).',
+      labelNames: ['account'],
+      registers: [registry],
+    }),
+  };
+}

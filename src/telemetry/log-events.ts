@@ -1,0 +1,51 @@
+import type { EventBus } from '../core/events';
+import type { Logger } from '../core/log';
+import { formatIsoInZone } from '../core/time';
+
+/**
+ * Every event logged once, with the account and (where there is one) the reason, at a level an operator can
+ * filter on. Secrets cannot reach these lines: events carry token ids, never tokens, and the logger redacts
+ * every registered secret besides.
+ */
+export function logEvents(bus: EventBus, log: Logger): void {
+  const who = (account: { name: string; provider: string; env: string }) => ({ account: account.name, provider: account.provider, env: account.env });
+  const kst = (ms: number | null) => (ms === null ? null : formatIsoInZone(ms));
+
+  bus.on('issuance.attempt', (e) => log.info({ ...who(e.account), why: e.why }, 'requesting a token from the broker'));
+  bus.on('issuance.issued', (e) =>
+    log.info({ ...who(e.account), tokenId: e.tokenId, expiresAt: kst(e.expiresAt), durationMs: Math.round(e.durationMs), expiryClamped: e.expiryClamped || undefined }, 'new token received'),
+  );
+  bus.on('issuance.same_token', (e) =>
+    log.warn({ ...who(e.account), tokenId: e.tokenId, nextAttemptAt: kst(e.nextAttemptAt) }, 'the broker answered with the token it had already issued; not a renewal'),
+  );
+  bus.on('issuance.failed', (e) =>
+    log[e.reason === 'auth_rejected' ? 'error' : 'warn'](
+      { ...who(e.account), reason: e.reason, consecutiveFailures: e.consecutiveFailures, nextAttemptAt: kst(e.nextAttemptAt) },
+      `token request failed: ${e.message}`,
+    ),
+  );
+  bus.on('issuance.blocked', (e) =>
+    log.error({ ...who(e.account), reason: 'auth_rejected' }, 'credentials rejected by the broker; no further requests until the app key or secret changes (or renew --force)'),
+  );
+  bus.on('token.adopted', (e) => log.info({ ...who(e.account), from: e.from, tokenId: e.tokenId, expiresAt: kst(e.expiresAt) }, 'adopted a still-valid token from an existing file; no issuance'));
+  bus.on('token.invalidated', (e) => log.warn({ ...who(e.account), tokenId: e.tokenId, brokerCode: e.brokerCode }, `the broker refused the token: ${e.message}`));
+  bus.on('token.revoked', (e) => log.info({ ...who(e.account), tokenId: e.tokenId }, 'token revoked at the broker'));
+  bus.on('approval_key.issued', (e) => log.info(who(e.account), 'WebSocket approval key received'));
+  bus.on('approval_key.failed', (e) => log.warn({ ...who(e.account), reason: e.reason }, `approval key request failed: ${e.message}`));
+  bus.on('proof.done', (e) => {
+    if (e.result === 'ok') log.debug({ ...who(e.account), result: e.result, durationMs: Math.round(e.durationMs) }, 'token proven');
+    else log.warn({ ...who(e.account), result: e.result }, `token proof ${e.result}: ${e.message ?? ''}`);
+  });
+  bus.on('probe.done', (e) => {
+    if (!e.ok) log.warn(who(e.account), `custom probe failed: ${e.message}`);
+  });
+  bus.on('state.error', (e) => log.error({ ...who(e.account), reason: e.reason }, e.message));
+  bus.on('sink.written', (e) => log.info({ ...who(e.account), sink: e.sink, path: e.path, cause: e.cause }, 'token file written'));
+  bus.on('sink.repaired', (e) => log.warn({ ...who(e.account), sink: e.sink, path: e.path, reason: e.reason }, 'token file repaired from the state (no issuance)'));
+  bus.on('sink.write_failed', (e) =>
+    log[e.consecutiveFailures === 1 ? 'error' : 'warn']({ ...who(e.account), sink: e.sink, path: e.path, reason: e.reason, consecutiveFailures: e.consecutiveFailures }, e.message),
+  );
+  bus.on('sink.recovered', (e) => log.info({ ...who(e.account), sink: e.sink, path: e.path }, 'token file writable again'));
+  bus.on('sink.cleaned', (e) => log.info({ ...who(e.account), sink: e.sink, files: e.files }, 'old daily token files removed'));
+  bus.on('sink.notify_failed', (e) => log.warn({ ...who(e.account), sink: e.sink }, e.message));
+}

@@ -1,0 +1,216 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { parseConfig } from '../src/config/load';
+import { ConfigError } from '../src/core/errors';
+import { tempDir } from './helpers';
+
+const KEY = 'PS' + 'k'.repeat(34); // 36 characters
+const KEY2 = 'PS' + 'q'.repeat(34);
+const SECRET = 's'.repeat(180);
+const ENV = { KIS_KEY: KEY, KIS_SECRET: SECRET, KIS_KEY2: KEY2 };
+
+/** A valid single-account config; `account` replaces the account's body lines. */
+function withAccount(account: string, top = ''): string {
+  return `${top}accounts:\n  - ${account.trim().replace(/\n/g, '\n    ')}\n`;
+}
+const GOOD_ACCOUNT = `name: main
+provider: kis
+appKey: \${KIS_KEY}
+appSecret: \${KIS_SECRET}
+sinks:
+  - { format: kis-auth, dir: ./KIS/config }`;
+
+function problemsOf(text: string, baseDir = '/tmp/cfg', env: Record<string, string> = ENV): string[] {
+  try {
+    parseConfig(text, join(baseDir, 'config.yaml'), baseDir, { env });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error.problems;
+  }
+  return [];
+}
+
+describe('config: one bad fixture per rule, each with its exact message', () => {
+  const cases: Array<[string, string, string[]]> = [
+    ['unknown top-level key', withAccount(GOOD_ACCOUNT, 'stateDirectory: ./x\n'), ['stateDirectory: unknown key']],
+    ['unknown nested key', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, keep: 3 }')), ['accounts[0].sinks[0].keep: unknown key']],
+    ['required field missing', withAccount(GOOD_ACCOUNT.replace('provider: kis\n', '')), ['accounts[0].provider: required']],
+    ['value outside its set', withAccount(GOOD_ACCOUNT.replace('provider: kis', 'provider: ebest')), ['accounts[0].provider: must be one of "kis", "kiwoom"']],
+    ['wrong type', withAccount(GOOD_ACCOUNT, 'server: { port: high }\n'), ['server.port: must be a number']],
+    ['number out of range', withAccount(GOOD_ACCOUNT, 'server: { port: 70000 }\n'), ['server.port: must be at most 65535']],
+    ['KIS app key length', withAccount(GOOD_ACCOUNT.replace('${KIS_KEY}', 'PSshort')), ['accounts[0].appKey: must be 36 characters (got 7)']],
+    ['KIS app secret length', withAccount(GOOD_ACCOUNT.replace('${KIS_SECRET}', 'x'.repeat(179))), ['accounts[0].appSecret: must be 180 characters (got 179)']],
+    ['app key missing', withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}\n', '')), ['accounts[0].appKey: required (inline, usually ${ENV_VAR}, or as appKeyFile)']],
+    ['app key inline and from a file', withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}', 'appKey: ${KIS_KEY}\nappKeyFile: ./key')), ['accounts[0].appKey: set only one of appKey and appKeyFile']],
+    ['secret file missing', withAccount(GOOD_ACCOUNT.replace('appSecret: ${KIS_SECRET}', 'appSecretFile: /nonexistent/secret')), ['accounts[0].appSecretFile: cannot read /nonexistent/secret (ENOENT)']],
+    ['white space inside a secret', withAccount(GOOD_ACCOUNT.replace('${KIS_SECRET}', `"${'s'.repeat(90)} ${'s'.repeat(89)}"`)), ['accounts[0].appSecret: must not contain white space']],
+    ['environment variable not set', withAccount(GOOD_ACCOUNT.replace('${KIS_KEY}', '${KIS_APP_KEY_TYPO}')), ['accounts[0].appKey: environment variable KIS_APP_KEY_TYPO is not set']],
+    ['bad duration', withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { spacing: 1 minute } }\n'), ['defaults.renewal.spacing: must be a duration such as 90s, 5m or 4h30m']],
+    ['mode not a quoted octal string', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, mode: 0640 }')), ['accounts[0].sinks[0].mode: must be an octal string in quotes, such as "0600"']],
+    ['account name', withAccount(GOOD_ACCOUNT.replace('name: main', 'name: Main Account')), ['accounts[0].name: must be 1-63 lower-case letters, digits, "-" or "_"']],
+    ['no sinks', withAccount(GOOD_ACCOUNT.replace(/sinks:\n.*$/s, 'sinks: []')), ['accounts[0].sinks: must list at least 1 sink: the files applications read']],
+    ['no accounts', 'accounts: []\n', ['accounts: must list at least 1 account']],
+    ['unknown sink format', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: pickle, path: ./t')), ['accounts[0].sinks[0].format: must be one of "kis-auth", "json", "approval-key"']],
+    ['bad base URL', withAccount(`${GOOD_ACCOUNT}\nbaseUrl: ftp://example.com`), ['accounts[0].baseUrl: must be an http(s) URL']],
+    ['time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, timeZone: Asia/Busan }')), ['accounts[0].sinks[0].timeZone: "Asia/Busan" is not an IANA time zone such as Asia/Seoul']],
+    ['cron schedule', withAccount(`${GOOD_ACCOUNT}\nrenewal: { schedule: "0 */5 * *" }`), ['accounts[0].renewal.schedule: must be a 5-field cron expression (minute hour day-of-month month day-of-week)']],
+    ['renewal margin longer than the token lives', withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { renewBefore: 23h, jitter: 2h } }\n'), ['defaults.renewal.renewBefore: renewBefore plus jitter (25h) must be shorter than maxLifetime (24h)']],
+    ['retry delays in the wrong order', withAccount(`${GOOD_ACCOUNT}\nrenewal: { retry: { initialDelay: 10m, maxDelay: 1m } }`), ['accounts[0].renewal.retry.maxDelay: must not be shorter than initialDelay (10m)']],
+    ['unknown path placeholder', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: json, path: "./t/{accountName}.json"')), ['accounts[0].sinks[0].path: unknown placeholder {accountName}; use {account}, {env}, {appKeyPrefix}']],
+    ['signal without a pid file', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, notify: { signal: SIGHUP } }')), ['accounts[0].sinks[0].notify.pidFile: required with signal']],
+    ['admin token too short', withAccount(GOOD_ACCOUNT, 'server: { adminToken: "hunter2" }\n'), ['server.adminToken: must be at least 16 characters']],
+    [
+      'kis-auth and approval-key sinks on a Kiwoom account',
+      withAccount('name: kw\nprovider: kiwoom\nappKey: kiwoomkey123456\nappSecret: kiwoomsecret123456\nsinks:\n  - { format: kis-auth, dir: ./k }\n  - { format: approval-key, path: ./a }'),
+      ['accounts[0].sinks[0].format: kis-auth files are read by KIS clients only', 'accounts[0].sinks[1].format: approval keys exist for KIS only'],
+    ],
+    ['YAML syntax', 'accounts: [\n  name: x\nfoo', ['/tmp/cfg/config.yaml: line 3, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]']],
+  ];
+  for (const [rule, text, expected] of cases) {
+    test(rule, () => assert.deepEqual(problemsOf(text), expected));
+  }
+});
+
+describe('config: rules across accounts', () => {
+  const second = (name: string, key: string, sink: string) =>
+    `  - name: ${name}\n    provider: kis\n    appKey: ${key}\n    appSecret: \${KIS_SECRET}\n    sinks:\n      - ${sink}\n`;
+  test('duplicate account name', () => {
+    const text = withAccount(GOOD_ACCOUNT) + second('main', '${KIS_KEY2}', '{ format: json, path: ./b.json }');
+    assert.deepEqual(problemsOf(text), ['accounts[1].name: "main" is already the name of accounts[0]']);
+  });
+  test('the same app key on two accounts', () => {
+    const text = withAccount(GOOD_ACCOUNT) + second('other', '${KIS_KEY}', '{ format: json, path: ./b.json }');
+    assert.deepEqual(problemsOf(text), [
+      'accounts[1].appKey: same app key as accounts[0]; an app key gets one token at a time, so list several sinks under one account instead',
+    ]);
+  });
+  test('two accounts writing one kis-auth directory', () => {
+    const text = withAccount(GOOD_ACCOUNT) + second('other', '${KIS_KEY2}', '{ format: kis-auth, dir: ./KIS/config/ }');
+    assert.deepEqual(problemsOf(text), [
+      "accounts[1].sinks[0].dir: directory already used by accounts[0].sinks[0]; kis_auth.py's files are not keyed by account, so each account needs its own directory",
+    ]);
+  });
+  test('two sinks writing one file', () => {
+    const text = withAccount(`${GOOD_ACCOUNT}\n  - { format: json, path: ./t.json }\n  - { format: json, path: ./t.json, layout: raw }`);
+    assert.deepEqual(problemsOf(text), ['accounts[0].sinks[2].path: file already written by accounts[0].sinks[1]']);
+  });
+});
+
+test('config: several errors are all reported together', () => {
+  const text = `stateDir: ./state
+bogus: 1
+server: { port: -1 }
+accounts:
+  - name: main
+    provider: kis
+    appKey: short
+    appSecret: \${MISSING_SECRET}
+    renewal: { spacing: soon }
+    sinks: [{ format: kis-auth, dir: ./KIS, timeZone: Nowhere/Land }]
+  - name: second
+    provider: kiwoom
+    sinks: []
+`;
+  assert.deepEqual(problemsOf(text), [
+    'accounts[0].appSecret: environment variable MISSING_SECRET is not set',
+    'accounts[0].renewal.spacing: must be a duration such as 90s, 5m or 4h30m',
+    'accounts[1].sinks: must list at least 1 sink: the files applications read',
+    'bogus: unknown key',
+    'server.port: must be at least 0',
+  ]);
+});
+
+test('config: the semantic checks of a well-formed account still run when another account is malformed', () => {
+  const text = `accounts:
+  - name: main
+    provider: kis
+    appKey: short
+    appSecret: \${KIS_SECRET}
+    sinks: [{ format: kis-auth, dir: ./KIS }]
+  - name: broken
+    provider: nope
+    sinks: [{ format: json, path: ./x.json }]
+`;
+  assert.deepEqual(problemsOf(text), ['accounts[0].appKey: must be 36 characters (got 5)', 'accounts[1].provider: must be one of "kis", "kiwoom"']);
+});
+
+test('config: defaults fill everything with a sensible value; paths resolve against the config file', () => {
+  const config = parseConfig(withAccount(GOOD_ACCOUNT), '/etc/bts/config.yaml', '/etc/bts', { env: ENV });
+  const account = config.accounts[0]!;
+  assert.equal(config.stateDir, '/etc/bts/data/state');
+  assert.deepEqual(config.server, { enabled: true, host: '127.0.0.1', port: 9464, adminToken: undefined, requestTimeoutMs: 10_000 });
+  assert.equal(account.env, 'real');
+  assert.equal(account.baseUrl, 'https://openapi.koreainvestment.com:9443');
+  assert.equal(account.renewal.spacingMs, 60_000);
+  assert.equal(account.renewal.renewBeforeMs, 3_600_000);
+  assert.deepEqual(account.renewal.retry, { attempts: 3, initialDelayMs: 300_000, multiplier: 2, maxDelayMs: 3_600_000, jitter: 0.1 });
+  assert.equal(account.proof.intervalMs, 1_800_000);
+  const sink = account.sinks[0]!;
+  assert.equal(sink.format, 'kis-auth');
+  assert.equal(sink.format === 'kis-auth' && sink.dir, '/etc/bts/KIS/config');
+  assert.equal(sink.access.mode, 0o600);
+  assert.equal(sink.access.dirMode, 0o700);
+  assert.equal(sink.format === 'kis-auth' && sink.keepDays, 7);
+  assert.equal(sink.format === 'kis-auth' && sink.timeZone, 'Asia/Seoul');
+});
+
+test('config: per-account settings override defaults, which override the built-in ones', () => {
+  const text = withAccount(`${GOOD_ACCOUNT}\nenv: mock\nrenewal: { spacing: 5m, retry: { attempts: 5 } }`, 'defaults: { renewal: { spacing: 2m, renewBefore: 2h, retry: { maxDelay: 30m } } }\n');
+  const account = parseConfig(text, '/c/config.yaml', '/c', { env: ENV }).accounts[0]!;
+  assert.equal(account.baseUrl, 'https://openapivts.koreainvestment.com:29443');
+  assert.equal(account.renewal.spacingMs, 300_000);
+  assert.equal(account.renewal.renewBeforeMs, 7_200_000);
+  assert.equal(account.renewal.retry.attempts, 5);
+  assert.equal(account.renewal.retry.maxDelayMs, 1_800_000);
+});
+
+test('config: secrets from files lose their trailing newline; ${VAR:-fallback} and $${ work; numbers from ${ENV} are numbers', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'key'), `${KEY}\n`);
+  writeFileSync(join(dir, 'secret'), `${SECRET}\r\n`);
+  const text = `server: { port: "\${PORT}", host: "\${HOST:-0.0.0.0}" }
+accounts:
+  - name: main
+    provider: kis
+    appKeyFile: ./key
+    appSecretFile: ${join(dir, 'secret')}
+    sinks: [{ format: json, name: "literal-$\${x}", path: "./t/{account}.json" }]
+`;
+  const config = parseConfig(text, join(dir, 'config.yaml'), dir, { env: { PORT: '9999' } });
+  assert.equal(config.accounts[0]!.appKey, KEY);
+  assert.equal(config.accounts[0]!.appSecret, SECRET);
+  assert.equal(config.server.port, 9999);
+  assert.equal(config.server.host, '0.0.0.0');
+  const sink = config.accounts[0]!.sinks[0]!;
+  assert.equal(sink.name, 'literal-${x}');
+  assert.equal(sink.format === 'json' && sink.path, join(dir, 't', 'main.json'));
+});
+
+test('check-config: exits 2 with every problem and touches no file; exits 0 on a good config', (t) => {
+  const dir = tempDir(t);
+  const cli = join(__dirname, '..', 'src', 'cli.js');
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, `stateDir: ./state\naccounts:\n  - name: main\n    provider: kis\n    appKey: short\n    appSecret: short\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`);
+  const failed = spawnSync(process.execPath, [cli, 'check-config', '--config', bad], { encoding: 'utf8' });
+  assert.equal(failed.status, 2);
+  assert.match(failed.stderr, /accounts\[0\]\.appKey: must be 36 characters \(got 5\)/);
+  assert.match(failed.stderr, /accounts\[0\]\.appSecret: must be 180 characters \(got 5\)/);
+  assert.deepEqual(readdirSync(dir), ['bad.yaml']);
+  // `start` with the same config refuses too, before creating anything.
+  const start = spawnSync(process.execPath, [cli, 'start', '--config', bad], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(start.status, 2);
+  assert.deepEqual(readdirSync(dir), ['bad.yaml']);
+
+  const good = join(dir, 'good.yaml');
+  mkdirSync(join(dir, 'secrets'));
+  writeFileSync(join(dir, 'secrets', 'secret'), `${SECRET}\n`);
+  writeFileSync(good, `accounts:\n  - name: main\n    provider: kis\n    appKey: \${KIS_KEY}\n    appSecretFile: ./secrets/secret\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`);
+  const passed = spawnSync(process.execPath, [cli, 'check-config'], { encoding: 'utf8', env: { ...process.env, KIS_KEY: KEY, BROKER_TOKEN_SIDECAR_CONFIG: good } });
+  assert.equal(passed.status, 0, passed.stderr);
+  assert.match(passed.stdout, /valid \(1 account\(s\), 1 sink\(s\)/);
+  assert.equal(existsSync(join(dir, 'KIS')), false);
+  assert.equal(existsSync(join(dir, 'data')), false);
+});

@@ -1,0 +1,137 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { ManualClock } from '../src/core/clock';
+import { createLogger, type Logger } from '../src/core/log';
+import { SecretRegistry } from '../src/core/secrets';
+import { parseConfig } from '../src/config/load';
+import type { SidecarConfig } from '../src/config/types';
+import { BrokerSimulator, generateCredential, type SimulatorCredential, type SimulatorOptions } from '../src/simulator';
+import { Sidecar, type SidecarOptions } from '../src/sidecar';
+
+/** A fresh temporary directory, removed when the test ends. */
+export function tempDir(t: { after(fn: () => void): void }, prefix = 'bts-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** 2026-11-20 09:00:00 KST: a weekday morning, far from midnight. */
+export const T0 = Date.UTC(2026, 10, 20, 0, 0, 0);
+export const SECOND = 1000;
+export const MINUTE = 60 * SECOND;
+export const HOUR = 60 * MINUTE;
+
+/**
+ * Marker secrets: recognisable strings used as credentials across the suite, so a test can scan any output
+ * for them. They have the real lengths (KIS: 36 and 180 characters).
+ */
+export function markerCredential(provider: 'kis' | 'kiwoom', tag: string, env: 'real' | 'mock' = 'real'): SimulatorCredential {
+  const base = generateCredential(provider, `marker-${tag}`, env);
+  const keyMark = `MKAK${tag.toUpperCase().replace(/[^A-Z0-9]/g, '')}`;
+  const secretMark = `MKSECRET${tag.toUpperCase().replace(/[^A-Z0-9]/g, '')}`;
+  return {
+    ...base,
+    appKey: (keyMark + base.appKey).slice(0, base.appKey.length),
+    appSecret: (secretMark + base.appSecret).slice(0, base.appSecret.length),
+  };
+}
+
+/** Collects log lines in memory (JSON), for tests that look at logs. */
+export class LogCapture {
+  readonly lines: string[] = [];
+  readonly logger: Logger;
+  constructor(readonly secrets = new SecretRegistry()) {
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        done();
+      },
+    });
+    this.logger = createLogger({ level: 'debug', format: 'json', secrets: this.secrets, destination: sink });
+  }
+  records(): Array<Record<string, unknown>> {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+  text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export interface SimulatorHarness {
+  simulator: BrokerSimulator;
+  url: string;
+  clock: ManualClock;
+}
+
+export async function startSimulator(
+  t: { after(fn: () => Promise<void> | void): void },
+  credentials: SimulatorCredential[],
+  options: Partial<Omit<SimulatorOptions, 'clock' | 'credentials'>> & { clock?: ManualClock } = {},
+): Promise<SimulatorHarness> {
+  const clock = options.clock ?? new ManualClock(T0);
+  const simulator = new BrokerSimulator({ ...options, clock, credentials });
+  const url = await simulator.listen(0, '127.0.0.1');
+  t.after(() => simulator.close());
+  return { simulator, url, clock };
+}
+
+export interface AccountSpec {
+  name: string;
+  credential: SimulatorCredential;
+  /** YAML for the account's sinks list and other keys, indented by the caller's choice. */
+  extra?: string;
+  sinks?: string;
+}
+
+/** A config text for the given accounts against the simulator; everything else default unless `extra`. */
+export function configText(stateDir: string, url: string, accounts: AccountSpec[], top = ''): string {
+  const blocks = accounts.map((a) =>
+    [
+      `  - name: ${a.name}`,
+      `    provider: ${a.credential.provider}`,
+      `    env: ${a.credential.env ?? 'real'}`,
+      `    appKey: "${a.credential.appKey}"`,
+      `    appSecret: "${a.credential.appSecret}"`,
+      `    baseUrl: ${url}`,
+      a.extra ? a.extra.replace(/^/gm, '    ') : '',
+      `    sinks:`,
+      (a.sinks ?? `- { format: json, path: ${join(stateDir, '..', 'sinks', `${a.name}.json`)} }`).replace(/^/gm, '      '),
+    ]
+      .filter(Boolean)
+      .join('\n'),
+  );
+  return `stateDir: ${stateDir}\nserver: { enabled: false }\n${top}\naccounts:\n${blocks.join('\n')}\n`;
+}
+
+export function parseTestConfig(text: string, baseDir: string): SidecarConfig {
+  return parseConfig(text, join(baseDir, 'config.yaml'), baseDir, { env: {} });
+}
+
+/** A sidecar on a fake clock, with no file watching (tests drive sink checks) unless asked. */
+export function testSidecar(config: SidecarConfig, clock: ManualClock, options: SidecarOptions = {}): Sidecar {
+  return new Sidecar(config, { clock, watch: false, logger: options.logger ?? new LogCapture().logger, random: () => 0.5, ...options });
+}
+
+/**
+ * Drives one account's lifecycle through simulated time: ticks, and moves the clock to the next wake-up,
+ * until `until`. Returns how many ticks it took. The clock never moves backwards.
+ */
+export async function runAccountUntil(sidecar: Sidecar, account: string, clock: ManualClock, until: number, onTick?: () => void): Promise<number> {
+  const lifecycle = sidecar.account(account)!;
+  let ticks = 0;
+  for (;;) {
+    const next = await lifecycle.tick();
+    ticks++;
+    onTick?.();
+    if (ticks > 100_000) throw new Error('runaway loop');
+    const now = clock.now();
+    if (next <= now) continue;
+    if (next > until) {
+      if (now < until) clock.set(until);
+      return ticks;
+    }
+    clock.set(next);
+  }
+}

@@ -1,0 +1,381 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, mkdirSync, statSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ManualClock } from '../src/core/clock';
+import type { SidecarEvents } from '../src/core/events';
+import type { Sidecar } from '../src/sidecar';
+import {
+  HOUR,
+  MINUTE,
+  SECOND,
+  T0,
+  configText,
+  markerCredential,
+  parseTestConfig,
+  runAccountUntil,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  type AccountSpec,
+} from './helpers';
+
+const QUIET_RETRY = 'renewal: { retry: { jitter: 0 }, jitter: 0s }';
+
+async function openSidecar(t: { after(fn: () => Promise<void> | void): void }, text: string, dir: string, clock: ManualClock, lock = true): Promise<Sidecar> {
+  const sidecar = testSidecar(parseTestConfig(text, dir), clock, { lock });
+  await sidecar.open();
+  t.after(() => sidecar.close());
+  return sidecar;
+}
+
+function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Array<SidecarEvents[K]> {
+  const seen: Array<SidecarEvents[K]> = [];
+  sidecar.bus.on(event, (payload) => seen.push(payload));
+  return seen;
+}
+
+function stateOf(dir: string, account: string): Record<string, any> {
+  return JSON.parse(readFileSync(join(dir, 'state', 'accounts', `${account}.json`), 'utf8'));
+}
+
+describe('lifecycle against the simulator (KIS)', () => {
+  test('20 restarts in a row with a valid token on disk: exactly one issuance in total', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'restart');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const text = configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]);
+    for (let i = 0; i < 20; i++) {
+      const sidecar = testSidecar(parseTestConfig(text, dir), clock);
+      await sidecar.open();
+      await runAccountUntil(sidecar, 'main', clock, clock.now() + 10 * MINUTE);
+      assert.equal(sidecar.views()[0]!.ready, true, `restart ${i}: not ready`);
+      await sidecar.close();
+    }
+    assert.equal(simulator.stats(cred.appKey).tokenRequests, 1);
+    assert.equal(simulator.stats(cred.appKey).issued, 1);
+  });
+
+  test('EGW00133: requests arrive exactly at the spacing and the backoff, then one succeeds', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'ratelimit');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    simulator.injectFault({
+      endpoint: 'kis.token',
+      kind: 'status',
+      status: 403,
+      body: { error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', error_code: 'EGW00133' },
+      count: 3,
+    });
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: QUIET_RETRY }]), dir, clock);
+    const failures = collect(sidecar, 'issuance.failed');
+    await runAccountUntil(sidecar, 'main', clock, T0 + HOUR);
+    const times = simulator.requestLog().filter((r) => r.endpoint === 'kis.token').map((r) => (r.at - T0) / SECOND);
+    // Spacing 60 s, doubling: 60, 120, 240 s after each refusal.
+    assert.deepEqual(times, [0, 60, 180, 420]);
+    assert.deepEqual(failures.map((f) => f.reason), ['rate_limited', 'rate_limited', 'rate_limited']);
+    assert.equal(simulator.stats(cred.appKey).issued, 1);
+    assert.equal(sidecar.views()[0]!.snapshot.state.consecutiveFailures, 0);
+  });
+
+  test('bad secret: one request, then none until the credentials change; the reason is auth_rejected', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'badsecret');
+    const wrong = { ...cred, appSecret: `X${cred.appSecret.slice(1)}` };
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const state = join(dir, 'state');
+    let sidecar = testSidecar(parseTestConfig(configText(state, url, [{ name: 'main', credential: wrong }]), dir), clock);
+    await sidecar.open();
+    await runAccountUntil(sidecar, 'main', clock, T0 + 24 * HOUR);
+    assert.equal(simulator.stats(cred.appKey).tokenRequests, 1);
+    assert.equal(simulator.stats(cred.appKey).authRejected, 1);
+    const snapshot = sidecar.views()[0]!.snapshot;
+    assert.equal(snapshot.state.lastFailure?.reason, 'auth_rejected');
+    assert.equal(snapshot.waitingFor, 'auth_rejected');
+    assert.equal(snapshot.nextAttemptAt, null);
+    await sidecar.close();
+
+    // A restart with the same wrong secret still sends nothing.
+    sidecar = testSidecar(parseTestConfig(configText(state, url, [{ name: 'main', credential: wrong }]), dir), clock);
+    await sidecar.open();
+    await runAccountUntil(sidecar, 'main', clock, clock.now() + 6 * HOUR);
+    assert.equal(simulator.stats(cred.appKey).tokenRequests, 1);
+    await sidecar.close();
+
+    // The secret is fixed: the next start issues at once.
+    sidecar = await openSidecar(t, configText(state, url, [{ name: 'main', credential: cred }]), dir, clock);
+    await runAccountUntil(sidecar, 'main', clock, clock.now() + MINUTE);
+    assert.equal(simulator.stats(cred.appKey).issued, 1);
+    assert.equal(sidecar.views()[0]!.snapshot.usable, true);
+  });
+
+  test('maintenance: the next proof finds the dead token, one new issuance follows, the reason is recorded', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'maint');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir, clock);
+    const invalidated = collect(sidecar, 'token.invalidated');
+    await runAccountUntil(sidecar, 'main', clock, T0 + 2 * HOUR);
+    const first = sidecar.views()[0]!.snapshot.state.token!.accessToken;
+    simulator.maintenance();
+    await runAccountUntil(sidecar, 'main', clock, T0 + 3 * HOUR);
+    assert.equal(invalidated.length, 1);
+    assert.equal(invalidated[0]!.brokerCode, 'EGW00121');
+    assert.equal(simulator.stats(cred.appKey).issued, 2);
+    const { state } = sidecar.views()[0]!.snapshot;
+    assert.notEqual(state.token!.accessToken, first);
+    assert.equal(state.invalidated, null);
+    assert.equal(state.lastProof?.result, 'ok');
+    // The dead token was found at the first proof after maintenance: 30 minutes after the last one.
+    const proofs = simulator.requestLog().filter((r) => r.endpoint === 'kis.price');
+    const rejected = proofs.find((r) => r.outcome === 'token_invalid')!;
+    assert.equal((rejected.at - T0) / MINUTE, 150);
+  });
+
+  test('maintenance when the broker hands back the same dead token: counted as such, renewed once the 6-hour window ends', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'deadtoken');
+    const { simulator, url, clock } = await startSimulator(t, [cred], { sameDeadTokenAfterMaintenance: true });
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: QUIET_RETRY }]), dir, clock);
+    await runAccountUntil(sidecar, 'main', clock, T0 + HOUR);
+    simulator.maintenance();
+    await runAccountUntil(sidecar, 'main', clock, T0 + 8 * HOUR);
+    const stats = simulator.stats(cred.appKey);
+    assert.equal(stats.sameToken, 1);
+    assert.equal(stats.issued, 2);
+    const renewal = simulator.requestLog().filter((r) => r.endpoint === 'kis.token' && r.outcome === 'issued')[1]!;
+    assert.equal(renewal.at - T0, 6 * HOUR + MINUTE);
+    assert.equal(sidecar.views()[0]!.snapshot.usable, true);
+  });
+
+  test('24 simulated hours with the default policy: two issuances, the fewest a 24-hour token allows, never unusable', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'day');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir, clock);
+    let unusableAfterStart = 0;
+    await runAccountUntil(sidecar, 'main', clock, T0 + 24 * HOUR, () => {
+      if (clock.now() > T0 && !sidecar.views()[0]!.snapshot.usable) unusableAfterStart++;
+    });
+    assert.equal(simulator.stats(cred.appKey).issued, 2);
+    assert.equal(simulator.stats(cred.appKey).tokenRequests, 2);
+    assert.equal(simulator.stats(cred.appKey).sameToken, 0);
+    assert.equal(unusableAfterStart, 0);
+    // The renewal came inside the last hour and ten minutes (renewBefore 1h + jitter up to 10m).
+    const renewal = simulator.requestLog().filter((r) => r.endpoint === 'kis.token')[1]!;
+    assert.ok(renewal.at >= T0 + 24 * HOUR - 70 * MINUTE && renewal.at <= T0 + 23 * HOUR, `renewed at +${(renewal.at - T0) / MINUTE} min`);
+  });
+
+  test('a cron schedule (0 */5 * * * KST, 4h30m age) never asks inside KIS\'s 6-hour same-token window', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'cron');
+    const start = Date.UTC(2026, 10, 20, 1, 0, 0); // 10:00 KST
+    const { simulator, url, clock } = await startSimulator(t, [cred], { clock: new ManualClock(start) });
+    const extra = 'renewal: { schedule: "0 */5 * * *", scheduleMinAge: 4h30m }';
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra }]), dir, clock);
+    await runAccountUntil(sidecar, 'main', clock, start + 12 * HOUR);
+    const issued = simulator.requestLog().filter((r) => r.endpoint === 'kis.token');
+    // 10:00 issuance; 15:00 is inside the window (5 h old), so the first slot after it: 20:00 KST.
+    assert.deepEqual(issued.map((r) => (r.at - start) / HOUR), [0, 10]);
+    assert.equal(simulator.stats(cred.appKey).sameToken, 0);
+  });
+
+  test('a same-token answer is counted as what it is, not as a renewal, and rescheduled', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'sametoken');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: QUIET_RETRY }]), dir, clock);
+    const same = collect(sidecar, 'issuance.same_token');
+    const issued = collect(sidecar, 'issuance.issued');
+    await runAccountUntil(sidecar, 'main', clock, T0 + HOUR);
+    clock.set(T0 + 2 * HOUR);
+    const forced = await sidecar.renew('main', true);
+    assert.equal(forced?.result, 'same_token');
+    assert.equal(same.length, 1);
+    assert.equal(issued.length, 1);
+    // Next attempt: once the 6-hour window of the token (issued at T0) has passed, plus the spacing.
+    assert.equal(forced?.result === 'same_token' && forced.nextAttemptAt, T0 + 6 * HOUR + MINUTE);
+    assert.equal(sidecar.views()[0]!.snapshot.state.lastRenewalAt! < T0 + MINUTE, true);
+  });
+
+  test('renew --force honours the spacing and says how long to wait', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'force');
+    const { url, clock } = await startSimulator(t, [cred]);
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir, clock);
+    await runAccountUntil(sidecar, 'main', clock, T0 + 20 * SECOND);
+    const outcome = await sidecar.renew('main', true);
+    assert.deepEqual(outcome, { result: 'wait', until: T0 + MINUTE, why: 'spacing' });
+    const notForced = await sidecar.renew('main', false);
+    assert.equal(notForced?.result, 'wait');
+    assert.equal(notForced?.result === 'wait' && notForced.why, 'renewal_planned');
+  });
+
+  test('with no state, a still-valid token in a kis_auth.py daily file is adopted: zero issuance', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'adopt');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    // Another client (kis_auth.py) got a token an hour ago and wrote today's file.
+    clock.set(T0 - HOUR);
+    const answer = await (await fetch(`${url}/oauth2/tokenP`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', appkey: cred.appKey, appsecret: cred.appSecret }),
+    })).json() as { access_token: string; access_token_token_expired: string };
+    clock.set(T0);
+    const kisDir = join(dir, 'KIS', 'config');
+    mkdirSync(kisDir, { recursive: true });
+    writeFileSync(join(kisDir, 'KIS20261120'), `token: ${answer.access_token}\nvalid-date: ${answer.access_token_token_expired}\n`);
+    const sinks = `- { format: kis-auth, dir: ${kisDir} }`;
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks }]), dir, clock);
+    const adopted = collect(sidecar, 'token.adopted');
+    await runAccountUntil(sidecar, 'main', clock, T0 + 10 * MINUTE);
+    assert.equal(simulator.stats(cred.appKey).tokenRequests, 1); // the other client's, not ours
+    const { state } = sidecar.views()[0]!.snapshot;
+    assert.equal(state.token?.accessToken, answer.access_token);
+    assert.equal(state.token?.source, 'adopted');
+    assert.equal(state.token?.issuedAt, T0 - HOUR); // from the JWT's iat
+    assert.equal(state.lastProof?.result, 'ok');
+    assert.equal(adopted.length, 0, 'adoption happens in open(), before this subscription');
+    assert.equal(sidecar.views()[0]!.ready, true);
+  });
+
+  test('a token file of another app key is not adopted', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'mine');
+    const other = markerCredential('kis', 'other');
+    const { simulator, url, clock } = await startSimulator(t, [cred, other]);
+    const answer = await (await fetch(`${url}/oauth2/tokenP`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', appkey: other.appKey, appsecret: other.appSecret }),
+    })).json() as { access_token: string; access_token_token_expired: string };
+    const path = join(dir, 'tok.json');
+    writeFileSync(path, JSON.stringify({ access_token: answer.access_token, token_type: 'Bearer', expires_in: 86400, issued_at: '2026-11-20T09:00:00.000000', expiry_datetime: '2026-11-21T09:00:00.000000' }));
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: json, path: ${path} }` }]), dir, clock);
+    await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
+    assert.equal(simulator.stats(cred.appKey).issued, 1);
+    assert.equal(sidecar.views()[0]!.snapshot.state.token?.source, 'issued');
+  });
+
+  test('a corrupt state file is moved aside (still 0600), reported, and costs no crash; spacing counts from its mtime', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'corrupt');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const stateDir = join(dir, 'state', 'accounts');
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(stateDir, 'main.json'), '{"version": 1, "account": "main", "tok', { mode: 0o600 });
+    // The clock reads the file's real mtime as "now", as after a crash in the middle of an attempt.
+    clock.set(Math.floor(statSync(join(stateDir, 'main.json')).mtimeMs));
+    const start = clock.now();
+    const sidecar = testSidecar(parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir), clock);
+    const errors = collect(sidecar, 'state.error');
+    await sidecar.open();
+    t.after(() => sidecar.close());
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.reason, 'corrupt');
+    const aside = readdirSync(stateDir).filter((n) => n.startsWith('main.json.corrupt-'));
+    assert.equal(aside.length, 1);
+    assert.equal(statSync(join(stateDir, aside[0]!)).mode & 0o777, 0o600);
+    await runAccountUntil(sidecar, 'main', clock, start + 59 * SECOND);
+    assert.equal(simulator.stats(cred.appKey).tokenRequests, 0);
+    await runAccountUntil(sidecar, 'main', clock, start + 2 * MINUTE);
+    assert.equal(simulator.stats(cred.appKey).issued, 1);
+  });
+
+  test('revoke: revoked at the broker, state and sink files removed, spacing kept', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'revoke');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir, clock);
+    await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
+    const sinkFile = sidecar.views()[0]!.sinks[0]!.path;
+    assert.equal(existsSync(sinkFile), true);
+    const result = await sidecar.account('main')!.revoke();
+    assert.equal(result.revoked, true);
+    assert.deepEqual(result.removedFiles, [sinkFile]);
+    assert.equal(simulator.stats(cred.appKey).revokes, 1);
+    assert.equal(existsSync(sinkFile), false);
+    const saved = stateOf(dir, 'main');
+    assert.equal(saved.token, null);
+    assert.equal(saved.lastAttempt.at, T0);
+  });
+});
+
+describe('lifecycle against the simulator (Kiwoom)', () => {
+  const kiwoomSink = (dir: string) => `- { format: json, path: ${join(dir, 'data', '.token')}, layout: kiwoom-token }`;
+
+  test('issues, proves with ka10001, and after maintenance re-issues on 8005', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kiwoom', 'kw');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'kw', credential: cred, sinks: kiwoomSink(dir) }]), dir, clock);
+    const invalidated = collect(sidecar, 'token.invalidated');
+    await runAccountUntil(sidecar, 'kw', clock, T0 + HOUR);
+    assert.equal(sidecar.views()[0]!.ready, true);
+    const file = JSON.parse(readFileSync(join(dir, 'data', '.token'), 'utf8'));
+    assert.equal(file.access_token, sidecar.views()[0]!.snapshot.state.token!.accessToken);
+    assert.equal(file.expires_at, '2026-11-21T09:00:00+09:00');
+    simulator.maintenance();
+    await runAccountUntil(sidecar, 'kw', clock, T0 + 2 * HOUR);
+    assert.equal(invalidated[0]?.brokerCode, '8005');
+    assert.equal(simulator.stats(cred.appKey).issued, 2);
+  });
+
+  test('a rejected key (8001) stops requests, reason auth_rejected', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kiwoom', 'kwbad');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const wrong = { ...cred, appSecret: `Z${cred.appSecret.slice(1)}` };
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'kw', credential: wrong, sinks: kiwoomSink(dir) }]), dir, clock);
+    await runAccountUntil(sidecar, 'kw', clock, T0 + 12 * HOUR);
+    assert.equal(simulator.stats(cred.appKey).tokenRequests, 1);
+    assert.equal(sidecar.views()[0]!.snapshot.state.lastFailure?.reason, 'auth_rejected');
+  });
+});
+
+describe('bad broker answers keep the last good token', () => {
+  const cases: Array<[string, Parameters<import('../src/simulator').BrokerSimulator['injectFault']>[0], string]> = [
+    ['HTTP 500', { endpoint: 'kis.token', kind: 'status', status: 500, body: { error_code: 'EGW00002', error_description: '서버 에러' } }, 'server_error'],
+    ['garbage body', { endpoint: 'kis.token', kind: 'garbage' }, 'bad_response'],
+    ['truncated JSON', { endpoint: 'kis.token', kind: 'truncated' }, 'bad_response'],
+    ['missing fields', { endpoint: 'kis.token', kind: 'body', body: { token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
+    ['an expiry in the past', { endpoint: 'kis.token', kind: 'body', body: { access_token: `eyJ${'a'.repeat(300)}`, access_token_token_expired: '2026-11-20 08:00:00', token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
+    ['a token of implausible length', { endpoint: 'kis.token', kind: 'body', body: { access_token: 'x'.repeat(5000), access_token_token_expired: '2026-11-22 08:00:00', token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
+    ['a redirect', { endpoint: 'kis.token', kind: 'redirect' }, 'bad_response'],
+    ['a dropped connection', { endpoint: 'kis.token', kind: 'drop' }, 'network'],
+  ];
+  for (const [what, fault, reason] of cases) {
+    test(`${what}: reason ${reason}, previous token kept`, async (t) => {
+      const dir = tempDir(t);
+      const cred = markerCredential('kis', `bad${what.replace(/\W/g, '')}`.slice(0, 20));
+      const { simulator, url, clock } = await startSimulator(t, [cred]);
+      const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir, clock);
+      await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
+      const good = sidecar.views()[0]!.snapshot.state.token!;
+      simulator.injectFault({ ...fault, count: 1 });
+      clock.set(T0 + 7 * HOUR);
+      const outcome = await sidecar.renew('main', true);
+      assert.equal(outcome?.result, 'failed');
+      assert.equal(outcome?.result === 'failed' && outcome.reason, reason);
+      const after = sidecar.views()[0]!;
+      assert.deepEqual(after.snapshot.state.token, good);
+      assert.equal(after.snapshot.usable, true);
+      assert.equal(after.ready, true);
+      assert.equal(JSON.parse(readFileSync(after.sinks[0]!.path, 'utf8')).access_token, good.accessToken);
+    });
+  }
+
+  test('an absurd expiry (years away) is cut to the 24-hour lifetime, and the token used', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'absurd');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const token = `eyJ0eXAiOiJKV1QifQ.${Buffer.from(JSON.stringify({ sub: 'token', jti: cred.appKey })).toString('base64url')}.${'s'.repeat(80)}`;
+    simulator.injectFault({ endpoint: 'kis.token', kind: 'body', body: { access_token: token, access_token_token_expired: '2031-01-01 00:00:00', token_type: 'Bearer', expires_in: 86400 } });
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'proof: { enabled: false }' }]), dir, clock);
+    const issued = collect(sidecar, 'issuance.issued');
+    await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
+    assert.equal(issued[0]?.expiryClamped, true);
+    assert.equal(sidecar.views()[0]!.snapshot.state.token?.expiresAt, T0 + 24 * HOUR);
+  });
+});

@@ -1,0 +1,362 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import { ManualClock } from '../src/core/clock';
+import { writeFileAtomic, nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
+import { formatWallClock } from '../src/core/time';
+import type { SidecarEvents } from '../src/core/events';
+import type { Sidecar } from '../src/sidecar';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, startSimulator, tempDir, testSidecar } from './helpers';
+
+const FIXTURES = join(__dirname, '..', '..', 'test', 'fixtures');
+const PYTHON = '/usr/bin/python3';
+
+/** PyYAML is what kis_auth.py parses with; CI installs it (python3-yaml). Elsewhere its absence skips. */
+function pythonWithYaml(): string | false {
+  const probe = spawnSync(PYTHON, ['-c', 'import yaml'], { encoding: 'utf8' });
+  if (probe.status === 0) return PYTHON;
+  if (process.env.CI) throw new Error('python3 with PyYAML is required in CI (apt-get install python3-yaml)');
+  return false;
+}
+
+function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Array<SidecarEvents[K]> {
+  const seen: Array<SidecarEvents[K]> = [];
+  sidecar.bus.on(event, (payload) => seen.push(payload));
+  return seen;
+}
+
+async function waitFor(condition: () => boolean, ms = 1000): Promise<number> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return Date.now() - start;
+}
+
+async function sidecarWithSinks(t: any, sinks: (dir: string) => string, options: { clock?: ManualClock; watch?: boolean; fs?: FileSystem; extra?: string } = {}) {
+  const dir = tempDir(t);
+  const cred = markerCredential('kis', 'sinks');
+  const { simulator, url, clock } = await startSimulator(t, [cred], { clock: options.clock });
+  const text = configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: sinks(dir), extra: options.extra }]);
+  const sidecar = testSidecar(parseTestConfig(text, dir), clock, { watch: options.watch ?? false, fs: options.fs });
+  await sidecar.open();
+  t.after(() => sidecar.close());
+  await runAccountUntil(sidecar, 'main', clock, clock.now() + MINUTE);
+  await sidecar.sinks.idle();
+  return { dir, sidecar, simulator, clock, cred, token: sidecar.views()[0]!.snapshot.state.token! };
+}
+
+describe('sink formats read back by their consumers', () => {
+  test('kis-auth: exactly the two lines kis_auth.py writes; its own reader (PyYAML, KST wall clock) gets the token', async (t) => {
+    const python = pythonWithYaml();
+    const { dir, sidecar, token } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS', 'config')} }`);
+    const file = join(dir, 'KIS', 'config', 'KIS20261120');
+    assert.equal(fs.readFileSync(file, 'utf8'), `token: ${token.accessToken}\nvalid-date: 2026-11-21 09:00:00\n`);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(join(dir, 'KIS', 'config')).mode & 0o777, 0o700);
+    assert.equal(sidecar.views()[0]!.ready, true);
+    if (!python) return t.skip('python3 with PyYAML not installed');
+    const read = (now: string) => spawnSync(python, [join(FIXTURES, 'kis_auth_reader.py'), join(dir, 'KIS', 'config'), now], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(read('2026-11-20 09:05:00'), token.accessToken);
+    assert.equal(read('2026-11-21 08:59:59'), 'None'); // a new day's file is needed: that is the rollover's job
+  });
+
+  test('kis-auth with valid-date and file date in UTC, for readers whose clock is UTC', async (t) => {
+    const python = pythonWithYaml();
+    const { dir, token } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS')}, timeZone: UTC, validDateTimeZone: UTC }`);
+    // 09:00 KST on the 20th is 00:00 UTC on the 20th; the token ends 00:00 UTC on the 21st.
+    assert.equal(fs.readFileSync(join(dir, 'KIS', 'KIS20261120'), 'utf8'), `token: ${token.accessToken}\nvalid-date: 2026-11-21 00:00:00\n`);
+    if (!python) return t.skip('python3 with PyYAML not installed');
+    const out = spawnSync(python, [join(FIXTURES, 'kis_auth_reader.py'), join(dir, 'KIS'), '2026-11-20 23:59:00'], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(out, token.accessToken);
+  });
+
+  test('every JSON layout is read by its consumer\'s field names and checks', async (t) => {
+    const python = pythonWithYaml();
+    const now = Date.now();
+    const { dir, token } = await sidecarWithSinks(
+      t,
+      (d) =>
+        [
+          `- { format: json, path: "${join(d, 'tokens', 'token_{appKeyPrefix}_{env}.json')}", layout: kis-client }`,
+          `- { format: json, path: ${join(d, 'data', '.kis_token_cache.json')}, layout: overseas-cache }`,
+          `- { format: json, path: ${join(d, 'data', '.token')}, layout: kiwoom-token }`,
+          `- { format: json, path: ${join(d, 'pykis.json')}, layout: raw }`,
+        ].join('\n'),
+      { clock: new ManualClock(now) },
+    );
+    const cred = markerCredential('kis', 'sinks');
+    const kisClient = join(dir, 'tokens', `token_${cred.appKey.slice(0, 10)}_real.json`);
+    const parsed = JSON.parse(fs.readFileSync(kisClient, 'utf8'));
+    assert.deepEqual(Object.keys(parsed), ['access_token', 'token_type', 'expires_in', 'issued_at', 'expiry_datetime']);
+    assert.equal(parsed.expires_in, 86400);
+    assert.match(parsed.expiry_datetime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
+    assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(join(dir, 'data', '.kis_token_cache.json'), 'utf8'))), ['access_token', 'expires_at', 'cached_at']);
+    const kiwoom = JSON.parse(fs.readFileSync(join(dir, 'data', '.token'), 'utf8'));
+    assert.deepEqual(Object.keys(kiwoom), ['access_token', 'expires_at', 'created_at']);
+    assert.match(kiwoom.expires_at, /\+09:00$/);
+    assert.equal(JSON.parse(fs.readFileSync(join(dir, 'pykis.json'), 'utf8')).access_token_token_expired, formatWallClock(token.expiresAt));
+    if (!python) return t.skip('python3 not usable');
+    const out = spawnSync(
+      python,
+      [join(FIXTURES, 'json_consumers.py'), `kis-client=${kisClient}`, `overseas-cache=${join(dir, 'data', '.kis_token_cache.json')}`, `kiwoom-token=${join(dir, 'data', '.token')}`, `raw=${join(dir, 'pykis.json')}`],
+      { encoding: 'utf8', env: { ...process.env, TZ: 'Asia/Seoul' } },
+    );
+    assert.equal(out.stderr, '');
+    assert.deepEqual(out.stdout.trim().split('\n'), ['kis-client', 'overseas-cache', 'kiwoom-token', 'raw'].map((l) => `${l} ${token.accessToken}`));
+  });
+
+  test('approval-key: the WebSocket key from /oauth2/Approval, renewed with each token', async (t) => {
+    const { dir, simulator, sidecar } = await sidecarWithSinks(t, (d) => `- { format: approval-key, path: ${join(d, 'ws.key')} }\n- { format: json, path: ${join(d, 't.json')} }`);
+    const key = fs.readFileSync(join(dir, 'ws.key'), 'utf8');
+    assert.match(key, /^\S{8,}\n$/);
+    assert.equal(sidecar.views()[0]!.snapshot.state.approvalKey?.key, key.trim());
+    assert.equal(simulator.stats().approvals, 1);
+    assert.equal(sidecar.views()[0]!.ready, true);
+  });
+});
+
+describe('watching and repair, with no issuance', () => {
+  const damage: Array<[string, (file: string) => void, string]> = [
+    ['deleted', (f) => fs.unlinkSync(f), 'missing'],
+    ['emptied', (f) => fs.truncateSync(f, 0), 'empty'],
+    ['truncated', (f) => fs.truncateSync(f, 40), 'truncated'],
+    ['corrupted', (f) => fs.writeFileSync(f, 'garbage\x00\x01'), 'corrupt'],
+    ['given another token', (f) => fs.writeFileSync(f, 'token: eyJotherothertokenvalue\nvalid-date: 2026-11-21 09:00:00\n'), 'other_token'],
+    ['chmod 0644', (f) => fs.chmodSync(f, 0o644), 'mode'],
+  ];
+  for (const [what, harm, reason] of damage) {
+    test(`a sink file ${what} is repaired within a second (reason ${reason})`, async (t) => {
+      const { dir, sidecar, simulator, token } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS')} }`, { watch: true });
+      const file = join(dir, 'KIS', 'KIS20261120');
+      const expected = fs.readFileSync(file, 'utf8');
+      const repairs = collect(sidecar, 'sink.repaired');
+      const issued = simulator.stats().tokenRequests;
+      harm(file);
+      const took = await waitFor(() => repairs.length > 0, 1000);
+      await sidecar.sinks.idle();
+      assert.equal(repairs[0]!.reason, reason);
+      assert.equal(fs.readFileSync(file, 'utf8'), expected);
+      assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+      assert.ok(expected.includes(token.accessToken));
+      assert.equal(simulator.stats().tokenRequests, issued, 'no issuance for a repair');
+      assert.ok(took < 1000, `took ${took} ms`);
+    });
+  }
+
+  test('the periodic sweep repairs too, where file-system events do not arrive', async (t) => {
+    const { dir, sidecar } = await sidecarWithSinks(t, (d) => `- { format: json, path: ${join(d, 't.json')} }`, { watch: false });
+    const repairs = collect(sidecar, 'sink.repaired');
+    fs.unlinkSync(join(dir, 't.json'));
+    await sidecar.sinks.tick();
+    assert.deepEqual(repairs.map((r) => r.reason), ['missing']);
+    assert.ok(fs.existsSync(join(dir, 't.json')));
+  });
+
+  test('a symlink planted at a sink path is refused and reported; nothing is written through it', async (t) => {
+    const { dir, sidecar } = await sidecarWithSinks(t, (d) => `- { format: json, path: ${join(d, 't.json')} }`, { watch: true });
+    const failures = collect(sidecar, 'sink.write_failed');
+    const target = join(dir, 'elsewhere.txt');
+    fs.writeFileSync(target, 'precious');
+    fs.unlinkSync(join(dir, 't.json'));
+    fs.symlinkSync(target, join(dir, 't.json'));
+    await waitFor(() => failures.length > 0);
+    await sidecar.sinks.tick();
+    assert.equal(failures[0]!.reason, 'symlink');
+    assert.equal(fs.readFileSync(target, 'utf8'), 'precious');
+    assert.ok(fs.lstatSync(join(dir, 't.json')).isSymbolicLink());
+    const status = sidecar.views()[0]!.sinks[0]!;
+    assert.equal(status.healthy, false);
+    assert.equal(status.lastError?.reason, 'symlink');
+    assert.equal(sidecar.views()[0]!.ready, false);
+  });
+
+  test('a sink that cannot be written (disk full) is retried with backoff and never holds up the other sinks', async (t) => {
+    let full = false;
+    const failing: FileSystem = {
+      ...nodeFileSystem,
+      open: (async (path: fs.PathLike, flags?: any, mode?: any) => {
+        if (full && String(path).includes('/full/')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        return fsp.open(path, flags, mode);
+      }) as FileSystem['open'],
+    };
+    const { dir, sidecar, clock } = await sidecarWithSinks(t, (d) => `- { format: json, name: a, path: ${join(d, 'full', 'a.json')} }\n- { format: json, name: b, path: ${join(d, 'ok', 'b.json')} }`, { fs: failing });
+    const failures = collect(sidecar, 'sink.write_failed');
+    const recovered = collect(sidecar, 'sink.recovered');
+    full = true;
+    // A renewal: the token changes; sink a cannot take it, sink b can.
+    clock.set(T0 + 7 * HOUR);
+    const outcome = await sidecar.renew('main', true);
+    assert.equal(outcome?.result, 'issued');
+    await sidecar.sinks.idle();
+    const token = sidecar.views()[0]!.snapshot.state.token!.accessToken;
+    assert.equal(JSON.parse(fs.readFileSync(join(dir, 'ok', 'b.json'), 'utf8')).access_token, token);
+    assert.notEqual(JSON.parse(fs.readFileSync(join(dir, 'full', 'a.json'), 'utf8')).access_token, token);
+    assert.deepEqual(failures.map((f) => [f.sink, f.reason]), [['a', 'disk_full']]);
+    // Backoff: 1 s, then 2 s.
+    clock.set(clock.now() + SECOND);
+    await sidecar.sinks.tick();
+    assert.equal(failures.length, 2);
+    clock.set(clock.now() + SECOND);
+    await sidecar.sinks.tick();
+    assert.equal(failures.length, 2, 'still backing off');
+    full = false;
+    clock.set(clock.now() + SECOND);
+    await sidecar.sinks.tick();
+    assert.equal(recovered.length, 1);
+    assert.equal(JSON.parse(fs.readFileSync(join(dir, 'full', 'a.json'), 'utf8')).access_token, token);
+    assert.equal(sidecar.views()[0]!.ready, true);
+  });
+
+  test('an empty daily file (what kis_auth.py creates at import) is replaced at once', async (t) => {
+    const { dir, sidecar } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS')} }`, { watch: true });
+    const repairs = collect(sidecar, 'sink.repaired');
+    fs.writeFileSync(join(dir, 'KIS', 'KIS20261120'), '');
+    await waitFor(() => repairs.length > 0);
+    assert.equal(repairs[0]!.reason, 'empty');
+  });
+});
+
+describe('midnight rollover and clean-up', () => {
+  test('at 00:00 KST the new day\'s file appears with the same token; files past keepDays go; nothing else is touched', async (t) => {
+    const start = Date.UTC(2026, 10, 20, 14, 50, 0); // 23:50 KST on the 20th
+    const dirs: string[] = [];
+    const { dir, sidecar, simulator, clock, token } = await sidecarWithSinks(
+      t,
+      (d) => {
+        const kis = join(d, 'KIS');
+        fs.mkdirSync(kis, { recursive: true });
+        for (const name of ['KIS20261112', 'KIS20261113', 'KIS20261114', 'KIS20261119', 'KIS2026111', 'notes.txt', 'KIS20261101.bak']) fs.writeFileSync(join(kis, name), 'x');
+        dirs.push(kis);
+        return `- { format: kis-auth, dir: ${kis}, keepDays: 7 }`;
+      },
+      { clock: new ManualClock(start) },
+    );
+    const kis = dirs[0]!;
+    const written = collect(sidecar, 'sink.written');
+    clock.set(Date.UTC(2026, 10, 20, 14, 59, 58));
+    const next = await sidecar.sinks.tick();
+    assert.equal(next, Date.UTC(2026, 10, 20, 15, 0, 0), 'the sink loop wakes at midnight KST');
+    clock.set(next);
+    await sidecar.sinks.tick();
+    assert.equal(fs.readFileSync(join(kis, 'KIS20261121'), 'utf8'), `token: ${token.accessToken}\nvalid-date: ${formatWallClock(token.expiresAt)}\n`);
+    assert.deepEqual(written.map((w) => w.cause), ['rollover']);
+    assert.equal(simulator.stats().tokenRequests, 1);
+    // keepDays 7 from the 21st: the 14th and later stay.
+    assert.deepEqual(fs.readdirSync(kis).sort(), ['KIS20261101.bak', 'KIS2026111', 'KIS20261114', 'KIS20261119', 'KIS20261120', 'KIS20261121', 'notes.txt']);
+    assert.ok(dir);
+  });
+
+  test('a token change also refreshes the earlier daily files still kept, for bots that imported yesterday', async (t) => {
+    const { dir, sidecar, clock } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS')} }`);
+    clock.set(Date.UTC(2026, 10, 20, 23, 0, 0)); // 08:00 KST on the 21st
+    await sidecar.sinks.tick();
+    assert.ok(fs.existsSync(join(dir, 'KIS', 'KIS20261121')));
+    await sidecar.renew('main', true);
+    await sidecar.sinks.idle();
+    const fresh = sidecar.views()[0]!.snapshot.state.token!.accessToken;
+    for (const day of ['KIS20261120', 'KIS20261121']) assert.ok(fs.readFileSync(join(dir, 'KIS', day), 'utf8').includes(fresh), day);
+  });
+});
+
+describe('atomic writes', () => {
+  test('many concurrent readers during a thousand rewrites never see a partial or empty file', async (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'token.json');
+    const contents = ['A', 'B'].map((c) => `${JSON.stringify({ access_token: c.repeat(350), expires_at: '2026-11-21T09:00:00+09:00' }, null, 2)}\n`);
+    await writeFileAtomic(file, contents[0]!, { mode: 0o600, dirMode: 0o700 });
+    const reader = `
+      const fs = require('fs');
+      const ok = new Set(${JSON.stringify(contents)});
+      let reads = 0, bad = 0;
+      const stopAt = Date.now() + 60000;
+      process.on('message', () => { process.send({ reads, bad }); process.exit(0); });
+      (function loop() {
+        for (let i = 0; i < 200; i++) {
+          let text = null;
+          try { text = fs.readFileSync(${JSON.stringify(file)}, 'utf8'); } catch (e) { bad++; continue; }
+          reads++;
+          if (!ok.has(text)) bad++;
+        }
+        if (Date.now() < stopAt) setImmediate(loop);
+      })();`;
+    const readers = Array.from({ length: 4 }, () => spawn(process.execPath, ['-e', reader], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 1000; i++) await writeFileAtomic(file, contents[i % 2]!, { mode: 0o600, dirMode: 0o700 });
+    const results = await Promise.all(
+      readers.map((child) => new Promise<{ reads: number; bad: number }>((resolve) => {
+        child.once('message', (m) => resolve(m as { reads: number; bad: number }));
+        child.send('stop');
+      })),
+    );
+    const reads = results.reduce((n, r) => n + r.reads, 0);
+    assert.ok(reads > 1000, `only ${reads} reads`);
+    assert.deepEqual(results.map((r) => r.bad), [0, 0, 0, 0]);
+    assert.deepEqual(fs.readdirSync(dir), ['token.json'], 'no temp file left behind');
+  });
+
+  test('mode is right whatever the umask, and set before the content is written', async (t) => {
+    const dir = tempDir(t);
+    const previous = process.umask(0o000);
+    try {
+      await writeFileAtomic(join(dir, 'sub', 'f'), 'x', { mode: 0o600, dirMode: 0o700 });
+    } finally {
+      process.umask(previous);
+    }
+    assert.equal(fs.statSync(join(dir, 'sub', 'f')).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(join(dir, 'sub')).mode & 0o777, 0o700);
+    const strict = process.umask(0o277);
+    try {
+      await writeFileAtomic(join(dir, 'g'), 'x', { mode: 0o640, dirMode: 0o750 });
+    } finally {
+      process.umask(strict);
+    }
+    assert.equal(fs.statSync(join(dir, 'g')).mode & 0o777, 0o640);
+  });
+});
+
+describe('start-up checks and notifications', () => {
+  test('a sink path that is a directory fails at start with a clear message, before any request', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'preflight');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    fs.mkdirSync(join(dir, 'taken.json'), { recursive: true });
+    const sidecar = testSidecar(parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: json, path: ${join(dir, 'taken.json')} }` }]), dir), clock);
+    await assert.rejects(sidecar.open(), (error: Error) => {
+      assert.match(error.message, /account main, sink json \(.*taken\.json\): not_regular_file: .*taken\.json exists and is not a regular file/);
+      return true;
+    });
+    assert.equal(simulator.stats().tokenRequests, 0);
+  });
+
+  test('notify: a command runs after the token changes (account, sink and path in its environment, no token)', async (t) => {
+    const marker = join(tempDir(t), 'notified');
+    const { dir, sidecar, clock } = await sidecarWithSinks(
+      t,
+      (d) => `- format: json\n  path: ${join(d, 't.json')}\n  notify: { command: ["/bin/sh", "-c", "env | grep -E '^BROKER_TOKEN_|TOKEN' > ${marker}.tmp && mv ${marker}.tmp ${marker}"] }`,
+    );
+    await waitFor(() => fs.existsSync(marker), 3000);
+    const env = fs.readFileSync(marker, 'utf8');
+    assert.match(env, /BROKER_TOKEN_ACCOUNT=main/);
+    assert.match(env, new RegExp(`BROKER_TOKEN_FILE=${join(dir, 't.json')}`));
+    const token = sidecar.views()[0]!.snapshot.state.token!.accessToken;
+    assert.ok(!env.includes(token));
+    assert.ok(clock);
+  });
+
+  test('notify: a signal goes to the process named in a pid file', async (t) => {
+    const dir0 = tempDir(t);
+    const marker = join(dir0, 'hup');
+    const child = spawn(process.execPath, ['-e', `process.on('SIGHUP', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'hup'); process.exit(0); }); setInterval(() => {}, 1000);`]);
+    t.after(() => child.kill('SIGKILL'));
+    fs.writeFileSync(join(dir0, 'app.pid'), `${child.pid}\n`);
+    await new Promise((r) => setTimeout(r, 300));
+    await sidecarWithSinks(t, (d) => `- format: json\n  path: ${join(d, 't.json')}\n  notify: { signal: SIGHUP, pidFile: ${join(dir0, 'app.pid')} }`);
+    await waitFor(() => fs.existsSync(marker), 3000);
+    assert.equal(fs.readFileSync(marker, 'utf8'), 'hup');
+  });
+});
