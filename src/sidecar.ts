@@ -86,7 +86,7 @@ export class Sidecar implements SidecarControl {
       watch: options.watch ?? true,
       sweepIntervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
     });
-    this.metrics = new MetricsExporter(this.bus, () => this.views(), () => this.clock.now(), { version: VERSION, compat: false });
+    this.metrics = new MetricsExporter(this.bus, () => this.views(), () => this.clock.now(), { version: VERSION, compat: config.metrics.compat });
     for (const account of config.accounts) this.addAccount(account);
   }
 

@@ -2,7 +2,11 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdirSync, statSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import { Agent } from 'undici';
 import { ManualClock } from '../src/core/clock';
+import { EventBus } from '../src/core/events';
+import { CustomProbe } from '../src/lifecycle/probe';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
 import {
@@ -377,5 +381,44 @@ describe('bad broker answers keep the last good token', () => {
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
     assert.equal(issued[0]?.expiryClamped, true);
     assert.equal(sidecar.views()[0]!.snapshot.state.token?.expiresAt, T0 + 24 * HOUR);
+  });
+});
+
+describe('the custom probe', () => {
+  test('reports the application\'s health on its own and never leads to an issuance', async (t) => {
+    let status = 200;
+    const app = createServer((_req, res) => res.writeHead(status).end('ok'));
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => app.close(() => r())));
+    const port = (app.address() as { port: number }).port;
+    const clock = new ManualClock(T0);
+    const bus = new EventBus();
+    const seen: boolean[] = [];
+    bus.on('probe.done', (e) => seen.push(e.ok));
+    const dispatcher = new Agent();
+    t.after(() => dispatcher.close());
+    const probe = new CustomProbe({ name: 'main', provider: 'kis', env: 'real' }, { url: `http://127.0.0.1:${port}/health`, intervalMs: MINUTE, timeoutMs: SECOND }, dispatcher, clock, bus);
+    assert.equal(await probe.tick(), T0 + MINUTE);
+    assert.equal(await probe.tick(), T0 + MINUTE, 'not due again before the interval');
+    status = 503;
+    clock.set(T0 + MINUTE);
+    await probe.tick();
+    assert.deepEqual(seen, [true, false]);
+  });
+});
+
+describe('sink ownership', () => {
+  test('owner and group are set on the file (for a shared volume read by another user)', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to give files away');
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'owner');
+    const { url, clock } = await startSimulator(t, [cred]);
+    const sinks = `- { format: json, path: ${join(dir, 'shared', 't.json')}, owner: 4321, group: 4322, mode: "0640" }`;
+    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks }]), dir, clock);
+    await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
+    await sidecar.sinks.idle();
+    const info = statSync(join(dir, 'shared', 't.json'));
+    assert.deepEqual([info.uid, info.gid, info.mode & 0o777], [4321, 4322, 0o640]);
+    assert.equal(sidecar.views()[0]!.ready, true);
   });
 });

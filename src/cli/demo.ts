@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseConfig } from '../config/load';
-import { runSimulatorServer, generateCredential } from '../simulator';
+import { runSimulatorServer, generateCredential, type SimulatorCredential } from '../simulator';
 import { clockFromEnvironment } from '../core/clock';
 import { sinkPath } from '../sinks/formats';
 import { openSidecar, runUntilSignalled } from './boot';
@@ -11,34 +11,38 @@ import { openSidecar, runUntilSignalled } from './boot';
  * same format as a real one (written out beside the files, so it can be read and copied). No credentials,
  * no KakaoTalk notices.
  */
-const DEMO_CONFIG = `# The demo's configuration, in the same format as a real one (see the README's configuration reference).
-# Credentials come from the environment, as they should in production; the demo sets them to the
-# simulator's made-up keys, and points every account at the simulator instead of the broker.
+/** The demo's config, written out as a real one would be; only the credentials are the simulator's made-up ones. */
+function demoConfig(values: { port: number; simulatorUrl: string; kis: SimulatorCredential; kiwoom: SimulatorCredential; shownPath: string }): string {
+  return `# The demo's configuration, in the same format as a real one (see the README's configuration reference).
+# The credentials below are made up, accepted only by the simulator; in a real config take them from the
+# environment or from files, e.g.  appKey: \${KIS_APP_KEY}  and  appSecretFile: /run/secrets/kis_app_secret
+# Try:  npx broker-token-sidecar status --config ${values.shownPath}
 stateDir: ./state
 log: { level: info, format: pretty }
 server:
   host: 127.0.0.1
-  port: \${DEMO_PORT}
+  port: ${values.port}
 accounts:
   - name: kis-demo
     provider: kis
     env: mock
-    appKey: \${DEMO_KIS_APP_KEY}
-    appSecret: \${DEMO_KIS_APP_SECRET}
-    baseUrl: \${DEMO_SIMULATOR_URL}
+    appKey: "${values.kis.appKey}"
+    appSecret: "${values.kis.appSecret}"
+    baseUrl: ${values.simulatorUrl}   # the simulator; omit baseUrl to use the broker's own host
     sinks:
-      - { format: kis-auth, dir: ./KIS/config }                      # what kis_auth.py reads: KIS{YYYYMMDD}
+      - { format: kis-auth, dir: ./KIS/config }      # what kis_auth.py reads: KIS{YYYYMMDD}
       - { format: json, path: ./tokens/kis-demo.json, layout: kis-client }
       - { format: approval-key, path: ./tokens/kis-demo.approval-key }
   - name: kiwoom-demo
     provider: kiwoom
     env: mock
-    appKey: \${DEMO_KIWOOM_APP_KEY}
-    appSecret: \${DEMO_KIWOOM_APP_SECRET}
-    baseUrl: \${DEMO_SIMULATOR_URL}
+    appKey: "${values.kiwoom.appKey}"
+    appSecret: "${values.kiwoom.appSecret}"
+    baseUrl: ${values.simulatorUrl}
     sinks:
       - { format: json, path: ./data/.token, layout: kiwoom-token }
 `;
+}
 
 export async function runDemo(options: { dir: string; port: number }): Promise<number> {
   const dir = resolve(options.dir);
@@ -50,17 +54,9 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
   const clock = clockFromEnvironment();
   const { url, simulator } = await runSimulatorServer({ clock, credentials: [kis, kiwoom] });
   const configPath = join(dir, 'config.yaml');
-  writeFileSync(configPath, DEMO_CONFIG, { mode: 0o600 });
-  const config = parseConfig(DEMO_CONFIG, configPath, dir, {
-    env: {
-      DEMO_PORT: String(options.port),
-      DEMO_SIMULATOR_URL: url,
-      DEMO_KIS_APP_KEY: kis.appKey,
-      DEMO_KIS_APP_SECRET: kis.appSecret,
-      DEMO_KIWOOM_APP_KEY: kiwoom.appKey,
-      DEMO_KIWOOM_APP_SECRET: kiwoom.appSecret,
-    },
-  });
+  const text = demoConfig({ port: options.port, simulatorUrl: url, kis, kiwoom, shownPath: relative(process.cwd(), configPath) });
+  writeFileSync(configPath, text, { mode: 0o600 });
+  const config = parseConfig(text, configPath, dir);
   const sidecar = await openSidecar(config, { clock });
   const shown = (path: string) => relative(process.cwd(), path) || '.';
   let readyAnnounced = false;

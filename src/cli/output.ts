@@ -23,7 +23,7 @@ export function formatReport(reports: Array<AccountReport & { problem?: string }
     for (const s of r.sinks) {
       const state = s.healthy ? 'ok' : s.present ? 'needs repair' : 'missing';
       const error = s.lastError ? ` (${s.lastError.reason}: ${s.lastError.message})` : '';
-      lines.push(`    sink ${s.name.padEnd(10)} ${state.padEnd(12)} mode ${s.mode ?? '-'} (want ${s.expectedMode}) ${s.path}${error}`);
+      lines.push(`    sink ${s.name.padEnd(14)} ${state.padEnd(12)} mode ${s.mode ?? '-'} (want ${s.expectedMode}) ${s.path}${error}`);
     }
   }
   return lines.join('\n');

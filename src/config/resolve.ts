@@ -311,6 +311,7 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
       adminToken: admin.value || undefined,
       requestTimeoutMs: server.requestTimeout ?? D.DEFAULT_SERVER.requestTimeoutMs,
     },
+    metrics: { compat: raw.metrics?.compat ?? false },
     accounts: accounts.map((a) => a.config),
   };
 }

@@ -154,6 +154,11 @@ export const configSchema = z.strictObject({
       requestTimeout: duration.optional(),
     })
     .optional(),
+  metrics: z
+    .strictObject({
+      compat: bool().optional(),
+    })
+    .optional(),
   defaults: z
     .strictObject({
       renewal: renewalSchema.optional(),

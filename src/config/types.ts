@@ -120,5 +120,7 @@ export interface SidecarConfig {
   stateDir: string;
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; format: 'json' | 'pretty' };
   server: ServerConfig;
+  /** Also export the first system's kis_token_age_hours and kis_token_renewals_total. */
+  metrics: { compat: boolean };
   accounts: AccountConfig[];
 }

@@ -129,6 +129,7 @@ export class AccountLifecycle {
       policy: config.renewal,
       credentialsId: credentialsId(config.appKey, config.appSecret),
       force,
+      requestTimeoutMs: config.http.timeoutMs,
     });
     if (decision.kind === 'issue') {
       const outcome = await this.issue(decision.why);
@@ -154,7 +155,8 @@ export class AccountLifecycle {
   private async issue(why: IssueWhy): Promise<RenewOutcome> {
     const { clock, provider, bus, config } = this.deps;
     const attemptAt = clock.now();
-    this.state.lastAttempt = { at: attemptAt, outcome: 'pending' };
+    const lastAttempt: NonNullable<AccountState['lastAttempt']> = { at: attemptAt, outcome: 'pending' };
+    this.state.lastAttempt = lastAttempt;
     try {
       // The attempt is on disk before the request leaves: a crash after this line cannot lead to a second
       // request inside the spacing.
@@ -169,15 +171,17 @@ export class AccountLifecycle {
     try {
       issued = await provider.issue(this.credentials, () => clock.now());
     } catch (error) {
+      lastAttempt.endedAt = clock.now();
       return this.recordFailure(error, attemptAt, performance.now() - started);
     }
     const durationMs = performance.now() - started;
     const now = clock.now();
+    const endedAt = now;
     this.deps.secrets.add(issued.accessToken);
     const current = this.state.token;
     if (current && current.accessToken === issued.accessToken) {
       // KIS gives the same token again within six hours of issuing it: nothing was renewed.
-      this.state.lastAttempt = { at: attemptAt, outcome: 'same_token' };
+      this.state.lastAttempt = { at: attemptAt, outcome: 'same_token', endedAt };
       this.state.sameTokenStreak += 1;
       this.state.consecutiveFailures = 0;
       this.state.nextRetryAt = nextAttemptAfterSameToken(current, now, this.state.sameTokenStreak, config.renewal);
@@ -196,7 +200,7 @@ export class AccountLifecycle {
       raw: issued.raw,
     };
     this.state.invalidated = null;
-    this.state.lastAttempt = { at: attemptAt, outcome: 'issued' };
+    this.state.lastAttempt = { at: attemptAt, outcome: 'issued', endedAt };
     this.state.lastRenewalAt = now;
     this.state.consecutiveFailures = 0;
     this.state.nextRetryAt = null;

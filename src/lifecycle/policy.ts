@@ -54,12 +54,25 @@ export interface DecideInput {
   credentialsId: string;
   /** A person asked for a new token (renew --force, POST /renew): skips the plan and backoff, never the spacing. */
   force: boolean;
+  /** The longest a request may take; bounds when an unfinished one could still have reached the broker. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * The broker counts its spacing from when it handled a request, which can be any moment until the request
+ * ended. So the spacing runs from the end of the last request; from its start plus the request timeout when
+ * it never ended (the process died while it was in flight).
+ */
+export function spacingStartsAt(lastAttempt: AccountState['lastAttempt'], requestTimeoutMs: number): number | undefined {
+  if (!lastAttempt) return undefined;
+  if (lastAttempt.endedAt !== undefined) return lastAttempt.endedAt;
+  return lastAttempt.outcome === 'pending' ? lastAttempt.at + requestTimeoutMs : lastAttempt.at;
 }
 
 /** Far enough ahead to mean "not until something changes"; the loop wakes up regularly anyway. */
 export const NEVER = Number.MAX_SAFE_INTEGER;
 
-export function decide({ now, state, policy, credentialsId, force }: DecideInput): Decision {
+export function decide({ now, state, policy, credentialsId, force, requestTimeoutMs }: DecideInput): Decision {
   if (state.authBlock && state.authBlock.credentialsId === credentialsId && !force) {
     return { kind: 'wait', until: NEVER, why: 'auth_rejected' };
   }
@@ -77,8 +90,9 @@ export function decide({ now, state, policy, credentialsId, force }: DecideInput
   if (!force && state.nextRetryAt !== null && now < state.nextRetryAt) {
     return { kind: 'wait', until: state.nextRetryAt, why: state.sameTokenStreak > 0 && state.consecutiveFailures === 0 ? 'same_token' : 'backoff' };
   }
-  if (state.lastAttempt && now < state.lastAttempt.at + policy.spacingMs) {
-    return { kind: 'wait', until: state.lastAttempt.at + policy.spacingMs, why: 'spacing' };
+  const spacingFrom = spacingStartsAt(state.lastAttempt, requestTimeoutMs);
+  if (spacingFrom !== undefined && now < spacingFrom + policy.spacingMs) {
+    return { kind: 'wait', until: spacingFrom + policy.spacingMs, why: 'spacing' };
   }
   return { kind: 'issue', why };
 }

@@ -18,7 +18,7 @@ export interface AccountSnapshot {
 export function snapshotOf(config: AccountConfig, state: AccountState, now: number): AccountSnapshot {
   const policy = config.renewal;
   const status = tokenStatus(state, now, policy);
-  const decision = decide({ now, state, policy, credentialsId: credentialsId(config.appKey, config.appSecret), force: false });
+  const decision = decide({ now, state, policy, credentialsId: credentialsId(config.appKey, config.appSecret), force: false, requestTimeoutMs: config.http.timeoutMs });
   return {
     ref: { name: config.name, provider: config.provider, env: config.env },
     state,

@@ -40,8 +40,11 @@ export const accountStateSchema = z.object({
   token: tokenRecordSchema.nullable(),
   /** The broker rejected the current token (it died server-side). */
   invalidated: z.object({ at: instant, brokerCode: z.string(), message: z.string() }).nullable(),
-  /** Written before every issuance request goes out; what spacing is counted from, across restarts. */
-  lastAttempt: z.object({ at: instant, outcome: z.enum(ATTEMPT_OUTCOMES) }).nullable(),
+  /**
+   * Written before every issuance request goes out, and again when it ends: what spacing is counted from,
+   * across restarts. `endedAt` is missing while the request is in flight (or when the process died then).
+   */
+  lastAttempt: z.object({ at: instant, outcome: z.enum(ATTEMPT_OUTCOMES), endedAt: instant.optional() }).nullable(),
   lastRenewalAt: instant.nullable(),
   lastFailure: z.object({ at: instant, reason: z.enum(RENEWAL_FAILURE_REASONS), message: z.string() }).nullable(),
   consecutiveFailures: z.number().int().nonnegative(),

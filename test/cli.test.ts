@@ -1,0 +1,202 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { systemClock } from '../src/core/clock';
+import { SECOND, configText, markerCredential, startSimulator, tempDir } from './helpers';
+
+const CLI = join(__dirname, '..', 'src', 'cli.js');
+
+/** Output of a child process, collected as it arrives. */
+function watchOutput(child: ChildProcess) {
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
+  return out;
+}
+
+async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+}
+
+/** Runs the CLI without blocking this process (the simulator it talks to lives here). */
+function runCli(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 30_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = watchOutput(child);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return exited(child).then((status) => {
+    clearTimeout(timer);
+    return { status, ...out };
+  });
+}
+
+function which(binary: string): string | undefined {
+  const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' }).stdout.trim();
+  return found || undefined;
+}
+
+describe('the CLI', () => {
+  test('help names every command', () => {
+    const help = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0);
+    for (const command of ['start', 'demo', 'simulator', 'check-config', 'status', 'renew', 'revoke', 'once']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
+  });
+
+  test('demo: token files within seconds, HTTP answers, promtool finds nothing wrong in /metrics, SIGTERM exits 0', async (t) => {
+    const dir = tempDir(t);
+    const child = spawn(process.execPath, [CLI, 'demo', '--dir', join(dir, 'demo'), '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill('SIGKILL'));
+    const out = watchOutput(child);
+    await until(() => out.stdout.includes('the demo is ready'), 15_000, 'the demo to be ready');
+    const metricsUrl = /metrics\s+(http:\/\/\S+\/metrics)/.exec(out.stdout)![1]!;
+    const base = metricsUrl.replace(/\/metrics$/, '');
+    for (const file of ['KIS/config', 'tokens/kis-demo.json', 'tokens/kis-demo.approval-key', 'data/.token']) {
+      assert.ok(existsSync(join(dir, 'demo', file)), file);
+    }
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    const metrics = await (await fetch(metricsUrl)).text();
+    const promtool = which('promtool');
+    if (promtool) {
+      const check = spawnSync(promtool, ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      assert.equal(check.status, 0, check.stdout + check.stderr);
+      assert.equal((check.stdout + check.stderr).trim(), '', 'promtool check metrics reports nothing');
+    } else if (process.env.CI) {
+      assert.fail('promtool is required in CI');
+    }
+    // `status` reads the same files offline and agrees.
+    const status = spawnSync(process.execPath, [CLI, 'status', '--config', join(dir, 'demo', 'config.yaml'), '--json'], { encoding: 'utf8' });
+    assert.equal(status.status, 0, status.stderr);
+    const report = JSON.parse(status.stdout) as { sidecar: string | null; accounts: Array<{ usable: boolean }> };
+    assert.match(report.sidecar ?? '', /^pid \d+/);
+    assert.deepEqual(report.accounts.map((a) => a.usable), [true, true]);
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+    assert.match(out.stderr, /stopped/);
+  });
+
+  test('a second sidecar on the same state directory refuses to start; a SIGKILLed one\'s lock is taken over at once', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'lock');
+    const { url } = await startSimulator(t, [cred], { clock: systemClock as never });
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]));
+    const first = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => first.kill('SIGKILL'));
+    const firstOut = watchOutput(first);
+    await until(() => firstOut.stderr.includes('token file written'), 10_000, 'the first sidecar');
+    const second = await runCli(['start', '--config', config]);
+    assert.equal(second.status, 3);
+    assert.match(second.stderr, new RegExp(`state directory .* is in use by pid ${first.pid} on `));
+    first.kill('SIGKILL');
+    await exited(first);
+    const third = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => third.kill('SIGKILL'));
+    const thirdOut = watchOutput(third);
+    // The restarted sidecar holds the lock (status names it) and issued nothing: the token on disk is valid.
+    await until(() => {
+      const status = spawnSync(process.execPath, [CLI, 'status', '--config', config, '--json'], { encoding: 'utf8' });
+      return status.stdout.includes(`"sidecar": "pid ${third.pid} `) || third.exitCode !== null;
+    }, 10_000, 'the restarted sidecar');
+    assert.equal(third.exitCode, null, thirdOut.stderr);
+    assert.doesNotMatch(thirdOut.stderr, /requesting a token/);
+    third.kill('SIGTERM');
+    assert.equal(await exited(third), 0);
+  });
+});
+
+describe('once, and a kill between recording the attempt and the answer', () => {
+  async function setup(t: any, spacing: string) {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'once');
+    const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: 2 * SECOND });
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: `renewal: { spacing: ${spacing} }\nhttp: { timeout: 2s }` }]));
+    return { dir, cred, simulator, config };
+  }
+
+  test('once: writes the files and exits 0; run again, it issues nothing', async (t) => {
+    const { dir, simulator, config } = await setup(t, '2s');
+    const first = await runCli(['once', '--config', config]);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /^main: token valid until \S+\+09:00 \((?:24h|23h59m5\ds) left\), 1 file\(s\) written\n$/);
+    assert.ok(existsSync(join(dir, 'sinks', 'main.json')));
+    const again = await runCli(['once', '--config', config]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(simulator.stats().tokenRequests, 1);
+  });
+
+  test('once: exits 1 with the reason when it cannot get a token', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'oncebad');
+    const { url } = await startSimulator(t, [cred], { clock: systemClock as never });
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: { ...cred, appSecret: `Q${cred.appSecret.slice(1)}` } }]));
+    const result = await runCli(['once', '--config', config]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /main: no usable token \(missing; auth_rejected; last failure auth_rejected: KIS tokenP: HTTP 403 EGW00105/);
+    assert.ok(!result.stderr.includes(cred.appSecret.slice(1)), 'no secret in the error');
+  });
+
+  test('killed while its token request is in flight, restarted at once: no second request within the spacing', async (t) => {
+    const { simulator, config, dir } = await setup(t, '2s');
+    simulator.injectFault({ endpoint: 'kis.token', kind: 'hang' });
+    const victim = spawn(process.execPath, [CLI, 'once', '--config', config], { stdio: 'ignore' });
+    await until(() => simulator.stats().tokenRequests === 1, 10_000, 'the first request');
+    victim.kill('SIGKILL');
+    await exited(victim);
+    const state = JSON.parse(readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8')) as { lastAttempt: { outcome: string } };
+    assert.equal(state.lastAttempt.outcome, 'pending', 'the attempt was on disk before the request went out');
+    const restarted = await runCli(['once', '--config', config, '--max-wait', '10s']);
+    assert.equal(restarted.status, 0, restarted.stderr);
+    const requests = simulator.requestLog().filter((r) => r.endpoint === 'kis.token');
+    assert.equal(requests.length, 2);
+    // The first request never ended, so the broker could have handled it up to the 2 s timeout later: the
+    // second waits for that and the 2 s spacing.
+    const gap = requests[1]!.at - requests[0]!.at;
+    assert.ok(gap >= 4 * SECOND - 50, `second request ${gap} ms after the first`);
+    assert.equal(simulator.stats().rateLimited, 0);
+  });
+});
+
+test('a host in UTC and a host in KST compute the same expiry instant, file name and valid-date from the same answer', () => {
+  const script = `
+    const { parseKisTokenAnswer } = require(${JSON.stringify(join(__dirname, '..', 'src', 'providers', 'kis.js'))});
+    const { parseKiwoomTokenAnswer } = require(${JSON.stringify(join(__dirname, '..', 'src', 'providers', 'kiwoom.js'))});
+    const { sinkPath, renderSink } = require(${JSON.stringify(join(__dirname, '..', 'src', 'sinks', 'formats.js'))});
+    const now = Date.UTC(2026, 10, 20, 16, 30); // 01:30 KST on the 21st, still the 20th in UTC
+    const kis = parseKisTokenAnswer({ status: 200, text: '', json: { access_token: 'eyJ' + 'a'.repeat(300), access_token_token_expired: '2026-11-22 01:00:00', token_type: 'Bearer', expires_in: 86400 } }, now, 86400000);
+    const kiwoom = parseKiwoomTokenAnswer({ status: 200, text: '', json: { expires_dt: '20261122010000', token_type: 'bearer', token: 'k'.repeat(86), return_code: 0 } }, now, 86400000);
+    const sink = { format: 'kis-auth', dir: '/k', timeZone: 'Asia/Seoul', validDateTimeZone: 'Asia/Seoul', keepDays: 7, access: {}, name: 'kis-auth' };
+    const view = { accessToken: kis.accessToken, tokenType: 'Bearer', expiresAt: kis.expiresAt, issuedAt: now, raw: {}, approvalKey: undefined };
+    process.stdout.write(JSON.stringify([kis.expiresAt, kiwoom.expiresAt, sinkPath(sink, now), renderSink(sink, view).split('\\n')[1], new Date(now).getDate()]));`;
+  const run = (tz: string) => JSON.parse(spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, TZ: tz } }).stdout) as unknown[];
+  const utc = run('UTC');
+  const kst = run('Asia/Seoul');
+  assert.notEqual(utc[4], kst[4], 'the two processes really are in different zones');
+  assert.deepEqual(utc.slice(0, 4), kst.slice(0, 4));
+  assert.deepEqual(utc.slice(0, 4), [Date.UTC(2026, 10, 21, 16, 0, 0), Date.UTC(2026, 10, 21, 16, 0, 0), '/k/KIS20261121', 'valid-date: 2026-11-22 01:00:00']);
+});
+
+test('status exits 1 when a token is unusable, and changes nothing on disk', (t) => {
+  const dir = tempDir(t);
+  const cred = markerCredential('kis', 'status');
+  const config = join(dir, 'config.yaml');
+  writeFileSync(config, configText(join(dir, 'state'), 'http://127.0.0.1:9', [{ name: 'main', credential: cred }]));
+  const result = spawnSync(process.execPath, [CLI, 'status', '--config', config], { encoding: 'utf8' });
+  assert.equal(result.status, 1);
+  assert.match(result.stdout, /BAD main \(kis, real\): missing - not usable\n    token:         none/);
+  assert.equal(existsSync(join(dir, 'state')), false);
+  assert.ok(statSync(config).isFile());
+});
