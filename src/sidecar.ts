@@ -13,6 +13,7 @@ import { MetricsExporter, type AccountView } from './metrics/exporter';
 import { createProvider } from './providers';
 import { createBrokerDispatcher } from './providers/http';
 import { SinkSupervisor } from './sinks/supervisor';
+import { SlackNotifier } from './alerts/notifier';
 import { FileStateStore } from './store/file-store';
 import { StateDirectoryLock } from './store/lock';
 import { logEvents } from './telemetry/log-events';
@@ -63,6 +64,7 @@ export class Sidecar implements SidecarControl {
   private readonly loops: Loop[] = [];
   private readonly stop = new AbortController();
   private lock: StateDirectoryLock | undefined;
+  readonly notifier: SlackNotifier | undefined;
 
   constructor(
     readonly config: SidecarConfig,
@@ -86,7 +88,24 @@ export class Sidecar implements SidecarControl {
       watch: options.watch ?? true,
       sweepIntervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
     });
-    this.metrics = new MetricsExporter(this.bus, () => this.views(), () => this.clock.now(), { version: VERSION, compat: config.metrics.compat });
+    this.metrics = new MetricsExporter(this.bus, () => this.views(), () => this.clock.now(), {
+      version: VERSION,
+      compat: config.metrics.compat,
+      slackQueueLength: () => this.notifier?.queueLength ?? 0,
+    });
+    if (config.slack) {
+      this.notifier = new SlackNotifier({
+        config: config.slack,
+        stateDir: config.stateDir,
+        views: () => this.views(),
+        clock: this.clock,
+        bus: this.bus,
+        secrets: this.secrets,
+        version: VERSION,
+        dispatcher: options.dispatcher,
+        fs: options.fs,
+      });
+    }
     for (const account of config.accounts) this.addAccount(account);
   }
 
@@ -140,6 +159,7 @@ export class Sidecar implements SidecarControl {
       const problems = await this.sinks.preflight();
       if (problems.length > 0) throw new StartupError(problems);
       for (const lifecycle of this.accounts.values()) await lifecycle.start();
+      await this.notifier?.start();
     } catch (error) {
       await this.lock?.release();
       this.lock = undefined;
@@ -156,6 +176,8 @@ export class Sidecar implements SidecarControl {
     }
     this.loops.push(new Loop('sinks', () => this.sinks.tick(), this.clock, 30_000, onError('sinks')));
     for (const [i, probe] of this.probes.entries()) this.loops.push(new Loop(`probe:${i}`, () => probe.tick(), this.clock, 30_000, onError('probe')));
+    const notifier = this.notifier;
+    if (notifier) this.loops.push(new Loop('alerts', () => notifier.tick(), this.clock, 30_000, onError('alerts')));
     for (const loop of this.loops) void loop.start(this.stop.signal);
   }
 
@@ -163,6 +185,7 @@ export class Sidecar implements SidecarControl {
   async close(): Promise<void> {
     this.stop.abort();
     await Promise.all(this.loops.map((loop) => loop.start(this.stop.signal)));
+    await this.notifier?.stop();
     this.sinks.close();
     await this.sinks.idle();
     await Promise.all([...this.dispatchers.values()].map((d) => d.close().catch(() => undefined)));

@@ -67,6 +67,9 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
       withAccount('name: kw\nprovider: kiwoom\nappKey: kiwoomkey123456\nappSecret: kiwoomsecret123456\nsinks:\n  - { format: kis-auth, dir: ./k }\n  - { format: approval-key, path: ./a }'),
       ['accounts[0].sinks[0].format: kis-auth files are read by KIS clients only', 'accounts[0].sinks[1].format: approval keys exist for KIS only'],
     ],
+    ['Slack without a webhook', withAccount(GOOD_ACCOUNT, 'slack: { language: ko }\n'), ['slack.webhookUrl: required (inline, usually ${SLACK_WEBHOOK_URL}, or as webhookUrlFile)']],
+    ['Slack webhook that is not a URL (the value is not echoed)', withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "T0/B0/secretpart" }\n'), ['slack.webhookUrl: must be an http(s) URL']],
+    ['Slack language', withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "https://hooks.slack.com/services/x", language: jp }\n'), ['slack.language: must be one of "en", "ko"']],
     ['YAML syntax', 'accounts: [\n  name: x\nfoo', ['/tmp/cfg/config.yaml: line 3, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]']],
   ];
   for (const [rule, text, expected] of cases) {

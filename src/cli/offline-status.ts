@@ -49,6 +49,7 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
               ? { reason: inspection.reason, message: `file is ${inspection.reason === 'mode' ? 'not mode 0' + sink.access.mode.toString(8) : inspection.reason.replace('_', ' ')}`, at: now }
               : null,
         consecutiveFailures: 0,
+        unhealthySince: null,
       });
     }
     const snapshot = snapshotOf(account, state, now);

@@ -49,3 +49,20 @@ export const DEFAULT_SERVER = { enabled: true, host: '127.0.0.1', port: 9464, re
 export const KIS_APP_KEY_LENGTH = 36;
 export const KIS_APP_SECRET_LENGTH = 180;
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+/** Where runbook links point unless `slack.runbookUrl` names a copy of docs/runbooks.md of one's own. */
+export const DEFAULT_RUNBOOK_URL = 'https://github.com/broker-token-sidecar/broker-token-sidecar/blob/main/docs/runbooks.md';
+
+export const DEFAULT_SLACK = {
+  language: 'en' as const,
+  repeatIntervalMs: 4 * 60 * 60_000, // as Alertmanager's default repeat_interval
+  evaluationIntervalMs: 10_000,
+  timeoutMs: 10_000,
+  queueSize: 100,
+  retry: { attempts: 5, initialDelayMs: 1_000, maxDelayMs: 5 * 60_000 },
+  renewalFailingThreshold: 3, // as the first system
+  // A file deleted and repaired within this never alerts; one still broken after it does.
+  sinkGraceMs: 30_000,
+  // Renewal starts 60-70 minutes before expiry: with less than 45 left, it has been failing for a while.
+  tokenExpiringWindowMs: 45 * 60_000,
+};

@@ -15,6 +15,7 @@ import type {
   RenewalPolicy,
   SidecarConfig,
   SinkConfig,
+  SlackConfig,
 } from './types';
 
 /**
@@ -300,6 +301,7 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
   else if (admin.value !== undefined && admin.value.length < D.MIN_ADMIN_TOKEN_LENGTH) {
     ctx.problems.add(['server', server.adminTokenFile !== undefined ? 'adminTokenFile' : 'adminToken'], `must be at least ${D.MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
+  const slack = raw.slack && resolveSlack(raw.slack, ctx);
   return {
     source,
     stateDir: resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR),
@@ -312,6 +314,52 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
       requestTimeoutMs: server.requestTimeout ?? D.DEFAULT_SERVER.requestTimeoutMs,
     },
     metrics: { compat: raw.metrics?.compat ?? false },
+    slack,
     accounts: accounts.map((a) => a.config),
+  };
+}
+
+function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext): SlackConfig | undefined {
+  const url = (inline: string | undefined, file: string | undefined, names: { inline: string; file: string }, required: boolean) => {
+    const { value, problem } = resolveSecret(inline, file, names, ctx.baseDir, ctx.readText);
+    if (problem) ctx.problems.add(['slack', problem.key], problem.message);
+    else if (value === undefined || value === '') {
+      if (required) ctx.problems.add(['slack', names.inline], `required (inline, usually \${SLACK_WEBHOOK_URL}, or as ${names.file})`);
+    } else if (!/^https?:\/\/[^\s]+$/.test(value)) {
+      // The URL itself is a secret: the message names the key, never the value.
+      ctx.problems.add(['slack', file !== undefined ? names.file : names.inline], 'must be an http(s) URL');
+    } else return value;
+    return undefined;
+  };
+  const webhookUrl = url(raw.webhookUrl, raw.webhookUrlFile, { inline: 'webhookUrl', file: 'webhookUrlFile' }, true);
+  const criticalWebhookUrl = url(raw.criticalWebhookUrl, raw.criticalWebhookUrlFile, { inline: 'criticalWebhookUrl', file: 'criticalWebhookUrlFile' }, false);
+  const alerts = raw.alerts ?? {};
+  const retry = {
+    attempts: raw.retry?.attempts ?? D.DEFAULT_SLACK.retry.attempts,
+    initialDelayMs: raw.retry?.initialDelay ?? D.DEFAULT_SLACK.retry.initialDelayMs,
+    maxDelayMs: raw.retry?.maxDelay ?? D.DEFAULT_SLACK.retry.maxDelayMs,
+  };
+  if (retry.initialDelayMs > retry.maxDelayMs) ctx.problems.add(['slack', 'retry', 'maxDelay'], `must not be shorter than initialDelay (${formatDuration(retry.initialDelayMs)})`);
+  return {
+    webhookUrl: webhookUrl ?? '',
+    criticalWebhookUrl,
+    language: raw.language ?? D.DEFAULT_SLACK.language,
+    repeatIntervalMs: raw.repeatInterval ?? D.DEFAULT_SLACK.repeatIntervalMs,
+    evaluationIntervalMs: raw.evaluationInterval ?? D.DEFAULT_SLACK.evaluationIntervalMs,
+    runbookUrl: raw.runbookUrl ?? D.DEFAULT_RUNBOOK_URL,
+    dashboardUrl: raw.dashboardUrl,
+    timeoutMs: raw.timeout ?? D.DEFAULT_SLACK.timeoutMs,
+    queueSize: raw.queueSize ?? D.DEFAULT_SLACK.queueSize,
+    retry,
+    alerts: {
+      renewalFailing: { enabled: alerts.renewalFailing?.enabled ?? true, threshold: alerts.renewalFailing?.threshold ?? D.DEFAULT_SLACK.renewalFailingThreshold },
+      sinkUnrepairable: { enabled: alerts.sinkUnrepairable?.enabled ?? true, graceMs: alerts.sinkUnrepairable?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
+      tokenExpiring: { enabled: alerts.tokenExpiring?.enabled ?? true, windowMs: alerts.tokenExpiring?.window ?? D.DEFAULT_SLACK.tokenExpiringWindowMs },
+      tokenInvalidated: { enabled: alerts.tokenInvalidated?.enabled ?? true },
+      rateLimited: { enabled: alerts.rateLimited?.enabled ?? true },
+      credentialsRejected: { enabled: alerts.credentialsRejected?.enabled ?? true },
+      fileModeNotPrivate: { enabled: alerts.fileModeNotPrivate?.enabled ?? true, graceMs: alerts.fileModeNotPrivate?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
+    },
+    notices: { renewed: raw.notices?.renewed ?? false, lifecycle: raw.notices?.lifecycle ?? false },
   };
 }

@@ -136,6 +136,41 @@ export const accountSchema = z.strictObject({
   sinks: z.array(sinkSchema).min(1, 'must list at least 1 sink: the files applications read'),
 });
 
+const alertToggle = z.strictObject({ enabled: bool().optional() });
+
+export const slackSchema = z.strictObject({
+  webhookUrl: z.string().optional(),
+  webhookUrlFile: nonEmpty.optional(),
+  criticalWebhookUrl: z.string().optional(),
+  criticalWebhookUrlFile: nonEmpty.optional(),
+  language: z.enum(['en', 'ko']).optional(),
+  repeatInterval: duration.optional(),
+  evaluationInterval: duration.optional(),
+  runbookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  dashboardUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  timeout: duration.optional(),
+  queueSize: int().pipe(z.number().min(1).max(10_000)).optional(),
+  retry: z
+    .strictObject({
+      attempts: int().pipe(z.number().min(1).max(20)).optional(),
+      initialDelay: duration.optional(),
+      maxDelay: duration.optional(),
+    })
+    .optional(),
+  alerts: z
+    .strictObject({
+      renewalFailing: z.strictObject({ enabled: bool().optional(), threshold: int().pipe(z.number().min(1).max(100)).optional() }).optional(),
+      sinkUnrepairable: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
+      tokenExpiring: z.strictObject({ enabled: bool().optional(), window: duration.optional() }).optional(),
+      tokenInvalidated: alertToggle.optional(),
+      rateLimited: alertToggle.optional(),
+      credentialsRejected: alertToggle.optional(),
+      fileModeNotPrivate: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
+    })
+    .optional(),
+  notices: z.strictObject({ renewed: bool().optional(), lifecycle: bool().optional() }).optional(),
+});
+
 export const configSchema = z.strictObject({
   stateDir: nonEmpty.optional(),
   log: z
@@ -159,6 +194,7 @@ export const configSchema = z.strictObject({
       compat: bool().optional(),
     })
     .optional(),
+  slack: slackSchema.optional(),
   defaults: z
     .strictObject({
       renewal: renewalSchema.optional(),

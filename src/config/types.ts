@@ -114,6 +114,39 @@ export interface ServerConfig {
   requestTimeoutMs: number;
 }
 
+export type AlertKind =
+  | 'renewal_failing'
+  | 'sink_unrepairable'
+  | 'token_expiring'
+  | 'token_invalidated'
+  | 'rate_limited'
+  | 'credentials_rejected'
+  | 'file_mode_not_private';
+
+export interface SlackConfig {
+  webhookUrl: string;
+  /** Critical alerts go here instead, when set. */
+  criticalWebhookUrl: string | undefined;
+  language: 'en' | 'ko';
+  repeatIntervalMs: number;
+  evaluationIntervalMs: number;
+  runbookUrl: string;
+  dashboardUrl: string | undefined;
+  timeoutMs: number;
+  queueSize: number;
+  retry: { attempts: number; initialDelayMs: number; maxDelayMs: number };
+  alerts: {
+    renewalFailing: { enabled: boolean; threshold: number };
+    sinkUnrepairable: { enabled: boolean; graceMs: number };
+    tokenExpiring: { enabled: boolean; windowMs: number };
+    tokenInvalidated: { enabled: boolean };
+    rateLimited: { enabled: boolean };
+    credentialsRejected: { enabled: boolean };
+    fileModeNotPrivate: { enabled: boolean; graceMs: number };
+  };
+  notices: { renewed: boolean; lifecycle: boolean };
+}
+
 export interface SidecarConfig {
   /** The file this was read from (absolute), or a description for an embedded config. */
   source: string;
@@ -122,5 +155,6 @@ export interface SidecarConfig {
   server: ServerConfig;
   /** Also export the first system's kis_token_age_hours and kis_token_renewals_total. */
   metrics: { compat: boolean };
+  slack: SlackConfig | undefined;
   accounts: AccountConfig[];
 }

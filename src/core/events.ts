@@ -56,6 +56,9 @@ export interface SidecarEvents {
   'sink.recovered': { account: AccountRef; sink: string; path: string };
   'sink.cleaned': { account: AccountRef; sink: string; files: string[] };
   'sink.notify_failed': { account: AccountRef; sink: string; message: string };
+  'alert.notified': { key: string; kind: string; phase: 'firing' | 'reminder' | 'resolved'; severity: string; account: AccountRef | undefined };
+  'slack.delivery': { result: 'sent' | 'retried' | 'failed' | 'dropped'; detail: string };
+  'alerts.state_error': { message: string };
 }
 
 export type SidecarEventName = keyof SidecarEvents;

@@ -79,6 +79,10 @@ export function createCatalogue(registry: Registry) {
     probeUp: gauge('probe_up', '1 when the last custom probe of the account\'s application succeeded.', ACCOUNT_LABELS),
     probeDuration: histogram('probe_duration_seconds', 'Time taken by custom probes.', ACCOUNT_LABELS),
 
+    // Slack notifications sent by the sidecar itself.
+    slackNotifications: counter('slack_notifications_total', 'Slack deliveries by result: sent, retried (an attempt failed, another follows), failed (given up), dropped (queue full).', ['result']),
+    slackQueueLength: gauge('slack_queue_length', 'Slack messages waiting to be delivered.', []),
+
     buildInfo: new Gauge({
       name: `${PREFIX}build_info`,
       help: 'Build information; always 1.',
@@ -92,6 +96,7 @@ export type Catalogue = ReturnType<typeof createCatalogue>;
 
 export const SINK_WRITE_CAUSES = ['token', 'start', 'rollover'] as const;
 export const APPROVAL_KEY_RESULTS = ['ok', 'error'] as const;
+export const SLACK_RESULTS = ['sent', 'retried', 'failed', 'dropped'] as const;
 
 /** prom-client's process metrics: memory, CPU, file descriptors, event loop lag. */
 export function registerProcessMetrics(registry: Registry): void {

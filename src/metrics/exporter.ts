@@ -10,6 +10,7 @@ import {
   RENEWAL_FAILURE_REASONS,
   SINK_REPAIR_REASONS,
   SINK_WRITE_CAUSES,
+  SLACK_RESULTS,
   SINK_WRITE_FAILURE_REASONS,
   STATE_ERROR_REASONS,
   TOKEN_STATUSES,
@@ -31,6 +32,7 @@ export interface MetricsOptions {
   /** Also export the first system's kis_token_* names. */
   compat: boolean;
   processMetrics?: boolean;
+  slackQueueLength?: () => number;
 }
 
 const seconds = (ms: number | null | undefined): number => (ms === null || ms === undefined ? 0 : ms / 1000);
@@ -47,6 +49,7 @@ export class MetricsExporter {
   private readonly sinkFormats = new Map<string, SinkConfig['format']>();
   private readonly probeUp = new Map<string, number>();
   private readonly renderSerial = new Serial();
+  private readonly slackQueueLength: () => number;
 
   constructor(
     bus: EventBus,
@@ -58,6 +61,8 @@ export class MetricsExporter {
     this.compat = options.compat ? createCompatMetrics(this.registry) : undefined;
     if (options.processMetrics ?? true) registerProcessMetrics(this.registry);
     this.m.buildInfo.set({ version: options.version, node_version: process.version }, 1);
+    for (const result of SLACK_RESULTS) this.m.slackNotifications.inc({ result }, 0);
+    this.slackQueueLength = options.slackQueueLength ?? (() => 0);
     this.subscribe(bus);
   }
 
@@ -137,6 +142,7 @@ export class MetricsExporter {
     bus.on('sink.write_failed', ({ account, sink, reason }) => m.sinkWriteFailures.inc({ ...this.sinkLabels(account, sink), reason }));
     bus.on('sink.cleaned', ({ account, sink, files }) => m.sinkFilesCleaned.inc(this.sinkLabels(account, sink), files.length));
     bus.on('sink.notify_failed', ({ account, sink }) => m.sinkNotifyFailures.inc(this.sinkLabels(account, sink)));
+    bus.on('slack.delivery', ({ result }) => m.slackNotifications.inc({ result }));
     bus.on('probe.done', ({ account, ok, durationMs }) => {
       this.probeUp.set(account.name, ok ? 1 : 0);
       m.probeDuration.observe(L(account), durationMs / 1000);
@@ -147,6 +153,7 @@ export class MetricsExporter {
   private refreshGauges(): void {
     const m = this.m;
     const now = this.now();
+    m.slackQueueLength.set(this.slackQueueLength());
     for (const { snapshot, sinks, ready } of this.accounts()) {
       const labels = MetricsExporter.labels(snapshot.ref);
       const { state } = snapshot;

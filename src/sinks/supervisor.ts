@@ -29,6 +29,8 @@ export interface SinkStatus {
   lastWriteAt: number | null;
   lastError: { reason: string; message: string; at: number } | null;
   consecutiveFailures: number;
+  /** Since when the file has not held what it should (null while it does, and before there is a token). */
+  unhealthySince: number | null;
 }
 
 interface SinkRuntime {
@@ -42,6 +44,7 @@ interface SinkRuntime {
   lastWriteAt: number | null;
   lastError: SinkStatus['lastError'];
   consecutiveFailures: number;
+  unhealthySince: number | null;
   nextRetryAt: number | undefined;
   lastCleanupStamp: string | undefined;
   queue: Promise<void>;
@@ -87,6 +90,7 @@ export class SinkSupervisor {
         lastWriteAt: null,
         lastError: null,
         consecutiveFailures: 0,
+        unhealthySince: null,
         nextRetryAt: undefined,
         lastCleanupStamp: undefined,
         queue: Promise.resolve(),
@@ -169,6 +173,7 @@ export class SinkSupervisor {
         const path = rt.writtenPath ?? sinkPath(rt.config, this.options.clock.now());
         rt.view = undefined;
         rt.healthy = false;
+        rt.unhealthySince = null;
         await this.fs.unlink(path).then(() => removed.push(path), () => undefined);
         rt.present = false;
         rt.writtenPath = undefined;
@@ -235,7 +240,7 @@ export class SinkSupervisor {
       case 'repair':
         rt.present = inspection.mode !== null;
         rt.mode = inspection.mode;
-        rt.healthy = false;
+        this.markUnhealthy(rt, now);
         if (rt.nextRetryAt !== undefined && now < rt.nextRetryAt) return; // backing off after a failed write
         await this.writeSink(rt, path, content, rt.writtenPath === undefined ? 'start' : inspection.reason);
         return;
@@ -266,6 +271,7 @@ export class SinkSupervisor {
     rt.lastWriteAt = cause === undefined ? rt.lastWriteAt : now;
     rt.lastError = null;
     rt.consecutiveFailures = 0;
+    rt.unhealthySince = null;
     rt.nextRetryAt = undefined;
     const ref = { account: rt.account, sink: rt.config.name, path };
     if (cause === 'token' || cause === 'start' || cause === 'rollover') this.options.bus.emit('sink.written', { ...ref, cause });
@@ -276,7 +282,7 @@ export class SinkSupervisor {
   private markFailed(rt: SinkRuntime, path: string, error: unknown, now: number): void {
     const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
     const message = describeError(error);
-    rt.healthy = false;
+    this.markUnhealthy(rt, now);
     rt.consecutiveFailures += 1;
     rt.lastError = { reason, message, at: now };
     rt.nextRetryAt = now + Math.min(MAX_WRITE_RETRY_MS, 1000 * 2 ** (rt.consecutiveFailures - 1));
@@ -288,6 +294,11 @@ export class SinkSupervisor {
       message,
       consecutiveFailures: rt.consecutiveFailures,
     });
+  }
+
+  private markUnhealthy(rt: SinkRuntime, now: number): void {
+    rt.healthy = false;
+    rt.unhealthySince ??= now;
   }
 
   /**
@@ -393,6 +404,7 @@ export class SinkSupervisor {
       lastWriteAt: rt.lastWriteAt,
       lastError: rt.lastError,
       consecutiveFailures: rt.consecutiveFailures,
+      unhealthySince: rt.unhealthySince,
     }));
   }
 

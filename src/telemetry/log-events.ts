@@ -48,4 +48,12 @@ export function logEvents(bus: EventBus, log: Logger): void {
   bus.on('sink.recovered', (e) => log.info({ ...who(e.account), sink: e.sink, path: e.path }, 'token file writable again'));
   bus.on('sink.cleaned', (e) => log.info({ ...who(e.account), sink: e.sink, files: e.files }, 'old daily token files removed'));
   bus.on('sink.notify_failed', (e) => log.warn({ ...who(e.account), sink: e.sink }, e.message));
+  bus.on('alert.notified', (e) =>
+    log[e.phase === 'resolved' ? 'info' : 'warn']({ ...(e.account ? who(e.account) : {}), alert: e.kind, phase: e.phase, severity: e.severity }, `alert ${e.phase}: ${e.key}`),
+  );
+  bus.on('slack.delivery', (e) => {
+    if (e.result === 'sent') log.debug({ result: e.result }, `Slack message delivered: ${e.detail}`);
+    else log[e.result === 'retried' ? 'info' : 'warn']({ result: e.result }, `Slack delivery ${e.result}: ${e.detail}`);
+  });
+  bus.on('alerts.state_error', (e) => log.error(e.message));
 }

@@ -1,0 +1,76 @@
+import type { AlertKind, SlackConfig } from '../config/types';
+import type { AccountRef } from '../core/events';
+import type { AccountView } from '../metrics/exporter';
+import type { SinkStatus } from '../sinks/supervisor';
+import { ALERT_KINDS, type Severity } from './kinds';
+
+/**
+ * Which alerts hold now, as a pure function of what /status shows. Evaluating state rather than counting
+ * events is what makes alerts survive restarts: a condition that cleared while the sidecar was down is simply
+ * not active at the next evaluation, and is resolved.
+ */
+export interface ActiveAlert {
+  key: string;
+  kind: AlertKind;
+  severity: Severity;
+  account: AccountRef;
+  sink?: string;
+  /** Facts for the message: the last failure reason, a broker code, a path, a mode. */
+  facts: Record<string, string | number | null>;
+  expiresAt: number | null;
+}
+
+export function alertKey(kind: AlertKind, account: string, sink?: string): string {
+  return sink === undefined ? `${kind}:${account}` : `${kind}:${account}:${sink}`;
+}
+
+function sinkFacts(sink: SinkStatus) {
+  return {
+    path: sink.path,
+    mode: sink.mode === null ? null : `0${sink.mode.toString(8)}`,
+    expectedMode: `0${sink.expectedMode.toString(8)}`,
+    reason: sink.lastError?.reason ?? (sink.present ? 'content' : 'missing'),
+    message: sink.lastError?.message ?? null,
+  };
+}
+
+export function evaluateAlerts(views: AccountView[], now: number, rules: SlackConfig['alerts']): ActiveAlert[] {
+  const active: ActiveAlert[] = [];
+  for (const { snapshot, sinks } of views) {
+    const { state, ref } = snapshot;
+    const expiresAt = state.token?.expiresAt ?? null;
+    const add = (kind: AlertKind, facts: ActiveAlert['facts'], severity: Severity = ALERT_KINDS[kind].severity, sink?: string) =>
+      active.push({ key: alertKey(kind, ref.name, sink), kind, severity, account: ref, ...(sink !== undefined ? { sink } : {}), facts, expiresAt });
+    const failure = state.lastFailure;
+
+    if (rules.credentialsRejected.enabled && state.authBlock) {
+      add('credentials_rejected', { message: state.authBlock.message });
+    }
+    if (rules.renewalFailing.enabled && !state.authBlock && state.consecutiveFailures >= rules.renewalFailing.threshold) {
+      add('renewal_failing', { failures: state.consecutiveFailures, reason: failure?.reason ?? null, message: failure?.message ?? null }, snapshot.usable ? 'warning' : 'critical');
+    }
+    if (rules.rateLimited.enabled && state.consecutiveFailures > 0 && state.lastAttempt?.outcome === 'rate_limited') {
+      add('rate_limited', { failures: state.consecutiveFailures, message: failure?.message ?? null });
+    }
+    if (rules.tokenInvalidated.enabled && state.invalidated) {
+      add('token_invalidated', { brokerCode: state.invalidated.brokerCode, message: state.invalidated.message });
+    }
+    if (rules.tokenExpiring.enabled && expiresAt !== null && !state.invalidated) {
+      const left = expiresAt - now;
+      if (left <= 0) add('token_expiring', { expired: 1, reason: failure?.reason ?? null });
+      // A successful renewal replaces the token with one a day long: this close to expiry, none has succeeded.
+      else if (left < rules.tokenExpiring.windowMs) add('token_expiring', { expired: 0, reason: failure?.reason ?? null });
+    }
+    for (const sink of sinks) {
+      if (sink.healthy || sink.unhealthySince === null) continue;
+      const brokenFor = now - sink.unhealthySince;
+      const modeWrong = sink.present && sink.mode !== null && sink.mode !== sink.expectedMode;
+      if (modeWrong && rules.fileModeNotPrivate.enabled && brokenFor >= rules.fileModeNotPrivate.graceMs) {
+        add('file_mode_not_private', { ...sinkFacts(sink), since: sink.unhealthySince }, 'warning', sink.name);
+      } else if (!modeWrong && rules.sinkUnrepairable.enabled && brokenFor >= rules.sinkUnrepairable.graceMs) {
+        add('sink_unrepairable', { ...sinkFacts(sink), since: sink.unhealthySince }, 'critical', sink.name);
+      }
+    }
+  }
+  return active;
+}

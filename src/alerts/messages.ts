@@ -1,0 +1,213 @@
+import type { AlertKind } from '../config/types';
+import { formatDuration } from '../core/duration';
+import { formatWallClock } from '../core/time';
+import type { ActiveAlert } from './conditions';
+import { ALERT_KINDS, runbookLink, type Severity } from './kinds';
+
+/**
+ * Slack messages: Block Kit with a plain-text fallback, in English or Korean. Built only from an alert's facts
+ * (account, reasons, paths, times), which never hold a secret; the delivery redacts once more regardless.
+ */
+
+export type Language = 'en' | 'ko';
+export type Phase = 'firing' | 'reminder' | 'resolved';
+
+export interface SlackMessage {
+  text: string;
+  blocks: unknown[];
+}
+
+export interface MessageContext {
+  language: Language;
+  runbookUrl: string;
+  dashboardUrl: string | undefined;
+  host: string;
+  version: string;
+  now: number;
+}
+
+type Facts = ActiveAlert['facts'];
+interface Texts {
+  title: string;
+  what: (f: Facts, a: ActiveAlert, now: number) => string;
+  action: string;
+}
+
+const kst = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '-' : `${formatWallClock(ms).slice(0, 16)} KST`);
+const str = (value: unknown): string => (value === null || value === undefined ? '-' : String(value));
+
+/** Slack mrkdwn needs &, < and > escaped in anything that did not come from us (broker messages, paths). */
+export function escapeMrkdwn(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+const EN: Record<AlertKind, Texts> = {
+  renewal_failing: {
+    title: 'Token renewal failing',
+    what: (f) => `${str(f.failures)} issuance attempts in a row have failed. Last: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}`,
+    action: "Check the broker's status and the sidecar's log. The sidecar keeps retrying with backoff; the token stays in use until it expires.",
+  },
+  sink_unrepairable: {
+    title: 'Token file missing and not repaired',
+    what: (f, a, now) => `\`${escapeMrkdwn(str(f.path))}\` (sink \`${a.sink}\`) has not held the token for ${formatDuration(now - Number(f.since))}: \`${str(f.reason)}\` ${escapeMrkdwn(str(f.message === null ? '' : f.message))}. Programs reading it may issue tokens of their own.`,
+    action: 'Check the directory: permissions, free space, a read-only mount, or a symlink or directory put at the path.',
+  },
+  token_expiring: {
+    title: 'Token expiring with no renewal',
+    what: (f, a, now) =>
+      Number(f.expired) === 1
+        ? `The token expired at ${kst(a.expiresAt)}. API calls now fail with EGW00123.`
+        : `The token expires at ${kst(a.expiresAt)} (${formatDuration(Number(a.expiresAt) - now)} left) and no renewal has succeeded${f.reason ? ` (last failure: \`${str(f.reason)}\`)` : ''}.`,
+    action: 'Find why renewals fail (see the renewal alerts and the log); `broker-token-sidecar renew --force` after the cause is fixed.',
+  },
+  token_invalidated: {
+    title: 'Token refused by the broker',
+    what: (f) => `The broker refused a token the sidecar held valid (\`${str(f.brokerCode)}\`: ${escapeMrkdwn(str(f.message))}), usually after its maintenance. A new token is being issued within the rate limits.`,
+    action: 'Usually nothing: watch for the resolution. If it persists, the broker may be handing back the same dead token for six hours.',
+  },
+  rate_limited: {
+    title: 'Token issuance rate-limited (EGW00133)',
+    what: (f) => `The broker refused ${str(f.failures)} token request(s) as too frequent: ${escapeMrkdwn(str(f.message))}`,
+    action: 'Another program is probably issuing tokens with the same app key (a kis_auth.py that ran before today\'s file existed?). Point it at the sidecar\'s files.',
+  },
+  credentials_rejected: {
+    title: 'Credentials rejected by the broker',
+    what: (f) => `The broker rejected the app key or secret: ${escapeMrkdwn(str(f.message))}. No request is sent with them again until they change.`,
+    action: 'Check the app key and secret (a trailing newline? the real/mock pair?), update the secret, then restart the sidecar or run `renew --force`.',
+  },
+  file_mode_not_private: {
+    title: 'Token file not private',
+    what: (f) => `\`${escapeMrkdwn(str(f.path))}\` has mode ${str(f.mode)} instead of ${str(f.expectedMode)} and could not be fixed: ${escapeMrkdwn(str(f.message))}`,
+    action: 'Check who owns the file and why its mode cannot be set; another process may be rewriting it.',
+  },
+};
+
+const KO: Record<AlertKind, Texts> = {
+  renewal_failing: {
+    title: '토큰 갱신 연속 실패',
+    what: (f) => `토큰 발급 요청이 ${str(f.failures)}회 연속 실패했습니다. 마지막 원인: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}`,
+    action: '증권사 API 상태와 사이드카 로그를 확인하세요. 사이드카는 간격을 두고 계속 재시도하며, 토큰은 만료 전까지 그대로 사용됩니다.',
+  },
+  sink_unrepairable: {
+    title: '토큰 파일 누락, 복구 실패',
+    what: (f, a, now) => `\`${escapeMrkdwn(str(f.path))}\` (sink \`${a.sink}\`) 파일이 ${formatDuration(now - Number(f.since))} 동안 토큰을 담고 있지 않습니다: \`${str(f.reason)}\` ${escapeMrkdwn(str(f.message === null ? '' : f.message))}. 이 파일을 읽는 프로그램이 토큰을 직접 발급할 수 있습니다.`,
+    action: '디렉터리 권한, 디스크 여유 공간, 읽기 전용 마운트, 경로에 심볼릭 링크나 디렉터리가 생기지 않았는지 확인하세요.',
+  },
+  token_expiring: {
+    title: '갱신 없이 토큰 만료 임박',
+    what: (f, a, now) =>
+      Number(f.expired) === 1
+        ? `토큰이 ${kst(a.expiresAt)}에 만료되었습니다. API 호출이 EGW00123으로 실패합니다.`
+        : `토큰이 ${kst(a.expiresAt)}에 만료되며 (${formatDuration(Number(a.expiresAt) - now)} 남음) 갱신에 성공하지 못했습니다${f.reason ? ` (마지막 실패: \`${str(f.reason)}\`)` : ''}.`,
+    action: '갱신 실패 원인을 확인하세요 (갱신 알림과 로그). 원인을 해결한 뒤 `broker-token-sidecar renew --force`.',
+  },
+  token_invalidated: {
+    title: '증권사가 토큰을 거부함',
+    what: (f) => `사이드카가 유효하다고 본 토큰을 증권사가 거부했습니다 (\`${str(f.brokerCode)}\`: ${escapeMrkdwn(str(f.message))}). 보통 증권사 점검 후에 발생합니다. 발급 규칙 안에서 새 토큰을 받고 있습니다.`,
+    action: '대개 조치가 필요 없습니다. 해결 알림을 기다리세요. 계속되면 증권사가 6시간 동안 같은(무효) 토큰을 돌려주는 경우일 수 있습니다.',
+  },
+  rate_limited: {
+    title: '토큰 발급 빈도 제한 (EGW00133)',
+    what: (f) => `증권사가 토큰 요청 ${str(f.failures)}건을 너무 잦다며 거부했습니다: ${escapeMrkdwn(str(f.message))}`,
+    action: '같은 앱키로 토큰을 발급하는 다른 프로그램이 있는지 확인하세요 (오늘 파일이 생기기 전에 실행된 kis_auth.py?). 사이드카의 파일을 읽게 하세요.',
+  },
+  credentials_rejected: {
+    title: '인증 정보 거부됨',
+    what: (f) => `증권사가 앱키 또는 앱시크릿을 거부했습니다: ${escapeMrkdwn(str(f.message))}. 값이 바뀌기 전까지 요청을 보내지 않습니다.`,
+    action: '앱키와 시크릿을 확인하세요 (끝의 줄바꿈? 실전/모의 짝?). 시크릿을 고친 뒤 사이드카를 재시작하거나 `renew --force`를 실행하세요.',
+  },
+  file_mode_not_private: {
+    title: '토큰 파일 권한 노출',
+    what: (f) => `\`${escapeMrkdwn(str(f.path))}\` 파일 권한이 ${str(f.expectedMode)}이 아니라 ${str(f.mode)}이며 고칠 수 없습니다: ${escapeMrkdwn(str(f.message))}`,
+    action: '파일 소유자와 권한을 바꿀 수 없는 이유를 확인하세요. 다른 프로세스가 파일을 다시 쓰고 있을 수 있습니다.',
+  },
+};
+
+const WORDS = {
+  en: {
+    firing: '',
+    reminder: 'Still: ',
+    resolved: 'Resolved: ',
+    severity: 'Severity',
+    account: 'Account',
+    providerEnv: 'Provider / env',
+    since: 'Since',
+    expiry: 'Token expires',
+    reason: 'Last reason',
+    todo: 'What to do',
+    runbook: 'Runbook',
+    dashboard: 'Dashboard',
+    resolvedWhat: (since: string) => `The condition has cleared (it began ${since}).`,
+  },
+  ko: {
+    firing: '',
+    reminder: '지속 중: ',
+    resolved: '해결됨: ',
+    severity: '심각도',
+    account: '계정',
+    providerEnv: '증권사 / 환경',
+    since: '시작',
+    expiry: '토큰 만료',
+    reason: '마지막 원인',
+    todo: '조치',
+    runbook: '런북',
+    dashboard: '대시보드',
+    resolvedWhat: (since: string) => `상황이 해소되었습니다 (시작: ${since}).`,
+  },
+};
+
+const ICON: Record<Severity | 'resolved', string> = { critical: ':red_circle:', warning: ':warning:', info: ':information_source:', resolved: ':white_check_mark:' };
+
+export function renderAlert(alert: ActiveAlert, phase: Phase, since: number, ctx: MessageContext): SlackMessage {
+  const texts = (ctx.language === 'ko' ? KO : EN)[alert.kind];
+  const w = WORDS[ctx.language];
+  const title = `${w[phase]}${texts.title}`;
+  const where = `${alert.account.name} (${alert.account.provider}, ${alert.account.env})`;
+  const runbook = runbookLink(ctx.runbookUrl, ALERT_KINDS[alert.kind].rule);
+  const what = phase === 'resolved' ? w.resolvedWhat(kst(since)) : texts.what(alert.facts, alert, ctx.now);
+  const links = [`<${runbook}|${w.runbook}>`, ...(ctx.dashboardUrl ? [`<${ctx.dashboardUrl}|${w.dashboard}>`] : [])].join(' · ');
+  const fields = [
+    [w.severity, phase === 'resolved' ? 'resolved' : alert.severity],
+    [w.account, alert.account.name],
+    [w.providerEnv, `${alert.account.provider} / ${alert.account.env}`],
+    [w.since, kst(since)],
+    [w.expiry, kst(alert.expiresAt)],
+    [w.reason, str(alert.facts.reason ?? alert.facts.brokerCode)],
+  ].map(([label, value]) => ({ type: 'mrkdwn', text: `*${label}*\n${escapeMrkdwn(String(value))}` }));
+  const blocks: unknown[] = [
+    { type: 'header', text: { type: 'plain_text', text: `${phase === 'resolved' ? '✅' : alert.severity === 'critical' ? '🔴' : '⚠️'} ${title}`.slice(0, 150), emoji: true } },
+    { type: 'section', text: { type: 'mrkdwn', text: what } },
+    { type: 'section', fields },
+  ];
+  if (phase !== 'resolved') blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*${w.todo}*: ${texts.action}\n${links}` } });
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `broker-token-sidecar ${ctx.version} · ${escapeMrkdwn(ctx.host)} · ${alert.kind}` }] });
+  const icon = phase === 'resolved' ? ICON.resolved : ICON[alert.severity];
+  return {
+    text: `${icon} [${phase === 'resolved' ? 'RESOLVED' : alert.severity.toUpperCase()}] ${title}: ${where}. ${what.replace(/[`*]/g, '')} ${phase === 'resolved' ? '' : `${w.runbook}: ${runbook}`}`.trim(),
+    blocks,
+  };
+}
+
+const NOTICES = {
+  en: { renewed: 'Token renewed', started: 'Sidecar started', stopped: 'Sidecar stopped', validUntil: 'new token valid until', accounts: 'accounts' },
+  ko: { renewed: '토큰 갱신됨', started: '사이드카 시작됨', stopped: '사이드카 중지됨', validUntil: '새 토큰 유효기간', accounts: '계정' },
+};
+
+/** The optional notices: a renewal (the first system wanted these), start and stop. */
+export function renderNotice(
+  notice: { kind: 'renewed'; account: ActiveAlert['account']; expiresAt: number } | { kind: 'started' | 'stopped'; accounts: string[] },
+  ctx: MessageContext,
+): SlackMessage {
+  const t = NOTICES[ctx.language];
+  const line =
+    notice.kind === 'renewed'
+      ? `${t.renewed}: ${notice.account.name} (${notice.account.provider}, ${notice.account.env}), ${t.validUntil} ${kst(notice.expiresAt)}`
+      : `${t[notice.kind]} on ${ctx.host}: ${notice.accounts.length} ${t.accounts} (${notice.accounts.join(', ')})`;
+  return {
+    text: `${ICON.info} ${line}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `${ICON.info} ${escapeMrkdwn(line)}` } },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: `broker-token-sidecar ${ctx.version} · ${escapeMrkdwn(ctx.host)}` }] },
+    ],
+  };
+}
