@@ -16,6 +16,8 @@ import {
   T0,
   configText,
   markerCredential,
+  parseExposition,
+  sampleValue,
   parseTestConfig,
   runAccountUntil,
   startSimulator,
@@ -54,6 +56,9 @@ describe('lifecycle against the simulator (KIS)', () => {
       await sidecar.open();
       await runAccountUntil(sidecar, 'main', clock, clock.now() + 10 * MINUTE);
       assert.equal(sidecar.views()[0]!.ready, true, `restart ${i}: not ready`);
+      // The issuance counter continues from the state: 1 in every incarnation, so increase() sees one issuance.
+      const samples = parseExposition((await sidecar.metrics.render(false)).body);
+      assert.equal(sampleValue(samples, 'broker_token_issuances_total', { account: 'main' }), 1, `restart ${i}`);
       await sidecar.close();
     }
     assert.equal(simulator.stats(cred.appKey).tokenRequests, 1);

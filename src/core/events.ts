@@ -23,6 +23,8 @@ export type IssueWhy = 'no_token' | 'expired' | 'renewal_due' | 'schedule' | 'in
  * one place, and no component knows about the others' sinks.
  */
 export interface SidecarEvents {
+  /** An account's durable state is loaded; `issuances` is its count of new tokens so far. */
+  'state.loaded': { account: AccountRef; issuances: number };
   'issuance.attempt': { account: AccountRef; why: IssueWhy };
   'issuance.issued': { account: AccountRef; tokenId: string; expiresAt: number; durationMs: number; expiryClamped: boolean };
   'issuance.same_token': { account: AccountRef; tokenId: string; durationMs: number; nextAttemptAt: number };

@@ -94,6 +94,7 @@ export class AccountLifecycle {
       if (!this.state.token) await this.adoptFromSinks(clock.now());
       this.deps.secrets.add(this.state.token?.accessToken);
       this.deps.secrets.add(this.state.approvalKey?.key);
+      bus.emit('state.loaded', { account: this.ref, issuances: this.state.issuances });
       await this.persist();
       if (this.state.token) await this.publish('start');
     });
@@ -202,6 +203,7 @@ export class AccountLifecycle {
     this.state.invalidated = null;
     this.state.lastAttempt = { at: attemptAt, outcome: 'issued', endedAt };
     this.state.lastRenewalAt = now;
+    this.state.issuances += 1;
     this.state.consecutiveFailures = 0;
     this.state.nextRetryAt = null;
     this.state.sameTokenStreak = 0;
@@ -322,10 +324,11 @@ export class AccountLifecycle {
         bus.emit('token.revoked', { account: this.ref, tokenId: tokenId(token.accessToken) });
       }
       const removedFiles = await sinks.clear(config.name);
-      const lastAttempt = this.state.lastAttempt;
+      const { lastAttempt, issuances } = this.state;
       this.state = emptyState(config);
-      // The spacing still counts from the last request, revoked or not.
+      // The spacing still counts from the last request, revoked or not; the issuance count goes on.
       this.state.lastAttempt = lastAttempt;
+      this.state.issuances = issuances;
       await store.save(this.state);
       return { revoked: token !== undefined && token !== null, removedFiles };
     });

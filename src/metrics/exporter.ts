@@ -113,6 +113,11 @@ export class MetricsExporter {
   private subscribe(bus: EventBus): void {
     const m = this.m;
     const L = MetricsExporter.labels;
+    bus.on('state.loaded', ({ account, issuances }) => {
+      // Continue the count across restarts, so increase() sees a token issued before the first scrape.
+      m.issuances.inc(L(account), issuances);
+      this.compat?.renewals.inc({ account: account.name }, issuances);
+    });
     bus.on('issuance.attempt', ({ account }) => m.renewalAttempts.inc(L(account)));
     bus.on('issuance.issued', ({ account, durationMs }) => {
       m.issuances.inc(L(account));

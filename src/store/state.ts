@@ -54,6 +54,11 @@ export const accountStateSchema = z.object({
   authBlock: z.object({ at: instant, credentialsId: z.string(), message: z.string() }).nullable(),
   lastProof: z.object({ at: instant, result: z.enum(PROOF_RESULTS), message: z.string().optional() }).nullable(),
   approvalKey: z.object({ key: z.string().min(1), issuedAt: instant }).nullable(),
+  /**
+   * New tokens received since this state began. Kept so the issuance counter continues across restarts: a
+   * token issued at start-up, before the first scrape, still shows in increase() over a day.
+   */
+  issuances: z.number().int().nonnegative().default(0),
 });
 
 export type AccountState = z.infer<typeof accountStateSchema>;
@@ -96,5 +101,6 @@ export function emptyState(account: { name: string; provider: AccountState['prov
     authBlock: null,
     lastProof: null,
     approvalKey: null,
+    issuances: 0,
   };
 }

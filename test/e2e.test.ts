@@ -1,0 +1,186 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { systemClock } from '../src/core/clock';
+import { parseDuration } from '../src/core/duration';
+import { SECOND, configText, markerCredential, startSimulator, tempDir } from './helpers';
+
+/**
+ * The real parts end to end: the sidecar (its CLI, as a process) on the simulator, scraped by Prometheus with the
+ * rules from alerts/rules.yml, alerting through Alertmanager with alerts/alertmanager.yml to a Slack-compatible
+ * receiver; and every dashboard query answered by that Prometheus.
+ */
+const ROOT = join(__dirname, '..', '..');
+const CLI = join(__dirname, '..', 'src', 'cli.js');
+const PROMETHEUS = '/usr/bin/prometheus';
+const ALERTMANAGER = '/usr/bin/prometheus-alertmanager';
+const ADMIN = 'e2e-admin-token-0123456789';
+const TRIGGERED_ALERT = 'BrokerTokenCredentialsRejected';
+
+function available(binary: string): boolean {
+  return spawnSync(binary, ['--version'], { encoding: 'utf8' }).status === 0;
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch {
+      // not there yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function run(t: { after(fn: () => void): void }, command: string, args: string[], log: string[]): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+  t.after(() => child.kill('SIGKILL'));
+  return child;
+}
+
+async function promQuery(base: string, expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
+  const response = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  const body = (await response.json()) as { status: string; error?: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+  if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
+  return body.data.result;
+}
+
+/** Every PromQL expression of the dashboard, with its variables filled in for one account. */
+function dashboardQueries(vars: Record<string, string>): Array<{ panel: string; expr: string }> {
+  const dashboard = JSON.parse(readFileSync(join(ROOT, 'dashboards', 'broker-token-sidecar.json'), 'utf8')) as { panels: any[] };
+  const panels: any[] = [];
+  const collect = (list: any[]) => list.forEach((p) => (panels.push(p), p.panels && collect(p.panels)));
+  collect(dashboard.panels);
+  const queries: Array<{ panel: string; expr: string }> = [];
+  for (const panel of panels) {
+    for (const target of panel.targets ?? []) {
+      if (!target.expr) continue;
+      let expr: string = target.expr;
+      for (const [name, value] of Object.entries(vars)) expr = expr.split(`\${${name}}`).join(value).split(`$${name}`).join(value);
+      queries.push({ panel: panel.title, expr });
+    }
+  }
+  return queries;
+}
+
+test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to Slack, every dashboard query has data', { timeout: 600_000 }, async (t) => {
+  if (!available(PROMETHEUS) || !available(ALERTMANAGER)) {
+    if (process.env.CI) assert.fail('prometheus and prometheus-alertmanager are required in CI');
+    return t.skip('prometheus or alertmanager not installed');
+  }
+  const dir = tempDir(t);
+  const logs: string[] = [];
+
+  // A Slack-compatible receiver: what Alertmanager sends lands here.
+  const slack: Array<{ path: string; body: any }> = [];
+  const receiver = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      slack.push({ path: req.url ?? '', body: JSON.parse(body) });
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => receiver.close(() => r())));
+  const receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+
+  // The sidecar, on the simulator, as a process.
+  const cred = markerCredential('kis', 'e2e');
+  const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND });
+  const sidecarPort = await freePort();
+  const config = join(dir, 'sidecar.yaml');
+  writeFileSync(
+    config,
+    configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }]).replace(
+      'server: { enabled: false }',
+      `server: { host: 127.0.0.1, port: ${sidecarPort}, adminToken: ${ADMIN} }`,
+    ),
+  );
+  run(t, process.execPath, [CLI, 'start', '--config', config], logs);
+  const sidecar = `http://127.0.0.1:${sidecarPort}`;
+  await until('the sidecar to be ready', 30_000, async () => ((await fetch(`${sidecar}/readyz`)).status === 200 ? true : undefined));
+
+  // Alertmanager with the example config; the webhook files point at the receiver.
+  const amPort = await freePort();
+  const amConfig = parseYaml(readFileSync(join(ROOT, 'alerts', 'alertmanager.yml'), 'utf8')) as any;
+  const secrets = join(dir, 'secrets');
+  mkdirSync(secrets);
+  let n = 0;
+  for (const receiverConfig of amConfig.receivers as any[]) {
+    for (const slackConfig of receiverConfig.slack_configs ?? []) {
+      const file = join(secrets, `webhook-${n++}`);
+      writeFileSync(file, `${receiverUrl}/${receiverConfig.name}\n`);
+      slackConfig.api_url_file = file;
+    }
+  }
+  writeFileSync(join(dir, 'alertmanager.yml'), toYaml(amConfig));
+  run(t, ALERTMANAGER, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'am-data')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], logs);
+  await until('Alertmanager', 30_000, async () => ((await fetch(`http://127.0.0.1:${amPort}/-/ready`)).ok ? true : undefined));
+
+  // Prometheus with the rules, scraping every second.
+  const promPort = await freePort();
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    toYaml({
+      global: { scrape_interval: '1s', evaluation_interval: '1s' },
+      rule_files: [join(ROOT, 'alerts', 'rules.yml')],
+      alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${amPort}`] }] }] },
+      scrape_configs: [{ job_name: 'broker-token-sidecar', static_configs: [{ targets: [`127.0.0.1:${sidecarPort}`] }] }],
+    }),
+  );
+  run(t, PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`], logs);
+  const prom = `http://127.0.0.1:${promPort}`;
+  await until('the first scrapes', 60_000, async () => (Number((await promQuery(prom, 'count_over_time(broker_token_usable[1m])'))[0]?.value[1] ?? 0) >= 5 ? true : undefined));
+
+  // Every dashboard query, its variables filled in, returns data.
+  const vars = { job: 'broker-token-sidecar', instance: `127.0.0.1:${sidecarPort}`, account: 'main', env: 'real', __rate_interval: '1m', __interval: '15s', __range: '1h', datasource: 'prometheus' };
+  const empty: string[] = [];
+  for (const { panel, expr } of dashboardQueries(vars)) {
+    if ((await promQuery(prom, expr)).length === 0) empty.push(`${panel}: ${expr}`);
+  }
+  assert.deepEqual(empty, [], 'dashboard queries without data');
+  const firingBefore = await promQuery(prom, 'ALERTS{alertstate="firing"}');
+  assert.deepEqual(firingBefore.map((s) => s.metric.alertname), [], 'nothing fires while all is well');
+
+  // A failure through the simulator: the broker rejects the app secret at the next (forced) renewal.
+  simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' } });
+  const renew = await fetch(`${sidecar}/renew/main?force=true`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+  assert.equal(renew.status, 502);
+  const rules = parseYaml(readFileSync(join(ROOT, 'alerts', 'rules.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; for?: string }> }> };
+  const rule = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === TRIGGERED_ALERT)!;
+  const forMs = parseDuration(rule.for ?? '0s') ?? 0;
+  const fired = await until(`${TRIGGERED_ALERT} to fire in Prometheus`, forMs + 60_000, async () => {
+    const alerts = await promQuery(prom, `ALERTS{alertname="${TRIGGERED_ALERT}", alertstate="firing"}`);
+    return alerts.length > 0 ? alerts : undefined;
+  });
+  assert.equal(fired[0]!.metric.account, 'main');
+  assert.equal(fired[0]!.metric.severity, 'critical');
+
+  const group = (amConfig.route.group_wait as string | undefined) ?? '30s';
+  const delivered = await until('Alertmanager to deliver to the Slack receiver', (parseDuration(group) ?? 30_000) + 90_000, async () =>
+    slack.find((m) => JSON.stringify(m.body).includes(TRIGGERED_ALERT)),
+  );
+  const text = JSON.stringify(delivered.body);
+  assert.match(text, /main/);
+  assert.match(text, /runbooks\.md#brokertokencredentialsrejected/);
+  for (const secret of [cred.appKey, cred.appSecret, ADMIN]) assert.ok(!text.includes(secret), 'no secret in the alert');
+});
