@@ -8,9 +8,8 @@ import { parseDuration, formatDuration } from './core/duration';
 import { formatIsoInZone } from './core/time';
 import { accountReport } from './http/status';
 import { StateDirectoryLock } from './store/lock';
-import { generateCredential, runSimulatorServer, type SimulatorCredential } from './simulator';
-import { CliError, EXIT, loadConfigOrExit, openSidecar, runUntilSignalled } from './cli/boot';
-import { runDemo } from './cli/demo';
+import type { SimulatorCredential } from './simulator';
+import { CliError, EXIT, StopSignal, loadConfigOrExit, openSidecar, runUntilSignalled } from './cli/boot';
 import { readOfflineStatus } from './cli/offline-status';
 import { formatReport } from './cli/output';
 import { VERSION } from './version';
@@ -35,8 +34,9 @@ program
   .description('run the sidecar: keep every account\'s token valid and its files current, serve /metrics, /healthz, /readyz and /status')
   .addOption(configOption())
   .action(async (opts: { config?: string }) => {
+    const stop = new StopSignal();
     const sidecar = await openSidecar(loadConfigOrExit(opts.config));
-    process.exitCode = await runUntilSignalled(sidecar);
+    process.exitCode = await runUntilSignalled(sidecar, stop);
   });
 
 program
@@ -45,6 +45,7 @@ program
   .option('--dir <dir>', 'folder for the demo\'s config, state and token files (emptied first)', 'demo-data')
   .option('--port <port>', 'HTTP port of the sidecar (0 for any free one)', '9464')
   .action(async (opts: { dir: string; port: string }) => {
+    const { runDemo } = require('./cli/demo') as typeof import('./cli/demo');
     process.exitCode = await runDemo({ dir: opts.dir, port: Number(opts.port) });
   });
 
@@ -56,6 +57,8 @@ program
   .option('--credentials <file>', 'YAML list of accepted credentials: [{provider, appKey, appSecret, env}] (default: the demo\'s made-up ones, printed at start)')
   .option('--spacing <duration>', 'minimum gap between two issuances for one app key', '60s')
   .action(async (opts: { host: string; port: string; credentials?: string; spacing: string }) => {
+    // Loaded only here: the simulator has no business in a sidecar's memory.
+    const { generateCredential, runSimulatorServer } = require('./simulator') as typeof import('./simulator');
     let credentials: SimulatorCredential[];
     if (opts.credentials) {
       credentials = parseYaml(readFileSync(opts.credentials, 'utf8')) as SimulatorCredential[];

@@ -156,6 +156,7 @@ export class Sidecar implements SidecarControl {
     }
     try {
       await this.store.prepare();
+      for (const name of this.accounts.keys()) await this.store.removeStaleTempFiles(name);
       const problems = await this.sinks.preflight();
       if (problems.length > 0) throw new StartupError(problems);
       for (const lifecycle of this.accounts.values()) await lifecycle.start();

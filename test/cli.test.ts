@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { SECOND, configText, markerCredential, startSimulator, tempDir } from './helpers';
+import { SECOND, configText, markerCredential, recordReliability, startSimulator, tempDir } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
 
@@ -187,6 +187,7 @@ test('a host in UTC and a host in KST compute the same expiry instant, file name
   assert.notEqual(utc[4], kst[4], 'the two processes really are in different zones');
   assert.deepEqual(utc.slice(0, 4), kst.slice(0, 4));
   assert.deepEqual(utc.slice(0, 4), [Date.UTC(2026, 10, 21, 16, 0, 0), Date.UTC(2026, 10, 21, 16, 0, 0), '/k/KIS20261121', 'valid-date: 2026-11-22 01:00:00']);
+  recordReliability({ kind: 'fault', category: 'clock', fault: 'host time zone UTC versus Asia/Seoul', reason: '(none)', alert: 'none', issuances: 0, outcome: 'the same expiry instant, daily file name and valid-date computed in both zones (at 01:30 KST, when the two dates differ)' });
 });
 
 test('status exits 1 when a token is unusable, and changes nothing on disk', (t) => {

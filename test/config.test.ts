@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseConfig } from '../src/config/load';
 import { ConfigError } from '../src/core/errors';
-import { tempDir } from './helpers';
+import { recordReliability, tempDir } from './helpers';
 
 const KEY = 'PS' + 'k'.repeat(34); // 36 characters
 const KEY2 = 'PS' + 'q'.repeat(34);
@@ -206,6 +206,7 @@ test('check-config: exits 2 with every problem and touches no file; exits 0 on a
   const start = spawnSync(process.execPath, [cli, 'start', '--config', bad], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(start.status, 2);
   assert.deepEqual(readdirSync(dir), ['bad.yaml']);
+  recordReliability({ kind: 'fault', category: 'config', fault: 'a bad config (wrong key and secret lengths)', reason: '(exit code 2)', alert: 'none', issuances: 0, outcome: 'refused to start, every problem named with its path and rule; no file or directory created' });
 
   const good = join(dir, 'good.yaml');
   mkdirSync(join(dir, 'secrets'));

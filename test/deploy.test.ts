@@ -69,6 +69,14 @@ describe('docker compose', () => {
       }
     }
     assert.deepEqual(Object.keys(compose.services).sort(), ['alertmanager', 'app', 'grafana', 'prometheus', 'sidecar', 'simulator', 'slack-receiver']);
+    // The sidecar and the example app run with a read-only root, no capabilities, no privilege escalation.
+    const merged = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as Doc;
+    for (const name of ['sidecar', 'app', 'simulator']) {
+      const hardened = merged.services[name] as Doc;
+      assert.equal(hardened.read_only, true, `${name}: read_only`);
+      assert.deepEqual(hardened.cap_drop, ['ALL'], `${name}: cap_drop`);
+      assert.ok((hardened.security_opt as string[]).includes('no-new-privileges:true'), `${name}: no-new-privileges`);
+    }
     const env = Object.fromEntries(
       readFileSync(join(ROOT, 'deploy', 'compose', 'simulator.env'), 'utf8')
         .split('\n')

@@ -118,13 +118,13 @@ export function testSidecar(config: SidecarConfig, clock: ManualClock, options: 
  * Drives one account's lifecycle through simulated time: ticks, and moves the clock to the next wake-up,
  * until `until`. Returns how many ticks it took. The clock never moves backwards.
  */
-export async function runAccountUntil(sidecar: Sidecar, account: string, clock: ManualClock, until: number, onTick?: () => void): Promise<number> {
+export async function runAccountUntil(sidecar: Sidecar, account: string, clock: ManualClock, until: number, onTick?: () => void | Promise<void>): Promise<number> {
   const lifecycle = sidecar.account(account)!;
   let ticks = 0;
   for (;;) {
     const next = await lifecycle.tick();
     ticks++;
-    onTick?.();
+    await onTick?.();
     if (ticks > 100_000) throw new Error('runaway loop');
     const now = clock.now();
     if (next <= now) continue;
@@ -161,4 +161,15 @@ export function sampleValue(samples: Sample[], name: string, labels: Record<stri
   const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   if (found.length !== 1) throw new Error(`${name}${JSON.stringify(labels)}: ${found.length} samples`);
   return found[0]!.value;
+}
+
+/**
+ * Figures for docs/reliability.md: when RELIABILITY_REPORT names a file, tests append one JSON line per
+ * finding; `npm run reliability` runs them and writes the document from those lines.
+ */
+export function recordReliability(entry: Record<string, unknown>): void {
+  const file = process.env.RELIABILITY_REPORT;
+  if (!file) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('node:fs').appendFileSync(file, `${JSON.stringify(entry)}\n`);
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar } from './helpers';
+import { HOUR, MINUTE, T0, LogCapture, configText, recordReliability, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar } from './helpers';
 
 const ADMIN = 'MARKER-ADMIN-TOKEN-0123456789';
 
@@ -184,6 +184,7 @@ describe('admin endpoint', () => {
     assert.equal(renewed.status, 200);
     assert.equal(((await renewed.json()) as { result: string }).result, 'issued');
     assert.equal(simulator.stats().issued, 2);
+    recordReliability({ kind: 'fault', category: 'http', fault: 'admin requests without or with a wrong token', reason: '(401 / 403)', alert: 'none', issuances: 0, outcome: '401 with WWW-Authenticate without a bearer token, 403 with a wrong one (compared in constant time); nothing renewed' });
   });
 });
 
@@ -203,6 +204,7 @@ describe('HTTP hygiene', () => {
     });
     assert.equal(big.status, 413);
     assert.deepEqual(await big.json(), { error: 'request body too large' });
+    recordReliability({ kind: 'fault', category: 'http', fault: 'an oversized request body (5 kB)', reason: '(413)', alert: 'none', issuances: 0, outcome: 'refused with 413 before the admin handler; the limit is 1 KiB' });
   });
 });
 

@@ -43,18 +43,47 @@ export async function openSidecar(config: SidecarConfig, options: SidecarOptions
 }
 
 /**
+ * SIGTERM and SIGINT, listened for from the moment a long-running command starts: a signal that arrives while
+ * the sidecar is still opening (taking the lock, loading state) is honoured once it has opened, instead of
+ * killing the process mid-write with the default handler. A second signal exits at once.
+ */
+export class StopSignal {
+  private signal: NodeJS.Signals | undefined;
+  private readonly waiters: Array<(signal: NodeJS.Signals) => void> = [];
+
+  constructor() {
+    for (const name of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(name, () => {
+        if (this.signal) process.exit(130);
+        this.signal = name;
+        for (const wake of this.waiters.splice(0)) wake(name);
+      });
+    }
+  }
+
+  get received(): NodeJS.Signals | undefined {
+    return this.signal;
+  }
+
+  wait(): Promise<NodeJS.Signals> {
+    return this.signal ? Promise.resolve(this.signal) : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/**
  * The long-running mode: loops, HTTP, and a graceful stop on SIGTERM/SIGINT (the tick in progress finishes,
  * so no write is cut in half; the process exits within `stopBoundMs` whatever happens).
  */
 export async function runUntilSignalled(
   sidecar: Sidecar,
+  stop: StopSignal,
   onListening?: (server: RunningServer | undefined) => void,
   stopBoundMs = 15_000,
 ): Promise<number> {
   const { config, logger } = sidecar;
-  sidecar.run();
+  if (!stop.received) sidecar.run();
   let server: RunningServer | undefined;
-  if (config.server.enabled) {
+  if (config.server.enabled && !stop.received) {
     const app = createHttpApp({
       control: sidecar,
       metrics: sidecar.metrics,
@@ -72,27 +101,15 @@ export async function runUntilSignalled(
   }
   onListening?.(server);
   process.on('SIGHUP', () => logger.warn('SIGHUP received: configuration reload is not supported yet; restart the sidecar to apply changes'));
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(130);
-      }
-      stopping = true;
-      logger.info({ signal }, 'stopping: finishing the work in progress');
-      const bound = setTimeout(() => {
-        logger.error('could not stop in time; exiting');
-        process.exit(1);
-      }, stopBoundMs);
-      bound.unref();
-      void Promise.all([server?.close(), sidecar.close()]).then(() => {
-        clearTimeout(bound);
-        logger.info('stopped');
-        resolve(EXIT.ok);
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  const signal = await stop.wait();
+  logger.info({ signal }, 'stopping: finishing the work in progress');
+  const bound = setTimeout(() => {
+    logger.error('could not stop in time; exiting');
+    process.exit(1);
+  }, stopBoundMs);
+  bound.unref();
+  await Promise.all([server?.close(), sidecar.close()]);
+  clearTimeout(bound);
+  logger.info('stopped');
+  return EXIT.ok;
 }

@@ -4,7 +4,7 @@ import { parseConfig } from '../config/load';
 import { runSimulatorServer, generateCredential, type SimulatorCredential } from '../simulator';
 import { clockFromEnvironment } from '../core/clock';
 import { sinkPath } from '../sinks/formats';
-import { openSidecar, runUntilSignalled } from './boot';
+import { StopSignal, openSidecar, runUntilSignalled } from './boot';
 
 /**
  * The demo: the broker simulator on loopback and the sidecar against it, on an embedded config that is the
@@ -45,6 +45,7 @@ accounts:
 }
 
 export async function runDemo(options: { dir: string; port: number }): Promise<number> {
+  const stop = new StopSignal();
   const dir = resolve(options.dir);
   // Each demo starts fresh: the simulator remembers nothing between runs, so old tokens would be refused.
   rmSync(dir, { recursive: true, force: true });
@@ -65,7 +66,7 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
     readyAnnounced = true;
     process.stdout.write('\nAll token files are written: the demo is ready. Press Ctrl-C to stop.\n');
   });
-  const code = await runUntilSignalled(sidecar, (server) => {
+  const code = await runUntilSignalled(sidecar, stop, (server) => {
     const files = config.accounts.flatMap((a) => a.sinks.map((s) => `${shown(sinkPath(s, clock.now()))}   (${a.name}, ${s.format}${s.format === 'json' ? ` ${s.layout}` : ''})`));
     const lines = [
       '',

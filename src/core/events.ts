@@ -77,6 +77,11 @@ export class EventBus {
     this.emitter.emit(event, payload);
   }
 
+  /** How many listeners are attached, in all: the soak test checks it does not grow. */
+  listenerTotal(): number {
+    return this.emitter.eventNames().reduce((n, name) => n + this.emitter.listenerCount(name), 0);
+  }
+
   /** A throwing listener is reported and skipped: a broken subscriber must not break a renewal. */
   on<K extends SidecarEventName>(event: K, listener: Listener<K>): () => void {
     const guarded = (payload: SidecarEvents[K]): void => {

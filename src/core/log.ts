@@ -1,5 +1,4 @@
 import pino, { type Logger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
 import { REDACTED, type SecretRegistry } from './secrets';
 
 export type { Logger } from 'pino';
@@ -48,7 +47,8 @@ export function createLogger(options: LoggerOptions): Logger {
   const destination =
     options.destination ??
     (options.format === 'pretty'
-      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: 'SYS:standard' })
+      ? // Loaded only when asked for: the JSON form needs none of it.
+        (require('pino-pretty') as typeof import('pino-pretty'))({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: 'SYS:standard', ignore: 'service' })
       : pino.destination({ dest: 2, sync: true }));
   return pino(
     {

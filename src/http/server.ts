@@ -12,9 +12,15 @@ export interface RunningServer {
 }
 
 export async function listen(app: express.Express, host: string, port: number, requestTimeoutMs: number): Promise<RunningServer> {
-  const server: Server = createServer(app);
-  server.requestTimeout = requestTimeoutMs;
-  server.headersTimeout = Math.min(requestTimeoutMs, 10_000);
+  const server: Server = createServer(
+    {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(requestTimeoutMs, 10_000),
+      // Node checks those timeouts only this often (30 s by default): a slow client would hold on that long.
+      connectionsCheckingInterval: 1_000,
+    },
+    app,
+  );
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 50;
   await new Promise<void>((resolve, reject) => {

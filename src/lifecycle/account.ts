@@ -12,7 +12,7 @@ import { appKeyId, credentialsId, emptyState, tokenId, type AccountState } from 
 import type { StateStore } from '../store/store';
 import { adoptedRecord, chooseAdoption } from './adopt';
 import { retryDelayMs } from './backoff';
-import { NEVER, decide, isUsable, nextAttemptAfterSameToken, tokenStatus, type Decision } from './policy';
+import { NEVER, correctedForClockJumpBack, decide, isUsable, nextAttemptAfterSameToken, tokenStatus, type Decision } from './policy';
 import { snapshotOf, type AccountSnapshot } from './snapshot';
 
 export type { AccountSnapshot } from './snapshot';
@@ -124,6 +124,11 @@ export class AccountLifecycle {
     const { clock, config } = this.deps;
     await this.flushState();
     const now = clock.now();
+    const corrected = correctedForClockJumpBack(this.state, now);
+    if (corrected) {
+      this.state = corrected;
+      await this.persist();
+    }
     const decision: Decision = decide({
       now,
       state: this.state,

@@ -90,8 +90,8 @@ export function decide({ now, state, policy, credentialsId, force, requestTimeou
   if (!force && state.nextRetryAt !== null && now < state.nextRetryAt) {
     return { kind: 'wait', until: state.nextRetryAt, why: state.sameTokenStreak > 0 && state.consecutiveFailures === 0 ? 'same_token' : 'backoff' };
   }
-  const spacingFrom = spacingStartsAt(state.lastAttempt, requestTimeoutMs);
-  if (spacingFrom !== undefined && now < spacingFrom + policy.spacingMs) {
+  const spacingFrom = spacingStartsAt(state.lastAttempt, requestTimeoutMs) ?? -Infinity;
+  if (now < spacingFrom + policy.spacingMs) {
     return { kind: 'wait', until: spacingFrom + policy.spacingMs, why: 'spacing' };
   }
   return { kind: 'issue', why };
@@ -106,4 +106,20 @@ export function nextAttemptAfterSameToken(token: TokenRecord, now: number, strea
   const backoff = now + Math.min(policy.retry.maxDelayMs, policy.retry.initialDelayMs * policy.retry.multiplier ** Math.max(0, streak - 1));
   const latestUseful = token.expiresAt - policy.spacingMs;
   return Math.max(now + policy.spacingMs, Math.min(windowEnd > now ? windowEnd : backoff, latestUseful));
+}
+
+/**
+ * The clock was set back when the last attempt lies in the future. Real time since that attempt is unknown but
+ * not negative, so it is moved to now, with the retry planned from it: the spacing then holds from now, and
+ * nothing waits out the size of the jump.
+ */
+export function correctedForClockJumpBack(state: AccountState, now: number): AccountState | undefined {
+  const attempt = state.lastAttempt;
+  if (!attempt || attempt.at <= now) return undefined;
+  const shift = attempt.at - now;
+  return {
+    ...state,
+    lastAttempt: { ...attempt, at: now, ...(attempt.endedAt !== undefined ? { endedAt: Math.max(now, attempt.endedAt - shift) } : {}) },
+    nextRetryAt: state.nextRetryAt === null ? null : state.nextRetryAt - shift,
+  };
 }

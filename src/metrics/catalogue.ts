@@ -57,6 +57,7 @@ export function createCatalogue(registry: Registry) {
     proofs: counter('proofs_total', 'Token proofs against the broker\'s API, by result.', [...ACCOUNT_LABELS, 'result']),
     invalidations: counter('invalidations_total', 'Tokens the broker refused although the state called them valid (died server-side).', ACCOUNT_LABELS),
     adoptions: counter('adoptions_total', 'Still-valid tokens taken over from existing sink files instead of issuing.', ACCOUNT_LABELS),
+    expiryClamped: counter('expiry_clamped_total', 'Tokens whose expiry from the broker lay beyond the longest plausible lifetime and was cut down to it.', ACCOUNT_LABELS),
     stateErrors: counter('state_errors_total', 'Problems with the sidecar\'s own state file, by reason.', [...ACCOUNT_LABELS, 'reason']),
     approvalKeys: counter('approval_key_requests_total', 'WebSocket approval key requests, by result.', [...ACCOUNT_LABELS, 'result']),
 

@@ -77,7 +77,7 @@ export class MetricsExporter {
   addAccount(ref: AccountRef, sinks: SinkConfig[]): void {
     const labels = MetricsExporter.labels(ref);
     const m = this.m;
-    for (const c of [m.renewalAttempts, m.issuances, m.sameToken, m.rateLimited, m.invalidations, m.adoptions]) c.inc(labels, 0);
+    for (const c of [m.renewalAttempts, m.issuances, m.sameToken, m.rateLimited, m.invalidations, m.adoptions, m.expiryClamped]) c.inc(labels, 0);
     for (const reason of RENEWAL_FAILURE_REASONS) m.renewalFailures.inc({ ...labels, reason }, 0);
     for (const result of PROOF_RESULTS) m.proofs.inc({ ...labels, result }, 0);
     for (const reason of STATE_ERROR_REASONS) m.stateErrors.inc({ ...labels, reason }, 0);
@@ -119,8 +119,9 @@ export class MetricsExporter {
       this.compat?.renewals.inc({ account: account.name }, issuances);
     });
     bus.on('issuance.attempt', ({ account }) => m.renewalAttempts.inc(L(account)));
-    bus.on('issuance.issued', ({ account, durationMs }) => {
+    bus.on('issuance.issued', ({ account, durationMs, expiryClamped }) => {
       m.issuances.inc(L(account));
+      if (expiryClamped) m.expiryClamped.inc(L(account));
       m.renewalDuration.observe(L(account), durationMs / 1000);
       this.compat?.renewals.inc({ account: account.name });
     });

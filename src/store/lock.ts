@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as fsp from 'node:fs/promises';
 import { StateLockedError } from '../core/errors';
 import { ensureDirectory, isProcessAlive } from '../core/atomic-file';
@@ -128,9 +128,14 @@ export class StateDirectoryLock {
     this.heartbeat = setInterval(() => {
       void (async () => {
         const found = await readRecord(this.path).catch(() => undefined);
-        if (found?.record?.nonce !== this.record.nonce) {
+        if (!found) {
+          // The state directory was deleted under us: nobody else holds it, so the lock is simply put back.
+          await this.recreate().catch(() => undefined);
+          return;
+        }
+        if (found.record?.nonce !== this.record.nonce) {
           this.stopHeartbeat();
-          onLost?.(describe(found?.record));
+          onLost?.(describe(found.record));
           return;
         }
         const now = new Date();
@@ -138,6 +143,16 @@ export class StateDirectoryLock {
       })();
     }, intervalMs);
     this.heartbeat.unref();
+  }
+
+  private async recreate(): Promise<void> {
+    await ensureDirectory(dirname(this.path), 0o700);
+    const handle = await fsp.open(this.path, 'wx', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(this.record));
+    } finally {
+      await handle.close();
+    }
   }
 
   private stopHeartbeat(): void {

@@ -1,0 +1,122 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { systemClock } from '../src/core/clock';
+import { accountStateSchema } from '../src/store/state';
+import { SECOND, configText, markerCredential, recordReliability, startSimulator, tempDir } from './helpers';
+
+const CLI = join(__dirname, '..', 'src', 'cli.js');
+const KILLS = 50;
+
+/** A reader that looks at the sink files as fast as it can and counts every read that is not whole. */
+const READER = `
+const fs = require('fs');
+const [kisDir, jsonPath] = process.argv.slice(1);
+const stats = { reads: 0, bad: 0, missingAfterSeen: 0, tokens: new Set(), samples: [] };
+let seen = false;
+function bad(what) { stats.bad++; if (stats.samples.length < 5) stats.samples.push(what); }
+process.on('message', () => { process.send({ ...stats, tokens: stats.tokens.size }); process.exit(0); });
+(function loop() {
+  for (let i = 0; i < 50; i++) {
+    let files = [];
+    try { files = fs.readdirSync(kisDir).filter((n) => /^KIS\\d{8}$/.test(n)); } catch {}
+    for (const name of files) {
+      let text;
+      try { text = fs.readFileSync(kisDir + '/' + name, 'utf8'); } catch (e) { if (seen) stats.missingAfterSeen++; continue; }
+      stats.reads++; seen = true;
+      const m = /^token: (\\S+)\\nvalid-date: \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\n$/.exec(text);
+      if (!m) bad('kis-auth: ' + JSON.stringify(text.slice(0, 40))); else stats.tokens.add(m[1]);
+    }
+    let json;
+    try { json = fs.readFileSync(jsonPath, 'utf8'); } catch (e) { if (seen) stats.missingAfterSeen++; continue; }
+    stats.reads++;
+    try { const d = JSON.parse(json); if (typeof d.access_token !== 'string' || !d.expiry_datetime) bad('json fields'); } catch { bad('json: ' + JSON.stringify(json.slice(0, 40))); }
+  }
+  setImmediate(loop);
+})();`;
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { timeout: 600_000 }, async (t) => {
+  const dir = tempDir(t);
+  const cred = markerCredential('kis', 'crash');
+  // Tokens live 90 s and are renewed 5 s after issuance, so issuances (each held up 150 ms at the broker) and
+  // sink writes go on all through the loop.
+  const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND, tokenLifetimeMs: 90 * SECOND, sameTokenWindowMs: 0 });
+  simulator.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: 150, count: 10_000 });
+  const kisDir = join(dir, 'KIS');
+  const jsonPath = join(dir, 'tokens', 'main.json');
+  const config = join(dir, 'config.yaml');
+  writeFileSync(
+    config,
+    configText(join(dir, 'state'), url, [
+      {
+        name: 'main',
+        credential: cred,
+        extra: 'renewal: { spacing: 1s, renewBefore: 85s, jitter: 0s, sameTokenWindow: 0s }\nhttp: { timeout: 1s }',
+        sinks: `- { format: kis-auth, dir: ${kisDir} }\n- { format: json, path: ${jsonPath} }`,
+      },
+    ]),
+  );
+  const reader = spawn(process.execPath, ['-e', READER, kisDir, jsonPath], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  t.after(() => reader.kill('SIGKILL'));
+
+  const kills: Array<{ at: number; afterMs: number }> = [];
+  let random = 12345; // a fixed seed: the same moments on every run
+  const next = () => ((random = (random * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let i = 0; i < KILLS; i++) {
+    const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: 'ignore' });
+    const afterMs = Math.floor(next() * 2500);
+    await new Promise((r) => setTimeout(r, afterMs));
+    child.kill('SIGKILL');
+    kills.push({ at: Date.now(), afterMs });
+    await exited(child);
+  }
+  // One last run, left to finish its work, then stopped properly.
+  const last = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 3000));
+  last.kill('SIGTERM');
+  await exited(last);
+
+  const seen = await new Promise<{ reads: number; bad: number; missingAfterSeen: number; tokens: number; samples: string[] }>((resolve) => {
+    reader.once('message', (m) => resolve(m as never));
+    reader.send('stop');
+  });
+
+  const requests = simulator.requestLog().filter((r) => r.endpoint === 'kis.token').map((r) => r.at);
+  const gaps = requests.slice(1).map((at, i) => at - requests[i]!);
+  const minGap = Math.min(...gaps);
+  // Killed during an issuance: between a request's arrival and the moment its answer could be saved (the
+  // request is held 150 ms; the answer is parsed and fsynced within the 1 s request timeout).
+  const inFlight = kills.filter((k) => requests.some((at) => at <= k.at && k.at <= at + SECOND)).length;
+  recordReliability({
+    kind: 'crashloop',
+    kills: KILLS,
+    killsDuringIssuance: inFlight,
+    tokenRequests: requests.length,
+    issued: simulator.stats().issued,
+    rateLimited: simulator.stats().rateLimited,
+    minGapMs: minGap,
+    reads: seen.reads,
+    badReads: seen.bad,
+    missingAfterSeen: seen.missingAfterSeen,
+  });
+
+  assert.equal(simulator.stats().rateLimited, 0, 'no EGW00133');
+  assert.ok(minGap >= SECOND, `two token requests ${minGap} ms apart, inside the 1 s spacing`);
+  assert.ok(requests.length >= 5, `only ${requests.length} token requests: the loop did not exercise issuance`);
+  assert.ok(seen.reads > 1000, `only ${seen.reads} reads`);
+  assert.equal(seen.bad, 0, `partial reads: ${seen.samples.join(' | ')}`);
+  assert.equal(seen.missingAfterSeen, 0, 'a sink file vanished after it first appeared');
+  // The state is intact and valid.
+  const state = accountStateSchema.parse(JSON.parse(readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8')));
+  assert.ok(state.token);
+  // A kill after the broker minted a token but before the answer was saved loses that token; every other
+  // issuance is in the state's count.
+  assert.ok(state.issuances <= simulator.stats().issued && state.issuances >= simulator.stats().issued - inFlight, `${state.issuances} issuances in the state, ${simulator.stats().issued} at the broker, ${inFlight} kills in flight`);
+  assert.deepEqual(readdirSync(join(dir, 'state', 'accounts')).filter((n) => n.includes('.tmp-')), [], 'no temp file left in the state');
+});
