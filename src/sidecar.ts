@@ -15,6 +15,9 @@ import { createBrokerDispatcher } from './providers/http';
 import { SinkSupervisor } from './sinks/supervisor';
 import { SlackNotifier } from './alerts/notifier';
 import { FileStateStore } from './store/file-store';
+import { RedisStateStore } from './store/redis-store';
+import type { StateStore } from './store/store';
+import { Limiter } from './core/limiter';
 import { StateDirectoryLock } from './store/lock';
 import { logEvents } from './telemetry/log-events';
 import type { SidecarControl } from './http/app';
@@ -39,6 +42,22 @@ export interface SidecarOptions {
   lock?: boolean;
 }
 
+interface AccountEntry {
+  lifecycle: AccountLifecycle;
+  probe: CustomProbe | undefined;
+  loops: Loop[];
+  stop: AbortController;
+}
+
+export interface ReloadSummary {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: number;
+  /** Top-level settings that changed but only take effect at a restart. */
+  needsRestart: string[];
+}
+
 export class StartupError extends Error {
   readonly code = 'startup_failed';
   constructor(readonly problems: string[]) {
@@ -57,19 +76,23 @@ export class Sidecar implements SidecarControl {
   readonly clock: Clock;
   readonly sinks: SinkSupervisor;
   readonly metrics: MetricsExporter;
-  readonly store: FileStateStore;
-  private readonly accounts = new Map<string, AccountLifecycle>();
-  private readonly probes: CustomProbe[] = [];
+  readonly store: StateStore;
+  private readonly limiter: Limiter;
+  private readonly accounts = new Map<string, AccountEntry>();
   private readonly dispatchers = new Map<string, Dispatcher>();
+  /** The loops not tied to one account: the sinks' and the alerts'. */
   private readonly loops: Loop[] = [];
   private readonly stop = new AbortController();
+  private running = false;
   private lock: StateDirectoryLock | undefined;
   readonly notifier: SlackNotifier | undefined;
+  private current: SidecarConfig;
 
   constructor(
-    readonly config: SidecarConfig,
+    config: SidecarConfig,
     private readonly options: SidecarOptions = {},
   ) {
+    this.current = config;
     this.clock = options.clock ?? systemClock;
     this.secrets = options.secrets ?? new SecretRegistry();
     for (const account of config.accounts) {
@@ -80,7 +103,18 @@ export class Sidecar implements SidecarControl {
     this.logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, secrets: this.secrets });
     this.bus = new EventBus((event, error) => this.logger.error({ event, err: error }, 'an event subscriber failed'));
     logEvents(this.bus, this.logger);
-    this.store = new FileStateStore(config.stateDir, () => this.clock.now(), options.fs);
+    const local = new FileStateStore(config.stateDir, () => this.clock.now(), options.fs);
+    if (config.store.type === 'redis') {
+      this.secrets.add(config.store.password);
+      this.secrets.add(new URL(config.store.url).password || undefined);
+      this.store = new RedisStateStore(config.store, local, {
+        now: () => this.clock.now(),
+        onHealth: (health) => this.bus.emit('store.health', { up: health.up, message: health.message }),
+      });
+    } else {
+      this.store = local;
+    }
+    this.limiter = new Limiter(config.limits.maxConcurrentRequests);
     this.sinks = new SinkSupervisor({
       clock: this.clock,
       bus: this.bus,
@@ -92,6 +126,7 @@ export class Sidecar implements SidecarControl {
       version: VERSION,
       compat: config.metrics.compat,
       slackQueueLength: () => this.notifier?.queueLength ?? 0,
+      store: { type: config.store.type, health: () => this.store.health() },
     });
     if (config.slack) {
       this.notifier = new SlackNotifier({
@@ -104,6 +139,7 @@ export class Sidecar implements SidecarControl {
         version: VERSION,
         dispatcher: options.dispatcher,
         fs: options.fs,
+        storeHealth: () => this.store.health(),
       });
     }
     for (const account of config.accounts) this.addAccount(account);
@@ -120,25 +156,101 @@ export class Sidecar implements SidecarControl {
     return dispatcher;
   }
 
-  private addAccount(account: AccountConfig): void {
+  /** The running configuration (its accounts change with a reload). */
+  get config(): SidecarConfig {
+    return this.current;
+  }
+
+  private addAccount(account: AccountConfig): AccountEntry {
+    this.secrets.add(account.appKey);
+    this.secrets.add(account.appSecret);
     const lifecycle = new AccountLifecycle({
       config: account,
       provider: createProvider(account, this.dispatcherFor(account)),
       store: this.store,
+      limiter: this.limiter,
       sinks: this.sinks,
       bus: this.bus,
       clock: this.clock,
       secrets: this.secrets,
       random: this.options.random,
     });
-    this.accounts.set(account.name, lifecycle);
+    const probe = account.probe && new CustomProbe(lifecycle.ref, account.probe, this.dispatcherFor(account), this.clock, this.bus);
+    const entry: AccountEntry = { lifecycle, probe, loops: [], stop: new AbortController() };
+    this.accounts.set(account.name, entry);
     this.sinks.addAccount(lifecycle.ref, account.sinks);
     this.metrics.addAccount(lifecycle.ref, account.sinks);
-    if (account.probe) this.probes.push(new CustomProbe(lifecycle.ref, account.probe, this.dispatcherFor(account), this.clock, this.bus));
+    return entry;
   }
 
   account(name: string): AccountLifecycle | undefined {
-    return this.accounts.get(name);
+    return this.accounts.get(name)?.lifecycle;
+  }
+
+  private onLoopError(name: string) {
+    return (error: unknown) => this.logger.error({ loop: name, err: error }, 'loop tick failed');
+  }
+
+  /** An account's own loops: its lifecycle's and its custom probe's, stoppable on their own for a reload. */
+  private startAccountLoops(name: string, entry: AccountEntry): void {
+    const signal = AbortSignal.any([this.stop.signal, entry.stop.signal]);
+    entry.loops.push(new Loop(`account:${name}`, () => entry.lifecycle.tick(), this.clock, 30_000, this.onLoopError(name)));
+    const probe = entry.probe;
+    if (probe) entry.loops.push(new Loop(`probe:${name}`, () => probe.tick(), this.clock, 30_000, this.onLoopError(`probe:${name}`)));
+    for (const loop of entry.loops) void loop.start(signal);
+  }
+
+  private allLoops(): Loop[] {
+    return [...this.loops, ...[...this.accounts.values()].flatMap((entry) => entry.loops)];
+  }
+
+  /** Stops an account's loops after their tick in progress and forgets the account; its state stays stored. */
+  private async removeAccount(name: string): Promise<void> {
+    const entry = this.accounts.get(name);
+    if (!entry) return;
+    entry.stop.abort();
+    await Promise.all(entry.loops.map((loop) => loop.start(entry.stop.signal)));
+    entry.lifecycle.stop();
+    this.accounts.delete(name);
+    this.sinks.removeAccount(name);
+    await this.metrics.removeAccount(entry.lifecycle.ref, entry.lifecycle.config.sinks);
+  }
+
+  /**
+   * Applies a new configuration without a restart: accounts added are started, accounts removed are stopped
+   * (their state stays stored, for a later return), accounts whose settings changed are restarted from their
+   * stored state (no issuance unless their credentials changed), and every untouched account goes on as it
+   * was, loops and all. Settings that need a restart are named and left as they were.
+   */
+  async reload(next: SidecarConfig): Promise<ReloadSummary> {
+    const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: 0, needsRestart: [] };
+    for (const key of ['stateDir', 'server', 'log', 'store', 'limits', 'slack', 'metrics'] as const) {
+      if (JSON.stringify(next[key]) !== JSON.stringify(this.current[key])) summary.needsRestart.push(key);
+    }
+    const wanted = new Map(next.accounts.map((a) => [a.name, a]));
+    for (const name of [...this.accounts.keys()]) {
+      const now = wanted.get(name);
+      if (!now) {
+        await this.removeAccount(name);
+        summary.removed.push(name);
+      } else if (JSON.stringify(now) !== JSON.stringify(this.accounts.get(name)!.lifecycle.config)) {
+        await this.removeAccount(name);
+        summary.changed.push(name);
+      } else {
+        summary.unchanged++;
+      }
+    }
+    for (const account of next.accounts) {
+      if (this.accounts.has(account.name)) continue;
+      if (!summary.changed.includes(account.name)) summary.added.push(account.name);
+      const entry = this.addAccount(account);
+      const problems = await this.sinks.preflight(account.name);
+      if (problems.length > 0) this.logger.error({ account: account.name, problems }, 'a sink of the reloaded account cannot be written; it is retried with backoff');
+      await entry.lifecycle.start();
+      if (this.running) this.startAccountLoops(account.name, entry);
+    }
+    this.current = { ...this.current, accounts: next.accounts };
+    return summary;
   }
 
   /**
@@ -159,7 +271,7 @@ export class Sidecar implements SidecarControl {
       for (const name of this.accounts.keys()) await this.store.removeStaleTempFiles(name);
       const problems = await this.sinks.preflight();
       if (problems.length > 0) throw new StartupError(problems);
-      for (const lifecycle of this.accounts.values()) await lifecycle.start();
+      for (const { lifecycle } of this.accounts.values()) await lifecycle.start();
       await this.notifier?.start();
     } catch (error) {
       await this.lock?.release();
@@ -171,31 +283,35 @@ export class Sidecar implements SidecarControl {
 
   /** Starts the loops: one per account, one for the sinks, one per custom probe. Returns at once. */
   run(): void {
-    const onError = (name: string) => (error: unknown) => this.logger.error({ loop: name, err: error }, 'loop tick failed');
-    for (const [name, lifecycle] of this.accounts) {
-      this.loops.push(new Loop(`account:${name}`, () => lifecycle.tick(), this.clock, 30_000, onError(name)));
-    }
-    this.loops.push(new Loop('sinks', () => this.sinks.tick(), this.clock, 30_000, onError('sinks')));
-    for (const [i, probe] of this.probes.entries()) this.loops.push(new Loop(`probe:${i}`, () => probe.tick(), this.clock, 30_000, onError('probe')));
+    this.running = true;
+    for (const [name, entry] of this.accounts) this.startAccountLoops(name, entry);
+    this.loops.push(new Loop('sinks', () => this.sinks.tick(), this.clock, 30_000, this.onLoopError('sinks')));
     const notifier = this.notifier;
-    if (notifier) this.loops.push(new Loop('alerts', () => notifier.tick(), this.clock, 30_000, onError('alerts')));
+    if (notifier) this.loops.push(new Loop('alerts', () => notifier.tick(), this.clock, 30_000, this.onLoopError('alerts')));
+    // Back in touch with the shared store: every account looks at it now (takes up a newer token, or offers its
+    // own to a store that lost its data), not at its next planned tick.
+    this.bus.on('store.health', ({ up }) => {
+      if (up) for (const entry of this.accounts.values()) entry.loops[0]?.wake();
+    });
     for (const loop of this.loops) void loop.start(this.stop.signal);
   }
 
   /** Stops the loops after the tick in progress (a write is never cut in half), then lets go of everything. */
   async close(): Promise<void> {
     this.stop.abort();
-    await Promise.all(this.loops.map((loop) => loop.start(this.stop.signal)));
+    await Promise.all(this.allLoops().map((loop) => loop.start(this.stop.signal)));
     await this.notifier?.stop();
+    for (const { lifecycle } of this.accounts.values()) lifecycle.stop();
     this.sinks.close();
     await this.sinks.idle();
+    await this.store.close();
     await Promise.all([...this.dispatchers.values()].map((d) => d.close().catch(() => undefined)));
     await this.lock?.release();
     this.lock = undefined;
   }
 
   views(): AccountView[] {
-    return [...this.accounts.values()].map((lifecycle) => {
+    return [...this.accounts.values()].map(({ lifecycle }) => {
       const snapshot = lifecycle.snapshot();
       return {
         snapshot,
@@ -206,14 +322,14 @@ export class Sidecar implements SidecarControl {
   }
 
   stuckLoops(): string[] {
-    return this.loops.filter((loop) => loop.isStuck(STUCK_AFTER_MS)).map((loop) => loop.name);
+    return this.allLoops().filter((loop) => loop.isStuck(STUCK_AFTER_MS)).map((loop) => loop.name);
   }
 
   async renew(account: string, force: boolean): Promise<RenewOutcome | undefined> {
-    const lifecycle = this.accounts.get(account);
-    if (!lifecycle) return undefined;
-    const outcome = await lifecycle.renewNow(force);
-    this.loops.find((loop) => loop.name === `account:${account}`)?.wake();
+    const entry = this.accounts.get(account);
+    if (!entry) return undefined;
+    const outcome = await entry.lifecycle.renewNow(force);
+    entry.loops[0]?.wake();
     return outcome;
   }
 
@@ -224,7 +340,7 @@ export class Sidecar implements SidecarControl {
   async once(maxWaitMs: number): Promise<string[]> {
     const deadline = this.clock.now() + maxWaitMs;
     const problems: string[] = [];
-    for (const [name, lifecycle] of this.accounts) {
+    for (const [name, { lifecycle }] of this.accounts) {
       for (;;) {
         const next = await lifecycle.tick();
         const now = this.clock.now();

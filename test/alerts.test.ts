@@ -40,6 +40,7 @@ const EXPECTED_ALERTS = [
   'BrokerTokenSinkFileMissing',
   'BrokerTokenSinkFileNotPrivate',
   'BrokerTokenSlackDeliveryFailing',
+  'BrokerTokenStoreUnavailable',
   'BrokerTokenTooManyIssuances',
 ];
 
@@ -192,7 +193,8 @@ test('the alert names are pinned, each alert is complete, has its runbook sectio
     for (const part of [/\*\*Meaning\.\*\*/, /\*\*Impact\.\*\*/, /\*\*What to check\.\*\*/, /\*\*What to do[^*]*\*\*/]) {
       assert.match(body, part, `${name}: runbook section has ${part.source}`);
     }
-    if (/broker_token_(?!slack_)/.test(rule.expr)) {
+    // Per-account metrics only: Slack deliveries and the store are about the whole sidecar.
+    if (/broker_token_(?!slack_|store_)/.test(rule.expr)) {
       assert.match(`${annotations.summary} ${annotations.description}`, /\$labels\.account/, `${name}: names the account`);
     }
   }

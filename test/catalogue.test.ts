@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { createCatalogue, createCompatMetrics } from '../src/metrics/catalogue';
 import { Loop } from '../src/core/loop';
 import { ManualClock } from '../src/core/clock';
+import { SecretRegistry } from '../src/core/secrets';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -36,4 +37,15 @@ test('a loop is stuck when a tick runs too long, and healthy otherwise', async (
   assert.equal(loop.isStuck(60_000, Date.now() + 61_000), false, 'sleeping between ticks is not stuck');
   stop.abort();
   release();
+});
+
+test('the secret registry redacts every occurrence, whole, even of secrets that overlap or contain each other', async () => {
+  const registry = new SecretRegistry();
+  for (const secret of ['123456abcdef', '123456', 'abcdef7890', 'short']) registry.add(secret);
+  assert.equal(registry.redact('a 123456abcdef b'), 'a [REDACTED] b');
+  assert.equal(registry.redact('123456abcdef7890'), '[REDACTED]', 'overlapping secrets are one redaction, leaving nothing of either');
+  assert.equal(registry.redact('x123456x'), 'x[REDACTED]x');
+  assert.equal(registry.redact('short is too short to register'), 'short is too short to register');
+  assert.equal(registry.redact('nothing here'), 'nothing here');
+  assert.deepEqual(registry.redactDeep({ a: ['123456', { b: 'k=abcdef7890' }], n: 1 }), { a: ['[REDACTED]', { b: 'k=[REDACTED]' }], n: 1 });
 });

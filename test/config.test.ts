@@ -70,6 +70,9 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
     ['Slack without a webhook', withAccount(GOOD_ACCOUNT, 'slack: { language: ko }\n'), ['slack.webhookUrl: required (inline, usually ${SLACK_WEBHOOK_URL}, or as webhookUrlFile)']],
     ['Slack webhook that is not a URL (the value is not echoed)', withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "T0/B0/secretpart" }\n'), ['slack.webhookUrl: must be an http(s) URL']],
     ['Slack language', withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "https://hooks.slack.com/services/x", language: jp }\n'), ['slack.language: must be one of "en", "ko"']],
+    ['Redis URL', withAccount(GOOD_ACCOUNT, 'store: { type: redis, url: "localhost:6379" }\n'), ['store.url: must be a redis:// or rediss:// URL']],
+    ['Redis lease shorter than a request', withAccount(GOOD_ACCOUNT, 'store: { type: redis, url: "redis://r:6379", lockTtl: 10s }\n'), ['store.lockTtl: must be longer than the longest request timeout (15s), or a lock could expire while its holder still waits for the broker']],
+    ['unknown store type', withAccount(GOOD_ACCOUNT, 'store: { type: etcd }\n'), ['store.type: must be one of "file", "redis"']],
     ['YAML syntax', 'accounts: [\n  name: x\nfoo', ['/tmp/cfg/config.yaml: line 3, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]']],
   ];
   for (const [rule, text, expected] of cases) {

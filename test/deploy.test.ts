@@ -121,7 +121,7 @@ describe('Kubernetes examples', () => {
 
   test('the sidecar pod: a native sidecar probed on /readyz and /healthz, found by the Service and the ServiceMonitor', () => {
     const objects = kubernetesObjects().map((o) => o.doc);
-    const deployment = objects.find((d) => d.kind === 'Deployment')!;
+    const deployment = objects.find((d) => d.kind === 'Deployment' && d.metadata.name === 'trading-bot')!;
     const spec = podSpec(deployment)!;
     const sidecar = spec.initContainers.find((c: Doc) => c.name === 'broker-token-sidecar');
     assert.equal(sidecar.restartPolicy, 'Always');
@@ -133,7 +133,7 @@ describe('Kubernetes examples', () => {
     assert.equal(sidecar.startupProbe.httpGet.port, portName);
     const tokens = spec.volumes.find((v: Doc) => v.name === 'tokens');
     assert.equal(tokens.emptyDir.medium, 'Memory');
-    const service = objects.find((d) => d.kind === 'Service')!;
+    const service = objects.find((d) => d.kind === 'Service' && d.metadata.name === 'broker-token-sidecar')!;
     const podLabels = deployment.spec.template.metadata.labels;
     for (const [key, value] of Object.entries(service.spec.selector)) assert.equal(podLabels[key], value, `Service selector ${key}`);
     assert.equal(service.spec.ports[0].targetPort, portName);
@@ -161,6 +161,33 @@ describe('Kubernetes examples', () => {
     });
     assert.equal(config.stateDir, '/state');
     for (const path of Object.keys(files)) assert.ok(path.slice('/secrets/'.length) in secret.stringData, `${path} is a key of the Secret`);
+  });
+
+  test('the replicas example shares one Redis: its config is valid, and its pods can reach the Redis Service', () => {
+    const objects = kubernetesObjects().map((o) => o.doc);
+    const configMap = objects.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'broker-token-sidecar-shared-config')!;
+    const files: Record<string, string> = {
+      '/secrets/kis-app-key': `PS${'k'.repeat(34)}\n`,
+      '/secrets/kis-app-secret': `${'s'.repeat(180)}\n`,
+      '/secrets/redis-password': 'redis-secret\n',
+    };
+    const config = parseConfig(configMap.data['config.yaml'], '/config/config.yaml', '/config', {
+      env: {},
+      readText: (path) => {
+        if (!(path in files)) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+        return files[path]!;
+      },
+    });
+    assert.equal(config.store.type, 'redis');
+    const host = config.store.type === 'redis' ? new URL(config.store.url).hostname : '';
+    const service = objects.find((d) => d.kind === 'Service' && d.metadata.name === host);
+    assert.ok(service, `a Service named ${host}`);
+    const deployment = objects.find((d) => d.kind === 'Deployment' && d.metadata.name === 'trading-bot-replicated')!;
+    assert.ok(deployment.spec.replicas > 1);
+    const policy = objects.find((d) => d.kind === 'NetworkPolicy')!;
+    for (const [key, value] of Object.entries(policy.spec.ingress[0].from[0].podSelector.matchLabels)) {
+      assert.equal(deployment.spec.template.metadata.labels[key], value, 'the sidecar pods are let through to Redis');
+    }
   });
 
   test('the generated PrometheusRule and dashboard ConfigMap are up to date with alerts/ and dashboards/', () => {

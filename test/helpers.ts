@@ -13,7 +13,8 @@ import { Sidecar, type SidecarOptions } from '../src/sidecar';
 /** A fresh temporary directory, removed when the test ends. */
 export function tempDir(t: { after(fn: () => void): void }, prefix = 'bts-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Retried: a child process killed by another after-hook may still be writing for a moment.
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
   return dir;
 }
 

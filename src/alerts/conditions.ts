@@ -2,6 +2,7 @@ import type { AlertKind, SlackConfig } from '../config/types';
 import type { AccountRef } from '../core/events';
 import type { AccountView } from '../metrics/exporter';
 import type { SinkStatus } from '../sinks/supervisor';
+import type { StoreHealth } from '../store/store';
 import { ALERT_KINDS, type Severity } from './kinds';
 
 /**
@@ -13,14 +14,16 @@ export interface ActiveAlert {
   key: string;
   kind: AlertKind;
   severity: Severity;
-  account: AccountRef;
+  /** Absent for an alert about the whole sidecar (its shared store). */
+  account: AccountRef | undefined;
   sink?: string;
   /** Facts for the message: the last failure reason, a broker code, a path, a mode. */
   facts: Record<string, string | number | null>;
   expiresAt: number | null;
 }
 
-export function alertKey(kind: AlertKind, account: string, sink?: string): string {
+export function alertKey(kind: AlertKind, account: string | undefined, sink?: string): string {
+  if (account === undefined) return kind;
   return sink === undefined ? `${kind}:${account}` : `${kind}:${account}:${sink}`;
 }
 
@@ -34,8 +37,11 @@ function sinkFacts(sink: SinkStatus) {
   };
 }
 
-export function evaluateAlerts(views: AccountView[], now: number, rules: SlackConfig['alerts']): ActiveAlert[] {
+export function evaluateAlerts(views: AccountView[], now: number, rules: SlackConfig['alerts'], store?: StoreHealth): ActiveAlert[] {
   const active: ActiveAlert[] = [];
+  if (rules.storeUnavailable.enabled && store && !store.up && store.downSince !== null && now - store.downSince >= rules.storeUnavailable.graceMs) {
+    active.push({ key: alertKey('store_unavailable', undefined), kind: 'store_unavailable', severity: 'warning', account: undefined, facts: { since: store.downSince, message: store.message }, expiresAt: null });
+  }
   for (const { snapshot, sinks } of views) {
     const { state, ref } = snapshot;
     const expiresAt = state.token?.expiresAt ?? null;

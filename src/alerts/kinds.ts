@@ -12,6 +12,7 @@ export const ALERT_KINDS: Record<AlertKind, { rule: string; severity: 'critical'
   rate_limited: { rule: 'BrokerTokenRateLimited', severity: 'warning' },
   credentials_rejected: { rule: 'BrokerTokenCredentialsRejected', severity: 'critical' },
   file_mode_not_private: { rule: 'BrokerTokenSinkFileNotPrivate', severity: 'warning' },
+  store_unavailable: { rule: 'BrokerTokenStoreUnavailable', severity: 'warning' },
 };
 
 export type Severity = 'critical' | 'warning' | 'info';

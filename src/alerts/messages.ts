@@ -1,4 +1,5 @@
 import type { AlertKind } from '../config/types';
+import type { AccountRef } from '../core/events';
 import { formatDuration } from '../core/duration';
 import { formatWallClock } from '../core/time';
 import type { ActiveAlert } from './conditions';
@@ -75,6 +76,11 @@ const EN: Record<AlertKind, Texts> = {
     what: (f) => `The broker rejected the app key or secret: ${escapeMrkdwn(str(f.message))}. No request is sent with them again until they change.`,
     action: 'Check the app key and secret (a trailing newline? the real/mock pair?), update the secret, then restart the sidecar or run `renew --force`.',
   },
+  store_unavailable: {
+    title: 'Shared state store unreachable',
+    what: (f, _a, now) => `This replica has not reached Redis for ${formatDuration(now - Number(f.since))} (${escapeMrkdwn(str(f.message))}). It keeps serving its last good token from its own state and issues nothing, so as not to race the replicas that can still see the shared state.`,
+    action: 'Check Redis (is it up, reachable from this pod, its password and TLS settings). Tokens keep working until they expire; a renewal resumes once Redis is back.',
+  },
   file_mode_not_private: {
     title: 'Token file not private',
     what: (f) => `\`${escapeMrkdwn(str(f.path))}\` has mode ${str(f.mode)} instead of ${str(f.expectedMode)} and could not be fixed: ${escapeMrkdwn(str(f.message))}`,
@@ -116,6 +122,11 @@ const KO: Record<AlertKind, Texts> = {
     what: (f) => `증권사가 앱키 또는 앱시크릿을 거부했습니다: ${escapeMrkdwn(str(f.message))}. 값이 바뀌기 전까지 요청을 보내지 않습니다.`,
     action: '앱키와 시크릿을 확인하세요 (끝의 줄바꿈? 실전/모의 짝?). 시크릿을 고친 뒤 사이드카를 재시작하거나 `renew --force`를 실행하세요.',
   },
+  store_unavailable: {
+    title: '공유 상태 저장소(Redis) 연결 끊김',
+    what: (f, _a, now) => `이 레플리카가 ${formatDuration(now - Number(f.since))} 동안 Redis에 연결하지 못했습니다 (${escapeMrkdwn(str(f.message))}). 자기 상태에 남은 마지막 토큰을 계속 쓰며, 공유 상태를 보는 다른 레플리카와 충돌하지 않도록 새 토큰은 발급하지 않습니다.`,
+    action: 'Redis가 살아 있는지, 이 파드에서 접근 가능한지, 비밀번호와 TLS 설정을 확인하세요. 토큰은 만료 전까지 계속 쓰이며, Redis가 돌아오면 갱신이 재개됩니다.',
+  },
   file_mode_not_private: {
     title: '토큰 파일 권한 노출',
     what: (f) => `\`${escapeMrkdwn(str(f.path))}\` 파일 권한이 ${str(f.expectedMode)}이 아니라 ${str(f.mode)}이며 고칠 수 없습니다: ${escapeMrkdwn(str(f.message))}`,
@@ -156,20 +167,22 @@ const WORDS = {
   },
 };
 
+const host = (ctx: MessageContext) => `sidecar on ${ctx.host}`;
+
 const ICON: Record<Severity | 'resolved', string> = { critical: ':red_circle:', warning: ':warning:', info: ':information_source:', resolved: ':white_check_mark:' };
 
 export function renderAlert(alert: ActiveAlert, phase: Phase, since: number, ctx: MessageContext): SlackMessage {
   const texts = (ctx.language === 'ko' ? KO : EN)[alert.kind];
   const w = WORDS[ctx.language];
   const title = `${w[phase]}${texts.title}`;
-  const where = `${alert.account.name} (${alert.account.provider}, ${alert.account.env})`;
+  const where = alert.account ? `${alert.account.name} (${alert.account.provider}, ${alert.account.env})` : host(ctx);
   const runbook = runbookLink(ctx.runbookUrl, ALERT_KINDS[alert.kind].rule);
   const what = phase === 'resolved' ? w.resolvedWhat(kst(since)) : texts.what(alert.facts, alert, ctx.now);
   const links = [`<${runbook}|${w.runbook}>`, ...(ctx.dashboardUrl ? [`<${ctx.dashboardUrl}|${w.dashboard}>`] : [])].join(' · ');
   const fields = [
     [w.severity, phase === 'resolved' ? 'resolved' : alert.severity],
-    [w.account, alert.account.name],
-    [w.providerEnv, `${alert.account.provider} / ${alert.account.env}`],
+    [w.account, alert.account?.name ?? '-'],
+    [w.providerEnv, alert.account ? `${alert.account.provider} / ${alert.account.env}` : '-'],
     [w.since, kst(since)],
     [w.expiry, kst(alert.expiresAt)],
     [w.reason, str(alert.facts.reason ?? alert.facts.brokerCode)],
@@ -195,7 +208,7 @@ const NOTICES = {
 
 /** The optional notices: a renewal (the first system wanted these), start and stop. */
 export function renderNotice(
-  notice: { kind: 'renewed'; account: ActiveAlert['account']; expiresAt: number } | { kind: 'started' | 'stopped'; accounts: string[] },
+  notice: { kind: 'renewed'; account: AccountRef; expiresAt: number } | { kind: 'started' | 'stopped'; accounts: string[] },
   ctx: MessageContext,
 ): SlackMessage {
   const t = NOTICES[ctx.language];

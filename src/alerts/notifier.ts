@@ -14,6 +14,7 @@ import { SlackDelivery } from './delivery';
 import { renderAlert, renderNotice, type MessageContext, type Phase, type SlackMessage } from './messages';
 import { AlertStore, type AlertFile, type OpenAlert } from './store';
 import type { Severity } from './kinds';
+import type { StoreHealth } from '../store/store';
 
 /**
  * Slack alerts from the sidecar itself. Decides from the current state which alerts hold (conditions.ts),
@@ -34,6 +35,7 @@ export interface NotifierDeps {
   version: string;
   dispatcher?: Dispatcher;
   fs?: FileSystem;
+  storeHealth?: () => StoreHealth;
 }
 
 export class SlackNotifier {
@@ -89,6 +91,7 @@ export class SlackNotifier {
       }),
       bus.on('issuance.blocked', evaluate),
       bus.on('sink.recovered', evaluate),
+      bus.on('store.health', evaluate),
     ];
     this.worker = this.runWorker();
     if (config.notices.lifecycle) this.enqueue(renderNotice({ kind: 'started', accounts: this.accountNames() }, this.context()), 'info', 'started');
@@ -109,7 +112,7 @@ export class SlackNotifier {
   evaluate(): void {
     const { config, clock, views } = this.deps;
     const now = clock.now();
-    const active = evaluateAlerts(views(), now, config.alerts);
+    const active = evaluateAlerts(views(), now, config.alerts, this.deps.storeHealth?.());
     const activeKeys = new Set<string>();
     let changed = false;
     for (const alert of active) {

@@ -12,7 +12,7 @@ const refSchema = z.object({ name: z.string(), provider: z.enum(['kis', 'kiwoom'
 const openAlertSchema = z.object({
   kind: z.string(),
   severity: z.enum(['critical', 'warning', 'info']),
-  account: refSchema,
+  account: refSchema.optional(),
   sink: z.string().optional(),
   facts: z.record(z.string(), z.union([z.string(), z.number(), z.null()])),
   expiresAt: z.number().nullable(),

@@ -1,4 +1,7 @@
+import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { loadConfigFile, configPathFrom, CONFIG_PATH_ENV } from '../config/load';
+import { Serial } from '../core/serial';
 import type { SidecarConfig } from '../config/types';
 import { clockFromEnvironment } from '../core/clock';
 import { ConfigError } from '../core/errors';
@@ -40,6 +43,49 @@ export async function openSidecar(config: SidecarConfig, options: SidecarOptions
     throw error;
   }
   return sidecar;
+}
+
+/**
+ * Re-reads the config file on SIGHUP and whenever the file changes (editors and Kubernetes ConfigMaps replace
+ * it, so its directory is watched), applies what can be applied without a restart, and keeps the running
+ * configuration, reporting every problem, when the new one is not valid.
+ */
+export function reloadOnChange(sidecar: Sidecar): () => void {
+  const path = sidecar.config.source;
+  if (!existsSync(path)) return () => undefined; // an embedded config (the demo)
+  const serial = new Serial();
+  const reload = (why: string) =>
+    serial.run(async () => {
+      let next: SidecarConfig;
+      try {
+        next = loadConfigFile(path);
+      } catch (error) {
+        sidecar.bus.emit('config.reload_failed', { problems: error instanceof ConfigError ? error.problems : [(error as Error).message] });
+        return;
+      }
+      const summary = await sidecar.reload(next);
+      sidecar.logger.debug({ why }, 'configuration reload done');
+      sidecar.bus.emit('config.reloaded', summary);
+    });
+  const onHup = () => void reload('SIGHUP');
+  process.on('SIGHUP', onHup);
+  let timer: NodeJS.Timeout | undefined;
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dirname(path), { persistent: false }, (_event, name) => {
+      if (name !== null && name.toString() !== basename(path) && !name.toString().startsWith('..')) return;
+      clearTimeout(timer);
+      // Editors write in several steps: wait for the file to settle.
+      timer = setTimeout(() => void reload('file changed'), 500);
+    });
+  } catch {
+    sidecar.logger.warn({ path }, 'cannot watch the config file; reload with SIGHUP');
+  }
+  return () => {
+    process.off('SIGHUP', onHup);
+    clearTimeout(timer);
+    watcher?.close();
+  };
 }
 
 /**
@@ -100,8 +146,9 @@ export async function runUntilSignalled(
     logger.info({ url: server.url }, 'serving /metrics, /healthz, /readyz and /status');
   }
   onListening?.(server);
-  process.on('SIGHUP', () => logger.warn('SIGHUP received: configuration reload is not supported yet; restart the sidecar to apply changes'));
+  const stopWatching = reloadOnChange(sidecar);
   const signal = await stop.wait();
+  stopWatching();
   logger.info({ signal }, 'stopping: finishing the work in progress');
   const bound = setTimeout(() => {
     logger.error('could not stop in time; exiting');

@@ -66,3 +66,11 @@ export const DEFAULT_SLACK = {
   // Renewal starts 60-70 minutes before expiry: with less than 45 left, it has been failing for a while.
   tokenExpiringWindowMs: 45 * 60_000,
 };
+
+export const DEFAULT_REDIS = {
+  keyPrefix: 'broker-token-sidecar:',
+  lockTtlMs: 30_000, // twice the default request timeout
+  connectTimeoutMs: 5_000,
+};
+/** A thousand accounts starting at once ask the broker eight at a time. */
+export const DEFAULT_MAX_CONCURRENT_REQUESTS = 8;

@@ -5,7 +5,7 @@ import { ConfigError } from '../core/errors';
 import { interpolate } from './interpolate';
 import { formatPath } from './path';
 import { Problems, checkAcrossAccounts, resolveAccount, resolveConfig, type ResolveContext } from './resolve';
-import { accountSchema, configSchema, type RawConfig } from './schema';
+import { accountSchema, configSchema, sinkSchema, storeSchema, type RawConfig } from './schema';
 import { readTextFile, type ReadText } from './secrets';
 import type { SidecarConfig } from './types';
 
@@ -15,6 +15,12 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   readText?: ReadText;
 }
+
+// The values each tagged union accepts, read off the schemas themselves.
+const DISCRIMINATOR_VALUES: Record<string, string[]> = {
+  format: sinkSchema.options.map((option) => option.shape.format.value),
+  type: storeSchema.options.map((option) => option.shape.type.value),
+};
 
 const TYPE_NAMES: Record<string, string> = {
   object: 'a mapping',
@@ -37,7 +43,8 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
       return [`${path}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
     case 'invalid_union':
       if ('discriminator' in issue && issue.discriminator) {
-        return [`${path}: must be one of "kis-auth", "json", "approval-key"`];
+        const values = DISCRIMINATOR_VALUES[String(issue.discriminator)] ?? [];
+        return [`${path}: must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}`];
       }
       return [`${path}: ${issue.message}`];
     case 'too_small':

@@ -16,6 +16,7 @@ import type {
   SidecarConfig,
   SinkConfig,
   SlackConfig,
+  StoreConfig,
 } from './types';
 
 /**
@@ -302,6 +303,7 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
     ctx.problems.add(['server', server.adminTokenFile !== undefined ? 'adminTokenFile' : 'adminToken'], `must be at least ${D.MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
   const slack = raw.slack && resolveSlack(raw.slack, ctx);
+  const store = resolveStore(raw.store, accounts.map((a) => a.config), ctx);
   return {
     source,
     stateDir: resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR),
@@ -315,6 +317,8 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
     },
     metrics: { compat: raw.metrics?.compat ?? false },
     slack,
+    store,
+    limits: { maxConcurrentRequests: raw.limits?.maxConcurrentRequests ?? D.DEFAULT_MAX_CONCURRENT_REQUESTS },
     accounts: accounts.map((a) => a.config),
   };
 }
@@ -359,7 +363,38 @@ function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext)
       rateLimited: { enabled: alerts.rateLimited?.enabled ?? true },
       credentialsRejected: { enabled: alerts.credentialsRejected?.enabled ?? true },
       fileModeNotPrivate: { enabled: alerts.fileModeNotPrivate?.enabled ?? true, graceMs: alerts.fileModeNotPrivate?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
+      storeUnavailable: { enabled: alerts.storeUnavailable?.enabled ?? true, graceMs: alerts.storeUnavailable?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
     },
     notices: { renewed: raw.notices?.renewed ?? false, lifecycle: raw.notices?.lifecycle ?? false },
+  };
+}
+
+function resolveStore(raw: RawConfig['store'], accounts: AccountConfig[], ctx: ResolveContext): StoreConfig {
+  if (!raw || raw.type === 'file') return { type: 'file' };
+  const password = resolveSecret(raw.password, raw.passwordFile, { inline: 'password', file: 'passwordFile' }, ctx.baseDir, ctx.readText);
+  if (password.problem) ctx.problems.add(['store', password.problem.key], password.problem.message);
+  let ca: string | undefined;
+  if (raw.tls?.caFile !== undefined) {
+    const path = resolvePath(ctx.baseDir, raw.tls.caFile);
+    try {
+      ca = ctx.readText(path);
+    } catch (error) {
+      ctx.problems.add(['store', 'tls', 'caFile'], `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const lockTtlMs = raw.lockTtl ?? D.DEFAULT_REDIS.lockTtlMs;
+  const slowest = Math.max(0, ...accounts.map((a) => a.http.timeoutMs));
+  if (lockTtlMs <= slowest) {
+    ctx.problems.add(['store', 'lockTtl'], `must be longer than the longest request timeout (${formatDuration(slowest)}), or a lock could expire while its holder still waits for the broker`);
+  }
+  return {
+    type: 'redis',
+    url: raw.url,
+    username: raw.username,
+    password: password.value || undefined,
+    tls: raw.tls || raw.url.startsWith('rediss://') ? { ca, rejectUnauthorized: raw.tls?.rejectUnauthorized ?? true } : undefined,
+    keyPrefix: raw.keyPrefix ?? D.DEFAULT_REDIS.keyPrefix,
+    lockTtlMs,
+    connectTimeoutMs: raw.connectTimeout ?? D.DEFAULT_REDIS.connectTimeoutMs,
   };
 }

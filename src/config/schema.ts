@@ -166,10 +166,26 @@ export const slackSchema = z.strictObject({
       rateLimited: alertToggle.optional(),
       credentialsRejected: alertToggle.optional(),
       fileModeNotPrivate: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
+      storeUnavailable: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
     })
     .optional(),
   notices: z.strictObject({ renewed: bool().optional(), lifecycle: bool().optional() }).optional(),
 });
+
+export const storeSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('file') }),
+  z.strictObject({
+    type: z.literal('redis'),
+    url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL'),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    passwordFile: nonEmpty.optional(),
+    tls: z.strictObject({ caFile: nonEmpty.optional(), rejectUnauthorized: bool().optional() }).optional(),
+    keyPrefix: nonEmpty.optional(),
+    lockTtl: duration.optional(),
+    connectTimeout: duration.optional(),
+  }),
+]);
 
 export const configSchema = z.strictObject({
   stateDir: nonEmpty.optional(),
@@ -195,6 +211,8 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   slack: slackSchema.optional(),
+  store: storeSchema.optional(),
+  limits: z.strictObject({ maxConcurrentRequests: int().pipe(z.number().min(1).max(256)).optional() }).optional(),
   defaults: z
     .strictObject({
       renewal: renewalSchema.optional(),

@@ -121,7 +121,8 @@ export type AlertKind =
   | 'token_invalidated'
   | 'rate_limited'
   | 'credentials_rejected'
-  | 'file_mode_not_private';
+  | 'file_mode_not_private'
+  | 'store_unavailable';
 
 export interface SlackConfig {
   webhookUrl: string;
@@ -143,9 +144,24 @@ export interface SlackConfig {
     rateLimited: { enabled: boolean };
     credentialsRejected: { enabled: boolean };
     fileModeNotPrivate: { enabled: boolean; graceMs: number };
+    storeUnavailable: { enabled: boolean; graceMs: number };
   };
   notices: { renewed: boolean; lifecycle: boolean };
 }
+
+export interface RedisStoreConfig {
+  type: 'redis';
+  url: string;
+  username: string | undefined;
+  password: string | undefined;
+  tls: { ca: string | undefined; rejectUnauthorized: boolean } | undefined;
+  keyPrefix: string;
+  /** How long an issuance lock lives if its holder dies: longer than any request can take. */
+  lockTtlMs: number;
+  connectTimeoutMs: number;
+}
+
+export type StoreConfig = { type: 'file' } | RedisStoreConfig;
 
 export interface SidecarConfig {
   /** The file this was read from (absolute), or a description for an embedded config. */
@@ -156,5 +172,8 @@ export interface SidecarConfig {
   /** Also export the first system's kis_token_age_hours and kis_token_renewals_total. */
   metrics: { compat: boolean };
   slack: SlackConfig | undefined;
+  store: StoreConfig;
+  /** Broker requests (issuance, proofs, approval keys, revokes) in flight at once, across all accounts. */
+  limits: { maxConcurrentRequests: number };
   accounts: AccountConfig[];
 }

@@ -38,6 +38,13 @@ export interface SidecarEvents {
   };
   'issuance.blocked': { account: AccountRef; message: string };
   'token.adopted': { account: AccountRef; from: string; tokenId: string; expiresAt: number };
+  /** A token another replica issued, taken up from the shared store. */
+  'token.shared': { account: AccountRef; tokenId: string; expiresAt: number };
+  /** This replica's state was offered to a shared store that had none, or an older one. */
+  'state.offered': { account: AccountRef; revision: number };
+  'store.health': { up: boolean; message: string | null };
+  'config.reloaded': { added: string[]; removed: string[]; changed: string[]; unchanged: number; needsRestart: string[] };
+  'config.reload_failed': { problems: string[] };
   'token.invalidated': { account: AccountRef; tokenId: string; brokerCode: string; message: string };
   'token.revoked': { account: AccountRef; tokenId: string };
   'approval_key.issued': { account: AccountRef };

@@ -7,33 +7,66 @@ const MIN_SECRET_LENGTH = 6; // shorter values would redact ordinary words
 export const REDACTED = '[REDACTED]';
 
 export class SecretRegistry {
-  private readonly secrets = new Set<string>();
-  private pattern: RegExp | undefined;
+  // Secrets indexed by their last characters: a text is scanned once, and only the few secrets whose tail
+  // appears at a position are compared there. One regex of every secret would be rebuilt at each new token
+  // and grow with every account (thousands of alternatives at a thousand accounts).
+  private readonly byTail = new Map<string, string[]>();
+  private count = 0;
 
   add(value: string | undefined): void {
-    if (!value || value.length < MIN_SECRET_LENGTH || this.secrets.has(value)) return;
-    this.secrets.add(value);
-    this.pattern = undefined;
+    if (!value || value.length < MIN_SECRET_LENGTH) return;
+    const tail = value.slice(-MIN_SECRET_LENGTH);
+    const bucket = this.byTail.get(tail) ?? [];
+    if (bucket.includes(value)) return;
+    bucket.push(value);
+    bucket.sort((a, b) => b.length - a.length);
+    this.byTail.set(tail, bucket);
+    this.count++;
   }
 
   forget(value: string | undefined): void {
-    if (value && this.secrets.delete(value)) this.pattern = undefined;
+    if (!value) return;
+    const bucket = this.byTail.get(value.slice(-MIN_SECRET_LENGTH));
+    const index = bucket?.indexOf(value) ?? -1;
+    if (bucket && index >= 0) {
+      bucket.splice(index, 1);
+      this.count--;
+    }
   }
 
   get size(): number {
-    return this.secrets.size;
+    return this.count;
   }
 
   redact(text: string): string {
-    if (this.secrets.size === 0 || text.length < MIN_SECRET_LENGTH) return text;
-    if (!this.pattern) {
-      // Longest first, so a token that contains an app key is removed whole.
-      const alternatives = [...this.secrets]
-        .sort((a, b) => b.length - a.length)
-        .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-      this.pattern = new RegExp(alternatives.join('|'), 'g');
+    if (this.count === 0 || text.length < MIN_SECRET_LENGTH) return text;
+    const found: Array<[number, number]> = [];
+    for (let end = MIN_SECRET_LENGTH; end <= text.length; end++) {
+      const bucket = this.byTail.get(text.slice(end - MIN_SECRET_LENGTH, end));
+      if (!bucket) continue;
+      for (const secret of bucket) {
+        const start = end - secret.length;
+        if (start >= 0 && text.startsWith(secret, start)) found.push([start, end]);
+      }
     }
-    return text.replace(this.pattern, REDACTED);
+    if (found.length === 0) return text;
+    // Overlapping occurrences are merged, so no part of any secret survives next to a redaction.
+    found.sort((a, b) => a[0] - b[0]);
+    let out = '';
+    let cursor = 0;
+    let spanStart = found[0]![0];
+    let spanEnd = found[0]![1];
+    for (const [start, end] of found.slice(1)) {
+      if (start <= spanEnd) {
+        spanEnd = Math.max(spanEnd, end);
+        continue;
+      }
+      out += text.slice(cursor, spanStart) + REDACTED;
+      cursor = spanEnd;
+      spanStart = start;
+      spanEnd = end;
+    }
+    return out + text.slice(cursor, spanStart) + REDACTED + text.slice(spanEnd);
   }
 
   /** Redacts every string inside a JSON-like value, returning a copy. */

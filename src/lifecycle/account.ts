@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock';
 import { BrokerError, StateError, classifyRenewalError, describeError } from '../core/errors';
 import type { AccountRef, EventBus, IssueWhy } from '../core/events';
 import { Serial } from '../core/serial';
+import type { Limiter } from '../core/limiter';
 import type { SecretRegistry } from '../core/secrets';
 import type { IssuedToken, TokenProvider } from '../providers/types';
 import type { SinkSupervisor } from '../sinks/supervisor';
@@ -32,8 +33,12 @@ export interface AccountLifecycleDeps {
   clock: Clock;
   /** Every token and approval key that enters the state is registered here, so no output can carry it. */
   secrets: SecretRegistry;
+  /** Bounds the broker requests in flight across all accounts. */
+  limiter?: Limiter;
   random?: () => number;
 }
+
+type Persistence = 'shared' | 'local';
 
 export type RenewOutcome =
   | { result: 'issued'; expiresAt: number }
@@ -42,6 +47,9 @@ export type RenewOutcome =
   | { result: 'wait'; until: number; why: string };
 
 const APPROVAL_KEY_RETRY_MS = 60_000;
+// With a shared store: how soon to look again when a peer holds the issuance lease, or the store is away.
+const PEER_POLL_MS = 2_000;
+const STORE_RETRY_MS = 5_000;
 
 export class AccountLifecycle {
   readonly ref: AccountRef;
@@ -49,6 +57,7 @@ export class AccountLifecycle {
   private readonly serial = new Serial();
   private readonly random: () => number;
   private stateDirty = false;
+  private unsubscribe: () => void = () => undefined;
   private approvalKeyRetryAt = 0;
 
   constructor(private readonly deps: AccountLifecycleDeps) {
@@ -95,9 +104,53 @@ export class AccountLifecycle {
       this.deps.secrets.add(this.state.token?.accessToken);
       this.deps.secrets.add(this.state.approvalKey?.key);
       bus.emit('state.loaded', { account: this.ref, issuances: this.state.issuances });
-      await this.persist();
+      await this.persist('local');
+      // The shared store has no copy (new, or it lost its data): this replica's token is offered to the others.
+      if (store.shared && loaded.localOnly && this.state.token) await store.offer(this.state);
       if (this.state.token) await this.publish('start');
+      // A peer's new token is taken up at once, not at this replica's next tick.
+      this.unsubscribe = store.onChange((account) => {
+        if (account === config.name) void this.serial.run(() => this.refreshShared());
+      });
     });
+  }
+
+  /** Stops listening to the shared store (the account was removed by a config reload, or the sidecar stops). */
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  /**
+   * With a shared store: takes up a newer state another replica wrote (its token goes into this replica's
+   * files at once), or, when the shared copy is missing or older than this replica's (the store lost its data,
+   * or this replica's last save did not reach it), offers this replica's own.
+   */
+  private async refreshShared(): Promise<void> {
+    const { store, config, bus } = this.deps;
+    if (!store.shared) return;
+    const loaded = await store.load(config.name);
+    if (loaded.unavailable) return;
+    const remote = loaded.localOnly ? undefined : loaded.state;
+    if (!remote || remote.revision < this.state.revision) {
+      if (this.state.token && (await store.offer(this.state))) bus.emit('state.offered', { account: this.ref, revision: this.state.revision });
+      return;
+    }
+    if (remote.revision === this.state.revision || remote.appKeyId !== appKeyId(config.appKey)) return;
+    const previous = this.state;
+    const sameToken = remote.token?.accessToken === previous.token?.accessToken;
+    // What this replica learnt by itself about the same token (its own proofs) stays.
+    this.state = {
+      ...remote,
+      lastProof: previous.lastProof,
+      token: remote.token && sameToken && previous.token?.provenAt !== undefined ? { ...remote.token, provenAt: previous.token.provenAt } : remote.token,
+    };
+    this.deps.secrets.add(this.state.token?.accessToken);
+    this.deps.secrets.add(this.state.approvalKey?.key);
+    await this.persist('local');
+    if (!sameToken && this.state.token) {
+      bus.emit('token.shared', { account: this.ref, tokenId: tokenId(this.state.token.accessToken), expiresAt: this.state.token.expiresAt });
+    }
+    if (this.state.token && (!sameToken || remote.approvalKey?.key !== previous.approvalKey?.key)) await this.publish('token');
   }
 
   private async adoptFromSinks(now: number): Promise<void> {
@@ -123,11 +176,12 @@ export class AccountLifecycle {
   private async step(force: boolean, manual = false): Promise<{ nextWakeAt: number; outcome: RenewOutcome }> {
     const { clock, config } = this.deps;
     await this.flushState();
+    await this.refreshShared();
     const now = clock.now();
     const corrected = correctedForClockJumpBack(this.state, now);
     if (corrected) {
       this.state = corrected;
-      await this.persist();
+      await this.persist('local');
     }
     const decision: Decision = decide({
       now,
@@ -138,8 +192,8 @@ export class AccountLifecycle {
       requestTimeoutMs: config.http.timeoutMs,
     });
     if (decision.kind === 'issue') {
-      const outcome = await this.issue(decision.why);
-      return { nextWakeAt: clock.now(), outcome };
+      const outcome = await this.issue(decision.why, force);
+      return { nextWakeAt: outcome.result === 'wait' ? outcome.until : clock.now(), outcome };
     }
     const waitOutcome: RenewOutcome = { result: 'wait', until: decision.until, why: decision.why };
     if (manual) return { nextWakeAt: clock.now(), outcome: waitOutcome };
@@ -151,21 +205,58 @@ export class AccountLifecycle {
     }
     const approvalAt = this.nextApprovalKeyAt();
     if (approvalAt !== undefined && approvalAt <= now) {
-      await this.refreshApprovalKey(true);
+      await this.refreshApprovalKey(true, 'local');
       return { nextWakeAt: clock.now(), outcome: waitOutcome };
     }
     const next = Math.min(decision.until, proofAt ?? NEVER, approvalAt ?? NEVER);
     return { nextWakeAt: next, outcome: waitOutcome };
   }
 
-  private async issue(why: IssueWhy): Promise<RenewOutcome> {
+  /** A broker call, within the limit of calls in flight across all accounts. */
+  private limited<T>(call: () => Promise<T>): Promise<T> {
+    return this.deps.limiter ? this.deps.limiter.run(call) : call();
+  }
+
+  /**
+   * Issues under the account's issuance lease. With a shared store that means: never while the store is out
+   * of reach (see RedisStateStore for why), wait while a peer holds the lease, and decide again on the freshest
+   * shared state once holding it, since a peer may have renewed a moment ago.
+   */
+  private async issue(why: IssueWhy, force: boolean): Promise<RenewOutcome> {
+    const { store, clock, config } = this.deps;
+    if (store.shared && !store.health().up) return { result: 'wait', until: clock.now() + STORE_RETRY_MS, why: 'store_unavailable' };
+    return this.limited(async () => {
+      const lease = await store.acquireIssuance(config.name);
+      if ('busyForMs' in lease) return { result: 'wait', until: clock.now() + Math.min(lease.busyForMs, PEER_POLL_MS), why: 'peer_issuing' };
+      try {
+        if (store.shared) {
+          await this.refreshShared();
+          const again = decide({
+            now: clock.now(),
+            state: this.state,
+            policy: config.renewal,
+            credentialsId: credentialsId(config.appKey, config.appSecret),
+            force,
+            requestTimeoutMs: config.http.timeoutMs,
+          });
+          if (again.kind !== 'issue') return { result: 'wait', until: again.until, why: again.why };
+        }
+        return await this.issueHoldingLease(why);
+      } finally {
+        await lease.release();
+      }
+    });
+  }
+
+  private async issueHoldingLease(why: IssueWhy): Promise<RenewOutcome> {
     const { clock, provider, bus, config } = this.deps;
     const attemptAt = clock.now();
     const lastAttempt: NonNullable<AccountState['lastAttempt']> = { at: attemptAt, outcome: 'pending' };
     this.state.lastAttempt = lastAttempt;
     try {
-      // The attempt is on disk before the request leaves: a crash after this line cannot lead to a second
-      // request inside the spacing.
+      // The attempt is on disk (and in the shared store) before the request leaves: a crash after this line
+      // cannot lead to a second request inside the spacing, from this replica or another.
+      this.state.revision += 1;
       await this.deps.store.save(this.state);
     } catch (error) {
       this.state.lastAttempt = null;
@@ -216,12 +307,12 @@ export class AccountLifecycle {
     this.approvalKeyRetryAt = 0;
     await this.persist();
     bus.emit('issuance.issued', { account: this.ref, tokenId: tokenId(issued.accessToken), expiresAt: issued.expiresAt, durationMs, expiryClamped: issued.expiryClamped });
-    if (this.needsApprovalKey) await this.refreshApprovalKey(false);
+    if (this.needsApprovalKey) await this.refreshApprovalKey(false, 'shared');
     await this.publish('token');
     return { result: 'issued', expiresAt: issued.expiresAt };
   }
 
-  private async recordFailure(error: unknown, attemptAt: number, durationMs: number): Promise<RenewOutcome> {
+  private async recordFailure(error: unknown, attemptAt: number, durationMs: number, persistence: Persistence = 'shared'): Promise<RenewOutcome> {
     const { clock, bus, config } = this.deps;
     const reason = classifyRenewalError(error);
     const message = describeError(error);
@@ -237,7 +328,7 @@ export class AccountLifecycle {
       const usable = isUsable(tokenStatus(this.state, now, config.renewal));
       this.state.nextRetryAt = attemptAt + retryDelayMs(reason, this.state.consecutiveFailures, config.renewal, usable, this.random);
     }
-    await this.persist();
+    await this.persist(persistence);
     bus.emit('issuance.failed', {
       account: this.ref,
       reason,
@@ -271,7 +362,7 @@ export class AccountLifecycle {
     const token = this.state.token;
     if (!token) return;
     const started = performance.now();
-    const outcome = await provider.prove(this.credentials, token.accessToken);
+    const outcome = await this.limited(() => provider.prove(this.credentials, token.accessToken));
     const durationMs = performance.now() - started;
     const now = clock.now();
     const message = outcome.result === 'ok' ? undefined : outcome.message;
@@ -287,10 +378,12 @@ export class AccountLifecycle {
           new BrokerError('token_rejected', `the broker refused the token it had just issued (${outcome.brokerCode})`),
           this.state.lastAttempt?.at ?? now,
           0,
+          'local',
         );
       }
     }
-    await this.persist();
+    // A proof concerns this replica; the re-issue it may lead to is shared, under the lease.
+    await this.persist('local');
     bus.emit('proof.done', { account: this.ref, result: outcome.result, message, durationMs });
   }
 
@@ -303,14 +396,15 @@ export class AccountLifecycle {
   }
 
   /** The WebSocket approval key is fetched with each new token, so both files change together. */
-  private async refreshApprovalKey(publish: boolean): Promise<void> {
+  private async refreshApprovalKey(publish: boolean, persistence: Persistence): Promise<void> {
     const { provider, clock, bus } = this.deps;
-    if (!provider.issueApprovalKey) return;
+    const issueApprovalKey = provider.issueApprovalKey?.bind(provider);
+    if (!issueApprovalKey) return;
     try {
-      const key = await provider.issueApprovalKey(this.credentials);
+      const key = await this.limited(() => issueApprovalKey(this.credentials));
       this.deps.secrets.add(key);
       this.state.approvalKey = { key, issuedAt: clock.now() };
-      await this.persist();
+      await this.persist(persistence);
       bus.emit('approval_key.issued', { account: this.ref });
       if (publish) await this.publish('token');
     } catch (error) {
@@ -323,19 +417,27 @@ export class AccountLifecycle {
   revoke(): Promise<{ revoked: boolean; removedFiles: string[] }> {
     return this.serial.run(async () => {
       const { provider, store, sinks, bus, config } = this.deps;
-      const token = this.state.token;
-      if (token) {
-        await provider.revoke(this.credentials, token.accessToken);
-        bus.emit('token.revoked', { account: this.ref, tokenId: tokenId(token.accessToken) });
+      const lease = await store.acquireIssuance(config.name);
+      if ('busyForMs' in lease) throw new Error(`another replica is issuing for ${config.name}; try again in ${Math.ceil(lease.busyForMs / 1000)} s`);
+      try {
+        await this.refreshShared();
+        const token = this.state.token;
+        if (token) {
+          await this.limited(() => provider.revoke(this.credentials, token.accessToken));
+          bus.emit('token.revoked', { account: this.ref, tokenId: tokenId(token.accessToken) });
+        }
+        const removedFiles = await sinks.clear(config.name);
+        const { lastAttempt, issuances, revision } = this.state;
+        this.state = emptyState(config);
+        // The spacing still counts from the last request, revoked or not; the issuance count goes on.
+        this.state.lastAttempt = lastAttempt;
+        this.state.issuances = issuances;
+        this.state.revision = revision + 1;
+        await store.save(this.state);
+        return { revoked: token !== undefined && token !== null, removedFiles };
+      } finally {
+        await lease.release();
       }
-      const removedFiles = await sinks.clear(config.name);
-      const { lastAttempt, issuances } = this.state;
-      this.state = emptyState(config);
-      // The spacing still counts from the last request, revoked or not; the issuance count goes on.
-      this.state.lastAttempt = lastAttempt;
-      this.state.issuances = issuances;
-      await store.save(this.state);
-      return { revoked: token !== undefined && token !== null, removedFiles };
     });
   }
 
@@ -361,19 +463,27 @@ export class AccountLifecycle {
    * Saves the state; when the disk refuses, the state stays in memory, the failure is reported, and the save
    * is tried again at the next tick. The in-memory token keeps serving the sinks meanwhile.
    */
-  private async persist(): Promise<void> {
+  private async persist(persistence: Persistence = 'shared'): Promise<void> {
+    const { store } = this.deps;
     try {
-      await this.deps.store.save(this.state);
+      if (persistence === 'shared') {
+        this.state.revision += 1;
+        await store.save(this.state);
+      } else {
+        await store.saveLocal(this.state);
+      }
       this.stateDirty = false;
     } catch (error) {
       this.stateDirty = true;
       const reason = error instanceof StateError ? error.code : 'write_failed';
       this.deps.bus.emit('state.error', { account: this.ref, reason, message: describeError(error) });
+      // The shared store is away: the local copy, newer than the shared one, is offered once it is back.
+      if (persistence === 'shared' && store.shared) await store.saveLocal(this.state).then(() => (this.stateDirty = false), () => undefined);
     }
   }
 
   private async flushState(): Promise<void> {
-    if (this.stateDirty) await this.persist();
+    if (this.stateDirty) await this.persist('local');
   }
 
   /** A read-only copy of the state and what the policy makes of it now, for status, metrics and tests. */

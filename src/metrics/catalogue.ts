@@ -84,6 +84,13 @@ export function createCatalogue(registry: Registry) {
     slackNotifications: counter('slack_notifications_total', 'Slack deliveries by result: sent, retried (an attempt failed, another follows), failed (given up), dropped (queue full).', ['result']),
     slackQueueLength: gauge('slack_queue_length', 'Slack messages waiting to be delivered.', []),
 
+    // Where the states live: 1 while the store (the state directory, or Redis shared by replicas) is reachable.
+    storeUp: gauge('store_up', '1 while the state store is reachable (always 1 for files); a replica without its shared store serves its local token and issues nothing.', ['store']),
+
+    // Configuration reloads (SIGHUP or a change of the file), as Prometheus itself reports its own.
+    configReloads: counter('config_reloads_total', 'Configuration reloads by result: applied, or failed (the running configuration is kept).', ['result']),
+    configLastReloadSuccessful: gauge('config_last_reload_successful', '1 when the last configuration reload was applied (or none was tried), 0 when it failed.', []),
+
     buildInfo: new Gauge({
       name: `${PREFIX}build_info`,
       help: 'Build information; always 1.',

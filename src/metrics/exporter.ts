@@ -4,6 +4,7 @@ import type { AccountRef, EventBus } from '../core/events';
 import { Serial } from '../core/serial';
 import type { AccountSnapshot } from '../lifecycle/account';
 import type { SinkStatus } from '../sinks/supervisor';
+import type { StoreHealth } from '../store/store';
 import {
   APPROVAL_KEY_RESULTS,
   PROOF_RESULTS,
@@ -33,6 +34,7 @@ export interface MetricsOptions {
   compat: boolean;
   processMetrics?: boolean;
   slackQueueLength?: () => number;
+  store?: { type: string; health: () => StoreHealth };
 }
 
 const seconds = (ms: number | null | undefined): number => (ms === null || ms === undefined ? 0 : ms / 1000);
@@ -50,6 +52,7 @@ export class MetricsExporter {
   private readonly probeUp = new Map<string, number>();
   private readonly renderSerial = new Serial();
   private readonly slackQueueLength: () => number;
+  private readonly store: MetricsOptions['store'];
 
   constructor(
     bus: EventBus,
@@ -62,7 +65,10 @@ export class MetricsExporter {
     if (options.processMetrics ?? true) registerProcessMetrics(this.registry);
     this.m.buildInfo.set({ version: options.version, node_version: process.version }, 1);
     for (const result of SLACK_RESULTS) this.m.slackNotifications.inc({ result }, 0);
+    for (const result of ['applied', 'failed']) this.m.configReloads.inc({ result }, 0);
+    this.m.configLastReloadSuccessful.set(1);
     this.slackQueueLength = options.slackQueueLength ?? (() => 0);
+    this.store = options.store;
     this.subscribe(bus);
   }
 
@@ -149,6 +155,14 @@ export class MetricsExporter {
     bus.on('sink.cleaned', ({ account, sink, files }) => m.sinkFilesCleaned.inc(this.sinkLabels(account, sink), files.length));
     bus.on('sink.notify_failed', ({ account, sink }) => m.sinkNotifyFailures.inc(this.sinkLabels(account, sink)));
     bus.on('slack.delivery', ({ result }) => m.slackNotifications.inc({ result }));
+    bus.on('config.reloaded', () => {
+      m.configReloads.inc({ result: 'applied' });
+      m.configLastReloadSuccessful.set(1);
+    });
+    bus.on('config.reload_failed', () => {
+      m.configReloads.inc({ result: 'failed' });
+      m.configLastReloadSuccessful.set(0);
+    });
     bus.on('probe.done', ({ account, ok, durationMs }) => {
       this.probeUp.set(account.name, ok ? 1 : 0);
       m.probeDuration.observe(L(account), durationMs / 1000);
@@ -160,6 +174,7 @@ export class MetricsExporter {
     const m = this.m;
     const now = this.now();
     m.slackQueueLength.set(this.slackQueueLength());
+    if (this.store) m.storeUp.set({ store: this.store.type }, this.store.health().up ? 1 : 0);
     for (const { snapshot, sinks, ready } of this.accounts()) {
       const labels = MetricsExporter.labels(snapshot.ref);
       const { state } = snapshot;

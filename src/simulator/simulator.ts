@@ -64,6 +64,11 @@ export class BrokerSimulator implements SimulatorControl {
   }
 
   /** Closes promptly: hung requests, keep-alive connections and pending delays are all cut. */
+  /** The listening server, for tests that watch the connections themselves. */
+  get httpServer(): Server | undefined {
+    return this.server;
+  }
+
   async close(): Promise<void> {
     this.timers.cancelAll();
     const server = this.server;

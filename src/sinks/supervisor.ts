@@ -114,10 +114,10 @@ export class SinkSupervisor {
    * At start-up, before any token exists: every sink's directory can be created and written, and no sink path
    * is a symlink or directory the config did not ask for. A bad path fails here, at once, with its name.
    */
-  async preflight(): Promise<string[]> {
+  async preflight(account?: string): Promise<string[]> {
     const problems: string[] = [];
     const now = this.options.clock.now();
-    for (const rt of this.all()) {
+    for (const rt of account === undefined ? this.all() : (this.sinks.get(account) ?? [])) {
       const path = sinkPath(rt.config, now);
       const where = `account ${rt.account.name}, sink ${rt.config.name} (${path})`;
       try {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { StateError } from '../core/errors';
 import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
 import { accountStateSchema, type AccountState } from './state';
-import type { LoadResult, StateStore } from './store';
+import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './store';
 
 const STATE_FILE_MODE = 0o600;
 const STATE_DIR_MODE = 0o700;
@@ -14,7 +14,10 @@ const SUFFIX = '.json';
  * still private) and reported; the account then starts as if new, with spacing counted from the file's mtime.
  */
 export class FileStateStore implements StateStore {
+  readonly shared = false;
   private readonly dir: string;
+  // One sidecar owns the directory (the lock), so the lease is never contended.
+  private static readonly lease: IssuanceLease = { release: async () => undefined };
 
   constructor(
     stateDir: string,
@@ -80,6 +83,29 @@ export class FileStateStore implements StateStore {
       throw new StateError('write_failed', `cannot save the state of ${state.account}: ${(error as Error).message}`, { cause: error });
     }
   }
+
+  saveLocal(state: AccountState): Promise<void> {
+    return this.save(state);
+  }
+
+  async offer(state: AccountState): Promise<boolean> {
+    await this.save(state);
+    return true;
+  }
+
+  async acquireIssuance(): Promise<IssuanceLease> {
+    return FileStateStore.lease;
+  }
+
+  onChange(): () => void {
+    return () => undefined;
+  }
+
+  health(): StoreHealth {
+    return { up: true, downSince: null, message: null };
+  }
+
+  async close(): Promise<void> {}
 
   async remove(account: string): Promise<void> {
     await this.fs.unlink(this.pathFor(account)).catch((error: NodeJS.ErrnoException) => {

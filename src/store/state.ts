@@ -59,6 +59,8 @@ export const accountStateSchema = z.object({
    * token issued at start-up, before the first scrape, still shows in increase() over a day.
    */
   issuances: z.number().int().nonnegative().default(0),
+  /** Bumped at every shared write: a replica adopts a shared state newer than its own. */
+  revision: z.number().int().nonnegative().default(0),
 });
 
 export type AccountState = z.infer<typeof accountStateSchema>;
@@ -102,5 +104,6 @@ export function emptyState(account: { name: string; provider: AccountState['prov
     lastProof: null,
     approvalKey: null,
     issuances: 0,
+    revision: 0,
   };
 }

@@ -28,6 +28,20 @@ export function logEvents(bus: EventBus, log: Logger): void {
     log.error({ ...who(e.account), reason: 'auth_rejected' }, 'credentials rejected by the broker; no further requests until the app key or secret changes (or renew --force)'),
   );
   bus.on('token.adopted', (e) => log.info({ ...who(e.account), from: e.from, tokenId: e.tokenId, expiresAt: kst(e.expiresAt) }, 'adopted a still-valid token from an existing file; no issuance'));
+  bus.on('token.shared', (e) => log.info({ ...who(e.account), tokenId: e.tokenId, expiresAt: kst(e.expiresAt) }, 'took up the token another replica issued (shared store)'));
+  bus.on('state.offered', (e) => log.info({ ...who(e.account), revision: e.revision }, "offered this replica's state to the shared store, which had none or an older one"));
+  bus.on('store.health', (e) =>
+    e.up
+      ? log.info('shared state store reachable again')
+      : log.error({ reason: e.message }, 'shared state store unreachable: serving the last good token from the local state, issuing nothing until it is back'),
+  );
+  bus.on('config.reloaded', (e) =>
+    log.info(
+      { added: e.added, removed: e.removed, changed: e.changed, unchanged: e.unchanged, needsRestart: e.needsRestart.length > 0 ? e.needsRestart : undefined },
+      e.needsRestart.length > 0 ? `configuration reloaded; a restart is needed to apply: ${e.needsRestart.join(', ')}` : 'configuration reloaded',
+    ),
+  );
+  bus.on('config.reload_failed', (e) => log.error({ problems: e.problems }, 'configuration reload failed; the running configuration is kept'));
   bus.on('token.invalidated', (e) => log.warn({ ...who(e.account), tokenId: e.tokenId, brokerCode: e.brokerCode }, `the broker refused the token: ${e.message}`));
   bus.on('token.revoked', (e) => log.info({ ...who(e.account), tokenId: e.tokenId }, 'token revoked at the broker'));
   bus.on('approval_key.issued', (e) => log.info(who(e.account), 'WebSocket approval key received'));

@@ -1,0 +1,29 @@
+/**
+ * At most `max` operations at once, the rest waiting in call order. It is what keeps a thousand accounts starting
+ * together from asking the broker a thousand things at the same moment.
+ */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly max: number) {}
+
+  async run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await operation();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+}

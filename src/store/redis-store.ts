@@ -1,0 +1,194 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import Redis, { type RedisOptions } from 'ioredis';
+import type { RedisStoreConfig } from '../config/types';
+import { StateError } from '../core/errors';
+import { accountStateSchema, type AccountState } from './state';
+import type { FileStateStore } from './file-store';
+import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './store';
+
+/**
+ * Account states shared by several replicas through Redis, each replica keeping its own copy in its state
+ * directory. Issuance is guarded by a lease per account (SET NX PX, released only by its owner), and a new
+ * state is announced on a channel so every replica writes its files at once.
+ *
+ * The rule when Redis cannot be reached: keep serving the last good token from the local copy, report it, and
+ * issue nothing. A peer that still reaches Redis may hold a newer token this replica cannot see; issuing blind
+ * would race it into EGW00133, or hand the apps a second token (and the account holder a second KakaoTalk
+ * notice) for nothing, since KIS answers with the same token within six hours anyway.
+ */
+
+// Deletes the lock only if this replica still owns it: an expired lease taken over by a peer stays the peer's.
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+// Shares a state only if the shared copy is missing or older (after Redis lost its data, or a save was lost).
+const OFFER = `local current = redis.call('get', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' and tonumber(decoded.revision or 0) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('set', KEYS[1], ARGV[1])
+redis.call('publish', KEYS[2], ARGV[3])
+return 1`;
+
+type Scripted = Redis & {
+  releaseLock(key: string, owner: string): Promise<number>;
+  offerState(key: string, channel: string, json: string, revision: number, account: string): Promise<number>;
+};
+
+export interface RedisStoreDeps {
+  now: () => number;
+  /** Told when Redis becomes unreachable or reachable again. */
+  onHealth: (health: StoreHealth) => void;
+}
+
+export class RedisStateStore implements StateStore {
+  readonly shared = true;
+  private readonly client: Scripted;
+  private readonly subscriber: Redis;
+  private readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly listeners = new Set<(account: string) => void>();
+  private readonly channel: string;
+  private healthState: StoreHealth;
+
+  constructor(
+    private readonly config: RedisStoreConfig,
+    private readonly local: FileStateStore,
+    private readonly deps: RedisStoreDeps,
+  ) {
+    const options: RedisOptions = {
+      username: config.username,
+      password: config.password,
+      tls: config.tls ? { ca: config.tls.ca, rejectUnauthorized: config.tls.rejectUnauthorized } : undefined,
+      connectTimeout: config.connectTimeoutMs,
+      // Fail fast while disconnected: a caller must learn at once that the shared state is out of reach.
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      retryStrategy: (attempt) => Math.min(200 * attempt, 5_000),
+      lazyConnect: true,
+    };
+    this.client = new Redis(config.url, options) as Scripted;
+    this.client.defineCommand('releaseLock', { numberOfKeys: 1, lua: RELEASE });
+    this.client.defineCommand('offerState', { numberOfKeys: 2, lua: OFFER });
+    this.subscriber = new Redis(config.url, { ...options, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.channel = `${config.keyPrefix}changed`;
+    this.healthState = { up: false, downSince: deps.now(), message: 'not connected yet' };
+    this.client.on('ready', () => this.setHealth(true, null));
+    this.client.on('error', (error: Error) => this.setHealth(false, error.message));
+    this.client.on('close', () => this.setHealth(false, 'connection closed'));
+    this.subscriber.on('message', (_channel: string, account: string) => {
+      for (const listener of this.listeners) listener(account);
+    });
+  }
+
+  private setHealth(up: boolean, message: string | null): void {
+    if (up === this.healthState.up) return;
+    this.healthState = { up, downSince: up ? null : this.deps.now(), message };
+    this.deps.onHealth(this.healthState);
+  }
+
+  private key(kind: 'state' | 'lock', account: string): string {
+    return `${this.config.keyPrefix}${kind}:${account}`;
+  }
+
+  /** Connects, but a Redis that is down at start does not stop the replica: it serves its local copy. */
+  async prepare(): Promise<void> {
+    await this.local.prepare();
+    await this.client.connect().catch((error: Error) => this.setHealth(false, error.message));
+    await this.subscriber.connect().catch(() => undefined);
+    await this.subscriber.subscribe(this.channel).catch(() => undefined);
+  }
+
+  async load(account: string): Promise<LoadResult> {
+    let text: string | null;
+    try {
+      text = await this.client.get(this.key('state', account));
+    } catch {
+      return { ...(await this.local.load(account)), unavailable: true };
+    }
+    if (text === null) return { ...(await this.local.load(account)), localOnly: true };
+    const parsed = (() => {
+      try {
+        return accountStateSchema.safeParse(JSON.parse(text));
+      } catch {
+        return undefined;
+      }
+    })();
+    if (!parsed?.success || parsed.data.account !== account) {
+      // A damaged shared copy is no reason to lose the local one, which will be offered in its place.
+      return { ...(await this.local.load(account)), localOnly: true, problem: new StateError('corrupt', `the shared state of ${account} in Redis is not a valid state`) };
+    }
+    return { state: parsed.data };
+  }
+
+  async save(state: AccountState): Promise<void> {
+    const json = JSON.stringify(state);
+    try {
+      await this.client.set(this.key('state', state.account), json);
+      await this.client.publish(this.channel, state.account);
+    } catch (error) {
+      throw new StateError('write_failed', `cannot save the shared state of ${state.account}: Redis unavailable (${(error as Error).message})`);
+    }
+    await this.local.save(state);
+  }
+
+  saveLocal(state: AccountState): Promise<void> {
+    return this.local.save(state);
+  }
+
+  async offer(state: AccountState): Promise<boolean> {
+    try {
+      const taken = await this.client.offerState(this.key('state', state.account), this.channel, JSON.stringify(state), state.revision, state.account);
+      return taken === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  async remove(account: string): Promise<void> {
+    await this.client.del(this.key('state', account)).catch(() => undefined);
+    await this.local.remove(account);
+  }
+
+  list(): Promise<string[]> {
+    return this.local.list();
+  }
+
+  async acquireIssuance(account: string): Promise<IssuanceLease | { busyForMs: number }> {
+    const key = this.key('lock', account);
+    let taken: string | null;
+    try {
+      taken = await this.client.set(key, this.owner, 'PX', this.config.lockTtlMs, 'NX');
+    } catch {
+      return { busyForMs: 5_000 };
+    }
+    if (taken === 'OK') {
+      return { release: async () => void (await this.client.releaseLock(key, this.owner).catch(() => 0)) };
+    }
+    const ttl = await this.client.pttl(key).catch(() => 1_000);
+    return { busyForMs: Math.max(100, ttl) };
+  }
+
+  onChange(listener: (account: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  health(): StoreHealth {
+    return this.healthState;
+  }
+
+  removeStaleTempFiles(account: string): Promise<void> {
+    return this.local.removeStaleTempFiles(account);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.subscriber.disconnect();
+    this.client.disconnect();
+  }
+
+  /** Who holds an account's issuance lease now (tests and diagnostics). */
+  lockHolder(account: string): Promise<string | null> {
+    return this.client.get(this.key('lock', account));
+  }
+}
