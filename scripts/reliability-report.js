@@ -9,7 +9,7 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const report = path.join(os.tmpdir(), `reliability-${process.pid}.jsonl`);
-const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'config', 'cli', 'http'].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
+const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'config', 'cli', 'http'].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
 const run = spawnSync(process.execPath, ['--test', ...files], { cwd: root, env: { ...process.env, RELIABILITY_REPORT: report }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 const summary = (run.stdout.match(/^# (tests|pass|fail) \d+$/gm) ?? []).join(', ');
@@ -83,6 +83,15 @@ lines.push(
   '',
   `And in real time: the sidecar process on a clock ${realtime.simulatedDays / (realtime.realSeconds / 86400)}x faster, ${realtime.simulatedDays} simulated days in ${realtime.realSeconds} s, ${realtime.issued} issuances (expected ${realtime.expected}); resident memory ${realtime.rssFirstMb} MiB after start-up and ${realtime.rssLastMb} MiB at the end (peak ${realtime.peakRssMb} MiB); heap ${realtime.heapFirstMb} and ${realtime.heapLastMb} MiB; active handles ${[...new Set(realtime.handles)].join(', ')} throughout.`,
   '',
+  '## Replicas and many accounts',
+  '',
+  `\`test/redis.test.ts\` and \`test/many-accounts.test.ts\`, with a real \`redis-server\`:`,
+  '',
+  `- ${one('replicas').replicas} sidecar processes on one Redis and one simulator, through a simulated day: ${one('replicas').tokenRequests} token requests (${one('replicas').issued} tokens: the first, and one renewal), ${one('replicas').rateLimited} EGW00133; every replica's file held the new token ${one('replicas').propagationMs} ms after the broker issued it.`,
+  `- The replica holding the issuance lease SIGKILLed while its request hung: ${one('failover').tokenRequests} token requests in all, the second ${one('failover').secondRequestAfterKillMs} ms after the kill (the lease lapses after 4 s; the spacing counts from the unanswered request plus its timeout), ${one('failover').rateLimited} EGW00133.`,
+  '- Redis stopped: every replica kept its valid token file and reported `broker_token_store_up 0`, sent no request, and when Redis came back empty the replicas offered their state back and converged on the one token, with no issuance.',
+  `- ${one('many-accounts').accounts.toLocaleString('en')} accounts with distinct app keys in one sidecar: all ready in ${(one('many-accounts').readyMs / 1000).toFixed(1)} s with ${one('many-accounts').issued.toLocaleString('en')} issuances, at most ${one('many-accounts').maxInFlight} token requests in flight at once (\`limits.maxConcurrentRequests\` 8).`,
+  '',
   '## Secrets',
   '',
   `\`test/security.test.ts\` runs the sidecar with marker credentials, a marker webhook URL and a marker admin token, through an issuance, a repair, a maintenance (a proof failure and a re-issue), a rejected secret (with Slack alerts in flight) and admin requests carrying a secret as a wrong token; then \`check-config\` on a config with a newline inside the secret, and \`once\` with a wrong secret. It scanned ${secrets.scannedBytes.toLocaleString('en')} bytes (${secrets.logLines} log lines, ${secrets.slackMessages} Slack messages, \`/status\`, \`/metrics\`, every HTTP answer, every error and exit message) for ${secrets.secretsChecked} secrets (app key, app secrets, webhook URL, admin token, every token and approval key issued): **${secrets.leaks} found**. The other suites use marker credentials as well, and their logs are redacted by the same logger.`,
@@ -93,7 +102,7 @@ lines.push(
   `- Two \`start\`s at the same moment on one state directory, ${one('lock-race').rounds} times: each time exactly one ran and the other exited 3 naming the holder.`,
   '- The container runs as the unprivileged `node` user (uid 1000) with a read-only root file system, all capabilities dropped and `no-new-privileges` (`docker-compose.yml`, `deploy/kubernetes/`); the tests check those settings.',
   '',
-  'Reproduce: `npm run reliability` (about four minutes; it needs the same tools as the tests).',
+  'Reproduce: `npm run reliability` (about six minutes; it needs the same tools as the tests, `redis-server` among them).',
   '',
 );
 fs.writeFileSync(path.join(root, 'docs', 'reliability.md'), `${lines.join('\n')}`);
