@@ -312,7 +312,7 @@ export class Sidecar implements SidecarControl {
 
   views(): AccountView[] {
     return [...this.accounts.values()].map(({ lifecycle }) => {
-      const snapshot = lifecycle.snapshot();
+      const snapshot = lifecycle.view();
       return {
         snapshot,
         sinks: this.sinks.status(lifecycle.ref.name),

@@ -103,8 +103,13 @@ describe('metrics after a scripted scenario: issue, fail, repair', () => {
     assert.match(response.headers.get('content-type')!, /^application\/openmetrics-text/);
     const body = await response.text();
     assert.match(body, /# EOF\n$/);
+    assert.match(body, /^# TYPE broker_token_issuances counter\nbroker_token_issuances_total\{/m, 'a counter family is named without _total');
+    assert.doesNotMatch(body, /\n\n/, 'no blank line');
     const plain = await (await fetch(`${base}/metrics`)).text();
     assert.doesNotMatch(plain, /# EOF/);
+    // An OpenMetrics scrape leaves the text format as it was (prom-client's own OpenMetrics mode would not).
+    assert.match(plain, /^# TYPE broker_token_issuances_total counter$/m);
+    assert.match(plain, /^broker_token_issuances_total\{/m);
   });
 
   test('compat names are off by default', async (t) => {

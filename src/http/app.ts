@@ -50,8 +50,14 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.all('/metrics', allow('GET'), async (req, res, next) => {
     try {
       const openMetrics = (req.get('accept') ?? '').includes('application/openmetrics-text');
-      const { contentType, body } = await metrics.render(openMetrics);
-      res.set('content-type', contentType).send(body);
+      const { contentType, parts } = await metrics.renderParts(openMetrics);
+      res.set({ 'content-type': contentType, 'content-length': String(parts.reduce((n, part) => n + part.length, 0)) });
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      for (const part of parts.slice(0, -1)) res.write(part);
+      res.end(parts[parts.length - 1]);
     } catch (error) {
       next(error);
     }

@@ -37,6 +37,9 @@ export interface MetricsOptions {
   store?: { type: string; health: () => StoreHealth };
 }
 
+// How stale a time-driven gauge may be when nothing else happened: well under any scrape interval.
+const GAUGE_REFRESH_MS = 1_000;
+
 const seconds = (ms: number | null | undefined): number => (ms === null || ms === undefined ? 0 : ms / 1000);
 
 /**
@@ -45,7 +48,15 @@ const seconds = (ms: number | null | undefined): number => (ms === null || ms ==
  * never happened reads 0 instead of "no data".
  */
 export class MetricsExporter {
-  readonly registry = new Registry();
+  /** The sidecar's own families, each rendered again only when something in it changed. */
+  private readonly registry = new Registry();
+  /** prom-client's process metrics, which change all the time: rendered at every scrape. */
+  private readonly processRegistry = new Registry();
+  private readonly rendered = new Map<string, string>();
+  private readonly dirty = new Set<string>();
+  private readonly lastGauge = new Map<string, number>();
+  private refreshedAt = 0;
+  private appPart: { text: Buffer; openMetrics: Buffer | undefined } | undefined;
   private readonly m: Catalogue;
   private readonly compat: ReturnType<typeof createCompatMetrics> | undefined;
   private readonly sinkFormats = new Map<string, SinkConfig['format']>();
@@ -62,7 +73,7 @@ export class MetricsExporter {
   ) {
     this.m = createCatalogue(this.registry);
     this.compat = options.compat ? createCompatMetrics(this.registry) : undefined;
-    if (options.processMetrics ?? true) registerProcessMetrics(this.registry);
+    if (options.processMetrics ?? true) registerProcessMetrics(this.processRegistry);
     this.m.buildInfo.set({ version: options.version, node_version: process.version }, 1);
     for (const result of SLACK_RESULTS) this.m.slackNotifications.inc({ result }, 0);
     for (const result of ['applied', 'failed']) this.m.configReloads.inc({ result }, 0);
@@ -80,25 +91,50 @@ export class MetricsExporter {
     return { ...MetricsExporter.labels(ref), sink, format: this.sinkFormats.get(`${ref.name}\0${sink}`) ?? 'unknown' };
   }
 
+  /** Marks a family to be rendered again at the next scrape. */
+  private touch(metric: Counter | Gauge | Histogram): void {
+    this.dirty.add((metric as unknown as { name: string }).name);
+  }
+
+  private inc<L extends string>(counter: Counter<L>, labels: Partial<Record<L, string>>, by = 1): void {
+    counter.inc(labels, by);
+    this.touch(counter as unknown as Counter);
+  }
+
+  private observe<L extends string>(histogram: Histogram<L>, labels: Partial<Record<L, string>>, value: number): void {
+    histogram.observe(labels, value);
+    this.touch(histogram as unknown as Histogram);
+  }
+
+  /** Sets a gauge series only when its value changed, so an unchanged family keeps its rendered text. */
+  private setGauge<L extends string>(gauge: Gauge<L>, labels: Partial<Record<L, string>>, value: number): void {
+    const name = (gauge as unknown as { name: string }).name;
+    const key = `${name}|${Object.values(labels).join('|')}`;
+    if (this.lastGauge.get(key) === value) return;
+    this.lastGauge.set(key, value);
+    gauge.set(labels, value);
+    this.dirty.add(name);
+  }
+
   addAccount(ref: AccountRef, sinks: SinkConfig[]): void {
     const labels = MetricsExporter.labels(ref);
     const m = this.m;
-    for (const c of [m.renewalAttempts, m.issuances, m.sameToken, m.rateLimited, m.invalidations, m.adoptions, m.expiryClamped]) c.inc(labels, 0);
-    for (const reason of RENEWAL_FAILURE_REASONS) m.renewalFailures.inc({ ...labels, reason }, 0);
-    for (const result of PROOF_RESULTS) m.proofs.inc({ ...labels, result }, 0);
-    for (const reason of STATE_ERROR_REASONS) m.stateErrors.inc({ ...labels, reason }, 0);
-    this.compat?.renewals.inc({ account: ref.name }, 0);
+    for (const c of [m.renewalAttempts, m.issuances, m.sameToken, m.rateLimited, m.invalidations, m.adoptions, m.expiryClamped]) this.inc(c, labels, 0);
+    for (const reason of RENEWAL_FAILURE_REASONS) this.inc(m.renewalFailures, { ...labels, reason }, 0);
+    for (const result of PROOF_RESULTS) this.inc(m.proofs, { ...labels, result }, 0);
+    for (const reason of STATE_ERROR_REASONS) this.inc(m.stateErrors, { ...labels, reason }, 0);
+    if (this.compat) this.inc(this.compat.renewals, { account: ref.name }, 0);
     if (sinks.some((s) => s.format === 'approval-key')) {
-      for (const result of APPROVAL_KEY_RESULTS) m.approvalKeys.inc({ ...labels, result }, 0);
+      for (const result of APPROVAL_KEY_RESULTS) this.inc(m.approvalKeys, { ...labels, result }, 0);
     }
     for (const sink of sinks) {
       this.sinkFormats.set(`${ref.name}\0${sink.name}`, sink.format);
       const sl = this.sinkLabels(ref, sink.name);
-      for (const cause of SINK_WRITE_CAUSES) m.sinkWrites.inc({ ...sl, cause }, 0);
-      for (const reason of SINK_REPAIR_REASONS) m.sinkRepairs.inc({ ...sl, reason }, 0);
-      for (const reason of SINK_WRITE_FAILURE_REASONS) m.sinkWriteFailures.inc({ ...sl, reason }, 0);
-      m.sinkFilesCleaned.inc(sl, 0);
-      m.sinkNotifyFailures.inc(sl, 0);
+      for (const cause of SINK_WRITE_CAUSES) this.inc(m.sinkWrites, { ...sl, cause }, 0);
+      for (const reason of SINK_REPAIR_REASONS) this.inc(m.sinkRepairs, { ...sl, reason }, 0);
+      for (const reason of SINK_WRITE_FAILURE_REASONS) this.inc(m.sinkWriteFailures, { ...sl, reason }, 0);
+      this.inc(m.sinkFilesCleaned, sl, 0);
+      this.inc(m.sinkNotifyFailures, sl, 0);
     }
   }
 
@@ -114,6 +150,8 @@ export class MetricsExporter {
     }
     for (const sink of sinks) this.sinkFormats.delete(`${ref.name}\0${sink.name}`);
     this.probeUp.delete(ref.name);
+    for (const key of this.lastGauge.keys()) if (key.split('|')[1] === ref.name) this.lastGauge.delete(key);
+    for (const metric of metrics) this.touch(metric);
   }
 
   private subscribe(bus: EventBus): void {
@@ -121,51 +159,51 @@ export class MetricsExporter {
     const L = MetricsExporter.labels;
     bus.on('state.loaded', ({ account, issuances }) => {
       // Continue the count across restarts, so increase() sees a token issued before the first scrape.
-      m.issuances.inc(L(account), issuances);
-      this.compat?.renewals.inc({ account: account.name }, issuances);
+      this.inc(m.issuances, L(account), issuances);
+      if (this.compat) this.inc(this.compat.renewals, { account: account.name }, issuances);
     });
-    bus.on('issuance.attempt', ({ account }) => m.renewalAttempts.inc(L(account)));
+    bus.on('issuance.attempt', ({ account }) => this.inc(m.renewalAttempts, L(account)));
     bus.on('issuance.issued', ({ account, durationMs, expiryClamped }) => {
-      m.issuances.inc(L(account));
-      if (expiryClamped) m.expiryClamped.inc(L(account));
-      m.renewalDuration.observe(L(account), durationMs / 1000);
-      this.compat?.renewals.inc({ account: account.name });
+      this.inc(m.issuances, L(account));
+      if (expiryClamped) this.inc(m.expiryClamped, L(account));
+      this.observe(m.renewalDuration, L(account), durationMs / 1000);
+      if (this.compat) this.inc(this.compat.renewals, { account: account.name });
     });
     bus.on('issuance.same_token', ({ account, durationMs }) => {
-      m.sameToken.inc(L(account));
-      m.renewalDuration.observe(L(account), durationMs / 1000);
+      this.inc(m.sameToken, L(account));
+      this.observe(m.renewalDuration, L(account), durationMs / 1000);
     });
     bus.on('issuance.failed', ({ account, reason, durationMs }) => {
-      m.renewalFailures.inc({ ...L(account), reason });
-      if (reason === 'rate_limited') m.rateLimited.inc(L(account));
-      if (durationMs > 0) m.renewalDuration.observe(L(account), durationMs / 1000);
+      this.inc(m.renewalFailures, { ...L(account), reason });
+      if (reason === 'rate_limited') this.inc(m.rateLimited, L(account));
+      if (durationMs > 0) this.observe(m.renewalDuration, L(account), durationMs / 1000);
     });
     bus.on('proof.done', ({ account, result, durationMs }) => {
-      m.proofs.inc({ ...L(account), result });
-      m.proofDuration.observe(L(account), durationMs / 1000);
+      this.inc(m.proofs, { ...L(account), result });
+      this.observe(m.proofDuration, L(account), durationMs / 1000);
     });
-    bus.on('token.invalidated', ({ account }) => m.invalidations.inc(L(account)));
-    bus.on('token.adopted', ({ account }) => m.adoptions.inc(L(account)));
-    bus.on('state.error', ({ account, reason }) => m.stateErrors.inc({ ...L(account), reason }));
-    bus.on('approval_key.issued', ({ account }) => m.approvalKeys.inc({ ...L(account), result: 'ok' }));
-    bus.on('approval_key.failed', ({ account }) => m.approvalKeys.inc({ ...L(account), result: 'error' }));
-    bus.on('sink.written', ({ account, sink, cause }) => m.sinkWrites.inc({ ...this.sinkLabels(account, sink), cause }));
-    bus.on('sink.repaired', ({ account, sink, reason }) => m.sinkRepairs.inc({ ...this.sinkLabels(account, sink), reason }));
-    bus.on('sink.write_failed', ({ account, sink, reason }) => m.sinkWriteFailures.inc({ ...this.sinkLabels(account, sink), reason }));
-    bus.on('sink.cleaned', ({ account, sink, files }) => m.sinkFilesCleaned.inc(this.sinkLabels(account, sink), files.length));
-    bus.on('sink.notify_failed', ({ account, sink }) => m.sinkNotifyFailures.inc(this.sinkLabels(account, sink)));
-    bus.on('slack.delivery', ({ result }) => m.slackNotifications.inc({ result }));
+    bus.on('token.invalidated', ({ account }) => this.inc(m.invalidations, L(account)));
+    bus.on('token.adopted', ({ account }) => this.inc(m.adoptions, L(account)));
+    bus.on('state.error', ({ account, reason }) => this.inc(m.stateErrors, { ...L(account), reason }));
+    bus.on('approval_key.issued', ({ account }) => this.inc(m.approvalKeys, { ...L(account), result: 'ok' }));
+    bus.on('approval_key.failed', ({ account }) => this.inc(m.approvalKeys, { ...L(account), result: 'error' }));
+    bus.on('sink.written', ({ account, sink, cause }) => this.inc(m.sinkWrites, { ...this.sinkLabels(account, sink), cause }));
+    bus.on('sink.repaired', ({ account, sink, reason }) => this.inc(m.sinkRepairs, { ...this.sinkLabels(account, sink), reason }));
+    bus.on('sink.write_failed', ({ account, sink, reason }) => this.inc(m.sinkWriteFailures, { ...this.sinkLabels(account, sink), reason }));
+    bus.on('sink.cleaned', ({ account, sink, files }) => this.inc(m.sinkFilesCleaned, this.sinkLabels(account, sink), files.length));
+    bus.on('sink.notify_failed', ({ account, sink }) => this.inc(m.sinkNotifyFailures, this.sinkLabels(account, sink)));
+    bus.on('slack.delivery', ({ result }) => this.inc(m.slackNotifications, { result }));
     bus.on('config.reloaded', () => {
-      m.configReloads.inc({ result: 'applied' });
-      m.configLastReloadSuccessful.set(1);
+      this.inc(m.configReloads, { result: 'applied' });
+      this.setGauge(m.configLastReloadSuccessful, {}, 1);
     });
     bus.on('config.reload_failed', () => {
-      m.configReloads.inc({ result: 'failed' });
-      m.configLastReloadSuccessful.set(0);
+      this.inc(m.configReloads, { result: 'failed' });
+      this.setGauge(m.configLastReloadSuccessful, {}, 0);
     });
     bus.on('probe.done', ({ account, ok, durationMs }) => {
       this.probeUp.set(account.name, ok ? 1 : 0);
-      m.probeDuration.observe(L(account), durationMs / 1000);
+      this.observe(m.probeDuration, L(account), durationMs / 1000);
     });
   }
 
@@ -173,50 +211,89 @@ export class MetricsExporter {
   private refreshGauges(): void {
     const m = this.m;
     const now = this.now();
-    m.slackQueueLength.set(this.slackQueueLength());
-    if (this.store) m.storeUp.set({ store: this.store.type }, this.store.health().up ? 1 : 0);
+    this.setGauge(m.slackQueueLength, {}, this.slackQueueLength());
+    if (this.store) this.setGauge(m.storeUp, { store: this.store.type }, this.store.health().up ? 1 : 0);
     for (const { snapshot, sinks, ready } of this.accounts()) {
       const labels = MetricsExporter.labels(snapshot.ref);
       const { state } = snapshot;
       const token = state.token;
-      m.expiry.set(labels, seconds(token?.expiresAt));
-      m.issued.set(labels, seconds(token?.issuedAt));
-      m.lastRenewal.set(labels, seconds(state.lastRenewalAt));
-      m.nextRenewal.set(labels, seconds(snapshot.nextAttemptAt));
-      m.lastProof.set(labels, seconds(state.lastProof?.at));
-      m.lastProofSuccess.set(labels, seconds(token?.provenAt));
-      for (const status of TOKEN_STATUSES) m.state.set({ ...labels, state: status }, snapshot.status === status ? 1 : 0);
-      m.usable.set(labels, snapshot.usable ? 1 : 0);
-      m.ready.set(labels, ready ? 1 : 0);
-      m.consecutiveFailures.set(labels, state.consecutiveFailures);
-      m.credentialsRejected.set(labels, state.authBlock ? 1 : 0);
+      this.setGauge(m.expiry, labels, seconds(token?.expiresAt));
+      this.setGauge(m.issued, labels, seconds(token?.issuedAt));
+      this.setGauge(m.lastRenewal, labels, seconds(state.lastRenewalAt));
+      this.setGauge(m.nextRenewal, labels, seconds(snapshot.nextAttemptAt));
+      this.setGauge(m.lastProof, labels, seconds(state.lastProof?.at));
+      this.setGauge(m.lastProofSuccess, labels, seconds(token?.provenAt));
+      for (const status of TOKEN_STATUSES) this.setGauge(m.state, { ...labels, state: status }, snapshot.status === status ? 1 : 0);
+      this.setGauge(m.usable, labels, snapshot.usable ? 1 : 0);
+      this.setGauge(m.ready, labels, ready ? 1 : 0);
+      this.setGauge(m.consecutiveFailures, labels, state.consecutiveFailures);
+      this.setGauge(m.credentialsRejected, labels, state.authBlock ? 1 : 0);
       const probe = this.probeUp.get(snapshot.ref.name);
-      if (probe !== undefined) m.probeUp.set(labels, probe);
+      if (probe !== undefined) this.setGauge(m.probeUp, labels, probe);
       for (const sink of sinks) {
         const sl = this.sinkLabels(snapshot.ref, sink.name);
-        m.sinkPresent.set(sl, sink.present ? 1 : 0);
-        m.sinkHealthy.set(sl, sink.healthy ? 1 : 0);
-        m.sinkModeOk.set(sl, sink.mode === sink.expectedMode ? 1 : 0);
-        m.sinkLastWrite.set(sl, seconds(sink.lastWriteAt));
+        this.setGauge(m.sinkPresent, sl, sink.present ? 1 : 0);
+        this.setGauge(m.sinkHealthy, sl, sink.healthy ? 1 : 0);
+        this.setGauge(m.sinkModeOk, sl, sink.mode === sink.expectedMode ? 1 : 0);
+        this.setGauge(m.sinkLastWrite, sl, seconds(sink.lastWriteAt));
       }
-      if (this.compat) this.compat.ageHours.set({ account: snapshot.ref.name }, token ? Math.max(0, now - token.issuedAt) / 3_600_000 : 0);
+      if (this.compat) this.setGauge(this.compat.ageHours, { account: snapshot.ref.name }, token ? Math.max(0, now - token.issuedAt) / 3_600_000 : 0);
     }
   }
 
   /**
-   * The exposition, in the Prometheus text format or, when the scraper asks for it, OpenMetrics. Renders run
-   * one at a time, since the registry's output format is switched for the duration of one.
+   * The exposition, in the Prometheus text format or, when the scraper asks for it, OpenMetrics, in two parts:
+   * the sidecar's own families, kept rendered (as text and as bytes) until something in them changes, and
+   * prom-client's process metrics, rendered at every scrape. At a thousand accounts rendering everything takes
+   * prom-client ~200 ms; a scrape where nothing changed costs the process part and the copy to the socket.
+   * Gauges are refreshed when something happened since the last scrape, or at most once a second otherwise
+   * (the time-driven ones: a token becoming "expiring"). Renders run one at a time.
    */
-  render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
+  renderParts(openMetrics: boolean): Promise<{ contentType: string; parts: Buffer[] }> {
     return this.renderSerial.run(async () => {
-      this.refreshGauges();
-      const contentType = openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
-      this.registry.setContentType(contentType as typeof Registry.PROMETHEUS_CONTENT_TYPE);
-      try {
-        return { contentType, body: await this.registry.metrics() };
-      } finally {
-        this.registry.setContentType(Registry.PROMETHEUS_CONTENT_TYPE);
+      const now = Date.now();
+      if (this.dirty.size > 0 || now - this.refreshedAt >= GAUGE_REFRESH_MS) {
+        this.refreshGauges();
+        this.refreshedAt = now;
       }
+      if (this.dirty.size > 0 || !this.appPart) {
+        for (const metric of this.registry.getMetricsAsArray()) {
+          if (!this.rendered.has(metric.name) || this.dirty.has(metric.name)) {
+            this.rendered.set(metric.name, await this.registry.getSingleMetricAsString(metric.name));
+          }
+        }
+        this.dirty.clear();
+        const text = `${[...this.rendered.values()].join('\n\n')}\n\n`;
+        this.appPart = { text: Buffer.from(text), openMetrics: undefined };
+      }
+      const processText = await this.processRegistry.metrics();
+      if (!openMetrics) return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, parts: [this.appPart.text, Buffer.from(processText)] };
+      this.appPart.openMetrics ??= Buffer.from(toOpenMetrics(this.appPart.text.toString(), false));
+      return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, parts: [this.appPart.openMetrics, Buffer.from(toOpenMetrics(processText, true))] };
     });
   }
+
+  /** The whole exposition as one string (tests, and anyone who wants it in one piece). */
+  async render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
+    const { contentType, parts } = await this.renderParts(openMetrics);
+    return { contentType, body: Buffer.concat(parts).toString() };
+  }
+}
+
+/**
+ * The Prometheus text exposition as OpenMetrics: a counter family is named without its `_total` (its samples
+ * keep it), there are no blank lines, and `# EOF` ends it. Done here because prom-client's own OpenMetrics mode
+ * renames every counter in place (dropping `_total`), which corrupts every later scrape in the text format.
+ */
+export function toOpenMetrics(text: string, last: boolean): string {
+  const lines: string[] = [];
+  for (const block of text.split('\n\n')) {
+    const blockLines = block.split('\n').filter((line) => line !== '');
+    const type = blockLines.find((line) => line.startsWith('# TYPE '));
+    const isCounter = type?.endsWith(' counter') ?? false;
+    for (const line of blockLines) {
+      lines.push(isCounter && line.startsWith('# ') ? line.replace(/^(# (?:HELP|TYPE) \S+)_total\b/, '$1') : line);
+    }
+  }
+  return lines.length === 0 ? (last ? '# EOF\n' : '') : `${lines.join('\n')}\n${last ? '# EOF\n' : ''}`;
 }
