@@ -1,9 +1,9 @@
 import { constants as osConstants } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
-import { validate as isValidCron } from 'node-cron';
 import { DEFAULT_BASE_URLS } from '../providers/hosts';
 import { isValidTimeZone } from '../core/time';
 import { formatDuration } from '../core/duration';
+import { isValidSchedule } from '../lifecycle/schedule';
 import * as D from './defaults';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
@@ -86,8 +86,7 @@ function renewalPath(index: number, account: RawAccount, key: keyof RawRenewal):
 function checkRenewal(policy: RenewalPolicy, index: number, account: RawAccount, problems: Problems): void {
   const p = (key: keyof RawRenewal) => renewalPath(index, account, key);
   if (policy.schedule !== undefined) {
-    const fields = policy.schedule.trim().split(/\s+/);
-    if (fields.length !== 5 || !isValidCron(policy.schedule)) {
+    if (!isValidSchedule(policy.schedule)) {
       problems.add(p('schedule'), 'must be a 5-field cron expression (minute hour day-of-month month day-of-week)');
     }
   }
