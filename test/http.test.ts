@@ -2,7 +2,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHttpApp } from '../src/http/app';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+import { acceptsGzip, createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import type { Sidecar } from '../src/sidecar';
 import { HOUR, MINUTE, T0, LogCapture, configText, recordReliability, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar } from './helpers';
@@ -14,6 +16,19 @@ async function serve(t: { after(fn: () => Promise<void>): void }, sidecar: Sidec
   const server = await listen(app, '127.0.0.1', 0, 5_000);
   t.after(() => server.close());
   return server.url;
+}
+
+/** A request as node:http sends it: no Accept-Encoding unless given, the body as received (fetch would decode it). */
+function rawGet(url: string, headers: Record<string, string>, method = 'GET'): Promise<{ headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function setup(t: any, options: { top?: string; admin?: boolean } = {}) {
@@ -115,6 +130,40 @@ describe('metrics after a scripted scenario: issue, fail, repair', () => {
   test('compat names are off by default', async (t) => {
     const { base } = await setup(t);
     assert.doesNotMatch(await (await fetch(`${base}/metrics`)).text(), /kis_token_/);
+  });
+
+  test('gzip when the scraper takes it, as Prometheus does; plain otherwise; HEAD without a body', async (t) => {
+    const { base } = await setup(t);
+    const plain = await rawGet(`${base}/metrics`, {});
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(Number(plain.headers['content-length']), plain.body.length);
+    assert.equal(plain.headers.vary, 'accept-encoding');
+    const zipped = await rawGet(`${base}/metrics`, { 'accept-encoding': 'gzip' });
+    assert.equal(zipped.headers['content-encoding'], 'gzip');
+    assert.equal(Number(zipped.headers['content-length']), zipped.body.length);
+    assert.ok(zipped.body.length < plain.body.length / 3, `gzip ${zipped.body.length} B against ${plain.body.length} B`);
+    const own = (text: string) => text.split('\n').filter((line) => line.startsWith('broker_token_')).join('\n');
+    assert.equal(own(gunzipSync(zipped.body).toString()), own(plain.body.toString()));
+    const openMetrics = await rawGet(`${base}/metrics`, { 'accept-encoding': 'gzip', accept: 'application/openmetrics-text; version=1.0.0' });
+    assert.match(gunzipSync(openMetrics.body).toString(), /# EOF\n$/);
+    const refused = await rawGet(`${base}/metrics`, { 'accept-encoding': 'gzip;q=0, identity' });
+    assert.equal(refused.headers['content-encoding'], undefined);
+    const head = await rawGet(`${base}/metrics`, { 'accept-encoding': 'gzip' }, 'HEAD');
+    assert.equal(head.headers['content-encoding'], 'gzip');
+    assert.ok(Number(head.headers['content-length']) > 0);
+    assert.equal(head.body.length, 0);
+  });
+
+  test('Accept-Encoding is read as RFC 9110 says', () => {
+    assert.equal(acceptsGzip('gzip'), true);
+    assert.equal(acceptsGzip('deflate, gzip;q=0.5'), true);
+    assert.equal(acceptsGzip('*'), true);
+    assert.equal(acceptsGzip('GZIP'), true);
+    assert.equal(acceptsGzip(undefined), false);
+    assert.equal(acceptsGzip('identity'), false);
+    assert.equal(acceptsGzip('gzip;q=0'), false);
+    assert.equal(acceptsGzip('gzip; q=0.0, br'), false);
+    assert.equal(acceptsGzip('x-gzip'), false);
   });
 });
 

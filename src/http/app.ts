@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { SecretRegistry } from '../core/secrets';
 import type { RenewOutcome } from '../lifecycle/account';
@@ -33,9 +34,74 @@ function bearerMatches(header: string | undefined, expected: string): boolean | 
 
 /**
  * The sidecar's HTTP surface, built without listening so tests call it in-process. Every answer is JSON except
- * /metrics; unknown paths are 404, wrong methods 405 with Allow, bodies over 1 KiB 413.
+ * /metrics; unknown paths are 404, wrong methods 405 with Allow, bodies over 1 KiB 413. A scrape of exactly
+ * `/metrics` goes straight to the exporter's cached bytes: Express's router would cost more than the rest of
+ * a small scrape (docs/benchmarks.md). Every other request, other /metrics methods included, goes to Express.
  */
-export function createHttpApp(options: HttpAppOptions): express.Express {
+export function createHttpApp(options: HttpAppOptions): RequestListener {
+  const app = createExpressApp(options);
+  const serveMetrics = metricsHandler(options.metrics);
+  return (req, res) => {
+    if ((req.method === 'GET' || req.method === 'HEAD') && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) {
+      serveMetrics(req, res);
+      return;
+    }
+    app(req, res);
+  };
+}
+
+/**
+ * Whether the client takes gzip: `gzip` or `*` listed in Accept-Encoding without `q=0`. Prometheus always
+ * sends `Accept-Encoding: gzip`.
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  return (header ?? '').split(',').some((entry) => {
+    const [coding, ...params] = entry.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return (coding === 'gzip' || coding === '*') && (q === undefined || Number(q.slice(2)) > 0);
+  });
+}
+
+/** Answers a scrape: Prometheus text, or OpenMetrics when the scraper asks for it, gzipped when it takes gzip. */
+function metricsHandler(metrics: MetricsExporter): (req: IncomingMessage, res: ServerResponse) => void {
+  const send = (req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, parts: Buffer[]) => {
+    res.writeHead(200, { ...headers, vary: 'accept-encoding', 'content-length': String(parts.reduce((n, part) => n + part.length, 0)) });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    // One writev for all the parts, not a write each.
+    res.cork();
+    for (const part of parts.slice(0, -1)) res.write(part);
+    res.end(parts[parts.length - 1]);
+    res.uncork();
+  };
+  const fail = (res: ServerResponse) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+    res.end(JSON.stringify({ error: 'internal error' }));
+  };
+  return (req, res) => {
+    const openMetrics = (req.headers.accept ?? '').includes('application/openmetrics-text');
+    if (acceptsGzip(req.headers['accept-encoding'])) {
+      metrics.renderGzip(openMetrics).then(
+        ({ contentType, body }) => send(req, res, { 'content-type': contentType, 'content-encoding': 'gzip' }, [body]),
+        () => fail(res),
+      );
+      return;
+    }
+    metrics.renderParts(openMetrics).then(
+      ({ contentType, parts }) => send(req, res, { 'content-type': contentType }, parts),
+      () => fail(res),
+    );
+  };
+}
+
+/** Everything but the fast path: JSON endpoints and the 404/405/413 answers. */
+function createExpressApp(options: HttpAppOptions): express.Express {
   const { control, metrics, now, adminToken, secrets } = options;
   const app = express();
   app.disable('x-powered-by');
@@ -47,21 +113,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     res.set('allow', methods).status(405).json({ error: `method ${req.method} not allowed; use ${methods}` });
   };
 
-  app.all('/metrics', allow('GET'), async (req, res, next) => {
-    try {
-      const openMetrics = (req.get('accept') ?? '').includes('application/openmetrics-text');
-      const { contentType, parts } = await metrics.renderParts(openMetrics);
-      res.set({ 'content-type': contentType, 'content-length': String(parts.reduce((n, part) => n + part.length, 0)) });
-      if (req.method === 'HEAD') {
-        res.end();
-        return;
-      }
-      for (const part of parts.slice(0, -1)) res.write(part);
-      res.end(parts[parts.length - 1]);
-    } catch (error) {
-      next(error);
-    }
-  });
+  const serveMetrics = metricsHandler(metrics);
+  app.all('/metrics', allow('GET'), (req, res) => serveMetrics(req, res));
 
   app.all('/healthz', allow('GET'), (_req, res) => {
     const stuck = control.stuckLoops();

@@ -1,9 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type express from 'express';
 
 /**
- * Listens for the express app with the timeouts a sidecar needs against slow or stuck clients, and closes
+ * Listens for the sidecar's request handler with the timeouts a sidecar needs against slow or stuck clients, and closes
  * within a bound on shutdown.
  */
 export interface RunningServer {
@@ -11,7 +10,7 @@ export interface RunningServer {
   close(boundMs?: number): Promise<void>;
 }
 
-export async function listen(app: express.Express, host: string, port: number, requestTimeoutMs: number): Promise<RunningServer> {
+export async function listen(app: RequestListener, host: string, port: number, requestTimeoutMs: number): Promise<RunningServer> {
   const server: Server = createServer(
     {
       requestTimeout: requestTimeoutMs,
