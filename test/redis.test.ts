@@ -29,10 +29,16 @@ const tokenIn = (dir: string): string | undefined => {
   }
 };
 
+/** Polls `condition` until it holds; a check that never answers (a client stuck on a dead socket) counts as a timeout too. */
 async function until(what: string, ms: number, condition: () => boolean | Promise<boolean>): Promise<number> {
   const start = Date.now();
   for (;;) {
-    if (await condition()) return Date.now() - start;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out waiting for ${what} (a check did not answer)`)), Math.max(0, start + ms - Date.now()) + 1_000);
+    });
+    const held = await Promise.race([Promise.resolve(condition()), deadline]).finally(() => clearTimeout(timer));
+    if (held) return Date.now() - start;
     if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
