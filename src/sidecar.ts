@@ -17,6 +17,7 @@ import { SlackNotifier } from './alerts/notifier';
 import { FileStateStore } from './store/file-store';
 import type { StateStore } from './store/store';
 import { Limiter } from './core/limiter';
+import { forEachBounded } from './core/bounded';
 import { StateDirectoryLock } from './store/lock';
 import { logEvents } from './telemetry/log-events';
 import type { SidecarControl } from './http/app';
@@ -67,6 +68,8 @@ export class StartupError extends Error {
 // A tick that has run this long is stuck: longer than any request timeout plus the slowest disk write.
 const STUCK_AFTER_MS = 5 * 60_000;
 const DEFAULT_SWEEP_INTERVAL_MS = 5_000;
+// Accounts started side by side at start-up: enough to overlap the fsyncs, few enough not to flood the disk.
+export const START_CONCURRENCY = 16;
 
 export class Sidecar implements SidecarControl {
   readonly bus: EventBus;
@@ -269,10 +272,12 @@ export class Sidecar implements SidecarControl {
     }
     try {
       await this.store.prepare();
-      for (const name of this.accounts.keys()) await this.store.removeStaleTempFiles(name);
+      await this.store.removeStaleTempFiles([...this.accounts.keys()]);
       const problems = await this.sinks.preflight();
       if (problems.length > 0) throw new StartupError(problems);
-      for (const { lifecycle } of this.accounts.values()) await lifecycle.start();
+      // Each start reads and saves one state file (two fsyncs) and checks the account's files: side by side, a
+      // thousand accounts are ready in a fraction of the time, without flooding the disk.
+      await forEachBounded(this.accounts.values(), START_CONCURRENCY, ({ lifecycle }) => lifecycle.start());
       await this.notifier?.start();
     } catch (error) {
       await this.lock?.release();

@@ -134,29 +134,41 @@ async function syncDirectory(dir: string, fs: FileSystem): Promise<void> {
   }
 }
 
-/** Removes temp files a killed writer left beside `path`. Only names this writer itself creates are touched. */
-export async function removeStaleTempFiles(path: string, fs: FileSystem = nodeFileSystem): Promise<number> {
-  const dir = dirname(path);
-  const prefix = tempPrefixFor(path);
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch {
-    return 0;
+/**
+ * Removes temp files a killed writer left beside each of `paths`. Only names this writer itself creates are
+ * touched. One directory listing per directory, whatever the number of paths in it: a thousand token files in
+ * one directory would otherwise cost a million names read.
+ */
+export async function removeStaleTempFiles(paths: string | readonly string[], fs: FileSystem = nodeFileSystem): Promise<number> {
+  const prefixesByDir = new Map<string, Set<string>>();
+  for (const path of typeof paths === 'string' ? [paths] : paths) {
+    const prefixes = prefixesByDir.get(dirname(path)) ?? new Set<string>();
+    prefixes.add(tempPrefixFor(path));
+    prefixesByDir.set(dirname(path), prefixes);
   }
   let removed = 0;
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split('-')[0]);
-    const full = join(dir, name);
-    if (pid === process.pid) {
-      // In a container every incarnation may be pid 1: a file older than this process is a dead one's.
-      const info = await fs.stat(full).catch(() => undefined);
-      if (!info || info.mtimeMs >= PROCESS_STARTED_AT) continue;
-    } else if (isProcessAlive(pid)) {
-      continue; // another writer may be mid-write
+  for (const [dir, prefixes] of prefixesByDir) {
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      continue;
     }
-    await fs.unlink(full).then(() => removed++, () => undefined);
+    for (const name of names) {
+      const marker = name.lastIndexOf(TEMP_MARKER);
+      const prefix = name.slice(0, marker + TEMP_MARKER.length);
+      if (marker < 0 || !prefixes.has(prefix)) continue;
+      const pid = Number(name.slice(prefix.length).split('-')[0]);
+      const full = join(dir, name);
+      if (pid === process.pid) {
+        // In a container every incarnation may be pid 1: a file older than this process is a dead one's.
+        const info = await fs.stat(full).catch(() => undefined);
+        if (!info || info.mtimeMs >= PROCESS_STARTED_AT) continue;
+      } else if (isProcessAlive(pid)) {
+        continue; // another writer may be mid-write
+      }
+      await fs.unlink(full).then(() => removed++, () => undefined);
+    }
   }
   return removed;
 }

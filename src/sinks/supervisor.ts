@@ -117,6 +117,9 @@ export class SinkSupervisor {
   async preflight(account?: string): Promise<string[]> {
     const problems: string[] = [];
     const now = this.options.clock.now();
+    // One write check per directory and access (owner, group, modes), however many sinks share it.
+    const writeChecks = new Map<string, Promise<void>>();
+    const checked: string[] = [];
     for (const rt of account === undefined ? this.all() : (this.sinks.get(account) ?? [])) {
       const path = sinkPath(rt.config, now);
       const where = `account ${rt.account.name}, sink ${rt.config.name} (${path})`;
@@ -124,16 +127,24 @@ export class SinkSupervisor {
         await ensureDirectory(dirname(path), rt.config.access.dirMode, this.fs);
         const inspection = await inspectSinkFile(this.fs, rt.config, path, '\0', '\0');
         if (inspection.kind === 'refused') throw inspection.error;
-        const probe = join(dirname(path), `.broker-token-sidecar-write-check-${process.pid}`);
-        await writeFileAtomic(probe, '', { ...rt.config.access, fs: this.fs });
-        await this.fs.unlink(probe);
-        await removeStaleTempFiles(path, this.fs);
+        const key = `${dirname(path)}\0${JSON.stringify(rt.config.access)}`;
+        if (!writeChecks.has(key)) writeChecks.set(key, this.checkWritable(dirname(path), rt.config.access));
+        await writeChecks.get(key);
+        checked.push(path);
       } catch (error) {
         const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
         problems.push(`${where}: ${reason}: ${describeError(error)}`);
       }
     }
+    await removeStaleTempFiles(checked, this.fs);
     return problems;
+  }
+
+  /** Writes and removes a file in `dir` the way a sink file is written: proves the directory takes it. */
+  private async checkWritable(dir: string, access: SinkConfig['access']): Promise<void> {
+    const probe = join(dir, `.broker-token-sidecar-write-check-${process.pid}`);
+    await writeFileAtomic(probe, '', { ...access, fs: this.fs });
+    await this.fs.unlink(probe);
   }
 
   /** Sets what an account's sinks must hold and writes them now. Never throws: failures are retried later. */

@@ -118,7 +118,7 @@ export class FileStateStore implements StateStore {
     return names.filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.')).map((n) => n.slice(0, -SUFFIX.length));
   }
 
-  async removeStaleTempFiles(account: string): Promise<void> {
-    await removeStaleTempFiles(this.pathFor(account), this.fs);
+  async removeStaleTempFiles(accounts: readonly string[]): Promise<void> {
+    await removeStaleTempFiles(accounts.map((account) => this.pathFor(account)), this.fs);
   }
 }

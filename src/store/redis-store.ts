@@ -177,8 +177,8 @@ export class RedisStateStore implements StateStore {
     return this.healthState;
   }
 
-  removeStaleTempFiles(account: string): Promise<void> {
-    return this.local.removeStaleTempFiles(account);
+  removeStaleTempFiles(accounts: readonly string[]): Promise<void> {
+    return this.local.removeStaleTempFiles(accounts);
   }
 
   async close(): Promise<void> {

@@ -52,6 +52,7 @@ export interface StateStore {
   /** Called with an account's name when another replica changed its shared state. */
   onChange(listener: (account: string) => void): () => void;
   health(): StoreHealth;
-  removeStaleTempFiles(account: string): Promise<void>;
+  /** Removes what killed writers left of these accounts' state files. */
+  removeStaleTempFiles(accounts: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
