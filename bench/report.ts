@@ -2,6 +2,7 @@
 import { tmpdir } from 'node:os';
 import type { ProcessMetricsCost, WriteCost } from './attribution';
 import { SETTLE_MS } from './env';
+import { START_CONCURRENCY } from '../src/sidecar';
 import { IDLE_SAMPLE_MS, type IdleResult, type IdleSeries } from './idle';
 import { ALTERNATIVES, DEFAULT_MARGIN_MS, DEFAULT_POLICY, type CrashloopResult, type PolicyRun } from './issuance';
 import { bytes, hoursMinutes, ms, num, ratio } from './lib';
@@ -355,9 +356,8 @@ function startupNotes(one: StartupSeries, many: StartupSeries | undefined, bare:
     notes.push(`At 1 account, ${ms(one.medianMs - bare.medianMs)} of the ${ms(one.medianMs)} is the sidecar's own work; the rest is the floor every Node server pays (${ms(bare.medianMs)}).`, '');
   }
   if (many) {
-    const predicted = (many.accounts! * w.medianMs) / 1000;
     notes.push(
-      `At ${num(many.accounts!)} accounts, start-up takes ${ms(many.medianMs)} without a single request to the broker. Most of that time is spent waiting on the disk. Before anything else, the sidecar checks that each sink path can be written, one sink after another: it writes a temp file with its atomic writer (file fsync, rename, directory fsync) and removes it. On this disk one such check takes ${ms(w.medianMs)} (median of ${w.writes} in a row with the sidecar's own \`writeFileAtomic\`, measured in this run), so ${num(many.accounts!)} in a row come to about ${predicted.toFixed(1)} s. No target is set at this size. Checking each directory once (all ${num(many.accounts!)} files here share one), or running the checks side by side, would remove most of it.`,
+      `At ${num(many.accounts!)} accounts, start-up takes ${ms(many.medianMs)} without a single request to the broker (the floor is the same ${ms(bare.medianMs)}). What it does: it checks once per directory that a file can be written there (with its atomic writer: file fsync, rename, directory fsync; ${ms(w.medianMs)} on this disk, median of ${w.writes} in a row, measured in this run), lists each directory once for temp files left by a killed writer, and checks every sink file. Then it starts the accounts ${START_CONCURRENCY} at a time: each reads its state and saves it again (two fsyncs) and checks its files. Then it waits until \`/readyz\` finds all ${num(many.accounts!)} accounts ready. No target is set at this size, and this run does not break the time down further (Node's start, the config of ${num(many.accounts!)} accounts, their metrics series and the first tick of each account's loop make up the rest).`,
       '',
     );
   }
