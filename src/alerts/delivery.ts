@@ -1,4 +1,4 @@
-import { IncomingWebhook, IncomingWebhookHTTPError } from '@slack/webhook';
+import type { IncomingWebhook } from '@slack/webhook';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { Clock } from '../core/clock';
 import type { SecretRegistry } from '../core/secrets';
@@ -23,6 +23,9 @@ export interface DeliveryOptions {
   onAttempt: (result: DeliveryResult, detail: string) => void;
 }
 
+// Loaded at the first delivery: a sidecar without Slack alerts never holds the Slack client in memory.
+const slackWebhook = (): typeof import('@slack/webhook') => require('@slack/webhook') as typeof import('@slack/webhook');
+
 // Slack asks for seconds to minutes; anything longer is not worth holding the queue for.
 const MAX_RETRY_AFTER_MS = 15 * 60_000;
 
@@ -31,6 +34,7 @@ export class SlackDelivery {
 
   private webhook(url: string, capture: { retryAfter: string | null }): IncomingWebhook {
     const dispatcher = this.options.dispatcher;
+    const { IncomingWebhook } = slackWebhook();
     return new IncomingWebhook(url, {
       timeout: this.options.timeoutMs,
       fetch: (async (input: string | URL, init?: RequestInit) => {
@@ -57,7 +61,7 @@ export class SlackDelivery {
         return 'sent';
       } catch (error) {
         const backoff = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** (attempt - 1));
-        if (error instanceof IncomingWebhookHTTPError) {
+        if (error instanceof slackWebhook().IncomingWebhookHTTPError) {
           detail = `HTTP ${error.statusCode}`;
           if (error.statusCode === 429) {
             const seconds = Number(capture.retryAfter);
