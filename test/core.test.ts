@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { forEachBounded } from '../src/core/bounded';
+import { forEachBounded } from '../src/core/limiter';
 import { removeStaleTempFiles, tempPrefixFor } from '../src/core/atomic-file';
 import { tempDir } from './helpers';
 

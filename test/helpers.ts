@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -9,6 +10,53 @@ import { parseConfig } from '../src/config/load';
 import type { SidecarConfig } from '../src/config/types';
 import { BrokerSimulator, generateCredential, type SimulatorCredential, type SimulatorOptions } from '../src/simulator';
 import { Sidecar, type SidecarOptions } from '../src/sidecar';
+
+/**
+ * A free loopback port below the kernel's ephemeral range (32768 and up on Linux). A server a test stops and
+ * starts again on the same port (Redis, a replica) could otherwise find it taken by an outgoing connection's
+ * local port, or by a client that reconnected to itself while nothing listened there.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    const server = createNetServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) {
+      await new Promise<void>((r) => server.close(() => r()));
+      return port;
+    }
+  }
+  throw new Error('no free port between 10000 and 32000');
+}
+
+/**
+ * Polls `condition` every `everyMs` until it holds, and returns how long that took. A check that throws counts as
+ * "not yet" (a server still starting); one that never answers (a client stuck on a dead socket) cannot hold the
+ * test past the deadline. The timeout names what was awaited and the last error.
+ */
+export async function until(what: string, ms: number, condition: () => boolean | Promise<boolean>, everyMs = 100): Promise<number> {
+  const start = Date.now();
+  let lastError: unknown;
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, start + ms - Date.now()) + 1_000);
+    });
+    const check = Promise.resolve()
+      .then(condition)
+      .catch((error: unknown) => {
+        lastError = error;
+        return false;
+      });
+    const held = await Promise.race([check, deadline]).finally(() => clearTimeout(timer));
+    if (held) return Date.now() - start;
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}${lastError ? ` (last: ${String(lastError)})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
 
 /** A fresh temporary directory, removed when the test ends. */
 export function tempDir(t: { after(fn: () => void): void }, prefix = 'bts-'): string {

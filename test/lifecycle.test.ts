@@ -23,7 +23,6 @@ import {
   startSimulator,
   tempDir,
   testSidecar,
-  type AccountSpec,
 } from './helpers';
 
 const QUIET_RETRY = 'renewal: { retry: { jitter: 0 }, jitter: 0s }';
@@ -192,7 +191,7 @@ describe('lifecycle against the simulator (KIS)', () => {
   test('a same-token answer is counted as what it is, not as a renewal, and rescheduled', async (t) => {
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'sametoken');
-    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const { url, clock } = await startSimulator(t, [cred]);
     const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: QUIET_RETRY }]), dir, clock);
     const same = collect(sidecar, 'issuance.same_token');
     const issued = collect(sidecar, 'issuance.issued');

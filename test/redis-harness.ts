@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import Redis from 'ioredis';
+import { freePort } from './helpers';
 
 /** A real redis-server on a free loopback port, without persistence, that a test can stop and start again. */
 export interface RedisServer {
@@ -13,27 +13,6 @@ export interface RedisServer {
 
 export function redisAvailable(): boolean {
   return spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
-}
-
-/**
- * A free port below the kernel's ephemeral range (32768 and up on Linux). The tests stop Redis and start it again
- * on the same port while clients keep reconnecting; with a port from the ephemeral range, one of those outgoing
- * connections can be given that very port as its own (even connect to itself), and Redis could not bind it again.
- */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 10_000 + Math.floor(Math.random() * 22_000);
-    const server = createServer();
-    const bound = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (bound) {
-      await new Promise<void>((r) => server.close(() => r()));
-      return port;
-    }
-  }
-  throw new Error('no free port below 32000 for redis-server');
 }
 
 export async function startRedis(t: { after(fn: () => Promise<void> | void): void }): Promise<RedisServer> {

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScaledClock, TEST_CLOCK_ENV, systemClock } from '../src/core/clock';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, until } from './helpers';
 import { redisAvailable, startRedis, type RedisServer } from './redis-harness';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
@@ -28,21 +28,6 @@ const tokenIn = (dir: string): string | undefined => {
     return undefined;
   }
 };
-
-/** Polls `condition` until it holds; a check that never answers (a client stuck on a dead socket) counts as a timeout too. */
-async function until(what: string, ms: number, condition: () => boolean | Promise<boolean>): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out waiting for ${what} (a check did not answer)`)), Math.max(0, start + ms - Date.now()) + 1_000);
-    });
-    const held = await Promise.race([Promise.resolve(condition()), deadline]).finally(() => clearTimeout(timer));
-    if (held) return Date.now() - start;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('one token shared by replicas through Redis (in-process)', () => {
   test('two replicas: one issuance, the other takes it up; Redis losing its data costs no issuance', async (t) => {
@@ -111,10 +96,10 @@ describe('replicas as processes', () => {
     await until('the renewal', 120_000, () => simulator.stats().issued === 2);
     const renewedAt = Date.now();
     const renewed = await (async () => {
-      await until('a replica with the new token', 5_000, () => dirs.some((d) => tokenIn(d) !== undefined && tokenIn(d) !== first));
+      await until('a replica with the new token', 5_000, () => dirs.some((d) => tokenIn(d) !== undefined && tokenIn(d) !== first), 20);
       return dirs.map(tokenIn).find((x) => x !== first)!;
     })();
-    const spread = await until('every replica with the new token', 5_000, () => dirs.every((d) => tokenIn(d) === renewed));
+    const spread = await until('every replica with the new token', 5_000, () => dirs.every((d) => tokenIn(d) === renewed), 20);
     const lagMs = Date.now() - renewedAt;
     // Let the rest of the day pass: nobody asks again.
     await until('the end of the simulated day', 60_000, () => clock.now() >= T0 + 24 * HOUR + 30 * MINUTE);
@@ -168,7 +153,7 @@ describe('replicas as processes', () => {
     for (let i = 0; i < 3; i++) {
       const dir = tempDir(t);
       dirs.push(dir);
-      const port = 20000 + Math.floor(Math.random() * 20000);
+      const port = await freePort();
       ports.push(port);
       writeFileSync(join(dir, 'config.yaml'), replicaConfig(dir, url, redis, cred, 'renewal: { spacing: 1s }').replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`));
       spawnReplica(t, join(dir, 'config.yaml'));

@@ -1,22 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer } from 'node:net';
 import { readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { SECOND, configText, markerCredential, recordReliability, startSimulator, tempDir } from './helpers';
+import { SECOND, configText, freePort, markerCredential, recordReliability, startSimulator, tempDir, until } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; shell?: string } = {}) {
   const child = options.shell
@@ -27,19 +18,6 @@ function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; shell?: stri
   child.stderr!.on('data', (d: Buffer) => (out.text += d.toString()));
   const done = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, out, done };
-}
-
-async function until(what: string, ms: number, condition: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, error message or crash output', { timeout: 180_000 }, async (t) => {

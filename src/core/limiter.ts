@@ -27,3 +27,23 @@ export class Limiter {
     return this.waiting.length;
   }
 }
+
+/**
+ * Runs `task` for every item through a Limiter of `limit`. After the first failure no new item starts; the ones
+ * running are waited for, then that first error is thrown, so nothing is left running behind the caller's back.
+ */
+export async function forEachBounded<T>(items: Iterable<T>, limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  const limiter = new Limiter(limit);
+  let failure: { error: unknown } | undefined;
+  await Promise.all(
+    [...items].map((item) =>
+      limiter.run(async () => {
+        if (failure) return;
+        await task(item).catch((error: unknown) => {
+          failure ??= { error };
+        });
+      }),
+    ),
+  );
+  if (failure) throw failure.error;
+}

@@ -39,8 +39,8 @@ function bearerMatches(header: string | undefined, expected: string): boolean | 
  * a small scrape (docs/benchmarks.md). Every other request, other /metrics methods included, goes to Express.
  */
 export function createHttpApp(options: HttpAppOptions): RequestListener {
-  const app = createExpressApp(options);
   const serveMetrics = metricsHandler(options.metrics);
+  const app = createExpressApp(options, serveMetrics);
   return (req, res) => {
     if ((req.method === 'GET' || req.method === 'HEAD') && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) {
       serveMetrics(req, res);
@@ -101,8 +101,8 @@ function metricsHandler(metrics: MetricsExporter): (req: IncomingMessage, res: S
 }
 
 /** Everything but the fast path: JSON endpoints and the 404/405/413 answers. */
-function createExpressApp(options: HttpAppOptions): express.Express {
-  const { control, metrics, now, adminToken, secrets } = options;
+function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingMessage, res: ServerResponse) => void): express.Express {
+  const { control, now, adminToken, secrets } = options;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -113,7 +113,6 @@ function createExpressApp(options: HttpAppOptions): express.Express {
     res.set('allow', methods).status(405).json({ error: `method ${req.method} not allowed; use ${methods}` });
   };
 
-  const serveMetrics = metricsHandler(metrics);
   app.all('/metrics', allow('GET'), (req, res) => serveMetrics(req, res));
 
   app.all('/healthz', allow('GET'), (_req, res) => {

@@ -266,7 +266,8 @@ export class MetricsExporter {
         this.refreshGauges();
         this.refreshedAt = now;
       }
-      for (const metric of this.registry.getMetricsAsArray()) {
+      // Every change goes through inc/observe/setGauge/touch, which mark the family: nothing marked, nothing to do.
+      for (const metric of this.dirty.size > 0 || this.rendered.size === 0 ? this.registry.getMetricsAsArray() : []) {
         const family = this.rendered.get(metric.name);
         if (family && !this.dirty.has(metric.name)) continue;
         const text = await this.registry.getSingleMetricAsString(metric.name);
