@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { freePort } from './helpers';
-import { tmpdir } from 'node:os';
+import { freePort, spawnForTest, tempDir, until, waitFor } from './helpers';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Counter, Histogram, Registry } from 'prom-client';
@@ -324,20 +323,6 @@ test('alerts/alertmanager.yml keeps the webhooks in files, and both Slack receiv
   assert.deepEqual(first, second, 'the two receivers differ only in their webhook file');
 });
 
-async function waitFor<T>(what: string | (() => string), ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 interface SlackAttachment {
   title: string;
@@ -350,8 +335,7 @@ interface SlackAttachment {
 test('a real Alertmanager on the example config: ready, routes, inhibits, and renders the Slack message', { timeout: 60_000 }, async (t) => {
   const alertmanager = requireTool(t, 'prometheus-alertmanager', 'alertmanager');
   if (!alertmanager) return;
-  const dir = mkdtempSync(join(tmpdir(), 'bts-alertmanager-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bts-alertmanager-');
 
   // Slack stand-in: every webhook call, by path.
   const received: Array<{ path: string; attachment: SlackAttachment }> = [];
@@ -365,7 +349,7 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
     });
   });
   await new Promise<void>((resolve) => slack.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => slack.close(() => resolve())));
+  t.after(() => new Promise<void>((resolve) => (slack.close(() => resolve()), slack.closeAllConnections())));
   const slackUrl = `http://127.0.0.1:${(slack.address() as { port: number }).port}`;
 
   // The example config as it is, but for the webhook files (here, pointing at the stand-in) and shorter waits.
@@ -382,18 +366,16 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
 
   const port = await freePort();
   const output: string[] = [];
-  const child = spawn(
+  const child = spawnForTest(
+    t,
     alertmanager,
     [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  child.stdout.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr.on('data', (d: Buffer) => output.push(d.toString()));
-  t.after(() => {
-    child.kill('SIGTERM');
-  });
+  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(() => `Alertmanager /-/ready\n${output.join('')}`, 20_000, async () => ((await fetch(`${base}/-/ready`)).ok ? true : undefined));
+  await until(() => `Alertmanager /-/ready\n${output.join('')}`, 20_000, async () => (await fetch(`${base}/-/ready`)).ok, 200);
 
   const startsAt = new Date(Date.now() - 60_000).toISOString();
   const common = { job: 'broker-token-sidecar', instance: 'sidecar:9464' };
@@ -462,7 +444,7 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
     'warning [FIRING:1] BrokerTokenSinkFileNotPrivate (main)',
   ];
   const titles = () => received.map((m) => `${m.path.slice(1)} ${m.attachment.title}`).sort();
-  await waitFor(() => `the Slack messages (so far: ${JSON.stringify(titles())})\n${output.join('')}`, 20_000, async () => (titles().length >= expectedTitles.length ? true : undefined));
+  await until(() => `the Slack messages (so far: ${JSON.stringify(titles())})\n${output.join('')}`, 20_000, () => titles().length >= expectedTitles.length, 200);
   await new Promise((resolve) => setTimeout(resolve, 1500)); // anything inhibited would have been sent by now
   assert.deepEqual(titles(), expectedTitles, 'inhibited alerts send nothing');
 

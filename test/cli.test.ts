@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { SECOND, configText, markerCredential, recordReliability, startSimulator, tempDir } from './helpers';
+import { SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
 
@@ -14,21 +14,6 @@ function watchOutput(child: ChildProcess) {
   child.stdout?.on('data', (d: Buffer) => (out.stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
   return out;
-}
-
-async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
-  });
 }
 
 /** Runs the CLI without blocking this process (the simulator it talks to lives here). */
@@ -56,10 +41,9 @@ describe('the CLI', () => {
 
   test('demo: token files within seconds, HTTP answers, promtool finds nothing wrong in /metrics, SIGTERM exits 0', async (t) => {
     const dir = tempDir(t);
-    const child = spawn(process.execPath, [CLI, 'demo', '--dir', join(dir, 'demo'), '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => child.kill('SIGKILL'));
+    const child = spawnForTest(t, process.execPath, [CLI, 'demo', '--dir', join(dir, 'demo'), '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = watchOutput(child);
-    await until(() => out.stdout.includes('the demo is ready'), 15_000, 'the demo to be ready');
+    await until('the demo to be ready', 15_000, () => out.stdout.includes('the demo is ready'), 20);
     const metricsUrl = /metrics\s+(http:\/\/\S+\/metrics)/.exec(out.stdout)![1]!;
     const base = metricsUrl.replace(/\/metrics$/, '');
     for (const file of ['KIS/config', 'tokens/kis-demo.json', 'tokens/kis-demo.approval-key', 'data/.token']) {
@@ -92,23 +76,21 @@ describe('the CLI', () => {
     const { url } = await startSimulator(t, [cred], { clock: systemClock as never });
     const config = join(dir, 'config.yaml');
     writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]));
-    const first = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => first.kill('SIGKILL'));
+    const first = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const firstOut = watchOutput(first);
-    await until(() => firstOut.stderr.includes('token file written'), 10_000, 'the first sidecar');
+    await until('the first sidecar', 10_000, () => firstOut.stderr.includes('token file written'), 20);
     const second = await runCli(['start', '--config', config]);
     assert.equal(second.status, 3);
     assert.match(second.stderr, new RegExp(`state directory .* is in use by pid ${first.pid} on `));
     first.kill('SIGKILL');
     await exited(first);
-    const third = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => third.kill('SIGKILL'));
+    const third = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const thirdOut = watchOutput(third);
     // The restarted sidecar holds the lock (status names it) and issued nothing: the token on disk is valid.
-    await until(() => {
+    await until('the restarted sidecar', 10_000, () => {
       const status = spawnSync(process.execPath, [CLI, 'status', '--config', config, '--json'], { encoding: 'utf8' });
       return status.stdout.includes(`"sidecar": "pid ${third.pid} `) || third.exitCode !== null;
-    }, 10_000, 'the restarted sidecar');
+    }, 20);
     assert.equal(third.exitCode, null, thirdOut.stderr);
     assert.doesNotMatch(thirdOut.stderr, /requesting a token/);
     third.kill('SIGTERM');
@@ -152,8 +134,8 @@ describe('once, and a kill between recording the attempt and the answer', () => 
   test('killed while its token request is in flight, restarted at once: no second request within the spacing', async (t) => {
     const { simulator, config, dir } = await setup(t, '2s');
     simulator.injectFault({ endpoint: 'kis.token', kind: 'hang' });
-    const victim = spawn(process.execPath, [CLI, 'once', '--config', config], { stdio: 'ignore' });
-    await until(() => simulator.stats().tokenRequests === 1, 10_000, 'the first request');
+    const victim = spawnForTest(t, process.execPath, [CLI, 'once', '--config', config], { stdio: 'ignore' });
+    await until('the first request', 10_000, () => simulator.stats().tokenRequests === 1, 20);
     victim.kill('SIGKILL');
     await exited(victim);
     const state = JSON.parse(readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8')) as { lastAttempt: { outcome: string } };

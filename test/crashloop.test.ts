@@ -1,45 +1,46 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { accountStateSchema } from '../src/store/state';
-import { SECOND, configText, markerCredential, recordReliability, startSimulator, tempDir } from './helpers';
+import { SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
 const KILLS = 50;
 
-/** A reader that looks at the sink files as fast as it can and counts every read that is not whole. */
+/**
+ * A reader that looks at the sink files as fast as it can and counts every read that is not whole, and every file
+ * that cannot be read after it was once read. Each file counts from its own first appearance: the two sinks are
+ * written side by side, so one may exist a moment before the other.
+ */
 const READER = `
 const fs = require('fs');
 const [kisDir, jsonPath] = process.argv.slice(1);
 const stats = { reads: 0, bad: 0, missingAfterSeen: 0, tokens: new Set(), samples: [] };
-let seen = false;
-function bad(what) { stats.bad++; if (stats.samples.length < 5) stats.samples.push(what); }
-process.on('message', () => { process.send({ ...stats, tokens: stats.tokens.size }); process.exit(0); });
+const seen = new Set();
+function sample(what) { if (stats.samples.length < 5) stats.samples.push(what); }
+function bad(what) { stats.bad++; sample(what); }
+function vanished(what) { stats.missingAfterSeen++; sample('vanished: ' + what); }
+process.on('message', () => process.send({ ...stats, tokens: stats.tokens.size }, () => process.exit(0)));
 (function loop() {
   for (let i = 0; i < 50; i++) {
     let files = [];
     try { files = fs.readdirSync(kisDir).filter((n) => /^KIS\\d{8}$/.test(n)); } catch {}
     for (const name of files) {
       let text;
-      try { text = fs.readFileSync(kisDir + '/' + name, 'utf8'); } catch (e) { if (seen) stats.missingAfterSeen++; continue; }
-      stats.reads++; seen = true;
+      try { text = fs.readFileSync(kisDir + '/' + name, 'utf8'); } catch (e) { if (seen.has(name)) vanished(name); continue; }
+      stats.reads++; seen.add(name);
       const m = /^token: (\\S+)\\nvalid-date: \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\n$/.exec(text);
       if (!m) bad('kis-auth: ' + JSON.stringify(text.slice(0, 40))); else stats.tokens.add(m[1]);
     }
     let json;
-    try { json = fs.readFileSync(jsonPath, 'utf8'); } catch (e) { if (seen) stats.missingAfterSeen++; continue; }
-    stats.reads++;
+    try { json = fs.readFileSync(jsonPath, 'utf8'); } catch (e) { if (seen.has(jsonPath)) vanished(jsonPath); continue; }
+    stats.reads++; seen.add(jsonPath);
     try { const d = JSON.parse(json); if (typeof d.access_token !== 'string' || !d.expiry_datetime) bad('json fields'); } catch { bad('json: ' + JSON.stringify(json.slice(0, 40))); }
   }
   setImmediate(loop);
 })();`;
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
-}
 
 test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { timeout: 600_000 }, async (t) => {
   const dir = tempDir(t);
@@ -62,14 +63,13 @@ test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { tim
       },
     ]),
   );
-  const reader = spawn(process.execPath, ['-e', READER, kisDir, jsonPath], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  t.after(() => reader.kill('SIGKILL'));
+  const reader = spawnForTest(t, process.execPath, ['-e', READER, kisDir, jsonPath], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
 
   const kills: Array<{ at: number; afterMs: number }> = [];
   let random = 12345; // a fixed seed: the same moments on every run
   const next = () => ((random = (random * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   for (let i = 0; i < KILLS; i++) {
-    const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: 'ignore' });
+    const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: 'ignore' });
     const afterMs = Math.floor(next() * 2500);
     await new Promise((r) => setTimeout(r, afterMs));
     child.kill('SIGKILL');
@@ -77,13 +77,14 @@ test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { tim
     await exited(child);
   }
   // One last run, left to finish its work, then stopped properly.
-  const last = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: 'ignore' });
+  const last = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 3000));
   last.kill('SIGTERM');
   await exited(last);
 
-  const seen = await new Promise<{ reads: number; bad: number; missingAfterSeen: number; tokens: number; samples: string[] }>((resolve) => {
+  const seen = await new Promise<{ reads: number; bad: number; missingAfterSeen: number; tokens: number; samples: string[] }>((resolve, reject) => {
     reader.once('message', (m) => resolve(m as never));
+    reader.once('exit', (code) => reject(new Error(`the reader exited with ${code} before it reported`)));
     reader.send('stop');
   });
 
@@ -111,7 +112,7 @@ test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { tim
   assert.ok(requests.length >= 5, `only ${requests.length} token requests: the loop did not exercise issuance`);
   assert.ok(seen.reads > 1000, `only ${seen.reads} reads`);
   assert.equal(seen.bad, 0, `partial reads: ${seen.samples.join(' | ')}`);
-  assert.equal(seen.missingAfterSeen, 0, 'a sink file vanished after it first appeared');
+  assert.equal(seen.missingAfterSeen, 0, `a sink file vanished after it first appeared: ${seen.samples.join(' | ')}`);
   // The state is intact and valid.
   const state = accountStateSchema.parse(JSON.parse(readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8')));
   assert.ok(state.token);

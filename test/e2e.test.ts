@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { parseDuration } from '../src/core/duration';
-import { SECOND, configText, freePort, markerCredential, startSimulator, tempDir } from './helpers';
+import { SECOND, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
 
 /**
  * The real parts end to end: the sidecar (its CLI, as a process) on the simulator, scraped by Prometheus with the
@@ -25,25 +25,11 @@ function available(binary: string): boolean {
   return spawnSync(binary, ['--version'], { encoding: 'utf8' }).status === 0;
 }
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch {
-      // not there yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 function run(t: { after(fn: () => void): void }, command: string, args: string[], log: string[]): ChildProcess {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnForTest(t, command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-  t.after(() => child.kill('SIGKILL'));
   return child;
 }
 
@@ -108,7 +94,7 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   );
   run(t, process.execPath, [CLI, 'start', '--config', config], logs);
   const sidecar = `http://127.0.0.1:${sidecarPort}`;
-  await until('the sidecar to be ready', 30_000, async () => ((await fetch(`${sidecar}/readyz`)).status === 200 ? true : undefined));
+  await until('the sidecar to be ready', 30_000, async () => (await fetch(`${sidecar}/readyz`)).status === 200, 500);
 
   // Alertmanager with the example config; the webhook files point at the receiver.
   const amPort = await freePort();
@@ -125,7 +111,7 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   }
   writeFileSync(join(dir, 'alertmanager.yml'), toYaml(amConfig));
   run(t, ALERTMANAGER, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'am-data')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], logs);
-  await until('Alertmanager', 30_000, async () => ((await fetch(`http://127.0.0.1:${amPort}/-/ready`)).ok ? true : undefined));
+  await until('Alertmanager', 30_000, async () => (await fetch(`http://127.0.0.1:${amPort}/-/ready`)).ok, 500);
 
   // Prometheus with the rules, scraping every second.
   const promPort = await freePort();
@@ -140,7 +126,7 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   );
   run(t, PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`], logs);
   const prom = `http://127.0.0.1:${promPort}`;
-  await until('the first scrapes', 60_000, async () => (Number((await promQuery(prom, 'count_over_time(broker_token_usable[1m])'))[0]?.value[1] ?? 0) >= 5 ? true : undefined));
+  await until('the first scrapes', 60_000, async () => Number((await promQuery(prom, 'count_over_time(broker_token_usable[1m])'))[0]?.value[1] ?? 0) >= 5, 500);
 
   // Every dashboard query, its variables filled in, returns data.
   const vars = { job: 'broker-token-sidecar', instance: `127.0.0.1:${sidecarPort}`, account: 'main', env: 'real', __rate_interval: '1m', __interval: '15s', __range: '1h', datasource: 'prometheus' };
@@ -159,15 +145,15 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   const rules = parseYaml(readFileSync(join(ROOT, 'alerts', 'rules.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; for?: string }> }> };
   const rule = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === TRIGGERED_ALERT)!;
   const forMs = parseDuration(rule.for ?? '0s') ?? 0;
-  const fired = await until(`${TRIGGERED_ALERT} to fire in Prometheus`, forMs + 60_000, async () => {
+  const fired = await waitFor(`${TRIGGERED_ALERT} to fire in Prometheus`, forMs + 60_000, async () => {
     const alerts = await promQuery(prom, `ALERTS{alertname="${TRIGGERED_ALERT}", alertstate="firing"}`);
     return alerts.length > 0 ? alerts : undefined;
-  });
+  }, 500);
   assert.equal(fired[0]!.metric.account, 'main');
   assert.equal(fired[0]!.metric.severity, 'critical');
 
   const group = (amConfig.route.group_wait as string | undefined) ?? '30s';
-  const delivered = await until('Alertmanager to deliver to the Slack receiver', (parseDuration(group) ?? 30_000) + 90_000, async () =>
+  const delivered = await waitFor('Alertmanager to deliver to the Slack receiver', (parseDuration(group) ?? 30_000) + 90_000, async () =>
     slack.find((m) => JSON.stringify(m.body).includes(TRIGGERED_ALERT)),
   );
   const text = JSON.stringify(delivered.body);

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,36 +34,88 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Polls `condition` every `everyMs` until it holds, and returns how long that took. A check that throws counts as
- * "not yet" (a server still starting); one that never answers (a client stuck on a dead socket) cannot hold the
- * test past the deadline. The timeout names what was awaited and the last error.
+ * Polls `probe` every `everyMs` until it gives a value, and returns it. A probe that throws counts as "not yet" (a
+ * server still starting); one that never answers (a client stuck on a dead socket) cannot hold the test past the
+ * deadline. The timeout names what was awaited (a function, to describe the state at that moment) and the last error.
  */
-export async function until(what: string, ms: number, condition: () => boolean | Promise<boolean>, everyMs = 100): Promise<number> {
+export async function waitFor<T>(what: string | (() => string), ms: number, probe: () => T | undefined | Promise<T | undefined>, everyMs = 100): Promise<T> {
   const start = Date.now();
   let lastError: unknown;
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), Math.max(0, start + ms - Date.now()) + 1_000);
+    const deadline = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), Math.max(0, start + ms - Date.now()) + 1_000);
     });
     const check = Promise.resolve()
-      .then(condition)
+      .then(probe)
       .catch((error: unknown) => {
         lastError = error;
-        return false;
+        return undefined;
       });
-    const held = await Promise.race([check, deadline]).finally(() => clearTimeout(timer));
-    if (held) return Date.now() - start;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}${lastError ? ` (last: ${String(lastError)})` : ''}`);
+    const value = await Promise.race([check, deadline]).finally(() => clearTimeout(timer));
+    if (value !== undefined) return value;
+    if (Date.now() - start > ms) {
+      const described = typeof what === 'string' ? what : what();
+      throw new Error(`timed out after ${ms} ms waiting for ${described}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
-/** A fresh temporary directory, removed when the test ends. */
-export function tempDir(t: { after(fn: () => void): void }, prefix = 'bts-'): string {
+/** Polls `condition` until it holds (see waitFor), and returns how long that took. */
+export async function until(what: string | (() => string), ms: number, condition: () => boolean | Promise<boolean>, everyMs = 100): Promise<number> {
+  const start = Date.now();
+  await waitFor(what, ms, async () => ((await condition()) ? true : undefined), everyMs);
+  return Date.now() - start;
+}
+
+/** Resolves with the exit code (null after a signal) once `child` has exited, at once if it already has. */
+export function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+}
+
+type TestContext = { after(fn: () => void | Promise<void>): void };
+
+/** The processes each test started, so that its clean-up can stop them before it removes their directories. */
+const childrenOf = new WeakMap<object, Set<ChildProcess>>();
+
+/**
+ * Starts a process that lives no longer than the test: it is killed, and its exit awaited, when the test ends and
+ * before the test's temporary directories are removed (a process still writing in a directory makes its removal
+ * fail with ENOTEMPTY, whatever order the clean-ups were registered in).
+ */
+export function spawnForTest(t: TestContext, command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+  const child = spawn(command, args, options);
+  let children = childrenOf.get(t);
+  if (!children) {
+    children = new Set();
+    childrenOf.set(t, children);
+    t.after(() => stopChildren(t));
+  }
+  children.add(child);
+  return child;
+}
+
+async function stopChildren(t: TestContext): Promise<void> {
+  const children = [...(childrenOf.get(t) ?? [])];
+  await Promise.all(
+    children.map((child) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      return exited(child);
+    }),
+  );
+}
+
+/** A fresh temporary directory, removed when the test ends, after the processes the test started have exited. */
+export function tempDir(t: TestContext, prefix = 'bts-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  // Retried: a child process killed by another after-hook may still be writing for a moment.
-  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
+  t.after(async () => {
+    await stopChildren(t);
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  });
   return dir;
 }
 

@@ -1,11 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { generateCredential } from '../src/simulator';
-import { MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, type AccountSpec } from './helpers';
+import { MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, spawnForTest, type AccountSpec } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
 
@@ -54,8 +53,7 @@ describe('configuration reload', () => {
     const one: AccountSpec = { name: 'one', credential: creds[0]!, sinks: `- { format: json, path: ${join(dir, 'one.json')} }` };
     const two: AccountSpec = { name: 'two', credential: creds[1]!, sinks: `- { format: json, path: ${join(dir, 'two.json')} }` };
     write([one]);
-    const child = spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    t.after(() => child.kill('SIGKILL'));
+    const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     const base = `http://127.0.0.1:${port}`;
@@ -107,8 +105,7 @@ test('1,000 accounts with distinct app keys: all ready, one issuance per app key
   const accounts = creds.map((credential, i) => ({ name: `acct-${String(i).padStart(4, '0')}`, credential, sinks: `- { format: json, path: "${join(dir, 'tokens', '{account}.json')}" }` }));
   writeFileSync(join(dir, 'config.yaml'), configText(join(dir, 'state'), url, accounts).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }\nlimits: { maxConcurrentRequests: 8 }`));
   const started = Date.now();
-  const child = spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'config.yaml')], { stdio: 'ignore' });
-  t.after(() => child.kill('SIGKILL'));
+  const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', join(dir, 'config.yaml')], { stdio: 'ignore' });
   await until('all 1,000 accounts ready', 240_000, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
   const readyMs = Date.now() - started;
   const exited = new Promise((r) => child.once('exit', r));

@@ -21,6 +21,7 @@ export async function startRedis(t: { after(fn: () => Promise<void> | void): voi
   const start = async () => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined); // refused until redis-server listens: connect() reports it
     for (let i = 0; i < 100; i++) {
       if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} (port ${port} taken?)`);
       try {
@@ -43,6 +44,8 @@ export async function startRedis(t: { after(fn: () => Promise<void> | void): voi
   };
   await start();
   const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 1000) });
+  // Tests stop Redis on purpose; the commands they send meanwhile fail on their own, the reconnects need no log.
+  client.on('error', () => undefined);
   t.after(async () => {
     client.disconnect();
     await stop();

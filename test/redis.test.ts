@@ -1,11 +1,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScaledClock, TEST_CLOCK_ENV, systemClock } from '../src/core/clock';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, until } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, spawnForTest, until } from './helpers';
 import { redisAvailable, startRedis, type RedisServer } from './redis-harness';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
@@ -66,10 +66,9 @@ describe('one token shared by replicas through Redis (in-process)', () => {
 });
 
 function spawnReplica(t: { after(fn: () => void): void }, config: string, env: NodeJS.ProcessEnv = process.env): ChildProcess & { log: string[] } {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env }) as ChildProcess & { log: string[] };
+  const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env }) as ChildProcess & { log: string[] };
   child.log = [];
   child.stderr!.on('data', (d: Buffer) => child.log.push(d.toString()));
-  t.after(() => child.kill('SIGKILL'));
   return child;
 }
 

@@ -1,23 +1,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import type { SpawnOptions } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { SECOND, configText, freePort, markerCredential, recordReliability, startSimulator, tempDir, until } from './helpers';
+import { SECOND, configText, exited, freePort, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
 
-function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; shell?: string } = {}) {
+/** Starts the CLI (through sh when `shell` is set, to run it first), collecting stdout and stderr together. */
+function runCli(t: { after(fn: () => void): void }, args: string[], options: { env?: NodeJS.ProcessEnv; shell?: string } = {}) {
+  const spawnOptions: SpawnOptions = { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] };
   const child = options.shell
-    ? spawn('sh', ['-c', `${options.shell}; exec "${process.execPath}" "${CLI}" ${args.map((a) => `"${a}"`).join(' ')}`], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawnForTest(t, 'sh', ['-c', `${options.shell}; exec "${process.execPath}" "${CLI}" ${args.map((a) => `"${a}"`).join(' ')}`], spawnOptions)
+    : spawnForTest(t, process.execPath, [CLI, ...args], spawnOptions);
   const out = { text: '' };
   child.stdout!.on('data', (d: Buffer) => (out.text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out.text += d.toString()));
-  const done = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, out, done };
+  return { child, out, done: exited(child) };
 }
 
 test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, error message or crash output', { timeout: 180_000 }, async (t) => {
@@ -59,8 +60,7 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
     }
   };
   const base = `http://127.0.0.1:${port}`;
-  const sidecar = runCli(['start', '--config', config]);
-  t.after(() => sidecar.child.kill('SIGKILL'));
+  const sidecar = runCli(t, ['start', '--config', config]);
   await until('ready', 20_000, async () => (await fetch(`${base}/readyz`)).status === 200);
   collectTokens();
 
@@ -90,12 +90,12 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   // Error and crash output of the other commands.
   const badSecret = { ...cred, appSecret: `${cred.appSecret.slice(0, 179)}\n${cred.appSecret.slice(179)}` };
   writeFileSync(join(dir, 'bad.yaml'), configText(join(dir, 'state2'), url, [{ name: 'main', credential: badSecret }]));
-  const check = runCli(['check-config', '--config', join(dir, 'bad.yaml')]);
+  const check = runCli(t, ['check-config', '--config', join(dir, 'bad.yaml')]);
   assert.equal(await check.done, 2);
   texts.push(check.out.text);
   const wrong = { ...cred, appSecret: `W${cred.appSecret.slice(1)}` };
   writeFileSync(join(dir, 'wrong.yaml'), configText(join(dir, 'state3'), url, [{ name: 'main', credential: wrong }]));
-  const once = runCli(['once', '--config', join(dir, 'wrong.yaml')]);
+  const once = runCli(t, ['once', '--config', join(dir, 'wrong.yaml')]);
   assert.equal(await once.done, 1);
   texts.push(once.out.text);
 
@@ -117,9 +117,8 @@ test('two sidecars started at the same moment on one state directory: exactly on
   writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }]));
   const outcomes: string[] = [];
   for (let round = 0; round < 10; round++) {
-    const a = runCli(['start', '--config', config]);
-    const b = runCli(['start', '--config', config]);
-    t.after(() => (a.child.kill('SIGKILL'), b.child.kill('SIGKILL')));
+    const a = runCli(t, ['start', '--config', config]);
+    const b = runCli(t, ['start', '--config', config]);
     const first = await Promise.race([a.done.then((c) => ['a', c] as const), b.done.then((c) => ['b', c] as const), new Promise<['none', null]>((r) => setTimeout(() => r(['none', null]), 3_000))]);
     assert.equal(first[1], 3, `round ${round}: the loser exits 3 (${a.out.text}${b.out.text})`);
     const survivor = first[0] === 'a' ? b : a;
@@ -145,8 +144,7 @@ test('with umask 000, every file is 0600 and every directory the sidecar creates
       `server: { host: 127.0.0.1, port: ${port} }`,
     ),
   );
-  const sidecar = runCli(['start', '--config', config], { shell: 'umask 000' });
-  t.after(() => sidecar.child.kill('SIGKILL'));
+  const sidecar = runCli(t, ['start', '--config', config], { shell: 'umask 000' });
   await until('ready', 20_000, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
   await new Promise((r) => setTimeout(r, 500));
   const modes: Record<string, string> = {};

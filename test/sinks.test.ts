@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { writeFileAtomic, nodeFileSystem, type FileSystem } from '../src/core/at
 import { formatWallClock } from '../src/core/time';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, startSimulator, tempDir, testSidecar } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until } from './helpers';
 
 const FIXTURES = join(__dirname, '..', '..', 'test', 'fixtures');
 const PYTHON = '/usr/bin/python3';
@@ -26,15 +26,6 @@ function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Arr
   const seen: Array<SidecarEvents[K]> = [];
   sidecar.bus.on(event, (payload) => seen.push(payload));
   return seen;
-}
-
-async function waitFor(condition: () => boolean, ms = 1000): Promise<number> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > ms) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return Date.now() - start;
 }
 
 async function sidecarWithSinks(t: any, sinks: (dir: string) => string, options: { clock?: ManualClock; watch?: boolean; fs?: FileSystem; extra?: string } = {}) {
@@ -137,7 +128,7 @@ describe('watching and repair, with no issuance', () => {
       const repairs = collect(sidecar, 'sink.repaired');
       const issued = simulator.stats().tokenRequests;
       harm(file);
-      const took = await waitFor(() => repairs.length > 0, 1000);
+      const took = await until('a repair', 1000, () => repairs.length > 0, 5);
       await sidecar.sinks.idle();
       assert.equal(repairs[0]!.reason, reason);
       assert.equal(fs.readFileSync(file, 'utf8'), expected);
@@ -164,7 +155,7 @@ describe('watching and repair, with no issuance', () => {
     fs.writeFileSync(target, 'precious');
     fs.unlinkSync(join(dir, 't.json'));
     fs.symlinkSync(target, join(dir, 't.json'));
-    await waitFor(() => failures.length > 0);
+    await until('a failure', 1000, () => failures.length > 0, 5);
     await sidecar.sinks.tick();
     assert.equal(failures[0]!.reason, 'symlink');
     assert.equal(fs.readFileSync(target, 'utf8'), 'precious');
@@ -216,7 +207,7 @@ describe('watching and repair, with no issuance', () => {
     const { dir, sidecar } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS')} }`, { watch: true });
     const repairs = collect(sidecar, 'sink.repaired');
     fs.writeFileSync(join(dir, 'KIS', 'KIS20261120'), '');
-    await waitFor(() => repairs.length > 0);
+    await until('a repair', 1000, () => repairs.length > 0, 5);
     assert.equal(repairs[0]!.reason, 'empty');
   });
 });
@@ -274,7 +265,7 @@ describe('atomic writes', () => {
       const ok = new Set(${JSON.stringify(contents)});
       let reads = 0, bad = 0;
       const stopAt = Date.now() + 60000;
-      process.on('message', () => { process.send({ reads, bad }); process.exit(0); });
+      process.on('message', () => process.send({ reads, bad }, () => process.exit(0)));
       (function loop() {
         for (let i = 0; i < 200; i++) {
           let text = null;
@@ -284,12 +275,13 @@ describe('atomic writes', () => {
         }
         if (Date.now() < stopAt) setImmediate(loop);
       })();`;
-    const readers = Array.from({ length: 4 }, () => spawn(process.execPath, ['-e', reader], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+    const readers = Array.from({ length: 4 }, () => spawnForTest(t, process.execPath, ['-e', reader], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
     await new Promise((r) => setTimeout(r, 200));
     for (let i = 0; i < 1000; i++) await writeFileAtomic(file, contents[i % 2]!, { mode: 0o600, dirMode: 0o700 });
     const results = await Promise.all(
-      readers.map((child) => new Promise<{ reads: number; bad: number }>((resolve) => {
+      readers.map((child) => new Promise<{ reads: number; bad: number }>((resolve, reject) => {
         child.once('message', (m) => resolve(m as { reads: number; bad: number }));
+        child.once('exit', (code) => reject(new Error(`a reader exited with ${code} before it reported`)));
         child.send('stop');
       })),
     );
@@ -339,7 +331,7 @@ describe('start-up checks and notifications', () => {
       t,
       (d) => `- format: json\n  path: ${join(d, 't.json')}\n  notify: { command: ["/bin/sh", "-c", "env | grep -E '^BROKER_TOKEN_|TOKEN' > ${marker}.tmp && mv ${marker}.tmp ${marker}"] }`,
     );
-    await waitFor(() => fs.existsSync(marker), 3000);
+    await until('the signalled process to answer', 3000, () => fs.existsSync(marker), 5);
     const env = fs.readFileSync(marker, 'utf8');
     assert.match(env, /BROKER_TOKEN_ACCOUNT=main/);
     assert.match(env, new RegExp(`BROKER_TOKEN_FILE=${join(dir, 't.json')}`));
@@ -351,12 +343,11 @@ describe('start-up checks and notifications', () => {
   test('notify: a signal goes to the process named in a pid file', async (t) => {
     const dir0 = tempDir(t);
     const marker = join(dir0, 'hup');
-    const child = spawn(process.execPath, ['-e', `process.on('SIGHUP', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'hup'); process.exit(0); }); setInterval(() => {}, 1000);`]);
-    t.after(() => child.kill('SIGKILL'));
+    const child = spawnForTest(t, process.execPath, ['-e', `process.on('SIGHUP', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'hup'); process.exit(0); }); setInterval(() => {}, 1000);`]);
     fs.writeFileSync(join(dir0, 'app.pid'), `${child.pid}\n`);
     await new Promise((r) => setTimeout(r, 300));
     await sidecarWithSinks(t, (d) => `- format: json\n  path: ${join(d, 't.json')}\n  notify: { signal: SIGHUP, pidFile: ${join(dir0, 'app.pid')} }`);
-    await waitFor(() => fs.existsSync(marker), 3000);
+    await until('the signalled process to answer', 3000, () => fs.existsSync(marker), 5);
     assert.equal(fs.readFileSync(marker, 'utf8'), 'hup');
   });
 });

@@ -1,14 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ScaledClock, TEST_CLOCK_ENV } from '../src/core/clock';
 import { DAY_MS } from './soak-model';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, spawnForTest, startSimulator, tempDir, testSidecar, freePort } from './helpers';
 import { expectedIssuances } from './soak-model';
 
 setFlagsFromString('--expose-gc');
@@ -112,18 +110,12 @@ test('soak, real time: 3 simulated days in 90 s (scaled clock): issuances as exp
   const spec = `${T0},${realOrigin},2880`;
   const clock = ScaledClock.parse(spec);
   const { simulator, url } = await startSimulator(t, [cred], { clock: clock as never });
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const config = join(dir, 'config.yaml');
   writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { retry: { jitter: 0 } }' }]).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`));
-  const child = spawn(process.execPath, [join(__dirname, '..', 'src', 'cli.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [TEST_CLOCK_ENV]: spec } });
+  const child = spawnForTest(t, process.execPath, [join(__dirname, '..', 'src', 'cli.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [TEST_CLOCK_ENV]: spec } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  t.after(() => child.kill('SIGKILL'));
   const samples: Array<{ realS: number; rssMb: number; heapMb: number; handles: number }> = [];
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline) {
