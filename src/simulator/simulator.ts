@@ -63,12 +63,12 @@ export class BrokerSimulator implements SimulatorControl {
     return `http://${hostPart}:${address.port}`;
   }
 
-  /** Closes promptly: hung requests, keep-alive connections and pending delays are all cut. */
   /** The listening server, for tests that watch the connections themselves. */
   get httpServer(): Server | undefined {
     return this.server;
   }
 
+  /** Closes promptly: hung requests, keep-alive connections and pending delays are all cut. */
   async close(): Promise<void> {
     this.timers.cancelAll();
     const server = this.server;
