@@ -119,7 +119,9 @@ test('two sidecars started at the same moment on one state directory: exactly on
   for (let round = 0; round < 10; round++) {
     const a = runCli(t, ['start', '--config', config]);
     const b = runCli(t, ['start', '--config', config]);
-    const first = await Promise.race([a.done.then((c) => ['a', c] as const), b.done.then((c) => ['b', c] as const), new Promise<['none', null]>((r) => setTimeout(() => r(['none', null]), 3_000))]);
+    // The deadline only ends a round in which neither exits (both would be running): generous, since a loaded
+    // machine can take seconds to start two Node processes.
+    const first = await Promise.race([a.done.then((c) => ['a', c] as const), b.done.then((c) => ['b', c] as const), new Promise<['none', null]>((r) => setTimeout(() => r(['none', null]), 20_000).unref())]);
     assert.equal(first[1], 3, `round ${round}: the loser exits 3 (${a.out.text}${b.out.text})`);
     const survivor = first[0] === 'a' ? b : a;
     await new Promise((r) => setTimeout(r, 300));
