@@ -1,7 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdirSync, statSync, readdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
+import type { PathLike } from 'node:fs';
+import { nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
 import { createServer } from 'node:http';
 import { Agent } from 'undici';
 import { ManualClock } from '../src/core/clock';
@@ -424,5 +426,41 @@ describe('sink ownership', () => {
     const info = statSync(join(dir, 'shared', 't.json'));
     assert.deepEqual([info.uid, info.gid, info.mode & 0o777], [4321, 4322, 0o640]);
     assert.equal(sidecar.views()[0]!.ready, true);
+  });
+});
+
+describe('a request cannot outlive its recorded attempt', () => {
+  test('the request timeout runs from the attempt on disk: a slow state save leaves the request less time, never more', async (t) => {
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'slowsave');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    // The state file's rename held 400 ms once switched on: a slow disk between the attempt and the request.
+    let slowStateSaves = false;
+    const fs: FileSystem = {
+      ...nodeFileSystem,
+      rename: (async (from: PathLike, to: PathLike) => {
+        if (slowStateSaves && String(to).includes(`${sep}accounts${sep}`)) await new Promise((r) => setTimeout(r, 400));
+        return nodeFileSystem.rename(from, to);
+      }) as FileSystem['rename'],
+    };
+    const config = parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'http: { timeout: 600ms }' }]), dir);
+    const sidecar = testSidecar(config, clock, { fs });
+    await sidecar.open();
+    t.after(() => sidecar.close());
+    // With a quick save, an answer 300 ms late fits the 600 ms timeout.
+    simulator.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: 300, count: 1 });
+    await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
+    assert.equal(simulator.stats().issued, 1);
+    const good = sidecar.views()[0]!.snapshot.state.token!;
+
+    // With the save taking 400 ms of the 600, the same answer comes too late: the request is cut when the
+    // "pending" record on disk says it could no longer reach the broker, and the last good token stays.
+    slowStateSaves = true;
+    simulator.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: 300, count: 1 });
+    clock.set(T0 + 7 * HOUR);
+    const outcome = await sidecar.renew('main', true);
+    assert.equal(outcome?.result === 'failed' && outcome.reason, 'timeout');
+    assert.equal(simulator.stats().tokenRequests, 2, 'the request did go out');
+    assert.deepEqual(sidecar.views()[0]!.snapshot.state.token, good);
   });
 });

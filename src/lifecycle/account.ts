@@ -251,6 +251,10 @@ export class AccountLifecycle {
   private async issueHoldingLease(why: IssueWhy): Promise<RenewOutcome> {
     const { clock, provider, bus, config } = this.deps;
     const attemptAt = clock.now();
+    // A process that dies mid-request leaves "pending" on disk, and its successor counts the spacing from
+    // attemptAt + the request timeout. That bound holds only if the request cannot outlive it, so the timeout
+    // runs from here, and the state save below eats into it (on a slow disk, tens of milliseconds).
+    const deadline = AbortSignal.timeout(config.http.timeoutMs);
     const lastAttempt: NonNullable<AccountState['lastAttempt']> = { at: attemptAt, outcome: 'pending' };
     this.state.lastAttempt = lastAttempt;
     try {
@@ -266,7 +270,7 @@ export class AccountLifecycle {
     const started = performance.now();
     let issued: IssuedToken;
     try {
-      issued = await provider.issue(this.credentials, () => clock.now());
+      issued = await provider.issue(this.credentials, () => clock.now(), deadline);
     } catch (error) {
       lastAttempt.endedAt = clock.now();
       return this.recordFailure(error, attemptAt, performance.now() - started);

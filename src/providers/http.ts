@@ -16,6 +16,8 @@ export interface BrokerRequest {
   url: string;
   headers: Record<string, string>;
   body?: unknown;
+  /** An earlier deadline than the client's own timeout, set by the caller (see TokenProvider.issue). */
+  deadline?: AbortSignal;
 }
 
 export interface BrokerResponse {
@@ -81,7 +83,7 @@ export class UndiciBrokerHttp implements BrokerHttp {
         headers: req.body === undefined ? req.headers : { 'content-type': 'application/json; charset=utf-8', ...req.headers },
         body: req.body === undefined ? undefined : JSON.stringify(req.body),
         dispatcher: this.dispatcher,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: req.deadline ? AbortSignal.any([req.deadline, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
       });
     } catch (error) {
       throw classifyTransportError(error, what);

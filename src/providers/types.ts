@@ -32,8 +32,11 @@ export type ProofOutcome =
 export interface TokenProvider {
   readonly provider: Provider;
   readonly env: Env;
-  /** Throws BrokerError. */
-  issue(credentials: Credentials, receivedAt: () => number): Promise<IssuedToken>;
+  /**
+   * Throws BrokerError. `deadline` aborts the request when it fires: the caller's record of when the request
+   * may have reached the broker holds only if the request cannot outlive it.
+   */
+  issue(credentials: Credentials, receivedAt: () => number, deadline?: AbortSignal): Promise<IssuedToken>;
   /** Throws BrokerError. */
   revoke(credentials: Credentials, accessToken: string): Promise<void>;
   /** Never throws: a failure to prove is an outcome, not an exception. */
