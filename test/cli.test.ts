@@ -141,8 +141,9 @@ describe('once, and a kill between recording the attempt and the answer', () => 
     const state = JSON.parse(readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8')) as { lastAttempt: { at: number; outcome: string } };
     assert.equal(state.lastAttempt.outcome, 'pending', 'the attempt was on disk before the request went out');
     const restarted = await runCli(['once', '--config', config, '--max-wait', '10s']);
-    assert.equal(restarted.status, 0, restarted.stderr);
     const requests = simulator.requestLog().filter((r) => r.endpoint === 'kis.token');
+    const stateNow = readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8');
+    assert.equal(restarted.status, 0, `${restarted.stderr}\nrequests at ${JSON.stringify(requests.map((r) => r.at))}; state ${stateNow.match(/"lastAttempt":\{[^}]*\}/)?.[0]}`);
     assert.equal(requests.length, 2);
     // The first request never ended: it could have reached the broker until its 2 s timeout, counted from the
     // attempt on disk (the request is cut then). The second waits for that and the 2 s spacing, so the broker

@@ -434,12 +434,12 @@ describe('a request cannot outlive its recorded attempt', () => {
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'slowsave');
     const { simulator, url, clock } = await startSimulator(t, [cred]);
-    // The state file's rename held 400 ms once switched on: a slow disk between the attempt and the request.
-    let slowStateSaves = false;
+    // The state file's rename held up: a slow disk between the attempt and the request.
+    let stateSaveDelayMs = 0;
     const fs: FileSystem = {
       ...nodeFileSystem,
       rename: (async (from: PathLike, to: PathLike) => {
-        if (slowStateSaves && String(to).includes(`${sep}accounts${sep}`)) await new Promise((r) => setTimeout(r, 400));
+        if (stateSaveDelayMs > 0 && String(to).includes(`${sep}accounts${sep}`)) await new Promise((r) => setTimeout(r, stateSaveDelayMs));
         return nodeFileSystem.rename(from, to);
       }) as FileSystem['rename'],
     };
@@ -455,12 +455,21 @@ describe('a request cannot outlive its recorded attempt', () => {
 
     // With the save taking 400 ms of the 600, the same answer comes too late: the request is cut when the
     // "pending" record on disk says it could no longer reach the broker, and the last good token stays.
-    slowStateSaves = true;
+    stateSaveDelayMs = 400;
     simulator.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: 300, count: 1 });
     clock.set(T0 + 7 * HOUR);
     const outcome = await sidecar.renew('main', true);
     assert.equal(outcome?.result === 'failed' && outcome.reason, 'timeout');
     assert.equal(simulator.stats().tokenRequests, 2, 'the request did go out');
+    assert.deepEqual(sidecar.views()[0]!.snapshot.state.token, good);
+
+    // A save that takes the whole timeout leaves no time at all: nothing is sent.
+    stateSaveDelayMs = 700;
+    clock.set(T0 + 8 * HOUR);
+    const none = await sidecar.renew('main', true);
+    assert.equal(none?.result === 'failed' && none.reason, 'timeout');
+    assert.match(sidecar.views()[0]!.snapshot.state.lastFailure!.message, /nothing was sent/);
+    assert.equal(simulator.stats().tokenRequests, 2);
     assert.deepEqual(sidecar.views()[0]!.snapshot.state.token, good);
   });
 });

@@ -254,7 +254,7 @@ export class AccountLifecycle {
     // A process that dies mid-request leaves "pending" on disk, and its successor counts the spacing from
     // attemptAt + the request timeout. That bound holds only if the request cannot outlive it, so the timeout
     // runs from here, and the state save below eats into it (on a slow disk, tens of milliseconds).
-    const deadline = AbortSignal.timeout(config.http.timeoutMs);
+    const attemptStarted = performance.now();
     const lastAttempt: NonNullable<AccountState['lastAttempt']> = { at: attemptAt, outcome: 'pending' };
     this.state.lastAttempt = lastAttempt;
     try {
@@ -266,11 +266,17 @@ export class AccountLifecycle {
       this.state.lastAttempt = null;
       return this.recordFailure(new StateError('write_failed', describeError(error)), attemptAt, 0);
     }
+    const timeLeftMs = Math.floor(config.http.timeoutMs - (performance.now() - attemptStarted));
+    if (timeLeftMs < 1) {
+      lastAttempt.endedAt = clock.now();
+      const slowSave = new BrokerError('timeout', `saving the attempt took longer than the ${config.http.timeoutMs} ms request timeout: nothing was sent`);
+      return this.recordFailure(slowSave, attemptAt, 0);
+    }
     bus.emit('issuance.attempt', { account: this.ref, why });
     const started = performance.now();
     let issued: IssuedToken;
     try {
-      issued = await provider.issue(this.credentials, () => clock.now(), deadline);
+      issued = await provider.issue(this.credentials, () => clock.now(), timeLeftMs);
     } catch (error) {
       lastAttempt.endedAt = clock.now();
       return this.recordFailure(error, attemptAt, performance.now() - started);

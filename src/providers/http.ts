@@ -16,8 +16,8 @@ export interface BrokerRequest {
   url: string;
   headers: Record<string, string>;
   body?: unknown;
-  /** An earlier deadline than the client's own timeout, set by the caller (see TokenProvider.issue). */
-  deadline?: AbortSignal;
+  /** A shorter limit than the client's own timeout, set by the caller (see TokenProvider.issue). */
+  timeoutMs?: number;
 }
 
 export interface BrokerResponse {
@@ -83,7 +83,8 @@ export class UndiciBrokerHttp implements BrokerHttp {
         headers: req.body === undefined ? req.headers : { 'content-type': 'application/json; charset=utf-8', ...req.headers },
         body: req.body === undefined ? undefined : JSON.stringify(req.body),
         dispatcher: this.dispatcher,
-        signal: req.deadline ? AbortSignal.any([req.deadline, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+        // One timeout signal, never AbortSignal.any: combined signals can fail to fire (nodejs/node#57736).
+        signal: AbortSignal.timeout(Math.min(req.timeoutMs ?? this.timeoutMs, this.timeoutMs)),
       });
     } catch (error) {
       throw classifyTransportError(error, what);

@@ -98,13 +98,13 @@ export class KisProvider implements TokenProvider {
     private readonly maxLifetimeMs: number,
   ) {}
 
-  async issue(credentials: Credentials, receivedAt: () => number, deadline?: AbortSignal): Promise<IssuedToken> {
+  async issue(credentials: Credentials, receivedAt: () => number, timeoutMs?: number): Promise<IssuedToken> {
     const response = await this.http.send({
       method: 'POST',
       url: `${this.baseUrl}/oauth2/tokenP`,
       headers: { accept: 'text/plain', charset: 'UTF-8' },
       body: { grant_type: 'client_credentials', appkey: credentials.appKey, appsecret: credentials.appSecret },
-      deadline,
+      timeoutMs,
     });
     return parseKisTokenAnswer(response, receivedAt(), this.maxLifetimeMs);
   }

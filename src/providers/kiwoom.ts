@@ -79,13 +79,13 @@ export class KiwoomProvider implements TokenProvider {
     private readonly maxLifetimeMs: number,
   ) {}
 
-  async issue(credentials: Credentials, receivedAt: () => number, deadline?: AbortSignal): Promise<IssuedToken> {
+  async issue(credentials: Credentials, receivedAt: () => number, timeoutMs?: number): Promise<IssuedToken> {
     const response = await this.http.send({
       method: 'POST',
       url: `${this.baseUrl}/oauth2/token`,
       headers: { 'content-type': 'application/json;charset=UTF-8', 'api-id': 'au10001' },
       body: { grant_type: 'client_credentials', appkey: credentials.appKey, secretkey: credentials.appSecret },
-      deadline,
+      timeoutMs,
     });
     return parseKiwoomTokenAnswer(response, receivedAt(), this.maxLifetimeMs);
   }

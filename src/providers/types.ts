@@ -33,10 +33,10 @@ export interface TokenProvider {
   readonly provider: Provider;
   readonly env: Env;
   /**
-   * Throws BrokerError. `deadline` aborts the request when it fires: the caller's record of when the request
-   * may have reached the broker holds only if the request cannot outlive it.
+   * Throws BrokerError. `timeoutMs` cuts the request sooner than the client's own timeout: the caller's record
+   * of when the request may have reached the broker holds only if the request cannot outlive it.
    */
-  issue(credentials: Credentials, receivedAt: () => number, deadline?: AbortSignal): Promise<IssuedToken>;
+  issue(credentials: Credentials, receivedAt: () => number, timeoutMs?: number): Promise<IssuedToken>;
   /** Throws BrokerError. */
   revoke(credentials: Credentials, accessToken: string): Promise<void>;
   /** Never throws: a failure to prove is an outcome, not an exception. */
