@@ -120,7 +120,7 @@ export function childEnv(): NodeJS.ProcessEnv {
 }
 
 /** The tests' free-port finder: the bench's servers are started and stopped on chosen ports as well. */
-export { freePort } from '../test/helpers';
+export { freePort, median } from '../test/helpers';
 
 export interface HttpAnswer {
   status: number;
@@ -167,12 +167,6 @@ export function sorted(values: number[]): number[] {
   return [...values].sort((a, b) => a - b);
 }
 
-export function median(values: number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const s = sorted(values);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /** Nearest-rank percentile: the smallest value with at least p % of the values at or below it. */
 export function percentile(values: number[], p: number): number {

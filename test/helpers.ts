@@ -109,6 +109,14 @@ async function stopChildren(t: TestContext): Promise<void> {
   );
 }
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
 /** A fresh temporary directory, removed when the test ends, after the processes the test started have exited. */
 export function tempDir(t: TestContext, prefix = 'bts-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
