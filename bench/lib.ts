@@ -167,7 +167,6 @@ export function sorted(values: number[]): number[] {
   return [...values].sort((a, b) => a - b);
 }
 
-
 /** Nearest-rank percentile: the smallest value with at least p % of the values at or below it. */
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;

@@ -323,7 +323,6 @@ test('alerts/alertmanager.yml keeps the webhooks in files, and both Slack receiv
   assert.deepEqual(first, second, 'the two receivers differ only in their webhook file');
 });
 
-
 interface SlackAttachment {
   title: string;
   title_link: string;

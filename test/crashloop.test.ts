@@ -20,6 +20,8 @@ const [kisDir, jsonPath] = process.argv.slice(1);
 const stats = { reads: 0, bad: 0, missingAfterSeen: 0, tokens: new Set(), samples: [] };
 const seen = new Set();
 function sample(what) { if (stats.samples.length < 5) stats.samples.push(what); }
+// A bad read is described by its shape, never its content: a partial file still holds part of a token.
+function shape(text) { return text.length + ' bytes, ' + text.split('\\n').length + ' lines'; }
 function bad(what) { stats.bad++; sample(what); }
 function vanished(what) { stats.missingAfterSeen++; sample('vanished: ' + what); }
 process.on('message', () => process.send({ ...stats, tokens: stats.tokens.size }, () => process.exit(0)));
@@ -32,12 +34,12 @@ process.on('message', () => process.send({ ...stats, tokens: stats.tokens.size }
       try { text = fs.readFileSync(kisDir + '/' + name, 'utf8'); } catch (e) { if (seen.has(name)) vanished(name); continue; }
       stats.reads++; seen.add(name);
       const m = /^token: (\\S+)\\nvalid-date: \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\n$/.exec(text);
-      if (!m) bad('kis-auth: ' + JSON.stringify(text.slice(0, 40))); else stats.tokens.add(m[1]);
+      if (!m) bad('kis-auth: ' + shape(text)); else stats.tokens.add(m[1]);
     }
     let json;
     try { json = fs.readFileSync(jsonPath, 'utf8'); } catch (e) { if (seen.has(jsonPath)) vanished(jsonPath); continue; }
     stats.reads++; seen.add(jsonPath);
-    try { const d = JSON.parse(json); if (typeof d.access_token !== 'string' || !d.expiry_datetime) bad('json fields'); } catch { bad('json: ' + JSON.stringify(json.slice(0, 40))); }
+    try { const d = JSON.parse(json); if (typeof d.access_token !== 'string' || !d.expiry_datetime) bad('json fields'); } catch { bad('json: ' + shape(json)); }
   }
   setImmediate(loop);
 })();`;

@@ -25,7 +25,6 @@ function available(binary: string): boolean {
   return spawnSync(binary, ['--version'], { encoding: 'utf8' }).status === 0;
 }
 
-
 function run(t: { after(fn: () => void): void }, command: string, args: string[], log: string[]): ChildProcess {
   const child = spawnForTest(t, command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));

@@ -139,9 +139,9 @@ async function syncDirectory(dir: string, fs: FileSystem): Promise<void> {
  * touched. One directory listing per directory, whatever the number of paths in it: a thousand token files in
  * one directory would otherwise cost a million names read.
  */
-export async function removeStaleTempFiles(paths: string | readonly string[], fs: FileSystem = nodeFileSystem): Promise<number> {
+export async function removeStaleTempFiles(paths: readonly string[], fs: FileSystem = nodeFileSystem): Promise<number> {
   const prefixesByDir = new Map<string, Set<string>>();
-  for (const path of typeof paths === 'string' ? [paths] : paths) {
+  for (const path of paths) {
     const prefixes = prefixesByDir.get(dirname(path)) ?? new Set<string>();
     prefixes.add(tempPrefixFor(path));
     prefixesByDir.set(dirname(path), prefixes);
