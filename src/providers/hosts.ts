@@ -1,6 +1,6 @@
 import type { Env, Provider } from '../config/types';
 
-/** Default API hosts, from the brokers' own documents (broker-apis.md §1, §2). */
+/** Default API hosts, from the brokers' own documents (docs/brokers.md#kis-hosts, #kiwoom-hosts). */
 export const DEFAULT_BASE_URLS: Record<Provider, Record<Env, string>> = {
   kis: {
     real: 'https://openapi.koreainvestment.com:9443',

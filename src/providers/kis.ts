@@ -5,7 +5,7 @@ import type { BrokerHttp, BrokerResponse } from './http';
 import { asRecord, checkExpiry, checkTokenText, readJwtClaims } from './token-checks';
 import type { Credentials, IssuedToken, ProofOutcome, TokenProvider } from './types';
 
-/** KIS Open API (broker-apis.md §1). */
+/** KIS Open API (docs/brokers.md#kis-open-api). */
 
 const RATE_LIMITED = 'EGW00133';
 const AUTH_REJECTED = new Set(['EGW00103', 'EGW00105']);

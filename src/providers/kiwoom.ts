@@ -6,8 +6,8 @@ import { asRecord, checkExpiry, checkTokenText } from './token-checks';
 import type { Credentials, IssuedToken, ProofOutcome, TokenProvider } from './types';
 
 /**
- * Kiwoom REST API (broker-apis.md §2). Failures arrive as HTTP 200 with `return_code != 0`; the detail code
- * sits in brackets inside `return_msg`, e.g. "인증에 실패했습니다[8005:Token이 유효하지 않습니다]".
+ * Kiwoom REST API (docs/brokers.md#kiwoom-rest-api). Failures arrive as HTTP 200 with `return_code != 0`;
+ * the detail code sits in brackets inside `return_msg`, e.g. "인증에 실패했습니다[8005:Token이 유효하지 않습니다]".
  */
 
 // 8001/8002: key or secret failed verification; 8020: key or secret missing; 8030/8031: key not valid for

@@ -1,6 +1,6 @@
 /**
  * The simulated KIS Open API: tokenP, revokeP, Approval and inquire-price, with the broker's error bodies.
- * Facts come from broker-apis.md; where it is silent the choice is marked "Simulator choice" and uses a
+ * Facts come from docs/brokers.md#kis-open-api; where it is silent the choice is marked "Simulator choice" and uses a
  * code from KIS's published EGW table, so a client's classifier meets plausible values.
  */
 import { randomUUID } from 'node:crypto';

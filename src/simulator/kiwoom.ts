@@ -1,6 +1,6 @@
 /**
  * The simulated Kiwoom REST API: token (au10001), revoke (au10002) and ka10001 as the proving call. Kiwoom
- * answers every outcome with HTTP 200 and a `return_code`; only 0 is success. Where broker-apis.md is silent
+ * answers every outcome with HTTP 200 and a `return_code`; only 0 is success. Where docs/brokers.md is silent
  * the choice is marked "Simulator choice".
  */
 import type { BrokerContext } from './context';

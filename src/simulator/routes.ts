@@ -17,7 +17,7 @@ import { bearerToken, bodyField, type BrokerRequest } from './request';
 import { mintKiwoomToken } from './token-format';
 import type { EndpointId } from './types';
 
-// Paths exactly as the brokers publish them (broker-apis.md).
+// Paths exactly as the brokers publish them (docs/brokers.md).
 export const SIMULATOR_PATHS: Record<EndpointId, string> = {
   'kis.token': '/oauth2/tokenP',
   'kis.revoke': '/oauth2/revokeP',
