@@ -160,20 +160,20 @@ test('a host in UTC and a host in KST compute the same expiry instant, file name
   const script = `
     const { parseKisTokenAnswer } = require(${JSON.stringify(join(__dirname, '..', 'src', 'providers', 'kis.js'))});
     const { parseKiwoomTokenAnswer } = require(${JSON.stringify(join(__dirname, '..', 'src', 'providers', 'kiwoom.js'))});
-    const { sinkPath, renderSink } = require(${JSON.stringify(join(__dirname, '..', 'src', 'sinks', 'formats.js'))});
+    const { sinkPaths, renderSink } = require(${JSON.stringify(join(__dirname, '..', 'src', 'sinks', 'formats.js'))});
     const now = Date.UTC(2026, 10, 20, 16, 30); // 01:30 KST on the 21st, still the 20th in UTC
     const kis = parseKisTokenAnswer({ status: 200, text: '', json: { access_token: 'eyJ' + 'a'.repeat(300), access_token_token_expired: '2026-11-22 01:00:00', token_type: 'Bearer', expires_in: 86400 } }, now, 86400000);
     const kiwoom = parseKiwoomTokenAnswer({ status: 200, text: '', json: { expires_dt: '20261122010000', token_type: 'bearer', token: 'k'.repeat(86), return_code: 0 } }, now, 86400000);
-    const sink = { format: 'kis-auth', dir: '/k', timeZone: 'Asia/Seoul', validDateTimeZone: 'Asia/Seoul', keepDays: 7, access: {}, name: 'kis-auth' };
+    const sink = { format: 'kis-auth', dir: '/k', readerTimeZones: ['Asia/Seoul', 'UTC'], writeAheadMs: 600000, validDateTimeZone: 'Asia/Seoul', keepDays: 7, access: {}, name: 'kis-auth' };
     const view = { accessToken: kis.accessToken, tokenType: 'Bearer', expiresAt: kis.expiresAt, issuedAt: now, raw: {}, approvalKey: undefined };
-    process.stdout.write(JSON.stringify([kis.expiresAt, kiwoom.expiresAt, sinkPath(sink, now), renderSink(sink, view).split('\\n')[1], new Date(now).getDate()]));`;
+    process.stdout.write(JSON.stringify([kis.expiresAt, kiwoom.expiresAt, sinkPaths(sink, now), renderSink(sink, view).split('\\n')[1], new Date(now).getDate()]));`;
   const run = (tz: string) => JSON.parse(spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, TZ: tz } }).stdout) as unknown[];
   const utc = run('UTC');
   const kst = run('Asia/Seoul');
   assert.notEqual(utc[4], kst[4], 'the two processes really are in different zones');
   assert.deepEqual(utc.slice(0, 4), kst.slice(0, 4));
-  assert.deepEqual(utc.slice(0, 4), [Date.UTC(2026, 10, 21, 16, 0, 0), Date.UTC(2026, 10, 21, 16, 0, 0), '/k/KIS20261121', 'valid-date: 2026-11-22 01:00:00']);
-  recordReliability({ kind: 'fault', category: 'clock', fault: 'host time zone UTC versus Asia/Seoul', reason: '(none)', alert: 'none', issuances: 0, outcome: 'the same expiry instant, daily file name and valid-date computed in both zones (at 01:30 KST, when the two dates differ)' });
+  assert.deepEqual(utc.slice(0, 4), [Date.UTC(2026, 10, 21, 16, 0, 0), Date.UTC(2026, 10, 21, 16, 0, 0), ['/k/KIS20261121', '/k/KIS20261120'], 'valid-date: 2026-11-22 01:00:00']);
+  recordReliability({ kind: 'fault', category: 'clock', fault: 'host time zone UTC versus Asia/Seoul', reason: '(none)', alert: 'none', issuances: 0, outcome: 'the same expiry instant, daily file names (the KST and the UTC date) and valid-date computed in both zones (at 01:30 KST, when the two dates differ)' });
 });
 
 test('status exits 1 when a token is unusable, and changes nothing on disk', (t) => {

@@ -53,9 +53,15 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
     ['account name', withAccount(GOOD_ACCOUNT.replace('name: main', 'name: Main Account')), ['accounts[0].name: must be 1-63 lower-case letters, digits, "-" or "_"']],
     ['no sinks', withAccount(GOOD_ACCOUNT.replace(/sinks:\n.*$/s, 'sinks: []')), ['accounts[0].sinks: must list at least 1 sink: the files applications read']],
     ['no accounts', 'accounts: []\n', ['accounts: must list at least 1 account']],
-    ['unknown sink format', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: pickle, path: ./t')), ['accounts[0].sinks[0].format: must be one of "kis-auth", "json", "approval-key"']],
+    ['unknown sink format', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: pickle, path: ./t')), ['accounts[0].sinks[0].format: must be one of "kis-auth", "json", "python-kis", "approval-key"']],
     ['bad base URL', withAccount(`${GOOD_ACCOUNT}\nbaseUrl: ftp://example.com`), ['accounts[0].baseUrl: must be an http(s) URL']],
     ['time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, timeZone: Asia/Busan }')), ['accounts[0].sinks[0].timeZone: "Asia/Busan" is not an IANA time zone such as Asia/Seoul']],
+    ['reader time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [UTC, Mars/Olympus] }')), ['accounts[0].sinks[0].readerTimeZones[1]: "Mars/Olympus" is not an IANA time zone such as Asia/Seoul']],
+    ['no reader time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [] }')), ['accounts[0].sinks[0].readerTimeZones: must list at least 1 zone']],
+    ['write-ahead longer than half a day', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, writeAhead: 13h }')), ['accounts[0].sinks[0].writeAhead: must be at most 12h']],
+    ['python-kis without an HTS id', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis')), ['accounts[0].sinks[0].htsId: required']],
+    ['python-kis HTS id that is a path', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis, htsId: "../up"')), ['accounts[0].sinks[0].htsId: must be an HTS id, with no "/" (it becomes part of a file name)']],
+    ['python-kis for Kiwoom', withAccount(GOOD_ACCOUNT.replace('provider: kis', 'provider: kiwoom').replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis, htsId: me')), ['accounts[0].sinks[0].format: python-kis is a KIS client']],
     ['cron schedule', withAccount(`${GOOD_ACCOUNT}\nrenewal: { schedule: "0 */5 * *" }`), ['accounts[0].renewal.schedule: must be a 5-field cron expression (minute hour day-of-month month day-of-week)']],
     ['renewal margin longer than the token lives', withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { renewBefore: 23h, jitter: 2h } }\n'), ['defaults.renewal.renewBefore: renewBefore plus jitter (25h) must be shorter than maxLifetime (24h)']],
     ['retry delays in the wrong order', withAccount(`${GOOD_ACCOUNT}\nrenewal: { retry: { initialDelay: 10m, maxDelay: 1m } }`), ['accounts[0].renewal.retry.maxDelay: must not be shorter than initialDelay (10m)']],
@@ -144,7 +150,7 @@ test('config: the semantic checks of a well-formed account still run when anothe
 });
 
 test('config: defaults fill everything with a sensible value; paths resolve against the config file', () => {
-  const config = parseConfig(withAccount(GOOD_ACCOUNT), '/etc/bts/config.yaml', '/etc/bts', { env: ENV });
+  const config = parseConfig(withAccount(GOOD_ACCOUNT), '/etc/bts/config.yaml', '/etc/bts', { env: ENV, hostTimeZone: 'UTC' });
   const account = config.accounts[0]!;
   assert.equal(config.stateDir, '/etc/bts/data/state');
   assert.deepEqual(config.server, { enabled: true, host: '127.0.0.1', port: 9464, adminToken: undefined, requestTimeoutMs: 10_000 });
@@ -160,7 +166,34 @@ test('config: defaults fill everything with a sensible value; paths resolve agai
   assert.equal(sink.access.mode, 0o600);
   assert.equal(sink.access.dirMode, 0o700);
   assert.equal(sink.format === 'kis-auth' && sink.keepDays, 7);
-  assert.equal(sink.format === 'kis-auth' && sink.timeZone, 'Asia/Seoul');
+  // The readers' clocks: KST hosts, containers on UTC, and this host's own zone (set here; the default reads it off the host).
+  assert.deepEqual(sink.format === 'kis-auth' && sink.readerTimeZones, ['Asia/Seoul', 'UTC']);
+  assert.equal(sink.format === 'kis-auth' && sink.writeAheadMs, 600_000);
+  assert.equal(sink.format === 'kis-auth' && sink.validDateTimeZone, 'Asia/Seoul');
+});
+
+test('config: kis-auth reader zones: the host\'s own zone joins the defaults; a listed set replaces them; the old timeZone key adds its zone', () => {
+  const zonesOf = (sinkLine: string, hostTimeZone: string) => {
+    const text = withAccount(GOOD_ACCOUNT.replace('{ format: kis-auth, dir: ./KIS/config }', sinkLine));
+    const sink = parseConfig(text, '/c/config.yaml', '/c', { env: ENV, hostTimeZone }).accounts[0]!.sinks[0]!;
+    return sink.format === 'kis-auth' ? sink.readerTimeZones : undefined;
+  };
+  assert.deepEqual(zonesOf('{ format: kis-auth, dir: ./K }', 'Asia/Seoul'), ['Asia/Seoul', 'UTC']);
+  assert.deepEqual(zonesOf('{ format: kis-auth, dir: ./K }', 'Europe/Berlin'), ['Asia/Seoul', 'UTC', 'Europe/Berlin']);
+  assert.deepEqual(zonesOf('{ format: kis-auth, dir: ./K, readerTimeZones: [America/New_York] }', 'UTC'), ['America/New_York']);
+  assert.deepEqual(zonesOf('{ format: kis-auth, dir: ./K, timeZone: UTC }', 'Asia/Seoul'), ['Asia/Seoul', 'UTC']);
+  assert.deepEqual(zonesOf('{ format: kis-auth, dir: ./K, timeZone: Asia/Tokyo }', 'UTC'), ['Asia/Seoul', 'UTC', 'Asia/Tokyo']);
+});
+
+test('config: python-kis: the file name python-kis computes, from the HTS id and the credentials of the account\'s domain; the secret only in the digest', () => {
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  for (const env of ['real', 'mock'] as const) {
+    const text = withAccount(`${GOOD_ACCOUNT.replace('{ format: kis-auth, dir: ./KIS/config }', '{ format: python-kis, dir: ./pykis, htsId: trader01 }')}\nenv: ${env}`);
+    const sink = parseConfig(text, '/c/config.yaml', '/c', { env: ENV }).accounts[0]!.sinks[0]!;
+    const digest = createHash('sha1').update(`pykistrader01${KEY}${SECRET}token`).digest('hex');
+    assert.equal(sink.format === 'python-kis' && sink.path, `/c/pykis/token_${env === 'real' ? 'real' : 'virtual'}_trader01_${digest}.json`);
+    assert.ok(!JSON.stringify(sink).includes(SECRET));
+  }
 });
 
 test('config: per-account settings override defaults, which override the built-in ones', () => {

@@ -215,8 +215,9 @@ export function configText(stateDir: string, url: string, accounts: AccountSpec[
   return `stateDir: ${stateDir}\nserver: { enabled: false }\n${top}\naccounts:\n${blocks.join('\n')}\n`;
 }
 
-export function parseTestConfig(text: string, baseDir: string): SidecarConfig {
-  return parseConfig(text, join(baseDir, 'config.yaml'), baseDir, { env: {} });
+/** A config as the sidecar would load it on a host whose clock is in `hostTimeZone` (UTC, as in a container, unless given). */
+export function parseTestConfig(text: string, baseDir: string, hostTimeZone = 'UTC'): SidecarConfig {
+  return parseConfig(text, join(baseDir, 'config.yaml'), baseDir, { env: {}, hostTimeZone });
 }
 
 /** A sidecar on a fake clock, with no file watching (tests drive sink checks) unless asked. */

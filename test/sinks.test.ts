@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { ManualClock } from '../src/core/clock';
 import { writeFileAtomic, nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
 import { formatWallClock } from '../src/core/time';
+import { nextKisAuthChange } from '../src/sinks/formats';
+import type { KisAuthSinkConfig } from '../src/config/types';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
 import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until } from './helpers';
@@ -213,10 +215,10 @@ describe('watching and repair, with no issuance', () => {
 });
 
 describe('midnight rollover and clean-up', () => {
-  test('at 00:00 KST the new day\'s file appears with the same token; files past keepDays go; nothing else is touched', async (t) => {
-    const start = Date.UTC(2026, 10, 20, 14, 50, 0); // 23:50 KST on the 20th
+  test('the new day\'s file appears ahead of midnight KST with the same token; files past keepDays go; nothing else is touched', async (t) => {
+    const start = Date.UTC(2026, 10, 20, 14, 40, 0); // 23:40 KST on the 20th
     const dirs: string[] = [];
-    const { dir, sidecar, simulator, clock, token } = await sidecarWithSinks(
+    const { sidecar, simulator, clock, token } = await sidecarWithSinks(
       t,
       (d) => {
         const kis = join(d, 'KIS');
@@ -229,17 +231,64 @@ describe('midnight rollover and clean-up', () => {
     );
     const kis = dirs[0]!;
     const written = collect(sidecar, 'sink.written');
-    clock.set(Date.UTC(2026, 10, 20, 14, 59, 58));
+    assert.ok(!fs.existsSync(join(kis, 'KIS20261121')), 'not yet: midnight is 20 minutes away');
+    clock.set(Date.UTC(2026, 10, 20, 14, 49, 58));
     const next = await sidecar.sinks.tick();
-    assert.equal(next, Date.UTC(2026, 10, 20, 15, 0, 0), 'the sink loop wakes at midnight KST');
+    assert.equal(next, Date.UTC(2026, 10, 20, 14, 50, 0), 'the sink loop wakes 10 minutes (writeAhead) before midnight KST');
     clock.set(next);
     await sidecar.sinks.tick();
-    assert.equal(fs.readFileSync(join(kis, 'KIS20261121'), 'utf8'), `token: ${token.accessToken}\nvalid-date: ${formatWallClock(token.expiresAt)}\n`);
-    assert.deepEqual(written.map((w) => w.cause), ['rollover']);
+    const expected = `token: ${token.accessToken}\nvalid-date: ${formatWallClock(token.expiresAt)}\n`;
+    assert.equal(fs.readFileSync(join(kis, 'KIS20261121'), 'utf8'), expected);
+    assert.equal(fs.readFileSync(join(kis, 'KIS20261120'), 'utf8'), expected, 'today\'s file stays for the readers still on the 20th');
+    assert.deepEqual(written.map((w) => [w.cause, w.path]), [['rollover', join(kis, 'KIS20261121')]]);
     assert.equal(simulator.stats().tokenRequests, 1);
-    // keepDays 7 from the 21st: the 14th and later stay.
-    assert.deepEqual(fs.readdirSync(kis).sort(), ['KIS20261101.bak', 'KIS2026111', 'KIS20261114', 'KIS20261119', 'KIS20261120', 'KIS20261121', 'notes.txt']);
-    assert.ok(dir);
+    // keepDays 7, counted from the earliest date a reader zone shows (UTC: the 20th): the 13th and later stay.
+    assert.deepEqual(fs.readdirSync(kis).sort(), ['KIS20261101.bak', 'KIS2026111', 'KIS20261113', 'KIS20261114', 'KIS20261119', 'KIS20261120', 'KIS20261121', 'notes.txt']);
+    // The next change of names: 10 minutes before midnight UTC (08:50 KST), when no new name is needed (the UTC
+    // date then is the KST date, already written): nothing is written.
+    assert.equal(nextKisAuthChange(sidecar.config.accounts[0]!.sinks[0] as KisAuthSinkConfig, clock.now()), Date.UTC(2026, 10, 20, 23, 50, 0));
+    clock.set(Date.UTC(2026, 10, 20, 23, 50, 0));
+    await sidecar.sinks.tick();
+    assert.equal(written.length, 1);
+  });
+
+  test('between 00:00 and 09:00 KST a file under the KST date and one under the UTC date: both watched, repaired, reported and removed on revoke', async (t) => {
+    const { dir, sidecar, simulator, token, clock } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS')} }`, {
+      clock: new ManualClock(Date.UTC(2026, 10, 20, 16, 0, 0)), // 01:00 KST on the 21st, 16:00 UTC on the 20th
+      watch: true,
+    });
+    const kst = join(dir, 'KIS', 'KIS20261121');
+    const utc = join(dir, 'KIS', 'KIS20261120');
+    const expected = `token: ${token.accessToken}\nvalid-date: ${formatWallClock(token.expiresAt)}\n`;
+    assert.equal(fs.readFileSync(kst, 'utf8'), expected);
+    assert.equal(fs.readFileSync(utc, 'utf8'), expected, 'the same content under every name: valid-date stays the KST wall clock');
+    const status = sidecar.views()[0]!.sinks[0]!;
+    assert.deepEqual(status.files.map((f) => [f.path, f.healthy]), [[kst, true], [utc, true]]);
+    assert.equal(status.path, kst);
+    const repairs = collect(sidecar, 'sink.repaired');
+    fs.unlinkSync(utc);
+    await until('a repair', 1000, () => repairs.length > 0, 5);
+    await sidecar.sinks.idle();
+    assert.deepEqual(repairs.map((r) => [r.path, r.reason]), [[utc, 'missing']]);
+    assert.equal(fs.readFileSync(utc, 'utf8'), expected);
+    // A file that cannot be written under one name never keeps the other from its repair.
+    fs.unlinkSync(utc);
+    fs.mkdirSync(utc);
+    fs.writeFileSync(kst, '');
+    await until('the KST file repaired', 1000, () => fs.readFileSync(kst, 'utf8') === expected, 5);
+    await sidecar.sinks.tick();
+    const broken = sidecar.views()[0]!.sinks[0]!;
+    assert.equal(broken.healthy, false);
+    assert.deepEqual(broken.files.map((f) => f.healthy), [true, false]);
+    assert.equal(broken.lastError?.reason, 'not_regular_file');
+    assert.equal(sidecar.views()[0]!.ready, false);
+    fs.rmdirSync(utc);
+    clock.advance(61 * SECOND); // past the write backoff
+    await sidecar.sinks.checkAll();
+    assert.equal(sidecar.views()[0]!.ready, true);
+    assert.equal(simulator.stats().tokenRequests, 1);
+    await sidecar.account('main')!.revoke();
+    assert.ok(!fs.existsSync(kst) && !fs.existsSync(utc), 'a revoked token leaves no file under any name');
   });
 
   test('a token change also refreshes the earlier daily files still kept, for bots that imported yesterday', async (t) => {

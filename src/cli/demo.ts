@@ -3,7 +3,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseConfig } from '../config/load';
 import { runSimulatorServer, generateCredential, type SimulatorCredential } from '../simulator';
 import { clockFromEnvironment } from '../core/clock';
-import { sinkPath } from '../sinks/formats';
+import { sinkPaths } from '../sinks/formats';
 import { StopSignal, openSidecar, runUntilSignalled } from './boot';
 
 /**
@@ -67,7 +67,9 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
     process.stdout.write('\nAll token files are written: the demo is ready. Press Ctrl-C to stop.\n');
   });
   const code = await runUntilSignalled(sidecar, stop, (server) => {
-    const files = config.accounts.flatMap((a) => a.sinks.map((s) => `${shown(sinkPath(s, clock.now()))}   (${a.name}, ${s.format}${s.format === 'json' ? ` ${s.layout}` : ''})`));
+    const files = config.accounts.flatMap((a) =>
+      a.sinks.flatMap((s) => sinkPaths(s, clock.now()).map((path) => `${shown(path)}   (${a.name}, ${s.format}${s.format === 'json' ? ` ${s.layout}` : ''})`)),
+    );
     const lines = [
       '',
       'broker-token-sidecar demo',
@@ -79,7 +81,7 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
     if (server) {
       lines.push(`  metrics           ${server.url}/metrics`, `  status            ${server.url}/status`, `  ready             ${server.url}/readyz`);
     }
-    lines.push('', `Try: delete ${shown(sinkPath(config.accounts[0]!.sinks[0]!, clock.now()))} and watch it come back, with no new token.`, '');
+    lines.push('', `Try: delete ${shown(sinkPaths(config.accounts[0]!.sinks[0]!, clock.now())[0]!)} and watch it come back, with no new token.`, '');
     process.stdout.write(`${lines.join('\n')}\n`);
   });
   await simulator.close();

@@ -3,9 +3,9 @@ import { nodeFileSystem } from '../core/atomic-file';
 import { emptyState, appKeyId } from '../store/state';
 import { FileStateStore } from '../store/file-store';
 import { snapshotOf } from '../lifecycle/snapshot';
-import { renderSink, sinkPath, type TokenView } from '../sinks/formats';
+import { renderSink, sinkPaths, type TokenView } from '../sinks/formats';
 import { inspectSinkFile } from '../sinks/inspect';
-import type { SinkStatus } from '../sinks/supervisor';
+import { summarizeFiles, type SinkFileStatus, type SinkStatus } from '../sinks/supervisor';
 import type { AccountView } from '../metrics/exporter';
 
 /**
@@ -29,25 +29,30 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
       : undefined;
     const sinks: SinkStatus[] = [];
     for (const sink of account.sinks) {
-      const path = sinkPath(sink, now);
       const expected = view ? renderSink(sink, view) : undefined;
-      const inspection = await inspectSinkFile(nodeFileSystem, sink, path, expected ?? '\0', view?.accessToken ?? '\0');
-      const mode = inspection.kind === 'refused' ? null : inspection.mode;
-      sinks.push({
-        name: sink.name,
-        format: sink.format,
-        path,
-        present: mode !== null,
-        healthy: expected !== undefined && inspection.kind === 'healthy',
-        mode,
-        expectedMode: sink.access.mode,
-        lastWriteAt: null,
-        lastError:
+      const files: SinkFileStatus[] = [];
+      let lastError: SinkStatus['lastError'] = null;
+      for (const path of sinkPaths(sink, now)) {
+        const inspection = await inspectSinkFile(nodeFileSystem, sink, path, expected ?? '\0', view?.accessToken ?? '\0');
+        const mode = inspection.kind === 'refused' ? null : inspection.mode;
+        files.push({ path, present: mode !== null, healthy: expected !== undefined && inspection.kind === 'healthy', mode });
+        lastError ??=
           inspection.kind === 'refused'
             ? { reason: inspection.error.code, message: inspection.error.message, at: now }
             : inspection.kind === 'repair'
-              ? { reason: inspection.reason, message: `file is ${inspection.reason === 'mode' ? 'not mode 0' + sink.access.mode.toString(8) : inspection.reason.replace('_', ' ')}`, at: now }
-              : null,
+              ? { reason: inspection.reason, message: `${path}: file is ${inspection.reason === 'mode' ? 'not mode 0' + sink.access.mode.toString(8) : inspection.reason.replace('_', ' ')}`, at: now }
+              : null;
+      }
+      sinks.push({
+        name: sink.name,
+        format: sink.format,
+        path: files[0]!.path,
+        files,
+        ...summarizeFiles(files, sink.access.mode),
+        healthy: files.every((file) => file.healthy),
+        expectedMode: sink.access.mode,
+        lastWriteAt: null,
+        lastError,
         consecutiveFailures: 0,
         unhealthySince: null,
       });

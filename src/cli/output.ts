@@ -24,6 +24,10 @@ export function formatReport(reports: Array<AccountReport & { problem?: string }
       const state = s.healthy ? 'ok' : s.present ? 'needs repair' : 'missing';
       const error = s.lastError ? ` (${s.lastError.reason}: ${s.lastError.message})` : '';
       lines.push(`    sink ${s.name.padEnd(14)} ${state.padEnd(12)} mode ${s.mode ?? '-'} (want ${s.expectedMode}) ${s.path}${error}`);
+      // A kis-auth sink keeps one file per date a reader may compute; each is named when there are several.
+      if (s.files.length > 1) {
+        for (const f of s.files) lines.push(`${' '.repeat(24)}${(f.healthy ? 'ok' : f.present ? 'needs repair' : 'missing').padEnd(12)} ${f.path}`);
+      }
     }
   }
   return lines.join('\n');

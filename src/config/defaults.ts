@@ -1,7 +1,7 @@
 import type { HttpClientPolicy, ProofPolicy, RenewalPolicy } from './types';
 
 /**
- * Built-in defaults, chosen from the broker's rules (broker-apis.md) and the first system's settings.
+ * Built-in defaults, chosen from the broker's rules (docs/brokers.md) and the first system's settings.
  * The README's configuration reference documents each one; change them here and there together.
  */
 export const DEFAULT_RENEWAL: RenewalPolicy = {
@@ -9,7 +9,7 @@ export const DEFAULT_RENEWAL: RenewalPolicy = {
   // KIS's 6-hour same-token window, and the retries below all fit in that hour.
   renewBeforeMs: 60 * 60_000,
   jitterMs: 10 * 60_000,
-  spacingMs: 60_000, // the strictest reading of "once per minute" (broker-apis.md §1)
+  spacingMs: 60_000, // the strictest reading of "once per minute" (docs/brokers.md#kis-issuance-policy)
   schedule: undefined,
   scheduleMinAgeMs: 4.5 * 60 * 60_000, // the first system's age threshold, used only with `schedule`
   sameTokenWindowMs: 6 * 60 * 60_000,
@@ -42,10 +42,18 @@ export const DEFAULT_FILE_MODE = 0o600;
 export const DEFAULT_DIR_MODE = 0o700;
 export const DEFAULT_KEEP_DAYS = 7; // as the first system
 export const DEFAULT_SINK_TIME_ZONE = 'Asia/Seoul';
+/**
+ * The clocks kis_auth.py readers run on: KST hosts, containers (UTC unless told otherwise), and this host's own
+ * zone (added when it differs), for a bot started beside the sidecar.
+ */
+export const DEFAULT_READER_TIME_ZONES = ['Asia/Seoul', 'UTC'];
+/** The next day's kis_auth.py file is written this long before each reader zone's midnight. */
+export const DEFAULT_WRITE_AHEAD_MS = 10 * 60_000;
+export const MAX_WRITE_AHEAD_MS = 12 * 60 * 60_000;
 export const DEFAULT_STATE_DIR = 'data/state';
 export const DEFAULT_SERVER = { enabled: true, host: '127.0.0.1', port: 9464, requestTimeoutMs: 10_000 };
 
-/** Exact credential lengths KIS issues (broker-apis.md §1); a wrong length is the usual pasted-newline mistake. */
+/** Exact credential lengths KIS issues (docs/brokers.md#kis-credentials); a wrong one is usually a pasted newline. */
 export const KIS_APP_KEY_LENGTH = 36;
 export const KIS_APP_SECRET_LENGTH = 180;
 export const MIN_ADMIN_TOKEN_LENGTH = 16;

@@ -2,6 +2,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors';
+import { hostTimeZone } from '../core/time';
 import { interpolate } from './interpolate';
 import { formatPath } from './path';
 import { Problems, checkAcrossAccounts, resolveAccount, resolveConfig, type ResolveContext } from './resolve';
@@ -14,6 +15,8 @@ export const CONFIG_PATH_ENV = 'BROKER_TOKEN_SIDECAR_CONFIG';
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   readText?: ReadText;
+  /** This host's time zone, one of the default reader zones of a kis-auth sink (tests set it). */
+  hostTimeZone?: string;
 }
 
 // The values each tagged union accepts, read off the schemas themselves.
@@ -77,7 +80,7 @@ export function parseConfig(text: string, source: string, baseDir: string, optio
   const data = interpolate(doc.toJS() ?? {}, env, interpolationProblems);
   const problems = new Problems();
   interpolationProblems.forEach((line) => problems.addLine(line));
-  const ctx: ResolveContext = { baseDir, readText: options.readText ?? readTextFile, problems };
+  const ctx: ResolveContext = { baseDir, readText: options.readText ?? readTextFile, problems, hostTimeZone: options.hostTimeZone ?? hostTimeZone() };
 
   const parsed = configSchema.safeParse(data, { reportInput: true });
   if (parsed.success) {

@@ -1,9 +1,10 @@
 import { constants as osConstants } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { DEFAULT_BASE_URLS } from '../providers/hosts';
 import { isValidTimeZone } from '../core/time';
 import { formatDuration } from '../core/duration';
 import { isValidSchedule } from '../lifecycle/schedule';
+import { pythonKisFileName } from '../sinks/formats';
 import * as D from './defaults';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
@@ -46,6 +47,8 @@ export interface ResolveContext {
   baseDir: string;
   readText: ReadText;
   problems: Problems;
+  /** This host's zone: a default reader zone of kis-auth sinks. */
+  hostTimeZone: string;
 }
 
 const PLACEHOLDER = /\{([^}]*)\}/g;
@@ -184,7 +187,20 @@ function expandPath(template: string, account: RawAccount, appKey: string | unde
   return resolvePath(ctx.baseDir, expanded);
 }
 
-function resolveSinks(account: RawAccount, index: number, appKey: string | undefined, ctx: ResolveContext): SinkConfig[] {
+/**
+ * The zones a kis-auth sink names its daily files for, each with the config key it came from (for messages):
+ * `readerTimeZones` as given, else Asia/Seoul, UTC and this host's zone. The older `timeZone` key, which once
+ * named the one zone, now adds its zone to the list.
+ */
+function readerTimeZones(sink: Extract<RawSink, { format: 'kis-auth' }>, hostZone: string): Array<{ zone: string; key: Path }> {
+  const listed = sink.readerTimeZones?.map((zone, i) => ({ zone, key: ['readerTimeZones', i] as Path }));
+  const zones = listed ?? [...D.DEFAULT_READER_TIME_ZONES, hostZone].map((zone) => ({ zone, key: ['readerTimeZones'] as Path }));
+  if (sink.timeZone !== undefined) zones.push({ zone: sink.timeZone, key: ['timeZone'] });
+  return zones;
+}
+
+function resolveSinks(account: RawAccount, index: number, credentials: { appKey?: string; appSecret?: string }, ctx: ResolveContext): SinkConfig[] {
+  const { appKey, appSecret } = credentials;
   const names = new Map<string, number>();
   return account.sinks.map((sink, s) => {
     const path: Path = ['accounts', index, 'sinks', s];
@@ -195,20 +211,32 @@ function resolveSinks(account: RawAccount, index: number, appKey: string | undef
     const common = { name, access: resolveAccess(sink), notify: resolveNotify(sink, path, ctx) };
     switch (sink.format) {
       case 'kis-auth': {
-        const timeZone = sink.timeZone ?? D.DEFAULT_SINK_TIME_ZONE;
+        const zones = readerTimeZones(sink, ctx.hostTimeZone);
+        zones.forEach(({ zone, key }) => {
+          if (!isValidTimeZone(zone)) ctx.problems.add([...path, ...key], `"${zone}" is not an IANA time zone such as Asia/Seoul`);
+        });
         const validDateTimeZone = sink.validDateTimeZone ?? D.DEFAULT_SINK_TIME_ZONE;
-        for (const [key, zone] of [['timeZone', timeZone], ['validDateTimeZone', validDateTimeZone]] as const) {
-          if (!isValidTimeZone(zone)) ctx.problems.add([...path, key], `"${zone}" is not an IANA time zone such as Asia/Seoul`);
-        }
+        if (!isValidTimeZone(validDateTimeZone)) ctx.problems.add([...path, 'validDateTimeZone'], `"${validDateTimeZone}" is not an IANA time zone such as Asia/Seoul`);
+        const writeAheadMs = sink.writeAhead ?? D.DEFAULT_WRITE_AHEAD_MS;
+        if (writeAheadMs > D.MAX_WRITE_AHEAD_MS) ctx.problems.add([...path, 'writeAhead'], `must be at most ${formatDuration(D.MAX_WRITE_AHEAD_MS)}`);
         if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'kis-auth files are read by KIS clients only');
         return {
           ...common,
           format: 'kis-auth',
           dir: expandPath(sink.dir, account, appKey, [...path, 'dir'], ctx),
-          timeZone,
+          readerTimeZones: [...new Set(zones.map(({ zone }) => zone))],
+          writeAheadMs,
           validDateTimeZone,
           keepDays: sink.keepDays ?? D.DEFAULT_KEEP_DAYS,
         };
+      }
+      case 'python-kis': {
+        if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'python-kis is a KIS client');
+        if (/[\\/]|^\.\.?$/.test(sink.htsId)) ctx.problems.add([...path, 'htsId'], 'must be an HTS id, with no "/" (it becomes part of a file name)');
+        const dir = expandPath(sink.dir, account, appKey, [...path, 'dir'], ctx);
+        // Without both credentials there is no name to compute; checkCredentials has said why.
+        const name = appKey !== undefined && appSecret !== undefined ? pythonKisFileName(account.env ?? 'real', sink.htsId, appKey, appSecret) : 'unknown.json';
+        return { ...common, format: 'python-kis', dir, path: join(dir, name) };
       }
       case 'json': {
         const timeZone = sink.timeZone ?? D.DEFAULT_SINK_TIME_ZONE;
@@ -254,7 +282,7 @@ export function resolveAccount(raw: RawConfig, account: RawAccount, index: numbe
       intervalMs: account.probe.interval ?? D.DEFAULT_PROBE_INTERVAL_MS,
       timeoutMs: account.probe.timeout ?? D.DEFAULT_PROBE_TIMEOUT_MS,
     },
-    sinks: resolveSinks(account, index, appKey, ctx),
+    sinks: resolveSinks(account, index, { appKey, appSecret }, ctx),
   };
 }
 

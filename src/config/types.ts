@@ -71,8 +71,13 @@ interface SinkCommon {
 export interface KisAuthSinkConfig extends SinkCommon {
   format: 'kis-auth';
   dir: string;
-  /** Zone whose calendar date names the daily file (kis_auth.py uses the reader's local date). */
-  timeZone: string;
+  /**
+   * Zones whose calendar date may name the daily file: kis_auth.py uses the reader's own local date, so the
+   * file is kept under the date of each (deduplicated, never empty).
+   */
+  readerTimeZones: string[];
+  /** How long before each reader zone's midnight the next day's file is written. */
+  writeAheadMs: number;
   /** Zone whose wall clock `valid-date` is written in (kis_auth.py compares it with the reader's local clock). */
   validDateTimeZone: string;
   keepDays: number;
@@ -90,7 +95,15 @@ export interface ApprovalKeySinkConfig extends SinkCommon {
   path: string;
 }
 
-export type SinkConfig = KisAuthSinkConfig | JsonSinkConfig | ApprovalKeySinkConfig;
+/** The file python-kis keeps with `keep_token=DIR`, under the name it computes itself. */
+export interface PythonKisSinkConfig extends SinkCommon {
+  format: 'python-kis';
+  dir: string;
+  /** `dir` joined with python-kis's own file name (see pythonKisFileName); computed once, at load. */
+  path: string;
+}
+
+export type SinkConfig = KisAuthSinkConfig | JsonSinkConfig | ApprovalKeySinkConfig | PythonKisSinkConfig;
 
 export interface AccountConfig {
   name: string;

@@ -74,6 +74,12 @@ export function isValidTimeZone(zone: string): boolean {
   }
 }
 
+/** The zone this process's local clock is in (TZ, else /etc/localtime): what a naive local time here means. */
+export function hostTimeZone(): string {
+  const zone = new Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return zone && isValidTimeZone(zone) ? zone : 'UTC';
+}
+
 export function wallClockIn(instant: number, zone: string): WallClockParts {
   const parts: Record<string, number> = {};
   for (const part of formatterFor(zone).formatToParts(new Date(instant))) {

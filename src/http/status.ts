@@ -47,6 +47,7 @@ export function accountReport(view: AccountView, now: number) {
       name: sink.name,
       format: sink.format,
       path: sink.path,
+      files: sink.files.map((file) => ({ path: file.path, present: file.present, healthy: file.healthy, mode: octal(file.mode) })),
       present: sink.present,
       healthy: sink.healthy,
       mode: octal(sink.mode),

@@ -66,11 +66,11 @@ export function createCatalogue(registry: Registry) {
     proofDuration: histogram('proof_duration_seconds', 'Time taken by token proofs.', ACCOUNT_LABELS),
 
     // Sink files.
-    sinkPresent: gauge('sink_file_present', '1 when the sink file exists.', SINK_LABELS),
-    sinkHealthy: gauge('sink_file_healthy', '1 when the sink file holds exactly the current token with the configured mode and owner.', SINK_LABELS),
-    sinkModeOk: gauge('sink_file_mode_ok', '1 when the sink file has the configured mode (0600 unless configured), 0 when it does not, whatever the content.', SINK_LABELS),
+    sinkPresent: gauge('sink_file_present', '1 when every file of the sink exists (a kis-auth sink keeps one per date its readers may compute).', SINK_LABELS),
+    sinkHealthy: gauge('sink_file_healthy', '1 when every file of the sink holds exactly the current token with the configured mode and owner.', SINK_LABELS),
+    sinkModeOk: gauge('sink_file_mode_ok', '1 when every file of the sink has the configured mode (0600 unless configured), 0 when one does not, whatever the content.', SINK_LABELS),
     sinkLastWrite: gauge('sink_last_write_timestamp_seconds', 'When the sink file was last written (Unix time).', SINK_LABELS),
-    sinkWrites: counter('sink_writes_total', 'Sink file writes that are not repairs: a new token, start-up, the daily file at midnight.', [...SINK_LABELS, 'cause']),
+    sinkWrites: counter('sink_writes_total', 'Sink file writes that are not repairs: a new token, start-up, a new day\'s kis_auth.py file (written ahead of a reader zone\'s midnight).', [...SINK_LABELS, 'cause']),
     sinkRepairs: counter('sink_repairs_total', 'Sink files rewritten from the state because they were damaged, by what was wrong.', [...SINK_LABELS, 'reason']),
     sinkWriteFailures: counter('sink_write_failures_total', 'Failed sink file writes, by reason.', [...SINK_LABELS, 'reason']),
     sinkFilesCleaned: counter('sink_files_cleaned_total', 'Old daily token files removed (kis-auth sinks, past keepDays).', SINK_LABELS),

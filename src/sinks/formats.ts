@@ -1,11 +1,14 @@
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { JsonLayout, SinkConfig } from '../config/types';
+import type { Env, JsonLayout, KisAuthSinkConfig, SinkConfig } from '../config/types';
 import {
   formatIsoInZone,
   formatNaiveIso,
   formatWallClock,
+  KST_ZONE,
   localDateStamp,
+  nextLocalMidnight,
   parseDateTimeIn,
   parseKstCompact,
   parseKstWallClock,
@@ -14,7 +17,7 @@ import {
 /**
  * What each sink file holds, as pure functions of the token: rendering is deterministic (the same token gives
  * the same bytes), so a file can be checked by comparing it with what it should be, and repaired by writing
- * that again. Formats come from broker-apis.md §1 and §4.
+ * that again. Formats come from docs/brokers.md#token-files.
  */
 
 export interface TokenView {
@@ -34,9 +37,44 @@ export interface TokenInFile {
 
 export const KIS_AUTH_FILE = /^KIS(\d{8})$/;
 
-/** The file a sink keeps current at `now`. kis_auth.py names its file after the reader's local date. */
-export function sinkPath(sink: SinkConfig, now: number): string {
-  return sink.format === 'kis-auth' ? join(sink.dir, `KIS${localDateStamp(now, sink.timeZone)}`) : sink.path;
+/**
+ * The date stamps of the daily files a kis-auth sink keeps at `now`. kis_auth.py names its file after the date
+ * on the reader's own clock, once, at import: a bot in a UTC container looks for the UTC date, one on a KST host
+ * for the KST date, and the two differ every day from 00:00 to 09:00 KST. So the file exists under the date of
+ * every reader zone, and under the next day's date from `writeAheadMs` before that zone's midnight, so that a
+ * bot imported at 00:00:00 finds its file already there and never creates an empty one of its own.
+ */
+export function kisAuthStamps(sink: KisAuthSinkConfig, now: number): string[] {
+  const stamps = new Set<string>();
+  for (const zone of sink.readerTimeZones) {
+    stamps.add(localDateStamp(now, zone));
+    stamps.add(localDateStamp(now + sink.writeAheadMs, zone));
+  }
+  return [...stamps];
+}
+
+/** When the set of daily file names changes next: the earliest write-ahead instant before a reader zone's midnight. */
+export function nextKisAuthChange(sink: KisAuthSinkConfig, now: number): number {
+  return Math.min(...sink.readerTimeZones.map((zone) => nextLocalMidnight(now + sink.writeAheadMs, zone) - sink.writeAheadMs));
+}
+
+/** The files a sink keeps current at `now`: one, or for kis-auth one per date a reader may compute. */
+export function sinkPaths(sink: SinkConfig, now: number): string[] {
+  return sink.format === 'kis-auth' ? kisAuthStamps(sink, now).map((stamp) => join(sink.dir, `KIS${stamp}`)) : [sink.path];
+}
+
+/** The directory a sink's files live in (and that is watched for damage to them). */
+export function sinkDirectory(sink: SinkConfig): string {
+  return sink.format === 'kis-auth' ? sink.dir : dirname(sink.path);
+}
+
+/**
+ * The file name python-kis computes for its kept token (`PyKis(..., keep_token=DIR)`): the HTS id in clear,
+ * then a SHA-1 of the id, app key and app secret of the domain. The secret enters this digest only.
+ */
+export function pythonKisFileName(env: Env, htsId: string, appKey: string, appSecret: string): string {
+  const digest = createHash('sha1').update(`pykis${htsId}${appKey}${appSecret}token`).digest('hex');
+  return `token_${env === 'real' ? 'real' : 'virtual'}_${htsId}_${digest}.json`;
 }
 
 /** The content a sink's file must hold, or undefined when there is nothing to write yet. */
@@ -48,6 +86,8 @@ export function renderSink(sink: SinkConfig, view: TokenView): string | undefine
       return `token: ${view.accessToken}\nvalid-date: ${formatWallClock(view.expiresAt, sink.validDateTimeZone)}\n`;
     case 'json':
       return `${JSON.stringify(jsonLayout(sink.layout, view, sink.timeZone), null, 2)}\n`;
+    case 'python-kis':
+      return `${JSON.stringify(pythonKisToken(view), null, 2)}\n`;
     case 'approval-key':
       return view.approvalKey === undefined ? undefined : `${view.approvalKey}\n`;
   }
@@ -81,6 +121,21 @@ function jsonLayout(layout: JsonLayout, view: TokenView, zone: string): Record<s
   }
 }
 
+/**
+ * The tokenP answer as python-kis keeps it. Its loader refuses a file missing any of these four fields (and
+ * then issues a token of its own), so a field the broker's answer lacked is filled in from what the sidecar knows.
+ */
+function pythonKisToken(view: TokenView): Record<string, unknown> {
+  return {
+    ...view.raw,
+    access_token: view.accessToken,
+    token_type: typeof view.raw.token_type === 'string' ? view.raw.token_type : view.tokenType,
+    expires_in: typeof view.raw.expires_in === 'number' ? view.raw.expires_in : Math.round((view.expiresAt - view.issuedAt) / 1000),
+    access_token_token_expired:
+      typeof view.raw.access_token_token_expired === 'string' ? view.raw.access_token_token_expired : formatWallClock(view.expiresAt),
+  };
+}
+
 function parseJsonObject(content: string): Record<string, unknown> | undefined {
   try {
     const value = JSON.parse(content) as unknown;
@@ -109,12 +164,15 @@ export function readSinkToken(sink: SinkConfig, content: string): TokenInFile | 
       if (typeof token !== 'string' || token === '') return undefined;
       return { accessToken: token, expiresAt: typeof validDate === 'string' ? parseDateTimeIn(validDate, sink.validDateTimeZone) : undefined };
     }
-    case 'json': {
+    case 'json':
+    case 'python-kis': {
       const body = parseJsonObject(content);
       if (!body) return undefined;
       const token = body.access_token ?? body.token;
       if (typeof token !== 'string' || token === '') return undefined;
-      return { accessToken: token, expiresAt: jsonExpiry(sink.layout, body, sink.timeZone) };
+      return sink.format === 'json'
+        ? { accessToken: token, expiresAt: jsonExpiry(sink.layout, body, sink.timeZone) }
+        : { accessToken: token, expiresAt: jsonExpiry('raw', body, KST_ZONE) };
     }
     case 'approval-key':
       return undefined;

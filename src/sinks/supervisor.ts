@@ -5,8 +5,8 @@ import type { Clock } from '../core/clock';
 import { SinkWriteError, classifyFsError, describeError, type SinkRepairReason } from '../core/errors';
 import type { AccountRef, EventBus } from '../core/events';
 import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
-import { dateStampDaysBefore, nextLocalMidnight } from '../core/time';
-import { KIS_AUTH_FILE, readSinkToken, renderSink, sinkPath, type TokenInFile, type TokenView } from './formats';
+import { dateStampDaysBefore } from '../core/time';
+import { KIS_AUTH_FILE, nextKisAuthChange, readSinkToken, renderSink, sinkDirectory, sinkPaths, type TokenInFile, type TokenView } from './formats';
 import { inspectSinkFile } from './inspect';
 import { runNotify } from './notify';
 
@@ -17,30 +17,53 @@ import { runNotify } from './notify';
  * written with backoff, without holding up the other sinks or renewal.
  */
 
-export interface SinkStatus {
-  name: string;
-  format: SinkConfig['format'];
+/** One file of a sink, as last found or written (a kis-auth sink keeps one per date a reader may compute). */
+export interface SinkFileStatus {
   path: string;
   present: boolean;
   healthy: boolean;
   /** The file's permission bits as found, or null when there is no file. */
   mode: number | null;
+}
+
+export interface SinkStatus {
+  name: string;
+  format: SinkConfig['format'];
+  /** The sink's first file (for kis-auth: the date in the first reader zone, Asia/Seoul by default). */
+  path: string;
+  /** Every file the sink keeps current now. */
+  files: SinkFileStatus[];
+  /** Every file exists. */
+  present: boolean;
+  /** Every file holds exactly the current token with the configured mode and owner. */
+  healthy: boolean;
+  /** The permission bits found: the first file's that differ from the configured mode, else the first file's. */
+  mode: number | null;
   expectedMode: number;
   lastWriteAt: number | null;
   lastError: { reason: string; message: string; at: number } | null;
   consecutiveFailures: number;
-  /** Since when the file has not held what it should (null while it does, and before there is a token). */
+  /** Since when a file has not held what it should (null while all do, and before there is a token). */
   unhealthySince: number | null;
+}
+
+/** What a sink's files add up to: present when every file is, and the mode that needs a look (one that is off, if any). */
+export function summarizeFiles(files: SinkFileStatus[], expectedMode: number): { present: boolean; mode: number | null } {
+  const off = files.find((file) => file.mode !== null && file.mode !== expectedMode);
+  return { present: files.every((file) => file.present), mode: (off ?? files[0])?.mode ?? null };
 }
 
 interface SinkRuntime {
   account: AccountRef;
   config: SinkConfig;
   view: TokenView | undefined;
-  writtenPath: string | undefined;
-  present: boolean;
+  /** The current files as last checked or written, by path. */
+  files: Map<string, SinkFileStatus>;
+  /** Current files this run has written or found holding the token: a current file not among them is new (a rollover). */
+  written: Set<string>;
+  /** Whether anything was written or found right yet in this run: the first write is 'start', later new files 'rollover'. */
+  started: boolean;
   healthy: boolean;
-  mode: number | null;
   lastWriteAt: number | null;
   lastError: SinkStatus['lastError'];
   consecutiveFailures: number;
@@ -49,6 +72,16 @@ interface SinkRuntime {
   lastCleanupStamp: string | undefined;
   queue: Promise<void>;
   pendingCheck: NodeJS.Timeout | undefined;
+}
+
+interface FileFailure {
+  path: string;
+  error: unknown;
+}
+
+interface FileWrite {
+  path: string;
+  cause: WriteCause;
 }
 
 export interface SinkSupervisorOptions {
@@ -83,10 +116,10 @@ export class SinkSupervisor {
         account,
         config,
         view: undefined,
-        writtenPath: undefined,
-        present: false,
+        files: new Map(),
+        written: new Set(),
+        started: false,
         healthy: false,
-        mode: null,
         lastWriteAt: null,
         lastError: null,
         consecutiveFailures: 0,
@@ -121,19 +154,20 @@ export class SinkSupervisor {
     const writeChecks = new Map<string, Promise<void>>();
     const checked: string[] = [];
     for (const rt of account === undefined ? this.all() : (this.sinks.get(account) ?? [])) {
-      const path = sinkPath(rt.config, now);
-      const where = `account ${rt.account.name}, sink ${rt.config.name} (${path})`;
-      try {
-        await ensureDirectory(dirname(path), rt.config.access.dirMode, this.fs);
-        const inspection = await inspectSinkFile(this.fs, rt.config, path, '\0', '\0');
-        if (inspection.kind === 'refused') throw inspection.error;
-        const key = `${dirname(path)}\0${JSON.stringify(rt.config.access)}`;
-        if (!writeChecks.has(key)) writeChecks.set(key, this.checkWritable(dirname(path), rt.config.access));
-        await writeChecks.get(key);
-        checked.push(path);
-      } catch (error) {
-        const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
-        problems.push(`${where}: ${reason}: ${describeError(error)}`);
+      for (const path of sinkPaths(rt.config, now)) {
+        const where = `account ${rt.account.name}, sink ${rt.config.name} (${path})`;
+        try {
+          await ensureDirectory(dirname(path), rt.config.access.dirMode, this.fs);
+          const inspection = await inspectSinkFile(this.fs, rt.config, path, '\0', '\0');
+          if (inspection.kind === 'refused') throw inspection.error;
+          const key = `${dirname(path)}\0${JSON.stringify(rt.config.access)}`;
+          if (!writeChecks.has(key)) writeChecks.set(key, this.checkWritable(dirname(path), rt.config.access));
+          await writeChecks.get(key);
+          checked.push(path);
+        } catch (error) {
+          const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
+          problems.push(`${where}: ${reason}: ${describeError(error)}`);
+        }
       }
     }
     await removeStaleTempFiles(checked, this.fs);
@@ -160,13 +194,7 @@ export class SinkSupervisor {
             // Files that already hold the right bytes are left alone: a restart rewrites nothing.
             await this.check(rt);
           } else {
-            const path = sinkPath(rt.config, now);
-            const content = renderSink(rt.config, view);
-            if (content === undefined) return;
-            if (await this.writeSink(rt, path, content, rt.writtenPath === undefined ? 'start' : 'token')) {
-              await this.refreshEarlierDailyFiles(rt, path, content);
-              this.notify(rt, path);
-            }
+            await this.writeNewToken(rt, view, now);
           }
           await this.cleanup(rt, now);
         });
@@ -181,13 +209,13 @@ export class SinkSupervisor {
     const removed: string[] = [];
     for (const rt of this.sinks.get(account) ?? []) {
       await this.exclusive(rt, async () => {
-        const path = rt.writtenPath ?? sinkPath(rt.config, this.options.clock.now());
         rt.view = undefined;
         rt.healthy = false;
         rt.unhealthySince = null;
-        await this.fs.unlink(path).then(() => removed.push(path), () => undefined);
-        rt.present = false;
-        rt.writtenPath = undefined;
+        for (const path of this.knownPaths(rt)) await this.fs.unlink(path).then(() => removed.push(path), () => undefined);
+        rt.files.clear();
+        rt.written.clear();
+        rt.started = false;
       });
     }
     return removed;
@@ -209,7 +237,7 @@ export class SinkSupervisor {
     if (sweepDue) this.nextSweepAt = now + this.options.sweepIntervalMs;
     await Promise.all(
       this.all().map((rt) => {
-        const rolledOver = rt.writtenPath !== undefined && rt.writtenPath !== sinkPath(rt.config, now);
+        const rolledOver = rt.started && sinkPaths(rt.config, now).some((path) => !rt.written.has(path));
         const retryDue = rt.nextRetryAt !== undefined && now >= rt.nextRetryAt;
         if (!sweepDue && !rolledOver && !retryDue) return Promise.resolve();
         return this.exclusive(rt, () => this.check(rt));
@@ -223,88 +251,140 @@ export class SinkSupervisor {
     let next = this.nextSweepAt;
     for (const rt of this.all()) {
       if (rt.nextRetryAt !== undefined) next = Math.min(next, rt.nextRetryAt);
-      if (rt.config.format === 'kis-auth' && rt.view) next = Math.min(next, nextLocalMidnight(now, rt.config.timeZone));
+      if (rt.config.format === 'kis-auth' && rt.view) next = Math.min(next, nextKisAuthChange(rt.config, now));
     }
     return next;
   }
 
+  /**
+   * Brings every current file of a sink to what it must hold: files that hold it are left alone, damaged ones
+   * are repaired, and a file under a name that became current (a new day's kis_auth.py file) is written. One
+   * file that cannot be written never keeps the others from being written.
+   */
   private async check(rt: SinkRuntime): Promise<void> {
     if (!rt.view || this.closed) return;
     const content = renderSink(rt.config, rt.view);
     if (content === undefined) return;
     const now = this.options.clock.now();
-    const path = sinkPath(rt.config, now);
-    if (rt.writtenPath !== undefined && rt.writtenPath !== path) {
-      // Midnight in the sink's zone: the new day's file, same token, no issuance.
-      await this.writeSink(rt, path, content, 'rollover');
-      await this.cleanup(rt, now);
-      return;
+    const backingOff = rt.nextRetryAt !== undefined && now < rt.nextRetryAt;
+    const files = new Map<string, SinkFileStatus>();
+    const failures: FileFailure[] = [];
+    const writes: FileWrite[] = [];
+    for (const path of sinkPaths(rt.config, now)) {
+      const inspection = await inspectSinkFile(this.fs, rt.config, path, content, rt.view.accessToken);
+      if (inspection.kind === 'healthy') {
+        files.set(path, { path, present: true, healthy: true, mode: inspection.mode });
+        rt.written.add(path);
+        continue;
+      }
+      const found = inspection.kind === 'repair' ? inspection.mode : null;
+      files.set(path, { path, present: found !== null, healthy: false, mode: found });
+      if (inspection.kind === 'refused') {
+        failures.push({ path, error: inspection.error });
+        continue;
+      }
+      if (backingOff) continue; // after a failed write, the next attempt waits its turn
+      const cause: WriteCause = rt.written.has(path) ? inspection.reason : rt.started ? 'rollover' : 'start';
+      const failure = await this.writeFile(rt, path, content, now);
+      if (failure) failures.push(failure);
+      else {
+        files.set(path, { path, present: true, healthy: true, mode: rt.config.access.mode });
+        writes.push({ path, cause });
+      }
     }
-    const inspection = await inspectSinkFile(this.fs, rt.config, path, content, rt.view.accessToken);
-    switch (inspection.kind) {
-      case 'healthy':
-        rt.present = true;
-        rt.mode = inspection.mode;
-        if (rt.writtenPath === undefined) rt.writtenPath = path;
-        if (!rt.healthy || rt.consecutiveFailures > 0) this.markWritten(rt, path, now, undefined);
-        return;
-      case 'repair':
-        rt.present = inspection.mode !== null;
-        rt.mode = inspection.mode;
-        this.markUnhealthy(rt, now);
-        if (rt.nextRetryAt !== undefined && now < rt.nextRetryAt) return; // backing off after a failed write
-        await this.writeSink(rt, path, content, rt.writtenPath === undefined ? 'start' : inspection.reason);
-        return;
-      case 'refused':
-        this.markFailed(rt, path, inspection.error, now);
-        return;
+    this.settle(rt, files, failures, writes, now);
+    if (writes.some((write) => write.cause === 'rollover')) await this.cleanup(rt, now);
+  }
+
+  /** A new token: every current file gets it now, whatever they hold, and the application is told. */
+  private async writeNewToken(rt: SinkRuntime, view: TokenView, now: number): Promise<void> {
+    const content = renderSink(rt.config, view);
+    if (content === undefined) return;
+    const cause = rt.started ? 'token' : 'start';
+    const files = new Map<string, SinkFileStatus>();
+    const failures: FileFailure[] = [];
+    const writes: FileWrite[] = [];
+    const paths = sinkPaths(rt.config, now);
+    for (const path of paths) {
+      const failure = await this.writeFile(rt, path, content, now);
+      if (failure) failures.push(failure);
+      else writes.push({ path, cause });
+      files.set(path, { path, present: failure === undefined, healthy: failure === undefined, mode: failure === undefined ? rt.config.access.mode : null });
+    }
+    this.settle(rt, files, failures, writes, now);
+    if (writes.length > 0) {
+      await this.refreshEarlierDailyFiles(rt, paths, content);
+      this.notify(rt, paths[0]!);
     }
   }
 
-  private async writeSink(rt: SinkRuntime, path: string, content: string, cause: WriteCause): Promise<boolean> {
-    const now = this.options.clock.now();
+  /** Writes one file; on success it counts as written, on failure the failure is returned. */
+  private async writeFile(rt: SinkRuntime, path: string, content: string, now: number): Promise<FileFailure | undefined> {
     try {
       await writeFileAtomic(path, content, { ...rt.config.access, fs: this.fs });
     } catch (error) {
-      this.markFailed(rt, path, error, now);
-      return false;
+      return { path, error };
     }
-    this.markWritten(rt, path, now, cause);
-    return true;
+    rt.written.add(path);
+    rt.started = true;
+    rt.lastWriteAt = now;
+    return undefined;
   }
 
-  private markWritten(rt: SinkRuntime, path: string, now: number, cause: WriteCause | undefined): void {
+  /**
+   * The sink's state after a check or a write of all its current files, then the events: a listener that asks
+   * whether the sink is ready when a file is written gets the answer that includes that write.
+   */
+  private settle(rt: SinkRuntime, files: Map<string, SinkFileStatus>, failures: FileFailure[], writes: FileWrite[], now: number): void {
+    const recovered = this.updateHealth(rt, files, failures, now);
+    for (const { path, cause } of writes) {
+      const ref = { account: rt.account, sink: rt.config.name, path };
+      if (cause === 'token' || cause === 'start' || cause === 'rollover') this.options.bus.emit('sink.written', { ...ref, cause });
+      else this.options.bus.emit('sink.repaired', { ...ref, reason: cause });
+    }
+    if (recovered) this.options.bus.emit('sink.recovered', { account: rt.account, sink: rt.config.name, path: files.keys().next().value! });
+  }
+
+  /** Returns whether the sink has just recovered from failed writes. */
+  private updateHealth(rt: SinkRuntime, files: Map<string, SinkFileStatus>, failures: FileFailure[], now: number): boolean {
+    rt.files = files;
+    // Names no longer current (yesterday's) leave the set, so it never grows.
+    for (const path of rt.written) if (!files.has(path)) rt.written.delete(path);
+    if ([...files.values()].some((file) => file.healthy)) rt.started = true;
+    if (failures.length > 0) {
+      this.markFailed(rt, failures, now);
+      return false;
+    }
+    if (![...files.values()].every((file) => file.healthy)) {
+      this.markUnhealthy(rt, now);
+      return false;
+    }
     const recovered = rt.consecutiveFailures > 0;
-    rt.writtenPath = path;
-    rt.present = true;
     rt.healthy = true;
-    rt.mode = rt.config.access.mode;
-    rt.lastWriteAt = cause === undefined ? rt.lastWriteAt : now;
     rt.lastError = null;
     rt.consecutiveFailures = 0;
     rt.unhealthySince = null;
     rt.nextRetryAt = undefined;
-    const ref = { account: rt.account, sink: rt.config.name, path };
-    if (cause === 'token' || cause === 'start' || cause === 'rollover') this.options.bus.emit('sink.written', { ...ref, cause });
-    else if (cause !== undefined) this.options.bus.emit('sink.repaired', { ...ref, reason: cause });
-    if (recovered) this.options.bus.emit('sink.recovered', ref);
+    return recovered;
   }
 
-  private markFailed(rt: SinkRuntime, path: string, error: unknown, now: number): void {
-    const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
-    const message = describeError(error);
+  private markFailed(rt: SinkRuntime, failures: FileFailure[], now: number): void {
     this.markUnhealthy(rt, now);
     rt.consecutiveFailures += 1;
-    rt.lastError = { reason, message, at: now };
     rt.nextRetryAt = now + Math.min(MAX_WRITE_RETRY_MS, 1000 * 2 ** (rt.consecutiveFailures - 1));
-    this.options.bus.emit('sink.write_failed', {
-      account: rt.account,
-      sink: rt.config.name,
-      path,
-      reason,
-      message,
-      consecutiveFailures: rt.consecutiveFailures,
-    });
+    for (const { path, error } of failures) {
+      const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
+      const message = describeError(error);
+      rt.lastError = { reason, message, at: now };
+      this.options.bus.emit('sink.write_failed', {
+        account: rt.account,
+        sink: rt.config.name,
+        path,
+        reason,
+        message,
+        consecutiveFailures: rt.consecutiveFailures,
+      });
+    }
   }
 
   private markUnhealthy(rt: SinkRuntime, now: number): void {
@@ -316,11 +396,11 @@ export class SinkSupervisor {
    * A bot that imported kis_auth.py yesterday still reads yesterday's file. When the token changes, the
    * earlier daily files still kept are brought up to date too, so such a bot never sees a dead token.
    */
-  private async refreshEarlierDailyFiles(rt: SinkRuntime, currentPath: string, content: string): Promise<void> {
+  private async refreshEarlierDailyFiles(rt: SinkRuntime, currentPaths: string[], content: string): Promise<void> {
     if (rt.config.format !== 'kis-auth') return;
     for (const name of await this.dailyFiles(rt.config.dir)) {
       const path = join(rt.config.dir, name);
-      if (path === currentPath) continue;
+      if (currentPaths.includes(path)) continue;
       const info = await this.fs.lstat(path).catch(() => undefined);
       if (!info?.isFile()) continue;
       await writeFileAtomic(path, content, { ...rt.config.access, fs: this.fs }).catch(() => undefined);
@@ -332,10 +412,14 @@ export class SinkSupervisor {
     return names.filter((name) => KIS_AUTH_FILE.test(name)).sort().reverse();
   }
 
-  /** Removes daily files older than keepDays; nothing that does not match KIS{YYYYMMDD} is ever touched. */
+  /**
+   * Removes daily files older than keepDays, counted from the earliest date any reader zone shows (a file that
+   * is today's somewhere is never old); nothing that does not match KIS{YYYYMMDD} is ever touched.
+   */
   private async cleanup(rt: SinkRuntime, now: number): Promise<void> {
     if (rt.config.format !== 'kis-auth') return;
-    const cutoff = dateStampDaysBefore(now, rt.config.timeZone, rt.config.keepDays);
+    const keepDays = rt.config.keepDays;
+    const cutoff = rt.config.readerTimeZones.map((zone) => dateStampDaysBefore(now, zone, keepDays)).sort()[0]!;
     if (rt.lastCleanupStamp === cutoff) return;
     const removed: string[] = [];
     for (const name of await this.dailyFiles(rt.config.dir)) {
@@ -367,7 +451,7 @@ export class SinkSupervisor {
 
   private ensureWatchers(): void {
     if (this.closed || !this.options.watch) return;
-    const dirs = new Set(this.all().map((rt) => (rt.config.format === 'kis-auth' ? rt.config.dir : dirname(rt.config.path))));
+    const dirs = new Set(this.all().map((rt) => sinkDirectory(rt.config)));
     for (const [dir, watcher] of this.watchers) {
       if (!dirs.has(dir)) {
         watcher.close();
@@ -392,8 +476,8 @@ export class SinkSupervisor {
 
   private onFileEvent(dir: string, filename: string | undefined): void {
     for (const rt of this.all()) {
-      const path = rt.writtenPath ?? sinkPath(rt.config, this.options.clock.now());
-      if (dirname(path) !== dir || (filename !== undefined && filename !== basename(path))) continue;
+      if (sinkDirectory(rt.config) !== dir) continue;
+      if (filename !== undefined && !this.knownPaths(rt).some((path) => basename(path) === filename)) continue;
       if (rt.pendingCheck) continue;
       rt.pendingCheck = setTimeout(() => {
         rt.pendingCheck = undefined;
@@ -402,21 +486,29 @@ export class SinkSupervisor {
     }
   }
 
+  /** The current files and those this run wrote that may still be on disk. */
+  private knownPaths(rt: SinkRuntime): string[] {
+    return [...new Set([...sinkPaths(rt.config, this.options.clock.now()), ...rt.files.keys(), ...rt.written])];
+  }
+
   status(account: string): SinkStatus[] {
     const now = this.options.clock.now();
-    return (this.sinks.get(account) ?? []).map((rt) => ({
-      name: rt.config.name,
-      format: rt.config.format,
-      path: rt.writtenPath ?? sinkPath(rt.config, now),
-      present: rt.present,
-      healthy: rt.healthy,
-      mode: rt.mode,
-      expectedMode: rt.config.access.mode,
-      lastWriteAt: rt.lastWriteAt,
-      lastError: rt.lastError,
-      consecutiveFailures: rt.consecutiveFailures,
-      unhealthySince: rt.unhealthySince,
-    }));
+    return (this.sinks.get(account) ?? []).map((rt) => {
+      const files = sinkPaths(rt.config, now).map((path) => rt.files.get(path) ?? { path, present: false, healthy: false, mode: null });
+      return {
+        name: rt.config.name,
+        format: rt.config.format,
+        path: files[0]!.path,
+        files,
+        ...summarizeFiles(files, rt.config.access.mode),
+        healthy: rt.healthy,
+        expectedMode: rt.config.access.mode,
+        lastWriteAt: rt.lastWriteAt,
+        lastError: rt.lastError,
+        consecutiveFailures: rt.consecutiveFailures,
+        unhealthySince: rt.unhealthySince,
+      };
+    });
   }
 
   /** Every sink of the account holds the current token, complete and private. */
@@ -432,10 +524,9 @@ export class SinkSupervisor {
   async tokensOnDisk(account: string): Promise<Array<{ sink: string; path: string; token: TokenInFile }>> {
     const found: Array<{ sink: string; path: string; token: TokenInFile }> = [];
     for (const rt of this.sinks.get(account) ?? []) {
+      const config = rt.config;
       const paths =
-        rt.config.format === 'kis-auth'
-          ? (await this.dailyFiles(rt.config.dir)).map((name) => join((rt.config as { dir: string }).dir, name))
-          : [sinkPath(rt.config, this.options.clock.now())];
+        config.format === 'kis-auth' ? (await this.dailyFiles(config.dir)).map((name) => join(config.dir, name)) : sinkPaths(config, this.options.clock.now());
       for (const path of paths) {
         const info = await this.fs.lstat(path).catch(() => undefined);
         if (!info?.isFile()) continue; // never read through a symlink planted at a sink path
