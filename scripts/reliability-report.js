@@ -9,7 +9,7 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const report = path.join(os.tmpdir(), `reliability-${process.pid}.jsonl`);
-const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'config', 'cli', 'http'].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
+const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'config', 'cli', 'http'].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
 const run = spawnSync(process.execPath, ['--test', ...files], { cwd: root, env: { ...process.env, RELIABILITY_REPORT: report }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 const summary = (run.stdout.match(/^# (tests|pass|fail) \d+$/gm) ?? []).join(', ');
@@ -91,6 +91,16 @@ lines.push(
   `- The replica holding the issuance lease SIGKILLed while its request hung: ${one('failover').tokenRequests} token requests in all, the second ${one('failover').secondRequestAfterKillMs} ms after the kill (the lease lapses after 4 s; the spacing counts from the unanswered request plus its timeout), ${one('failover').rateLimited} EGW00133.`,
   '- Redis stopped: every replica kept its valid token file and reported `broker_token_store_up 0`, sent no request, and when Redis came back empty the replicas offered their state back and converged on the one token, with no issuance.',
   `- ${one('many-accounts').accounts.toLocaleString('en')} accounts with distinct app keys in one sidecar: all ready in ${(one('many-accounts').readyMs / 1000).toFixed(1)} s with ${one('many-accounts').issued.toLocaleString('en')} issuances, at most ${one('many-accounts').maxInFlight} token requests in flight at once (\`limits.maxConcurrentRequests\` 8).`,
+  '',
+  '## Every reader, every clock',
+  '',
+  `\`test/readers.test.ts\`: the sidecar as a process on a UTC clock (a container) and on an Asia/Seoul clock, from a first start at 08:20 KST through restarts over the day and over midnight KST. At each instant, replicas of the programs users run (\`test/replicas/\`: kis_auth.py imported by a bot, python-kis, the KIS client JSON, the overseas-stock cache, the Kiwoom token file and a kiwoom-client provider) started on a clock of their own, UTC and Asia/Seoul, at that instant (libfaketime), and a kis_auth.py bot with the token folder mounted read-only.`,
+  '',
+  '| sidecar clock | instants | reader runs | read-only mount | token requests (sidecar and readers) |',
+  '|---|---|---|---|---|',
+  ...entries.filter((e) => e.kind === 'readers').map((e) => `| ${e.sidecarZone} | ${e.instants.length} (${e.instants.map(cell).join('; ')}) | ${e.readerRuns}, every one with the sidecar\'s token and no request of its own | ${e.readOnly ? 'yes' : 'not available here'} | ${e.tokenRequests}: one per app key, at the first start |`),
+  '',
+  'A bot imported while its file is missing: with the token folder read-only (the deployment the examples use) and the sidecar down, the import fails and sends nothing, and the bot started again once the sidecar is back reads its token; with the sidecar running, files deleted by hand are back before a bot started at that moment imports.',
   '',
   '## Secrets',
   '',

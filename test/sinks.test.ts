@@ -1,6 +1,5 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,18 +10,8 @@ import { nextKisAuthChange } from '../src/sinks/formats';
 import type { KisAuthSinkConfig } from '../src/config/types';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
+import { describeOutcome, replicaTools, runReplica, writeCredentialFiles, writeKisDevlp, type ReplicaOutcome, type ReplicaRun } from './replicas';
 import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until } from './helpers';
-
-const FIXTURES = join(__dirname, '..', '..', 'test', 'fixtures');
-const PYTHON = '/usr/bin/python3';
-
-/** PyYAML is what kis_auth.py parses with; CI installs it (python3-yaml). Elsewhere its absence skips. */
-function pythonWithYaml(): string | false {
-  const probe = spawnSync(PYTHON, ['-c', 'import yaml'], { encoding: 'utf8' });
-  if (probe.status === 0) return PYTHON;
-  if (process.env.CI) throw new Error('python3 with PyYAML is required in CI (apt-get install python3-yaml)');
-  return false;
-}
 
 function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Array<SidecarEvents[K]> {
   const seen: Array<SidecarEvents[K]> = [];
@@ -40,50 +29,72 @@ async function sidecarWithSinks(t: any, sinks: (dir: string) => string, options:
   t.after(() => sidecar.close());
   await runAccountUntil(sidecar, 'main', clock, clock.now() + MINUTE);
   await sidecar.sinks.idle();
-  return { dir, sidecar, simulator, clock, cred, token: sidecar.views()[0]!.snapshot.state.token! };
+  return { dir, sidecar, simulator, clock, cred, url, token: sidecar.views()[0]!.snapshot.state.token! };
 }
 
-describe('sink formats read back by their consumers', () => {
-  test('kis-auth: exactly the two lines kis_auth.py writes; its own reader (PyYAML, KST wall clock) gets the token', async (t) => {
-    const python = pythonWithYaml();
-    const { dir, sidecar, token } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS', 'config')} }`);
-    const file = join(dir, 'KIS', 'config', 'KIS20261120');
+describe('sink formats read back by their consumers (the replicas in test/replicas)', () => {
+  const tools = replicaTools();
+
+  test('kis-auth: exactly the two lines kis_auth.py writes; a bot importing kis_auth.py on KST gets the token and sends nothing', async (t) => {
+    const { dir, sidecar, simulator, token, url, cred } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'home', 'KIS', 'config')} }`);
+    const file = join(dir, 'home', 'KIS', 'config', 'KIS20261120');
     assert.equal(fs.readFileSync(file, 'utf8'), `token: ${token.accessToken}\nvalid-date: 2026-11-21 09:00:00\n`);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
-    assert.equal(fs.statSync(join(dir, 'KIS', 'config')).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(join(dir, 'home', 'KIS', 'config')).mode & 0o777, 0o700);
     assert.equal(sidecar.views()[0]!.ready, true);
-    if (!python) return t.skip('python3 with PyYAML not installed');
-    const read = (now: string) => spawnSync(python, [join(FIXTURES, 'kis_auth_reader.py'), join(dir, 'KIS', 'config'), now], { encoding: 'utf8' }).stdout.trim();
-    assert.equal(read('2026-11-20 09:05:00'), token.accessToken);
-    assert.equal(read('2026-11-21 08:59:59'), 'None'); // a new day's file is needed: that is the rollover's job
+    if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
+    writeKisDevlp(join(dir, 'home'), cred, url);
+    const bot = await runReplica('kis_bot.py', [], { tools, home: join(dir, 'home'), timeZone: 'Asia/Seoul', at: T0 + 5 * MINUTE });
+    const what = describeOutcome('kis_auth.py bot', bot);
+    assert.equal(bot.report?.token, token.accessToken, what);
+    assert.deepEqual([bot.report.tokenRequests, bot.report.createdAtImport, bot.report.file], [0, false, file], what);
+    assert.equal(simulator.stats().tokenRequests, 1);
   });
 
-  test('kis-auth with valid-date and file date in UTC, for readers whose clock is UTC', async (t) => {
-    const python = pythonWithYaml();
-    const { dir, token } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'KIS')}, timeZone: UTC, validDateTimeZone: UTC }`);
+  test('kis-auth with valid-date in UTC, for readers that all run on UTC: the file of the UTC date holds a UTC wall clock', async (t) => {
+    const { dir, token, url, cred, simulator } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'home', 'KIS', 'config')}, validDateTimeZone: UTC }`);
     // 09:00 KST on the 20th is 00:00 UTC on the 20th; the token ends 00:00 UTC on the 21st.
-    assert.equal(fs.readFileSync(join(dir, 'KIS', 'KIS20261120'), 'utf8'), `token: ${token.accessToken}\nvalid-date: 2026-11-21 00:00:00\n`);
-    if (!python) return t.skip('python3 with PyYAML not installed');
-    const out = spawnSync(python, [join(FIXTURES, 'kis_auth_reader.py'), join(dir, 'KIS'), '2026-11-20 23:59:00'], { encoding: 'utf8' }).stdout.trim();
-    assert.equal(out, token.accessToken);
+    assert.equal(fs.readFileSync(join(dir, 'home', 'KIS', 'config', 'KIS20261120'), 'utf8'), `token: ${token.accessToken}\nvalid-date: 2026-11-21 00:00:00\n`);
+    if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
+    writeKisDevlp(join(dir, 'home'), cred, url);
+    const bot = await runReplica('kis_bot.py', [], { tools, home: join(dir, 'home'), timeZone: 'UTC', at: Date.UTC(2026, 10, 20, 23, 59, 0) });
+    assert.equal(bot.report?.token, token.accessToken, describeOutcome('kis_auth.py bot on UTC', bot));
+    assert.equal(simulator.stats().tokenRequests, 1);
   });
 
-  test('every JSON layout is read by its consumer\'s field names and checks', async (t) => {
-    const python = pythonWithYaml();
-    const now = Date.now();
-    const { dir, token } = await sidecarWithSinks(
-      t,
-      (d) =>
-        [
-          `- { format: json, path: "${join(d, 'tokens', 'token_{appKeyPrefix}_{env}.json')}", layout: kis-client }`,
-          `- { format: json, path: ${join(d, 'data', '.kis_token_cache.json')}, layout: overseas-cache }`,
-          `- { format: json, path: ${join(d, 'data', '.token')}, layout: kiwoom-token }`,
-          `- { format: json, path: ${join(d, 'pykis.json')}, layout: raw }`,
-        ].join('\n'),
-      { clock: new ManualClock(now) },
+  test('python-kis: the file PyKis(keep_token=DIR) loads, under the name it computes itself, read with no issuance', async (t) => {
+    const { dir, token, url, cred, simulator } = await sidecarWithSinks(t, (d) => `- { format: python-kis, dir: ${join(d, 'pykis')}, htsId: trader01 }`);
+    const [name] = fs.readdirSync(join(dir, 'pykis'));
+    assert.match(name!, /^token_real_trader01_[0-9a-f]{40}\.json$/);
+    const kept = JSON.parse(fs.readFileSync(join(dir, 'pykis', name!), 'utf8'));
+    assert.deepEqual(Object.keys(kept).sort(), ['access_token', 'access_token_token_expired', 'expires_in', 'token_type']);
+    assert.equal(kept.access_token_token_expired, formatWallClock(token.expiresAt));
+    if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
+    const creds = writeCredentialFiles(join(dir, 'secrets'), cred, 'kis');
+    const bot = await runReplica('pykis_bot.py', ['--id', 'trader01', '--appkey-file', creds.appKeyFile, '--secret-file', creds.secretFile, '--keep-token', join(dir, 'pykis')], {
+      tools,
+      home: dir,
+      timeZone: 'UTC',
+      at: T0 + HOUR,
+      env: { PYKIS_REPLICA_REAL_DOMAIN: url },
+    });
+    const what = describeOutcome('python-kis', bot);
+    assert.equal(bot.report?.token, token.accessToken, what);
+    assert.equal(bot.report.file, join(dir, 'pykis', name!), what);
+    assert.equal(bot.report.tokenRequests, 0, what);
+    assert.equal(simulator.stats().tokenRequests, 1);
+  });
+
+  test('every JSON layout is read by its consumer, on its own clock, with no issuance', async (t) => {
+    const { dir, token, url, cred, simulator } = await sidecarWithSinks(t, (d) =>
+      [
+        `- { format: json, path: "${join(d, 'home', 'KIS', 'tokens', 'token_{appKeyPrefix}_{env}.json')}", layout: kis-client }`,
+        `- { format: json, path: ${join(d, 'data', '.kis_token_cache.json')}, layout: overseas-cache }`,
+        `- { format: json, path: ${join(d, 'data', '.token')}, layout: kiwoom-token }`,
+        `- { format: json, path: ${join(d, 'raw.json')}, layout: raw }`,
+      ].join('\n'),
     );
-    const cred = markerCredential('kis', 'sinks');
-    const kisClient = join(dir, 'tokens', `token_${cred.appKey.slice(0, 10)}_real.json`);
+    const kisClient = join(dir, 'home', 'KIS', 'tokens', `token_${cred.appKey.slice(0, 10)}_real.json`);
     const parsed = JSON.parse(fs.readFileSync(kisClient, 'utf8'));
     assert.deepEqual(Object.keys(parsed), ['access_token', 'token_type', 'expires_in', 'issued_at', 'expiry_datetime']);
     assert.equal(parsed.expires_in, 86400);
@@ -92,15 +103,24 @@ describe('sink formats read back by their consumers', () => {
     const kiwoom = JSON.parse(fs.readFileSync(join(dir, 'data', '.token'), 'utf8'));
     assert.deepEqual(Object.keys(kiwoom), ['access_token', 'expires_at', 'created_at']);
     assert.match(kiwoom.expires_at, /\+09:00$/);
-    assert.equal(JSON.parse(fs.readFileSync(join(dir, 'pykis.json'), 'utf8')).access_token_token_expired, formatWallClock(token.expiresAt));
-    if (!python) return t.skip('python3 not usable');
-    const out = spawnSync(
-      python,
-      [join(FIXTURES, 'json_consumers.py'), `kis-client=${kisClient}`, `overseas-cache=${join(dir, 'data', '.kis_token_cache.json')}`, `kiwoom-token=${join(dir, 'data', '.token')}`, `raw=${join(dir, 'pykis.json')}`],
-      { encoding: 'utf8', env: { ...process.env, TZ: 'Asia/Seoul' } },
-    );
-    assert.equal(out.stderr, '');
-    assert.deepEqual(out.stdout.trim().split('\n'), ['kis-client', 'overseas-cache', 'kiwoom-token', 'raw'].map((l) => `${l} ${token.accessToken}`));
+    assert.equal(JSON.parse(fs.readFileSync(join(dir, 'raw.json'), 'utf8')).access_token_token_expired, formatWallClock(token.expiresAt));
+    if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
+    const creds = writeCredentialFiles(join(dir, 'secrets'), cred, 'kis');
+    const args = ['--base', url, '--appkey-file', creds.appKeyFile, '--secret-file', creds.secretFile];
+    for (const zone of ['Asia/Seoul', 'UTC']) {
+      const run: ReplicaRun = { tools, home: join(dir, 'home'), timeZone: zone, at: T0 + HOUR };
+      const outcomes: Array<readonly [string, ReplicaOutcome]> = await Promise.all([
+        runReplica('kis_client_json.py', [...args, '--mode', 'real'], run).then((o) => ['KIS client JSON', o] as const),
+        runReplica('overseas_cache.py', [...args, '--file', join(dir, 'data', '.kis_token_cache.json')], run).then((o) => ['overseas cache', o] as const),
+        runReplica('kiwoom_token.py', [...args, '--file', join(dir, 'data', '.token')], run).then((o) => ['Kiwoom data/.token', o] as const),
+      ]);
+      for (const [name, outcome] of outcomes) {
+        const what = describeOutcome(`${name} on ${zone}`, outcome);
+        assert.equal(outcome.report?.token, token.accessToken, what);
+        assert.equal(outcome.report.tokenRequests, 0, what);
+      }
+    }
+    assert.equal(simulator.stats().tokenRequests, 1);
   });
 
   test('approval-key: the WebSocket key from /oauth2/Approval, renewed with each token', async (t) => {

@@ -1,0 +1,361 @@
+# -*- coding: utf-8 -*-
+"""Replica of the token handling of KIS's official client ``examples_user/kis_auth.py``.
+
+Source: koreainvestment/open-trading-api, commit 885dd4e2f5c37e4f7e23dd63c15555a9967bc7bc
+(``examples_llm/kis_auth.py`` is byte-identical; ``backtester/kis_auth.py`` has the same token code).
+Written anew from a reading of that file; the behaviour and side effects are the original's:
+
+* At import, in the original's order: ``config_root = ~/KIS/config`` (``os.path.expanduser``, so HOME
+  decides); ``token_tmp = config_root/KIS<YYYYMMDD>`` from ``datetime.today()`` (the process's own clock
+  and TZ), computed once; if that file does not exist it is created empty with ``open(path, "w+")`` (on a
+  read-only folder, or without ``~/KIS/config``, the import raises OSError); then ``kis_devlp.yaml`` is read
+  from ``config_root`` with PyYAML's FullLoader (FileNotFoundError without it); the defaults
+  ``product=_cfg["my_prod"]`` are evaluated when the functions are defined.
+* ``read_token()`` loads the file as YAML and compares ``valid-date`` (formatted with
+  ``datetime.strftime``) as a string with the local ``datetime.today()``; any exception means "no token".
+* ``auth()`` reads the file once; without a token it POSTs ``{_cfg[svr]}/oauth2/tokenP`` itself and, on
+  HTTP 200, saves the answer to the file; on any other status it prints the original's two-line message
+  and returns None without touching the file or the headers.
+* ``changeTREnv()`` keeps the original's quirk: ``cfg["my_token"] = my_token if token_key else token_key``
+  where ``my_token`` is the *previous* ``_TRENV.my_token`` (``""`` on the first call), so after ``auth()``
+  ``getTREnv().my_token`` is ``""``, never the token. The token a bot really sends lives in
+  ``_base_headers["authorization"]`` (``"Bearer <token>"``), which ``_url_fetch`` copies into every call.
+* ``reAuth()`` keeps the check ``(now - _last_auth_time).seconds >= 86400``, which is never true.
+* ``auth_ws()`` POSTs ``/oauth2/Approval`` at every call and reads no file.
+
+HTTP: the original uses ``requests``; this replica uses ``urllib.request`` (no pip packages here). urllib
+raises HTTPError for non-2xx answers; that is turned back into a status code so the original's
+``status == 200`` test decides, as with ``requests``. Redirects are followed as ``requests`` does (307/308
+keep method and body; 301/302/303 become a GET without body). Connection errors propagate, as
+``requests.ConnectionError`` does in the original.
+
+Left out, because they never read or write the token file: pandas, websockets and pycryptodome (the
+imports and everything built on them: ``KISWebSocket``, ``aes_cbc_base64_dec``, ``system_resp``,
+``data_fetch``, the open/data maps), ``_url_fetch``/``APIResp``/``APIRespError``/``set_order_hash_key``
+(business calls with the in-memory token) and ``clearConsole``.
+
+Observation only (replica additions; they never change behaviour):
+``_created_at_import`` (this import created the empty file), ``_token_requests`` (tokenP POSTs sent),
+``_approval_requests`` (Approval POSTs sent), ``_last_auth_ok`` (the last ``auth()`` ended with a token).
+"""
+
+import copy
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections import namedtuple
+from datetime import datetime
+
+import yaml
+
+# --- observation counters (replica only) ---------------------------------------------------------------
+_created_at_import = False
+_token_requests = 0
+_approval_requests = 0
+_last_auth_ok = False
+
+key_bytes = 32
+config_root = os.path.join(os.path.expanduser("~"), "KIS", "config")
+# The daily file name: the local date of the import, computed once.
+token_tmp = os.path.join(config_root, "KIS" + datetime.today().strftime("%Y%m%d"))
+
+# As in the original: create today's file empty when it is missing. The handle stays bound to `f`
+# (and therefore open) until the `with` below rebinds the name, exactly as in the original.
+if os.path.exists(token_tmp) == False:  # noqa: E712 (kept as the original writes it)
+    f = open(token_tmp, "w+")
+    _created_at_import = True
+
+with open(os.path.join(config_root, "kis_devlp.yaml"), encoding="UTF-8") as f:
+    _cfg = yaml.load(f, Loader=yaml.FullLoader)
+
+_TRENV = tuple()
+_last_auth_time = datetime.now()
+_autoReAuth = False
+_DEBUG = False
+_isPaper = False
+_smartSleep = 0.1
+
+_base_headers = {
+    "Content-Type": "application/json",
+    "Accept": "text/plain",
+    "charset": "UTF-8",
+    "User-Agent": _cfg["my_agent"],
+}
+
+
+# --- HTTP (stands in for requests.post) ---------------------------------------------------------------
+class _RedirectLikeRequests(urllib.request.HTTPRedirectHandler):
+    """requests follows up to 30 redirects; 307/308 keep the method and body, 301/302/303 turn a POST into
+    a GET without body (urllib's default already does the latter but refuses 307/308 for POST)."""
+
+    max_redirections = 30
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if code in (307, 308):
+            return urllib.request.Request(
+                newurl,
+                data=req.data,
+                headers=dict(req.header_items()),
+                origin_req_host=req.origin_req_host,
+                unverifiable=True,
+                method=req.get_method(),
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_RedirectLikeRequests)
+
+
+class _Response:
+    """The two things the original reads from a requests.Response: status_code and json()."""
+
+    def __init__(self, status_code, content):
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def _post(url, data, headers):
+    body = data.encode("utf-8") if isinstance(data, str) else data
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener.open(req) as resp:
+            return _Response(resp.status, resp.read())
+    except urllib.error.HTTPError as e:
+        # requests does not raise on non-2xx: hand the status back so the caller's `== 200` decides.
+        try:
+            content = e.read()
+        except Exception:
+            content = b""
+        return _Response(e.code, content)
+
+
+# --- token file -------------------------------------------------------------------------------------------
+def save_token(my_token, my_expired):
+    valid_date = datetime.strptime(my_expired, "%Y-%m-%d %H:%M:%S")
+    with open(token_tmp, "w", encoding="utf-8") as f:
+        f.write(f"token: {my_token}\n")
+        f.write(f"valid-date: {valid_date}\n")
+
+
+def read_token():
+    try:
+        with open(token_tmp, encoding="UTF-8") as f:
+            tkg_tmp = yaml.load(f, Loader=yaml.FullLoader)
+
+        # Both sides become "YYYY-MM-DD HH:MM:SS" strings; a naive comparison with the local clock.
+        exp_dt = datetime.strftime(tkg_tmp["valid-date"], "%Y-%m-%d %H:%M:%S")
+        now_dt = datetime.today().strftime("%Y-%m-%d %H:%M:%S")
+
+        if exp_dt > now_dt:
+            return tkg_tmp["token"]
+        else:
+            return None
+    except Exception:
+        return None
+
+
+def _getBaseHeader():
+    if _autoReAuth:
+        reAuth()
+    return copy.deepcopy(_base_headers)
+
+
+def _setTRENV(cfg):
+    nt1 = namedtuple(
+        "KISEnv",
+        ["my_app", "my_sec", "my_acct", "my_prod", "my_htsid", "my_token", "my_url", "my_url_ws"],
+    )
+    d = {
+        "my_app": cfg["my_app"],
+        "my_sec": cfg["my_sec"],
+        "my_acct": cfg["my_acct"],
+        "my_prod": cfg["my_prod"],
+        "my_htsid": cfg["my_htsid"],
+        "my_token": cfg["my_token"],
+        "my_url": cfg["my_url"],
+        "my_url_ws": cfg["my_url_ws"],
+    }
+    global _TRENV
+    _TRENV = nt1(**d)
+
+
+def isPaperTrading():
+    return _isPaper
+
+
+def changeTREnv(token_key, svr="prod", product=_cfg["my_prod"]):
+    cfg = dict()
+
+    global _isPaper
+    if svr == "prod":
+        ak1 = "my_app"
+        ak2 = "my_sec"
+        _isPaper = False
+        _smartSleep = 0.05  # noqa: F841 (a local in the original too: the module value never changes)
+    elif svr == "vps":
+        ak1 = "paper_app"
+        ak2 = "paper_sec"
+        _isPaper = True
+        _smartSleep = 0.5  # noqa: F841
+
+    cfg["my_app"] = _cfg[ak1]
+    cfg["my_sec"] = _cfg[ak2]
+
+    # Account by server and product code; other combinations leave my_acct unset (KeyError below).
+    if svr == "prod" and product in ("01", "22", "29"):
+        cfg["my_acct"] = _cfg["my_acct_stock"]
+    elif svr == "prod" and product in ("03", "08"):
+        cfg["my_acct"] = _cfg["my_acct_future"]
+    elif svr == "vps" and product == "01":
+        cfg["my_acct"] = _cfg["my_paper_stock"]
+    elif svr == "vps" and product == "03":
+        cfg["my_acct"] = _cfg["my_paper_future"]
+
+    cfg["my_prod"] = product
+    cfg["my_htsid"] = _cfg["my_htsid"]
+    cfg["my_url"] = _cfg[svr]
+
+    try:
+        my_token = _TRENV.my_token
+    except AttributeError:
+        my_token = ""
+    # The original's expression, kept: a truthy token_key stores the PREVIOUS my_token.
+    cfg["my_token"] = my_token if token_key else token_key
+    cfg["my_url_ws"] = _cfg["ops" if svr == "prod" else "vops"]
+
+    _setTRENV(cfg)
+
+
+def _getResultObject(json_data):
+    _tc_ = namedtuple("res", json_data.keys())
+    return _tc_(**json_data)
+
+
+def auth(svr="prod", product=_cfg["my_prod"], url=None):
+    global _token_requests, _last_auth_ok
+    _last_auth_ok = False
+
+    p = {
+        "grant_type": "client_credentials",
+    }
+    if svr == "prod":
+        ak1 = "my_app"
+        ak2 = "my_sec"
+    elif svr == "vps":
+        ak1 = "paper_app"
+        ak2 = "paper_sec"
+
+    p["appkey"] = _cfg[ak1]
+    p["appsecret"] = _cfg[ak2]
+
+    saved_token = read_token()
+    if saved_token is None:
+        url = f"{_cfg[svr]}/oauth2/tokenP"
+        _token_requests += 1
+        res = _post(url, json.dumps(p), _getBaseHeader())
+        rescode = res.status_code
+        if rescode == 200:
+            my_token = _getResultObject(res.json()).access_token
+            my_expired = _getResultObject(res.json()).access_token_token_expired
+            save_token(my_token, my_expired)
+        else:
+            print("Get Authentification token fail!\nYou have to restart your app!!!")
+            return
+    else:
+        my_token = saved_token
+
+    changeTREnv(my_token, svr, product)
+
+    _base_headers["authorization"] = f"Bearer {my_token}"
+    _base_headers["appkey"] = _TRENV.my_app
+    _base_headers["appsecret"] = _TRENV.my_sec
+
+    global _last_auth_time
+    _last_auth_time = datetime.now()
+    _last_auth_ok = True
+
+    if _DEBUG:
+        print(f"[{_last_auth_time}] => get AUTH Key completed!")
+
+
+def reAuth(svr="prod", product=_cfg["my_prod"]):
+    n2 = datetime.now()
+    # timedelta.seconds is the seconds part only (0..86399): this is never true, as in the original.
+    if (n2 - _last_auth_time).seconds >= 86400:
+        auth(svr, product)
+
+
+def getEnv():
+    return _cfg
+
+
+def smart_sleep():
+    if _DEBUG:
+        print(f"[RateLimit] Sleeping {_smartSleep}s ")
+    time.sleep(_smartSleep)
+
+
+def getTREnv():
+    return _TRENV
+
+
+# --- websocket approval key -------------------------------------------------------------------------------
+_base_headers_ws = {
+    "content-type": "utf-8",
+}
+
+
+def _getBaseHeader_ws():
+    if _autoReAuth:
+        reAuth_ws()
+    return copy.deepcopy(_base_headers_ws)
+
+
+def auth_ws(svr="prod", product=_cfg["my_prod"]):
+    global _approval_requests
+    p = {"grant_type": "client_credentials"}
+    if svr == "prod":
+        ak1 = "my_app"
+        ak2 = "my_sec"
+    elif svr == "vps":
+        ak1 = "paper_app"
+        ak2 = "paper_sec"
+
+    p["appkey"] = _cfg[ak1]
+    p["secretkey"] = _cfg[ak2]
+
+    url = f"{_cfg[svr]}/oauth2/Approval"
+    _approval_requests += 1
+    res = _post(url, json.dumps(p), _getBaseHeader())
+    rescode = res.status_code
+    if rescode == 200:
+        approval_key = _getResultObject(res.json()).approval_key
+    else:
+        print("Get Approval token fail!\nYou have to restart your app!!!")
+        return
+
+    # As in the original: token_key None stores None as my_token.
+    changeTREnv(None, svr, product)
+
+    _base_headers_ws["approval_key"] = approval_key
+
+    global _last_auth_time
+    _last_auth_time = datetime.now()
+
+    if _DEBUG:
+        print(f"[{_last_auth_time}] => get AUTH Key completed!")
+
+
+def reAuth_ws(svr="prod", product=_cfg["my_prod"]):
+    n2 = datetime.now()
+    if (n2 - _last_auth_time).seconds >= 86400:
+        auth_ws(svr, product)
