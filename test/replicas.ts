@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { SimulatorCredential } from '../src/simulator';
 import { preview } from '../src/core/secrets';
 
@@ -104,17 +104,19 @@ export interface ReplicaRun {
 
 export interface ReplicaOutcome {
   status: number | null;
+  stdout: string;
   /** The last JSON line the replica printed, when it printed one. */
   report: ReplicaReport | undefined;
   stderr: string;
 }
 
 /**
- * Runs one replica script without blocking this process (the simulator it may call lives here). Its clock is faked
- * from `at` in its own zone, so it computes dates, names and comparisons as a process on that clock would.
+ * Runs one replica script (a name in test/replicas, or an absolute path: an example) without blocking this process
+ * (the simulator it may call lives here). Its clock is faked from `at` in its own zone, so it computes dates, names
+ * and comparisons as a process on that clock would.
  */
 export function runReplica(script: string, args: string[], run: ReplicaRun): Promise<ReplicaOutcome> {
-  let command = [run.tools.python, join(REPLICAS, script), ...args];
+  let command = [run.tools.python, isAbsolute(script) ? script : join(REPLICAS, script), ...args];
   if (run.at !== undefined) command = [run.tools.faketime, `@${Math.floor(run.at / 1000)}`, ...command];
   if (run.readOnly !== undefined) {
     command = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', run.readOnly, ...command];
@@ -139,7 +141,7 @@ export function runReplica(script: string, args: string[], run: ReplicaRun): Pro
       } catch {
         report = undefined;
       }
-      resolve({ status, report, stderr });
+      resolve({ status, stdout, report, stderr });
     });
   });
 }

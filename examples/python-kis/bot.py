@@ -1,0 +1,42 @@
+"""A bot on python-kis (Soju06/python-kis), beside broker-token-sidecar.
+
+With keep_token=DIR, PyKis loads the token kept in DIR at construction, under a file name it computes from
+the HTS id, the app key and the app secret. The sidecar's `python-kis` sink writes exactly that file
+(sidecar.yaml beside this file), so PyKis starts with the sidecar's token and issues none of its own: python-kis
+asks for a new token only when less than 10 minutes are left, and the sidecar renews an hour before expiry.
+
+A process that lives longer than a day should be restarted daily (or construct PyKis again): python-kis reads
+the file only once.
+Run:   python3 bot.py --id YOUR_HTS_ID --keep-token /shared/pykis   (KIS_APP_KEY and KIS_APP_SECRET in the environment)
+"""
+
+import argparse
+import hashlib
+import os
+
+from pykis import PyKis
+
+
+def token_id(token):
+    """The token's short id, as `broker-token-sidecar status` shows it: never print the token itself."""
+    return hashlib.sha256(b"token\0" + token.encode()).hexdigest()[:8]
+
+
+def main():
+    parser = argparse.ArgumentParser(description="a python-kis bot that takes the sidecar's token")
+    parser.add_argument("--id", required=True, help="your HTS login id (the sink's htsId)")
+    parser.add_argument("--keep-token", required=True, help="the sink's dir")
+    args = parser.parse_args()
+
+    kis = PyKis(
+        id=args.id,
+        appkey=os.environ["KIS_APP_KEY"],
+        secretkey=os.environ["KIS_APP_SECRET"],
+        keep_token=args.keep_token,
+    )
+    token = kis.token.token  # the token python-kis sends; loaded from the sidecar's file
+    print(f"python-kis: token {token_id(token)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
