@@ -5,6 +5,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfig } from '../src/config/load';
+import { runNotify } from '../src/sinks/notify';
+import { exited, spawnForTest, tempDir, until } from './helpers';
 
 const ROOT = join(__dirname, '..', '..');
 const K8S = join(ROOT, 'deploy', 'kubernetes');
@@ -68,10 +70,10 @@ describe('docker compose', () => {
         if (source.startsWith('.')) assert.ok(existsSync(resolve(ROOT, source)), `${name}: ${source} is missing`);
       }
     }
-    assert.deepEqual(Object.keys(compose.services).sort(), ['alertmanager', 'app', 'grafana', 'prometheus', 'sidecar', 'simulator', 'slack-receiver']);
-    // The sidecar and the example app run with a read-only root, no capabilities, no privilege escalation.
+    assert.deepEqual(Object.keys(compose.services).sort(), ['alertmanager', 'bot', 'grafana', 'kis-config', 'prometheus', 'sidecar', 'simulator', 'slack-receiver']);
+    // The sidecar, the bot and the one-shot services run with a read-only root, no capabilities, no privilege escalation.
     const merged = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as Doc;
-    for (const name of ['sidecar', 'app', 'simulator']) {
+    for (const name of ['sidecar', 'bot', 'kis-config', 'simulator']) {
       const hardened = merged.services[name] as Doc;
       assert.equal(hardened.read_only, true, `${name}: read_only`);
       assert.deepEqual(hardened.cap_drop, ['ALL'], `${name}: cap_drop`);
@@ -88,6 +90,51 @@ describe('docker compose', () => {
       const config = parseConfig(readFileSync(path, 'utf8'), path, '/', { env });
       assert.equal(config.server.host, '0.0.0.0');
       assert.ok(config.accounts.every((a) => a.sinks.every((s) => s.access.mode === 0o640)), 'the app container reads the files as another user');
+    }
+  });
+
+  test('the bot beside the sidecar: kis_devlp.yaml put beside the token files first, the folder read-only as the bot\'s ~/KIS/config, a signal after each token', () => {
+    const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as Doc;
+    const { sidecar, bot } = compose.services;
+    const kisConfig = compose.services['kis-config'];
+    const path = join(ROOT, 'deploy', 'compose', 'config', 'simulator.yaml');
+    const env = { KIS_APP_KEY: `PS${'k'.repeat(34)}`, KIS_APP_SECRET: 's'.repeat(180), KIWOOM_APP_KEY: 'k', KIWOOM_APP_SECRET: 's' };
+    const sink = parseConfig(readFileSync(path, 'utf8'), path, '/', { env }).accounts[0]!.sinks.find((s) => s.format === 'kis-auth')!;
+    assert.ok(sink.format === 'kis-auth');
+    // The same volume is /tokens in the sidecar and the bot's HOME: the sink's folder is the bot's ~/KIS/config.
+    const mountOf = (service: Doc, volume: string) => (service.volumes as string[]).find((v) => v.startsWith(`${volume}:`))!.split(':');
+    const [, sidecarAt] = mountOf(sidecar, 'tokens');
+    const [, botAt, mode] = mountOf(bot, 'tokens');
+    assert.equal(mode, 'ro', 'the bot sees the token folder read-only');
+    assert.equal(sink.dir.replace(sidecarAt!, bot.environment.HOME), join(bot.environment.HOME, 'KIS', 'config'));
+    // kis-config copies the user's kis_devlp.yaml into that folder before the sidecar starts.
+    assert.match(kisConfig.entrypoint.join(' '), new RegExp(`cp /kis_devlp.yaml ${sink.dir.replace(sidecarAt!, mountOf(kisConfig, 'tokens')[1]!)}/kis_devlp.yaml`));
+    assert.equal(sidecar.depends_on['kis-config'].condition, 'service_completed_successfully');
+    assert.equal(bot.depends_on.sidecar.condition, 'service_healthy');
+    assert.equal(bot.pid, 'service:sidecar', 'the sidecar can signal the bot');
+    assert.deepEqual(bot.profiles, ['bot']);
+    const devlp = parseYaml(readFileSync(join(ROOT, 'deploy', 'compose', 'kis_devlp.yaml'), 'utf8')) as Doc;
+    assert.equal(devlp.my_app, readFileSync(join(ROOT, 'deploy', 'compose', 'simulator.env'), 'utf8').match(/^KIS_APP_KEY=(.*)$/m)![1], 'the demo kis_devlp.yaml holds the simulator\'s made-up key');
+    assert.match(readFileSync(join(ROOT, 'examples', 'kis-auth', 'Dockerfile'), 'utf8'), /ENTRYPOINT \["python3", "\/bot\/bot\.py"/);
+  });
+
+  test('the notify commands of the compose and Kubernetes configs signal the bot, never themselves', async (t) => {
+    const commands: Array<[string, string, string]> = [
+      [join(ROOT, 'deploy', 'compose', 'config', 'simulator.yaml'), 'python3', '/bot/bot.py'],
+      [join(ROOT, 'deploy', 'kubernetes', 'single-pod', 'config.yaml'), 'python3', '/app/bot.py'],
+    ];
+    for (const [file, interpreter, script] of commands) {
+      const text = readFileSync(file, 'utf8');
+      const yamlText = file.includes('kubernetes') ? (parseYaml(text) as Doc).data['config.yaml'] : text;
+      const raw = parseYaml(yamlText) as Doc;
+      const notify = raw.accounts[0].sinks.find((s: Doc) => s.format === 'kis-auth').notify;
+      const marker = join(tempDir(t), 'hup');
+      // A process whose command line is the bot's, that records SIGHUP.
+      const bot = spawnForTest(t, 'bash', ['-c', `trap 'echo hup > ${marker}; exit 0' HUP; exec -a "${interpreter} ${script} --pid-file /tmp/bot.pid" bash -c 'trap "echo hup > ${marker}; exit 0" HUP; while :; do sleep 0.05; done'`]);
+      await new Promise((r) => setTimeout(r, 300));
+      await runNotify({ command: notify.command, signal: undefined, pidFile: undefined, timeoutMs: 5_000 }, { account: 'main', sink: 'kis-auth', path: '/tokens/KIS/config/KIS20261201' });
+      await until(`${file}: the bot signalled`, 3_000, () => existsSync(marker), 20);
+      assert.equal(await exited(bot), 0);
     }
   });
 

@@ -30,7 +30,8 @@ accounts:
     appSecret: "${values.kis.appSecret}"
     baseUrl: ${values.simulatorUrl}   # the simulator; omit baseUrl to use the broker's own host
     sinks:
-      - { format: kis-auth, dir: ./KIS/config }      # what kis_auth.py reads: KIS{YYYYMMDD}
+      - { format: kis-auth, dir: ./KIS/config }      # what kis_auth.py reads: KIS{YYYYMMDD}, by the date of KST, UTC and this host
+      - { format: python-kis, dir: ./pykis, htsId: demo }   # what PyKis(id="demo", ..., keep_token="./pykis") loads
       - { format: json, path: ./tokens/kis-demo.json, layout: kis-client }
       - { format: approval-key, path: ./tokens/kis-demo.approval-key }
   - name: kiwoom-demo
