@@ -7,6 +7,9 @@ import { ManualClock } from '../src/core/clock';
 import { writeFileAtomic, nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
 import { formatWallClock } from '../src/core/time';
 import { nextKisAuthChange } from '../src/sinks/formats';
+import { accountReport } from '../src/http/status';
+import { readOfflineStatus } from '../src/cli/offline-status';
+import { formatReport } from '../src/cli/output';
 import type { KisAuthSinkConfig } from '../src/config/types';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
@@ -285,6 +288,14 @@ describe('midnight rollover and clean-up', () => {
     const status = sidecar.views()[0]!.sinks[0]!;
     assert.deepEqual(status.files.map((f) => [f.path, f.healthy]), [[kst, true], [utc, true]]);
     assert.equal(status.path, kst);
+    // /status and `status` (which reads the files itself, with no sidecar to ask) name both.
+    assert.deepEqual(accountReport(sidecar.views()[0]!, clock.now()).sinks[0]!.files, [
+      { path: kst, present: true, healthy: true, mode: '0600' },
+      { path: utc, present: true, healthy: true, mode: '0600' },
+    ]);
+    const offline = await readOfflineStatus(sidecar.config, clock.now());
+    assert.deepEqual(offline[0]!.sinks[0]!.files.map((f) => [f.path, f.healthy]), [[kst, true], [utc, true]]);
+    assert.match(formatReport([accountReport(offline[0]!, clock.now())]), new RegExp(`ok {10,}${utc.replace(/[/.]/g, '\\$&')}`));
     const repairs = collect(sidecar, 'sink.repaired');
     fs.unlinkSync(utc);
     await until('a repair', 1000, () => repairs.length > 0, 5);
