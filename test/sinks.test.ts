@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ManualClock } from '../src/core/clock';
 import { writeFileAtomic, nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
 import { formatWallClock } from '../src/core/time';
-import { nextKisAuthChange } from '../src/sinks/formats';
+import { kisAuthStamps, nextKisAuthChange } from '../src/sinks/formats';
 import { accountReport } from '../src/http/status';
 import { readOfflineStatus } from '../src/cli/offline-status';
 import { formatReport } from '../src/cli/output';
@@ -238,6 +238,20 @@ describe('watching and repair, with no issuance', () => {
 });
 
 describe('midnight rollover and clean-up', () => {
+  test('the daily file names at each instant: the date in each reader zone, and the next day\'s from writeAhead before that zone\'s midnight', () => {
+    const sink = { format: 'kis-auth', dir: '/k', readerTimeZones: ['Asia/Seoul', 'UTC'], writeAheadMs: 10 * MINUTE } as KisAuthSinkConfig;
+    const cases: Array<[string, string[], string]> = [
+      ['2026-11-30T14:49:59Z', ['20261130'], '23:49:59 KST: one date everywhere'],
+      ['2026-11-30T14:50:00Z', ['20261130', '20261201'], '23:50 KST: the next KST day\'s file, ahead of midnight'],
+      ['2026-11-30T15:00:00Z', ['20261201', '20261130'], '00:00 KST: the UTC date is still the 30th'],
+      ['2026-11-30T23:50:00Z', ['20261201', '20261130'], '08:50 KST: the next UTC day is the KST date, already there'],
+      ['2026-12-01T00:00:00Z', ['20261201'], '09:00 KST = 00:00 UTC: one date again'],
+    ];
+    for (const [instant, stamps, what] of cases) assert.deepEqual(kisAuthStamps(sink, Date.parse(instant)), stamps, what);
+    assert.equal(nextKisAuthChange(sink, Date.parse('2026-11-30T03:00:00Z')), Date.parse('2026-11-30T14:50:00Z'));
+    assert.equal(nextKisAuthChange(sink, Date.parse('2026-11-30T14:50:00Z')), Date.parse('2026-11-30T23:50:00Z'));
+  });
+
   test('the new day\'s file appears ahead of midnight KST with the same token; files past keepDays go; nothing else is touched', async (t) => {
     const start = Date.UTC(2026, 10, 20, 14, 40, 0); // 23:40 KST on the 20th
     const dirs: string[] = [];

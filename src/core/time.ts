@@ -119,10 +119,19 @@ export function formatIsoInZone(instant: number, zone: string = KST_ZONE): strin
   return `${formatWallClock(instant, zone).replace(' ', 'T')}${offsetText}`;
 }
 
+// Every zone's offset is a whole number of minutes, so a date can change only on a minute: the stamp of the
+// last minute asked is kept per zone (the sink loop asks for each reader zone on every pass).
+const lastStamp = new Map<string, { minute: number; stamp: string }>();
+
 /** The local calendar date in `zone` as YYYYMMDD, the suffix of kis_auth.py's daily file. */
 export function localDateStamp(instant: number, zone: string): string {
+  const minute = Math.floor(instant / 60_000);
+  const last = lastStamp.get(zone);
+  if (last?.minute === minute) return last.stamp;
   const w = wallClockIn(instant, zone);
-  return `${w.year}${pad(w.month)}${pad(w.day)}`;
+  const stamp = `${w.year}${pad(w.month)}${pad(w.day)}`;
+  lastStamp.set(zone, { minute, stamp });
+  return stamp;
 }
 
 /** The first instant of the calendar day after the one `instant` falls on, in `zone`. */
