@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
-"""Replica of a Kiwoom token manager found in the wild (broker-apis.md §2 and §4): ``data/.token``
-(relative to the working directory) = ``{"access_token", "expires_at", "created_at"}`` in ISO 8601,
-mode 0600, written atomically.
+"""Replica of a Kiwoom token manager found in the wild (docs/brokers.md#kiwoom-rest-api and
+docs/brokers.md#kiwoom-token-file): ``data/.token`` (relative to the working directory) =
+``{"access_token", "expires_at", "created_at"}`` in ISO 8601, mode 0600, written atomically.
 
-Behaviour (facts from §2/§4; the rest assumed, as a typical cache does):
+Behaviour (facts from docs/brokers.md#kiwoom-rest-api and docs/brokers.md#kiwoom-token-file; the rest assumed, as
+a typical cache does):
 * Load: JSON; ``expires_at`` parsed with ``datetime.fromisoformat`` and compared with the aware
   ``datetime.now(timezone.utc)``. Usable iff ``now < expires_at`` and ``access_token`` is non-empty.
   Assumed: no safety margin, the mode is not checked on load, and any error (bad JSON, missing key, a
@@ -21,7 +22,6 @@ Usage:
 Prints one JSON line: {"token": ..., "file": ..., "tokenRequests": n}
 """
 
-import argparse
 import json
 import os
 import sys
@@ -29,43 +29,29 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _replica_http import Counter, post_json, print_report, read_secret, write_0600_atomic  # noqa: E402
+import _replica_http  # noqa: E402
+from _replica_http import read_cached_token, request_kiwoom_token, write_0600_atomic  # noqa: E402
 
 KST = ZoneInfo("Asia/Seoul")
 DEFAULT_PATH = os.path.join("data", ".token")
 
 
 def load(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        expires_at = datetime.fromisoformat(data["expires_at"])
-        token = data["access_token"]
-        if token and datetime.now(timezone.utc) < expires_at:
-            return token
-    except Exception:
-        pass
-    return None
+    """Aware ``expires_at`` against the aware ``datetime.now(timezone.utc)``; the mode is not checked."""
+    token = read_cached_token(
+        path,
+        "access_token",
+        lambda data: datetime.fromisoformat(data["expires_at"]),
+        lambda: datetime.now(timezone.utc),
+    )
+    return token, {}
 
 
-def issue(base, appkey, secret, path, counter):
-    counter.token_requests += 1
-    status, body = post_json(
-        f"{base}/oauth2/token",
-        {"grant_type": "client_credentials", "appkey": appkey, "secretkey": secret},
-        {"Content-Type": "application/json;charset=UTF-8", "api-id": "au10001"},
-    )
-    ok = (
-        status == 200
-        and isinstance(body, dict)
-        and body.get("return_code") == 0
-        and body.get("token")
-        and body.get("expires_dt")
-    )
-    if not ok:
-        code = body.get("return_code") if isinstance(body, dict) else None
-        print(f"token request failed: HTTP {status} return_code={code}", file=sys.stderr)
-        return None
+def request(base, appkey, secret, counter):
+    return request_kiwoom_token(base, appkey, secret, counter, required=("token", "expires_dt"))
+
+
+def store(path, body):
     expires_at = datetime.strptime(body["expires_dt"], "%Y%m%d%H%M%S").replace(tzinfo=KST)
     record = {
         "access_token": body["token"],
@@ -77,22 +63,14 @@ def issue(base, appkey, secret, path, counter):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Kiwoom token manager data/.token (replica)")
-    parser.add_argument("--base", required=True, help="Kiwoom base URL, e.g. http://127.0.0.1:9455")
-    parser.add_argument("--appkey-file", required=True)
-    parser.add_argument("--secret-file", required=True)
-    parser.add_argument("--file", default=DEFAULT_PATH, help="token file (default data/.token)")
-    args = parser.parse_args()
-
-    appkey = read_secret(args.appkey_file)
-    secret = read_secret(args.secret_file)
-    counter = Counter()
-
-    token = load(args.file)
-    if token is None:
-        token = issue(args.base.rstrip("/"), appkey, secret, args.file, counter)
-    print_report(token, args.file, counter)
-    return 0 if token else 1
+    return _replica_http.main(
+        "Kiwoom token manager data/.token (replica)",
+        load,
+        request,
+        store,
+        base_help="Kiwoom base URL, e.g. http://127.0.0.1:9455",
+        file_kwargs={"default": DEFAULT_PATH, "help": "token file (default data/.token)"},
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
-"""Replica of a KIS overseas-stock client's token cache (broker-apis.md §4): ``data/.kis_token_cache.json``
-(relative to the working directory) = ``{"access_token", "expires_at", "cached_at"}`` in ISO 8601, mode
-0600, and the mode is checked on load.
+"""Replica of a KIS overseas-stock client's token cache (docs/brokers.md#overseas-stock-cache):
+``data/.kis_token_cache.json`` (relative to the working directory) = ``{"access_token", "expires_at", "cached_at"}``
+in ISO 8601, mode 0600, and the mode is checked on load.
 
-Behaviour (facts from §4; the rest assumed, as a typical cache does):
+Behaviour (facts from docs/brokers.md#overseas-stock-cache; the rest assumed, as a typical cache does):
 * Load: if the file's permission bits are not exactly 0600 it is refused (a warning on stderr) and
   treated as no cache. Otherwise ``expires_at`` is parsed with ``datetime.fromisoformat`` and compared
   with the aware ``datetime.now(timezone.utc)``. Usable iff ``now < expires_at`` and ``access_token`` is
@@ -21,7 +21,6 @@ Usage:
 Prints one JSON line: {"token": ..., "file": ..., "tokenRequests": n, "refusedMode": "0644"|null}
 """
 
-import argparse
 import json
 import os
 import stat
@@ -30,45 +29,32 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _replica_http import Counter, post_json, print_report, read_secret, write_0600  # noqa: E402
+import _replica_http  # noqa: E402
+from _replica_http import read_cached_token, request_kis_token, write_0600  # noqa: E402
 
 KST = ZoneInfo("Asia/Seoul")
 DEFAULT_PATH = os.path.join("data", ".kis_token_cache.json")
 
 
+def now_utc():
+    return datetime.now(timezone.utc)
+
+
 def load(path):
-    """Returns (token or None, refused mode as an octal string or None)."""
+    """Returns (token or None, {"refusedMode": the refused mode as an octal string or None})."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
-        return None, None
+        return None, {"refusedMode": None}
     if mode != 0o600:
         print(f"token cache {path} has mode {mode:04o}, not 0600: ignored", file=sys.stderr)
-        return None, f"{mode:04o}"
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        expires_at = datetime.fromisoformat(data["expires_at"])
-        token = data["access_token"]
-        if token and datetime.now(timezone.utc) < expires_at:
-            return token, None
-    except Exception:
-        pass
-    return None, None
+        return None, {"refusedMode": f"{mode:04o}"}
+    token = read_cached_token(path, "access_token", lambda data: datetime.fromisoformat(data["expires_at"]), now_utc)
+    return token, {"refusedMode": None}
 
 
-def issue(base, appkey, secret, path, counter):
-    counter.token_requests += 1
-    status, body = post_json(
-        f"{base}/oauth2/tokenP",
-        {"grant_type": "client_credentials", "appkey": appkey, "appsecret": secret},
-        {"Content-Type": "application/json"},
-    )
-    if status != 200 or not isinstance(body, dict) or not body.get("access_token"):
-        code = body.get("error_code") if isinstance(body, dict) else None
-        print(f"token request failed: HTTP {status} {code or ''}".rstrip(), file=sys.stderr)
-        return None
-    now = datetime.now(timezone.utc)
+def store(path, body):
+    now = now_utc()
     if body.get("access_token_token_expired"):
         expires_at = datetime.strptime(body["access_token_token_expired"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST)
     else:
@@ -83,22 +69,13 @@ def issue(base, appkey, secret, path, counter):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="KIS overseas-stock client token cache (replica)")
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--appkey-file", required=True)
-    parser.add_argument("--secret-file", required=True)
-    parser.add_argument("--file", default=DEFAULT_PATH, help="cache file (default data/.kis_token_cache.json)")
-    args = parser.parse_args()
-
-    appkey = read_secret(args.appkey_file)
-    secret = read_secret(args.secret_file)
-    counter = Counter()
-
-    token, refused = load(args.file)
-    if token is None:
-        token = issue(args.base.rstrip("/"), appkey, secret, args.file, counter)
-    print_report(token, args.file, counter, refusedMode=refused)
-    return 0 if token else 1
+    return _replica_http.main(
+        "KIS overseas-stock client token cache (replica)",
+        load,
+        request_kis_token,
+        store,
+        file_kwargs={"default": DEFAULT_PATH, "help": "cache file (default data/.kis_token_cache.json)"},
+    )
 
 
 if __name__ == "__main__":
