@@ -35,6 +35,8 @@ async function webhookReceiver(t: { after(fn: () => Promise<void>): void }) {
 }
 
 const FAST_RETRY = 'renewal: { retry: { attempts: 1, initialDelay: 1m, multiplier: 1, maxDelay: 1m, jitter: 0 }, jitter: 0s }';
+/** For tests of one alert kind at first start: the "no usable token" alert, which would join it, is off. */
+const NO_TOKEN_ALERT_OFF = 'alerts: { noUsableToken: { enabled: false } }';
 
 async function sidecarWithSlack(t: any, options: { slack?: string; extra?: string; sinks?: (dir: string) => string; cred?: ReturnType<typeof markerCredential>; wrongSecret?: boolean; clock?: ManualClock; dir?: string; receiver?: Awaited<ReturnType<typeof webhookReceiver>>; simulator?: Awaited<ReturnType<typeof startSimulator>> } = {}) {
   const dir = options.dir ?? tempDir(t);
@@ -55,8 +57,33 @@ async function sidecarWithSlack(t: any, options: { slack?: string; extra?: strin
 const kindOf = (m: { blocks: unknown[] }) => JSON.stringify(m.blocks).match(/· (\w+)"/)?.[1];
 
 describe('Slack alerts', () => {
-  test('three failed renewals: one message; ten more within the repeat interval: none; recovery: one resolution', async (t) => {
+  test('first start with the broker failing: one critical "no usable token" within the grace plus one evaluation, one resolution when a token is in', async (t) => {
     const { sidecar, simulator, clock, receiver } = await sidecarWithSlack(t, { extra: FAST_RETRY });
+    simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 502, body: 'bad gateway', count: 4 });
+    const notifier = sidecar.notifier!;
+    const evaluation = 10 * SECOND; // slack.evaluationInterval's default, as the alerts loop runs it
+    const noToken = () => receiver.received.filter((m) => kindOf(m) === 'no_usable_token');
+    let firedAt: number | undefined;
+    // The sidecar's loops, on the test's clock: the account's, and the alerts loop every evaluation.
+    for (let at = T0; at <= T0 + 5 * MINUTE; at += evaluation) {
+      await runAccountUntil(sidecar, 'main', clock, at);
+      await notifier.tick();
+      await notifier.drained();
+      if (firedAt === undefined && noToken().length > 0) firedAt = at;
+    }
+    assert.ok(firedAt !== undefined, 'the alert fired');
+    assert.ok(firedAt - T0 <= MINUTE + evaluation, `fired ${(firedAt - T0) / 1000} s after the start (grace 60 s, evaluation 10 s)`);
+    assert.ok(firedAt - T0 >= MINUTE, 'not before the grace');
+    const [firing, resolved, ...more] = noToken();
+    assert.match(firing!.text, /^:red_circle: \[CRITICAL\] No usable token: main \(kis, real\)\. The account has had no usable token for 1m(?:\d+s)? \(missing\)/);
+    assert.equal(simulator.stats().issued, 1, 'the broker recovered within the five minutes');
+    assert.match(resolved?.text ?? '', /^:white_check_mark: \[RESOLVED\] Resolved: No usable token: main/);
+    assert.deepEqual(more, [], 'exactly one message of each');
+    assert.equal(sidecar.views()[0]!.snapshot.usable, true);
+  });
+
+  test('three failed renewals: one message; ten more within the repeat interval: none; recovery: one resolution', async (t) => {
+    const { sidecar, simulator, clock, receiver } = await sidecarWithSlack(t, { extra: FAST_RETRY, slack: NO_TOKEN_ALERT_OFF });
     simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 500, body: { error_code: 'EGW00002', error_description: 'x' }, count: 13 });
     const notifier = sidecar.notifier!;
     await runAccountUntil(sidecar, 'main', clock, T0 + 2 * MINUTE + 30 * SECOND); // attempts at 0, 1, 2 min
@@ -81,7 +108,7 @@ describe('Slack alerts', () => {
   });
 
   test('a reminder every repeat interval while an alert lasts', async (t) => {
-    const { sidecar, clock, receiver } = await sidecarWithSlack(t, { wrongSecret: true, slack: 'repeatInterval: 4h' });
+    const { sidecar, clock, receiver } = await sidecarWithSlack(t, { wrongSecret: true, slack: `repeatInterval: 4h\n${NO_TOKEN_ALERT_OFF}` });
     const notifier = sidecar.notifier!;
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
     for (let h = 1; h <= 9; h++) {
@@ -126,7 +153,7 @@ describe('Slack alerts', () => {
     assert.match(receiver.received[0]!.text, /Token file missing and not repaired: main .* `?symlink/);
   });
 
-  test('a crash loop of 10 restarts during an ongoing failure sends no duplicate', async (t) => {
+  test('a crash loop of 10 restarts during an ongoing failure sends no duplicate, and the no-token grace survives the restarts', async (t) => {
     const dir = tempDir(t);
     const clock = new ManualClock(T0);
     const cred = markerCredential('kis', 'crashloop');
@@ -140,8 +167,8 @@ describe('Slack alerts', () => {
       await sidecar.close();
     }
     assert.equal(simulator.simulator.stats().tokenRequests, 1);
-    assert.equal(receiver.received.length, 1);
-    assert.equal(kindOf(receiver.received[0]!), 'credentials_rejected');
+    // Each run lasts a minute: only a grace counted across the restarts reaches the one minute of no_usable_token.
+    assert.deepEqual(receiver.received.map(kindOf), ['credentials_rejected', 'no_usable_token']);
   });
 
   test('a condition that clears while the sidecar is down is resolved at the next start', async (t) => {
@@ -177,7 +204,7 @@ describe('Slack alerts', () => {
 
 describe('Slack delivery', () => {
   test('500 then 200: retried and sent; 429 waits for Retry-After; a hang times out; all counted; renewals do not wait', async (t) => {
-    const { sidecar, simulator, clock, receiver } = await sidecarWithSlack(t, { wrongSecret: true, slack: 'notices: { renewed: true }' });
+    const { sidecar, simulator, clock, receiver } = await sidecarWithSlack(t, { wrongSecret: true, slack: `notices: { renewed: true }\n${NO_TOKEN_ALERT_OFF}` });
     const notifier = sidecar.notifier!;
     receiver.plan.push({ status: 500 }, { status: 500 });
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE); // credentials_rejected

@@ -37,7 +37,17 @@ function sinkFacts(sink: SinkStatus) {
   };
 }
 
-export function evaluateAlerts(views: AccountView[], now: number, rules: SlackConfig['alerts'], store?: StoreHealth): ActiveAlert[] {
+/**
+ * @param unusableSince when each account was first seen without a usable token (kept by the notifier: a token
+ *   that never arrived has no instant of its own in the state).
+ */
+export function evaluateAlerts(
+  views: AccountView[],
+  now: number,
+  rules: SlackConfig['alerts'],
+  store?: StoreHealth,
+  unusableSince: ReadonlyMap<string, number> = new Map(),
+): ActiveAlert[] {
   const active: ActiveAlert[] = [];
   if (rules.storeUnavailable.enabled && store && !store.up && store.downSince !== null && now - store.downSince >= rules.storeUnavailable.graceMs) {
     active.push({ key: alertKey('store_unavailable', undefined), kind: 'store_unavailable', severity: 'warning', account: undefined, facts: { since: store.downSince, message: store.message }, expiresAt: null });
@@ -61,7 +71,13 @@ export function evaluateAlerts(views: AccountView[], now: number, rules: SlackCo
     if (rules.tokenInvalidated.enabled && state.invalidated) {
       add('token_invalidated', { brokerCode: state.invalidated.brokerCode, message: state.invalidated.message });
     }
-    if (rules.tokenExpiring.enabled && expiresAt !== null && !state.invalidated) {
+    const since = unusableSince.get(ref.name);
+    const noToken = rules.noUsableToken.enabled && !snapshot.usable && since !== undefined && now - since >= rules.noUsableToken.graceMs;
+    if (noToken) {
+      add('no_usable_token', { status: snapshot.status, since, reason: failure?.reason ?? null, message: failure?.message ?? null, nextAttemptAt: snapshot.nextAttemptAt });
+    }
+    // An expired token is said by no_usable_token when that is on; the expiring-soon warning stays its own.
+    if (rules.tokenExpiring.enabled && expiresAt !== null && !state.invalidated && !(noToken && expiresAt <= now)) {
       const left = expiresAt - now;
       if (left <= 0) add('token_expiring', { expired: 1, reason: failure?.reason ?? null });
       // A successful renewal replaces the token with one a day long: this close to expiry, none has succeeded.

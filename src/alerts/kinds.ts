@@ -13,6 +13,7 @@ export const ALERT_KINDS: Record<AlertKind, { rule: string; severity: 'critical'
   credentials_rejected: { rule: 'BrokerTokenCredentialsRejected', severity: 'critical' },
   file_mode_not_private: { rule: 'BrokerTokenSinkFileNotPrivate', severity: 'warning' },
   store_unavailable: { rule: 'BrokerTokenStoreUnavailable', severity: 'warning' },
+  no_usable_token: { rule: 'BrokerTokenNotUsable', severity: 'critical' },
 };
 
 export type Severity = 'critical' | 'warning' | 'info';

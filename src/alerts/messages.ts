@@ -43,6 +43,12 @@ export function escapeMrkdwn(text: string): string {
 }
 
 const EN: Record<AlertKind, Texts> = {
+  no_usable_token: {
+    title: 'No usable token',
+    what: (f, _a, now) =>
+      `The account has had no usable token for ${formatDuration(now - Number(f.since))} (\`${str(f.status)}\`): every program beside the sidecar is without one, and API calls fail.${f.reason ? ` Last failure: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}.` : ''}${f.nextAttemptAt ? ` Next attempt ${kst(Number(f.nextAttemptAt))}.` : ''}`,
+    action: "Check the broker's status, the credentials and the sidecar's log (`broker-token-sidecar status`). The sidecar keeps trying within the broker's limits; do not issue tokens by hand with the same app key.",
+  },
   renewal_failing: {
     title: 'Token renewal failing',
     what: (f) => `${str(f.failures)} issuance attempts in a row have failed. Last: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}`,
@@ -89,6 +95,12 @@ const EN: Record<AlertKind, Texts> = {
 };
 
 const KO: Record<AlertKind, Texts> = {
+  no_usable_token: {
+    title: '사용 가능한 토큰 없음',
+    what: (f, _a, now) =>
+      `이 계정에 ${formatDuration(now - Number(f.since))} 동안 사용 가능한 토큰이 없습니다 (\`${str(f.status)}\`). 사이드카 옆의 모든 프로그램이 토큰 없이 API 호출에 실패합니다.${f.reason ? ` 마지막 실패: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}.` : ''}${f.nextAttemptAt ? ` 다음 시도 ${kst(Number(f.nextAttemptAt))}.` : ''}`,
+    action: '증권사 API 상태, 인증 정보, 사이드카 로그(`broker-token-sidecar status`)를 확인하세요. 사이드카는 증권사 제한 안에서 계속 시도합니다. 같은 앱키로 토큰을 직접 발급하지 마세요.',
+  },
   renewal_failing: {
     title: '토큰 갱신 연속 실패',
     what: (f) => `토큰 발급 요청이 ${str(f.failures)}회 연속 실패했습니다. 마지막 원인: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}`,

@@ -39,7 +39,7 @@ export interface NotifierDeps {
 }
 
 export class SlackNotifier {
-  private file: AlertFile = { version: 1, alerts: {}, outbox: [] };
+  private file: AlertFile = { version: 1, alerts: {}, outbox: [], unusableSince: {} };
   private readonly store: AlertStore;
   private readonly delivery: SlackDelivery;
   private readonly saves = new Serial();
@@ -112,9 +112,10 @@ export class SlackNotifier {
   evaluate(): void {
     const { config, clock, views } = this.deps;
     const now = clock.now();
-    const active = evaluateAlerts(views(), now, config.alerts, this.deps.storeHealth?.());
+    const current = views();
+    let changed = this.trackUnusable(current, now);
+    const active = evaluateAlerts(current, now, config.alerts, this.deps.storeHealth?.(), new Map(Object.entries(this.file.unusableSince)));
     const activeKeys = new Set<string>();
-    let changed = false;
     for (const alert of active) {
       activeKeys.add(alert.key);
       const open = this.file.alerts[alert.key];
@@ -139,6 +140,30 @@ export class SlackNotifier {
       changed = true;
     }
     if (changed) this.persist();
+  }
+
+  /** Notes since when each account has had no usable token; true when that changed (the file is saved then). */
+  private trackUnusable(views: AccountView[], now: number): boolean {
+    const since = this.file.unusableSince;
+    let changed = false;
+    const names = new Set(views.map((v) => v.snapshot.ref.name));
+    for (const name of Object.keys(since)) {
+      if (!names.has(name)) {
+        delete since[name];
+        changed = true;
+      }
+    }
+    for (const { snapshot } of views) {
+      const name = snapshot.ref.name;
+      if (snapshot.usable && since[name] !== undefined) {
+        delete since[name];
+        changed = true;
+      } else if (!snapshot.usable && since[name] === undefined) {
+        since[name] = now;
+        changed = true;
+      }
+    }
+    return changed;
   }
 
   private asActive(key: string, open: OpenAlert): ActiveAlert {

@@ -32,6 +32,12 @@ const fileSchema = z.object({
   version: z.literal(1),
   alerts: z.record(z.string(), openAlertSchema),
   outbox: z.array(outboxSchema),
+  /**
+   * Since when each account has had no usable token (no_usable_token's grace). Kept here, not in memory: a token
+   * that never arrived has no instant of its own in the account's state, and a restart must neither resolve the
+   * open alert nor start its grace again (a crash loop would otherwise never alert, or alert at every start).
+   */
+  unusableSince: z.record(z.string(), z.number()).default({}),
 });
 
 export type OpenAlert = z.infer<typeof openAlertSchema>;
@@ -50,7 +56,7 @@ export class AlertStore {
 
   /** An unreadable or invalid file starts afresh (reported by the caller): losing dedupe beats losing alerts. */
   async load(): Promise<{ file: AlertFile; problem?: string }> {
-    const empty: AlertFile = { version: 1, alerts: {}, outbox: [] };
+    const empty: AlertFile = { version: 1, alerts: {}, outbox: [], unusableSince: {} };
     let text: string;
     try {
       text = await this.fs.readFile(this.path, 'utf8');

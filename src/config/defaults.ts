@@ -71,6 +71,9 @@ export const DEFAULT_SLACK = {
   renewalFailingThreshold: 3, // as the first system
   // A file deleted and repaired within this never alerts; one still broken after it does.
   sinkGraceMs: 30_000,
+  // Every program beside the sidecar is without a token: a first issuance takes seconds, so a minute without
+  // one (at first start too) is worth waking someone.
+  noUsableTokenGraceMs: 60_000,
   // Renewal starts 60-70 minutes before expiry: with less than 45 left, it has been failing for a while.
   tokenExpiringWindowMs: 45 * 60_000,
 };

@@ -391,6 +391,7 @@ function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext)
       credentialsRejected: { enabled: alerts.credentialsRejected?.enabled ?? true },
       fileModeNotPrivate: { enabled: alerts.fileModeNotPrivate?.enabled ?? true, graceMs: alerts.fileModeNotPrivate?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
       storeUnavailable: { enabled: alerts.storeUnavailable?.enabled ?? true, graceMs: alerts.storeUnavailable?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
+      noUsableToken: { enabled: alerts.noUsableToken?.enabled ?? true, graceMs: alerts.noUsableToken?.grace ?? D.DEFAULT_SLACK.noUsableTokenGraceMs },
     },
     notices: { renewed: raw.notices?.renewed ?? false, lifecycle: raw.notices?.lifecycle ?? false },
   };

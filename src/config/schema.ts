@@ -177,6 +177,7 @@ export const slackSchema = z.strictObject({
       credentialsRejected: alertToggle.optional(),
       fileModeNotPrivate: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
       storeUnavailable: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
+      noUsableToken: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
     })
     .optional(),
   notices: z.strictObject({ renewed: bool().optional(), lifecycle: bool().optional() }).optional(),

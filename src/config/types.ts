@@ -135,7 +135,8 @@ export type AlertKind =
   | 'rate_limited'
   | 'credentials_rejected'
   | 'file_mode_not_private'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  | 'no_usable_token';
 
 export interface SlackConfig {
   webhookUrl: string;
@@ -158,6 +159,7 @@ export interface SlackConfig {
     credentialsRejected: { enabled: boolean };
     fileModeNotPrivate: { enabled: boolean; graceMs: number };
     storeUnavailable: { enabled: boolean; graceMs: number };
+    noUsableToken: { enabled: boolean; graceMs: number };
   };
   notices: { renewed: boolean; lifecycle: boolean };
 }
