@@ -4,7 +4,7 @@
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--max-semi-space-size=1');
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_PATH_ENV } from './config/load';
 import { clockFromEnvironment } from './core/clock';
@@ -13,6 +13,7 @@ import { formatIsoInZone } from './core/time';
 import { accountReport } from './http/status';
 import { StateDirectoryLock } from './store/lock';
 import type { SimulatorCredential } from './simulator';
+import type { SidecarConfig } from './config/types';
 import { CliError, EXIT, StopSignal, loadConfigOrExit, openSidecar, runUntilSignalled } from './cli/boot';
 import { readOfflineStatus } from './cli/offline-status';
 import { formatReport } from './cli/output';
@@ -23,6 +24,9 @@ const program = new Command('broker-token-sidecar')
   .description('Owns KIS and Kiwoom access tokens for the programs beside it: issues and renews them within the broker\'s rules, writes the token files they read, proves each token, and exports metrics.')
   .version(VERSION)
   .showHelpAfterError()
+  // Usage errors (an unknown command or option, a missing --account) end with the documented code 2, not
+  // commander's 1; the commands added below inherit this.
+  .exitOverride()
   .addHelpText('after', `\nThe config file comes from --config or $${CONFIG_PATH_ENV}. Exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 cannot start.`);
 
 const configOption = () => new Option('-c, --config <file>', `config file (default: $${CONFIG_PATH_ENV})`);
@@ -31,6 +35,12 @@ function durationArg(text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined) throw new CliError(`"${text}" is not a duration such as 90s or 5m`, EXIT.config);
   return ms;
+}
+
+function portArg(flag: string, text: string): number {
+  const port = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new CliError(`${flag}: "${text}" is not a port number (0 to 65535)`, EXIT.config);
+  return port;
 }
 
 program
@@ -46,11 +56,11 @@ program
 program
   .command('demo')
   .description('run the broker simulator and the sidecar against it on an embedded config; writes token files under --dir and serves HTTP (no credentials needed)')
-  .option('--dir <dir>', 'folder for the demo\'s config, state and token files (emptied first)', 'demo-data')
+  .option('--dir <dir>', 'folder for the demo\'s config, state and token files (a folder the demo made is emptied first; any other must be empty)', 'demo-data')
   .option('--port <port>', 'HTTP port of the sidecar (0 for any free one)', '9464')
   .action(async (opts: { dir: string; port: string }) => {
     const { runDemo } = require('./cli/demo') as typeof import('./cli/demo');
-    process.exitCode = await runDemo({ dir: opts.dir, port: Number(opts.port) });
+    process.exitCode = await runDemo({ dir: opts.dir, port: portArg('--port', opts.port) });
   });
 
 program
@@ -73,7 +83,7 @@ program
       clock: clockFromEnvironment(),
       credentials,
       host: opts.host,
-      port: Number(opts.port),
+      port: portArg('--port', opts.port),
       spacingMs: durationArg(opts.spacing),
     });
     process.stdout.write(`broker simulator listening on ${url} (control API under ${url}/_sim/)\n`);
@@ -114,6 +124,14 @@ program
     process.exitCode = views.every((v) => v.snapshot.usable) ? EXIT.ok : EXIT.failure;
   });
 
+/** Where `renew` sends a user whose sidecar is running: its admin endpoint, or how to turn that on. */
+function howToAskTheRunningSidecar(config: SidecarConfig, account: string, force: boolean): string {
+  const endpoint = `POST http://${config.server.host}:${config.server.port}/renew/${account}${force ? '?force=true' : ''}`;
+  if (config.server.enabled && config.server.adminToken) return `ask it through its admin endpoint instead: ${endpoint} with the admin token as a bearer token`;
+  const turnOn = config.server.enabled ? 'give it an admin token' : 'turn its HTTP server on (server.enabled) with an admin token';
+  return `it renews on its own; to ask it now, ${turnOn} (server.adminTokenFile, 16 characters or more) and restart it, then ${endpoint}`;
+}
+
 /** A running sidecar owns the state; a command that changes it goes through that sidecar's admin API. */
 async function refuseIfRunning(stateDir: string, what: string): Promise<void> {
   const holder = await StateDirectoryLock.holder(stateDir);
@@ -129,7 +147,7 @@ program
   .action(async (opts: { config?: string; account: string; force?: boolean }) => {
     const config = loadConfigOrExit(opts.config);
     if (!config.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, EXIT.config);
-    await refuseIfRunning(config.stateDir, `use its admin endpoint instead: POST /renew/${opts.account}${opts.force ? '?force=true' : ''} with the admin bearer token`);
+    await refuseIfRunning(config.stateDir, howToAskTheRunningSidecar(config, opts.account, opts.force ?? false));
     const sidecar = await openSidecar(config);
     try {
       const outcome = (await sidecar.renew(opts.account, opts.force ?? false))!;
@@ -185,10 +203,19 @@ program
   .action(async (opts: { config?: string; maxWait: string }) => {
     const config = loadConfigOrExit(opts.config);
     const maxWaitMs = durationArg(opts.maxWait);
-    await refuseIfRunning(config.stateDir, 'it already keeps the token valid; `status` shows it');
+    const holder = await StateDirectoryLock.holder(config.stateDir);
+    if (holder) {
+      // A cron job or an Airflow task beside a running sidecar: that sidecar owns the token; `once` only checks
+      // that it is valid in every file, waiting for the sidecar to get there if it must.
+      process.exitCode = await onceBesideRunningSidecar(config, holder, maxWaitMs);
+      return;
+    }
     const sidecar = await openSidecar(config, { watch: false });
     try {
-      const problems = await sidecar.once(maxWaitMs);
+      const problems = await sidecar.once(maxWaitMs, (account, why, until) => {
+        const now = sidecar.clock.now();
+        process.stderr.write(`${account}: waiting ${formatDuration(Math.max(0, until - now))} (${why.replace(/_/g, ' ')}), until ${formatIsoInZone(until)}\n`);
+      });
       const now = sidecar.clock.now();
       for (const view of sidecar.views()) {
         const token = view.snapshot.state.token;
@@ -201,11 +228,38 @@ program
     }
   });
 
+/** `once` when a sidecar already runs on the state directory: reads what it keeps, never writes, never issues. */
+async function onceBesideRunningSidecar(config: SidecarConfig, holder: string, maxWaitMs: number): Promise<number> {
+  const clock = clockFromEnvironment();
+  const deadline = clock.now() + maxWaitMs;
+  for (;;) {
+    const now = clock.now();
+    const views = await readOfflineStatus(config, now);
+    const notReady = views.filter((v) => !v.ready);
+    if (notReady.length === 0) {
+      for (const view of views) {
+        const token = view.snapshot.state.token!;
+        process.stdout.write(`${view.snapshot.ref.name}: token valid until ${formatIsoInZone(token.expiresAt)} (${formatDuration(token.expiresAt - now)} left), kept by the running sidecar (${holder})\n`);
+      }
+      return EXIT.ok;
+    }
+    const why = notReady.map((v) => `${v.snapshot.ref.name}: ${v.snapshot.usable ? 'a token file is not current' : `no usable token (${v.snapshot.status}; ${v.snapshot.waitingFor.replace(/_/g, ' ')})`}`).join('; ');
+    if (now >= deadline) {
+      process.stderr.write(`the running sidecar (${holder}) has not made every file current within ${formatDuration(maxWaitMs)}: ${why}\n`);
+      return EXIT.failure;
+    }
+    process.stderr.write(`waiting for the running sidecar (${holder}): ${why}; ${formatDuration(deadline - now)} left\n`);
+    await clock.sleep(Math.min(2_000, deadline - now));
+  }
+}
+
 process.on('unhandledRejection', (reason) => {
   process.stderr.write(`unexpected error (continuing): ${reason instanceof Error ? reason.message : String(reason)}\n`);
 });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  // Commander has printed its message (and the help); --help and --version end here too, with 0.
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.config);
   if (error instanceof CliError) {
     process.stderr.write(`${error.message}\n`);
     process.exit(error.exitCode);

@@ -101,7 +101,7 @@ export class Sidecar implements SidecarControl {
       this.secrets.add(account.appSecret);
     }
     this.secrets.add(config.server.adminToken);
-    this.logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, secrets: this.secrets });
+    this.logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, timeZone: config.log.timeZone, secrets: this.secrets });
     this.bus = new EventBus((event, error) => this.logger.error({ event, err: error }, 'an event subscriber failed'));
     logEvents(this.bus, this.logger);
     const local = new FileStateStore(config.stateDir, () => this.clock.now(), options.fs);
@@ -342,7 +342,7 @@ export class Sidecar implements SidecarControl {
    * For init containers and cron: makes sure each account has a usable token in every sink, waiting out the
    * spacing or a backoff for at most `maxWaitMs`. Returns a problem per account that could not get there.
    */
-  async once(maxWaitMs: number): Promise<string[]> {
+  async once(maxWaitMs: number, onWait?: (account: string, why: string, untilMs: number) => void): Promise<string[]> {
     const deadline = this.clock.now() + maxWaitMs;
     const problems: string[] = [];
     for (const [name, { lifecycle }] of this.accounts) {
@@ -363,6 +363,7 @@ export class Sidecar implements SidecarControl {
           );
           break;
         }
+        onWait?.(name, snapshot.waitingFor, next);
         await this.clock.sleep(next - now);
       }
     }

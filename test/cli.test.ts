@@ -1,9 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
+import { StateDirectoryLock } from '../src/store/lock';
 import { SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
@@ -37,6 +38,66 @@ describe('the CLI', () => {
     const help = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
     assert.equal(help.status, 0);
     for (const command of ['start', 'demo', 'simulator', 'check-config', 'status', 'renew', 'revoke', 'once']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
+  });
+
+  test('every documented exit code of a usage error is 2, with a message that names what was wrong', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['frobnicate'], /unknown command 'frobnicate'/],
+      [['status', '--jsonn'], /unknown option '--jsonn'[\s\S]*Did you mean --json\?/],
+      [['renew', '--config', '/nonexistent.yaml'], /required option '-a, --account <name>' not specified/],
+      [['revoke'], /required option '-a, --account <name>' not specified/],
+      [['demo', '--port', 'abc'], /^--port: "abc" is not a port number \(0 to 65535\)$/m],
+      [['simulator', '--port', '99999'], /^--port: "99999" is not a port number/m],
+      [['once', '--config', '/nonexistent.yaml', '--max-wait', 'soon'], /cannot read the config file|"soon" is not a duration/],
+      [['start'], /no config file: pass --config <file> or set BROKER_TOKEN_SIDECAR_CONFIG/],
+    ];
+    for (const [args, message] of cases) {
+      const run = await runCli(args, { ...process.env, BROKER_TOKEN_SIDECAR_CONFIG: '' });
+      assert.equal(run.status, 2, `${args.join(' ')}: exit ${run.status}\n${run.stderr}`);
+      assert.match(run.stderr, message, args.join(' '));
+    }
+    for (const args of [['--help'], ['--version'], ['renew', '--help']]) assert.equal((await runCli(args)).status, 0, args.join(' '));
+  });
+
+  test('demo --dir: a folder holding a foreign file is refused and left intact; a second demo beside a running one stops before touching anything', async (t) => {
+    const dir = tempDir(t);
+    mkdirSync(join(dir, 'mine'));
+    writeFileSync(join(dir, 'mine', 'notes.txt'), 'precious');
+    const refused = await runCli(['demo', '--dir', join(dir, 'mine'), '--port', '0']);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /is not empty and was not made by the demo: nothing in it is deleted/);
+    assert.deepEqual(readdirSync(join(dir, 'mine')), ['notes.txt']);
+    assert.equal(readFileSync(join(dir, 'mine', 'notes.txt'), 'utf8'), 'precious');
+
+    const first = spawnForTest(t, process.execPath, [CLI, 'demo', '--dir', join(dir, 'demo'), '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = watchOutput(first);
+    await until('the first demo to be ready', 15_000, () => out.stdout.includes('the demo is ready'), 20);
+    const base = /status\s+(http:\/\/\S+)\/status/.exec(out.stdout)![1]!;
+    const port = new URL(base).port;
+    const config = readFileSync(join(dir, 'demo', 'config.yaml'), 'utf8');
+    // The same folder: refused, as a demo runs there. Another folder on the same port: refused, the port is taken.
+    const sameDir = await runCli(['demo', '--dir', join(dir, 'demo'), '--port', '0']);
+    assert.equal(sameDir.status, 3);
+    assert.match(sameDir.stderr, new RegExp(`a demo is already running in .*demo \\(pid ${first.pid} `));
+    const samePort = await runCli(['demo', '--dir', join(dir, 'other'), '--port', port]);
+    assert.equal(samePort.status, 3);
+    assert.match(samePort.stderr, new RegExp(`port ${port} on 127.0.0.1 is in use`));
+    assert.equal(existsSync(join(dir, 'other')), false, 'nothing was created for the refused demo');
+    assert.equal(readFileSync(join(dir, 'demo', 'config.yaml'), 'utf8'), config, 'the first demo\'s config is untouched');
+    assert.equal((await fetch(`${base}/readyz`)).status, 200, 'the first demo keeps serving');
+    // Its admin endpoint is on, with the token it printed.
+    const adminToken = /admin token\s+(\S+)/.exec(out.stdout)![1]!;
+    const renew = await fetch(`${base}/renew/kis-demo`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } });
+    assert.equal(renew.status, 200);
+    assert.match(out.stdout, /kis_auth\.py names\s+its file by the date on its own clock/);
+    first.kill('SIGTERM');
+    assert.equal(await exited(first), 0);
+    // Stopped, it can start again in its own folder, which it empties (its marker says it made it).
+    const again = spawnForTest(t, process.execPath, [CLI, 'demo', '--dir', join(dir, 'demo'), '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const againOut = watchOutput(again);
+    await until('the demo to start again', 15_000, () => againOut.stdout.includes('the demo is ready'), 20);
+    again.kill('SIGTERM');
+    assert.equal(await exited(again), 0);
   });
 
   test('demo: token files within seconds, HTTP answers, promtool finds nothing wrong in /metrics, SIGTERM exits 0', async (t) => {
@@ -117,6 +178,47 @@ describe('once, and a kill between recording the attempt and the answer', () => 
     const again = await runCli(['once', '--config', config]);
     assert.equal(again.status, 0, again.stderr);
     assert.equal(simulator.stats().tokenRequests, 1);
+  });
+
+  test('once: says what it waits for, and how long, while it waits', async (t) => {
+    const { simulator, config } = await setup(t, '2s');
+    simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 502, body: 'bad gateway', count: 1 });
+    writeFileSync(config, readFileSync(config, 'utf8').replace('renewal: { spacing: 2s }', 'renewal: { spacing: 2s, retry: { initialDelay: 2s, jitter: 0 } }'));
+    const run = await runCli(['once', '--config', config, '--max-wait', '10s']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /^main: waiting [12]s \(backoff\), until \S+\+09:00$/m);
+    assert.equal(simulator.stats().tokenRequests, 2);
+  });
+
+  test('once beside a running sidecar on the same state: issues nothing, exits 0 when that sidecar\'s token is valid in every file', async (t) => {
+    const { dir, simulator, config } = await setup(t, '2s');
+    const sidecar = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = watchOutput(sidecar);
+    // A cron job beside it, once it holds the state directory: waits for its files if it must, then succeeds.
+    await until('the sidecar to hold the state directory', 10_000, async () => (await StateDirectoryLock.holder(join(dir, 'state'))) !== undefined, 20);
+    const run = await runCli(['once', '--config', config, '--max-wait', '20s']);
+    assert.equal(run.status, 0, run.stderr + out.stderr);
+    assert.match(run.stdout, new RegExp(`^main: token valid until \\S+\\+09:00 \\(\\S+ left\\), kept by the running sidecar \\(pid ${sidecar.pid} `));
+    assert.ok(existsSync(join(dir, 'sinks', 'main.json')));
+    assert.equal(simulator.stats().tokenRequests, 1, 'only the running sidecar asked');
+    // Commands that would change its state say where to go instead, and exit 1.
+    const renew = await runCli(['renew', '--config', config, '--account', 'main', '--force']);
+    assert.equal(renew.status, 1);
+    assert.match(renew.stderr, /a sidecar is running on .*; it renews on its own; to ask it now, turn its HTTP server on \(server\.enabled\) with an admin token \(server\.adminTokenFile, 16 characters or more\) and restart it, then POST http:\/\/127\.0\.0\.1:9464\/renew\/main\?force=true/);
+    const revoke = await runCli(['revoke', '--config', config, '--account', 'main']);
+    assert.equal(revoke.status, 1);
+    assert.match(revoke.stderr, /stop it first/);
+    // The sidecar gone wrong (its file replaced by a directory it cannot repair): once waits, then says why, exit 1.
+    const sinkFile = join(dir, 'sinks', 'main.json');
+    const { rmSync } = await import('node:fs');
+    rmSync(sinkFile);
+    mkdirSync(sinkFile);
+    const failed = await runCli(['once', '--config', config, '--max-wait', '3s']);
+    assert.equal(failed.status, 1);
+    assert.match(failed.stderr, /waiting for the running sidecar \(pid \d+ .*\): main: a token file is not current/);
+    assert.match(failed.stderr, /has not made every file current within 3s: main: a token file is not current/);
+    sidecar.kill('SIGTERM');
+    await exited(sidecar);
   });
 
   test('once: exits 1 with the reason when it cannot get a token', async (t) => {

@@ -35,7 +35,9 @@ function problemsOf(text: string, baseDir = '/tmp/cfg', env: Record<string, stri
 
 describe('config: one bad fixture per rule, each with its exact message', () => {
   const cases: Array<[string, string, string[]]> = [
-    ['unknown top-level key', withAccount(GOOD_ACCOUNT, 'stateDirectory: ./x\n'), ['stateDirectory: unknown key']],
+    ['unknown top-level key', withAccount(GOOD_ACCOUNT, 'stateDirectory: ./x\n'), ['stateDirectory: unknown key; did you mean stateDir?']],
+    ['misspelt key, nested in a list and a tagged union', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZone: [UTC], writeAhaed: 5m }')), ['accounts[0].sinks[0].readerTimeZone: unknown key; did you mean readerTimeZones?', 'accounts[0].sinks[0].writeAhaed: unknown key; did you mean writeAhead?']],
+    ['misspelt key with nothing near it', withAccount(GOOD_ACCOUNT, 'telemetry: {}\n'), ['telemetry: unknown key']],
     ['unknown nested key', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, keep: 3 }')), ['accounts[0].sinks[0].keep: unknown key']],
     ['required field missing', withAccount(GOOD_ACCOUNT.replace('provider: kis\n', '')), ['accounts[0].provider: required']],
     ['value outside its set', withAccount(GOOD_ACCOUNT.replace('provider: kis', 'provider: ebest')), ['accounts[0].provider: must be one of "kis", "kiwoom"']],

@@ -4,6 +4,9 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { forEachBounded } from '../src/core/limiter';
 import { removeStaleTempFiles, tempPrefixFor } from '../src/core/atomic-file';
+import { Writable } from 'node:stream';
+import { createLogger } from '../src/core/log';
+import { SecretRegistry } from '../src/core/secrets';
 import { tempDir } from './helpers';
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -58,4 +61,16 @@ describe('removeStaleTempFiles', () => {
     assert.equal(await removeStaleTempFiles(paths), 3);
     assert.deepEqual(readdirSync(dir).sort(), ['.a.json.tmp-' + process.ppid + '-abcd1234', '.other.json.tmp-' + dead + '-abcd1234', 'a.json', 'b.json', 'c.tmp-x.json'].sort());
   });
+});
+
+test('log: the pretty form\'s timestamps are in the configured zone (KST by default), the JSON form\'s in UTC', () => {
+  const lines = (format: 'json' | 'pretty', timeZone?: string) => {
+    const out: string[] = [];
+    const destination = new Writable({ write: (chunk: Buffer, _e, done) => { out.push(chunk.toString()); done(); } });
+    createLogger({ format, secrets: new SecretRegistry(), destination, ...(timeZone ? { timeZone } : {}) }).info('hello');
+    return JSON.parse(out[0]!) as { time: string };
+  };
+  assert.match(lines('pretty').time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+09:00$/);
+  assert.match(lines('pretty', 'UTC').time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+00:00$/);
+  assert.match(lines('json').time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });

@@ -1,10 +1,45 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { parseConfig } from '../config/load';
 import { runSimulatorServer, generateCredential, type SimulatorCredential } from '../simulator';
 import { clockFromEnvironment } from '../core/clock';
 import { sinkPaths } from '../sinks/formats';
-import { StopSignal, openSidecar, runUntilSignalled } from './boot';
+import { StateDirectoryLock } from '../store/lock';
+import { CliError, EXIT, StopSignal, openSidecar, runUntilSignalled } from './boot';
+
+/** Marks a folder the demo made, and so may empty: nothing else is ever deleted. */
+const DEMO_MARKER = '.broker-token-sidecar-demo';
+const DEMO_HOST = '127.0.0.1';
+
+/**
+ * Everything that could make the demo fail is checked before anything on disk is touched: the folder is absent,
+ * empty or a demo's own; no demo runs in it now; the port is free. A second `npm run demo` beside a running one
+ * then stops here and leaves the first one alone.
+ */
+async function checkBeforeTouching(dir: string, port: number): Promise<void> {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new CliError(`--dir ${dir} exists and is not a folder`, EXIT.config);
+    const entries = readdirSync(dir);
+    if (entries.length > 0 && !entries.includes(DEMO_MARKER)) {
+      throw new CliError(`--dir ${dir} is not empty and was not made by the demo: nothing in it is deleted; choose an empty or new folder`, EXIT.config);
+    }
+    const holder = await StateDirectoryLock.holder(join(dir, 'state'));
+    if (holder) throw new CliError(`a demo is already running in ${dir} (${holder}); stop it first, or give this one another --dir and --port`, EXIT.startup);
+  }
+  if (port !== 0 && !(await portIsFree(port))) {
+    throw new CliError(`port ${port} on ${DEMO_HOST} is in use (another demo or sidecar?); --port 0 takes any free one`, EXIT.startup);
+  }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, DEMO_HOST, () => probe.close(() => resolve(true)));
+  });
+}
 
 /**
  * The demo: the broker simulator on loopback and the sidecar against it, on an embedded config that is the
@@ -12,7 +47,7 @@ import { StopSignal, openSidecar, runUntilSignalled } from './boot';
  * no KakaoTalk notices.
  */
 /** The demo's config, written out as a real one would be; only the credentials are the simulator's made-up ones. */
-function demoConfig(values: { port: number; simulatorUrl: string; kis: SimulatorCredential; kiwoom: SimulatorCredential; shownPath: string }): string {
+function demoConfig(values: { port: number; simulatorUrl: string; kis: SimulatorCredential; kiwoom: SimulatorCredential; shownPath: string; adminToken: string }): string {
   return `# The demo's configuration, in the same format as a real one (see the README's configuration reference).
 # The credentials below are made up, accepted only by the simulator; in a real config take them from the
 # environment or from files, e.g.  appKey: \${KIS_APP_KEY}  and  appSecretFile: /run/secrets/kis_app_secret
@@ -22,6 +57,7 @@ log: { level: info, format: pretty }
 server:
   host: 127.0.0.1
   port: ${values.port}
+  adminToken: "${values.adminToken}"   # made for this demo; POST /renew/<account> with it as the bearer token
 accounts:
   - name: kis-demo
     provider: kis
@@ -48,15 +84,19 @@ accounts:
 export async function runDemo(options: { dir: string; port: number }): Promise<number> {
   const stop = new StopSignal();
   const dir = resolve(options.dir);
-  // Each demo starts fresh: the simulator remembers nothing between runs, so old tokens would be refused.
-  rmSync(dir, { recursive: true, force: true });
+  await checkBeforeTouching(dir, options.port);
+  // Each demo starts fresh: the simulator remembers nothing between runs, so old tokens would be refused. Only a
+  // folder the demo made (its marker) is emptied.
+  if (existsSync(join(dir, DEMO_MARKER))) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, DEMO_MARKER), 'Made by `broker-token-sidecar demo`, which empties this folder when it starts again.\n', { mode: 0o600 });
   const kis = generateCredential('kis', 'demo', 'mock');
   const kiwoom = generateCredential('kiwoom', 'demo', 'mock');
   const clock = clockFromEnvironment();
   const { url, simulator } = await runSimulatorServer({ clock, credentials: [kis, kiwoom] });
   const configPath = join(dir, 'config.yaml');
-  const text = demoConfig({ port: options.port, simulatorUrl: url, kis, kiwoom, shownPath: relative(process.cwd(), configPath) });
+  const adminToken = randomBytes(18).toString('base64url');
+  const text = demoConfig({ port: options.port, simulatorUrl: url, kis, kiwoom, shownPath: relative(process.cwd(), configPath), adminToken });
   writeFileSync(configPath, text, { mode: 0o600 });
   const config = parseConfig(text, configPath, dir);
   const sidecar = await openSidecar(config, { clock });
@@ -80,9 +120,24 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
       '  token files       ' + files.join('\n                    '),
     ];
     if (server) {
-      lines.push(`  metrics           ${server.url}/metrics`, `  status            ${server.url}/status`, `  ready             ${server.url}/readyz`);
+      lines.push(
+        `  metrics           ${server.url}/metrics`,
+        `  status            ${server.url}/status`,
+        `  ready             ${server.url}/readyz`,
+        `  admin token       ${adminToken}   (made for this demo, in ${shown(configPath)})`,
+      );
     }
-    lines.push('', `Try: delete ${shown(sinkPaths(config.accounts[0]!.sinks[0]!, clock.now())[0]!)} and watch it come back, with no new token.`, '');
+    const kisAuth = config.accounts[0]!.sinks.find((s) => s.format === 'kis-auth');
+    lines.push(
+      '',
+      `The KIS folder holds KIS{YYYYMMDD} under today's date in ${kisAuth?.format === 'kis-auth' ? kisAuth.readerTimeZones.join(', ') : 'each reader zone'}: kis_auth.py names`,
+      'its file by the date on its own clock, and from 00:00 to 09:00 KST the UTC date is still the day before. So the',
+      "file's date may not be this host's date, and there may be two files: both hold the same token.",
+      '',
+      `Try: delete ${shown(sinkPaths(config.accounts[0]!.sinks[0]!, clock.now())[0]!)} and watch it come back, with no new token.`,
+      ...(server ? [`     renew now:  curl -X POST -H "Authorization: Bearer ${adminToken}" '${server.url}/renew/kis-demo?force=true'`] : []),
+      '',
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
   });
   await simulator.close();

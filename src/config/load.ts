@@ -5,6 +5,7 @@ import { ConfigError } from '../core/errors';
 import { hostTimeZone } from '../core/time';
 import { interpolate } from './interpolate';
 import { formatPath } from './path';
+import { knownKeysAt, nearest } from './suggest';
 import { Problems, checkAcrossAccounts, resolveAccount, resolveConfig, type ResolveContext } from './resolve';
 import { accountSchema, configSchema, sinkSchema, storeSchema, type RawConfig } from './schema';
 import { readTextFile, type ReadText } from './secrets';
@@ -34,11 +35,16 @@ const TYPE_NAMES: Record<string, string> = {
 };
 
 /** One zod issue as one or more `path: rule` lines in the project's own words. */
-function describeIssue(issue: z.core.$ZodIssue): string[] {
+function describeIssue(issue: z.core.$ZodIssue, data: unknown): string[] {
   const path = formatPath(issue.path);
   switch (issue.code) {
-    case 'unrecognized_keys':
-      return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`);
+    case 'unrecognized_keys': {
+      const known = knownKeysAt(configSchema, issue.path, data);
+      return issue.keys.map((key) => {
+        const guess = nearest(key, known);
+        return `${formatPath([...issue.path, key])}: unknown key${guess ? `; did you mean ${guess}?` : ''}`;
+      });
+    }
     case 'invalid_type':
       return [issue.input === undefined ? `${path}: required` : `${path}: must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`];
     case 'invalid_value':
@@ -87,7 +93,7 @@ export function parseConfig(text: string, source: string, baseDir: string, optio
     const config = resolveConfig(parsed.data, source, ctx);
     if (problems.empty) return config;
   } else {
-    parsed.error.issues.flatMap(describeIssue).forEach((line) => problems.addLine(line));
+    parsed.error.issues.flatMap((issue) => describeIssue(issue, data)).forEach((line) => problems.addLine(line));
     checkAccountsThatParse(data, ctx);
   }
   throw new ConfigError(problems.list);

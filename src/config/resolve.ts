@@ -334,7 +334,7 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
   return {
     source,
     stateDir: resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR),
-    log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'json' },
+    log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'json', timeZone: logTimeZone(raw.log?.timeZone, ctx) },
     server: {
       enabled: server.enabled ?? D.DEFAULT_SERVER.enabled,
       host: server.host ?? D.DEFAULT_SERVER.host,
@@ -348,6 +348,12 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
     limits: { maxConcurrentRequests: raw.limits?.maxConcurrentRequests ?? D.DEFAULT_MAX_CONCURRENT_REQUESTS },
     accounts: accounts.map((a) => a.config),
   };
+}
+
+function logTimeZone(zone: string | undefined, ctx: ResolveContext): string {
+  if (zone === undefined) return D.DEFAULT_SINK_TIME_ZONE;
+  if (!isValidTimeZone(zone)) ctx.problems.add(['log', 'timeZone'], 'is not an IANA time zone such as Asia/Seoul');
+  return zone;
 }
 
 function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext): SlackConfig | undefined {

@@ -204,6 +204,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
       format: z.enum(['json', 'pretty']).optional(),
+      timeZone: nonEmpty.optional(),
     })
     .optional(),
   server: z

@@ -182,7 +182,8 @@ export interface SidecarConfig {
   /** The file this was read from (absolute), or a description for an embedded config. */
   source: string;
   stateDir: string;
-  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; format: 'json' | 'pretty' };
+  /** `timeZone`: of the pretty form's timestamps (the JSON form's are UTC, for machines). */
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; format: 'json' | 'pretty'; timeZone: string };
   server: ServerConfig;
   /** Also export the first system's kis_token_age_hours and kis_token_renewals_total. */
   metrics: { compat: boolean };

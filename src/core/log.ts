@@ -1,5 +1,6 @@
 import pino, { type Logger, type DestinationStream } from 'pino';
 import { REDACTED, type SecretRegistry } from './secrets';
+import { KST_ZONE, formatIsoInZone } from './time';
 
 export type { Logger } from 'pino';
 export type LogFormat = 'json' | 'pretty';
@@ -40,21 +41,26 @@ export interface LoggerOptions {
   secrets: SecretRegistry;
   /** Where lines go; stderr by default, so stdout stays free for command output. */
   destination?: DestinationStream;
+  /** The zone of the pretty form's timestamps (the JSON form keeps UTC): KST, as /status and `status` show times. */
+  timeZone?: string;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
   const { secrets } = options;
+  const pretty = options.format === 'pretty';
+  const zone = options.timeZone ?? KST_ZONE;
   const destination =
     options.destination ??
-    (options.format === 'pretty'
-      ? // Loaded only when asked for: the JSON form needs none of it.
-        (require('pino-pretty') as typeof import('pino-pretty'))({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: 'SYS:standard', ignore: 'service' })
+    (pretty
+      ? // Loaded only when asked for: the JSON form needs none of it. The time is already in the reader's zone.
+        (require('pino-pretty') as typeof import('pino-pretty'))({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: false, ignore: 'service' })
       : pino.destination({ dest: 2, sync: true }));
   return pino(
     {
       level: options.level ?? 'info',
       base: { service: 'broker-token-sidecar' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // A person reads the pretty form beside /status and `status`: one clock for both (2026-12-01 08:30:00.123+09:00).
+      timestamp: pretty ? () => `,"time":"${prettyTime(Date.now(), zone)}"` : pino.stdTimeFunctions.isoTime,
       redact: { paths: SECRET_PATHS, censor: REDACTED },
       serializers: {
         err: (error: unknown) => secrets.redactDeep(error instanceof Error ? error : new Error(String(error))),
@@ -72,6 +78,11 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     destination,
   );
+}
+
+function prettyTime(instant: number, zone: string): string {
+  const iso = formatIsoInZone(instant, zone);
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${String(instant % 1000).padStart(3, '0')}${iso.slice(19)}`;
 }
 
 /** A logger that drops everything, for code paths and tests that do not look at logs. */
