@@ -57,7 +57,7 @@ describe('configuration reload', () => {
     let log = '';
     child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     const base = `http://127.0.0.1:${port}`;
-    await until('ready', 20_000, async () => (await fetch(`${base}/readyz`)).status === 200);
+    await until(() => `ready (exit ${String(child.exitCode)}; the sidecar's log: ${log.slice(-800)})`, 20_000, async () => (await fetch(`${base}/readyz`)).status === 200);
     const metric = async (name: string, labels = '') => parseExposition(await (await fetch(`${base}/metrics`)).text()).find((s) => s.name === name && (labels === '' || Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(',').includes(labels)))?.value;
 
     // A bad file: kept out, reported; the running account keeps being served.
