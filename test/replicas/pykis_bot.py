@@ -20,17 +20,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _replica_http import read_secret  # noqa: E402
 from pykis import PyKis  # noqa: E402
-
-
-def _read_secret(path):
-    with open(path, encoding="utf-8") as f:
-        value = f.read()
-    if value.endswith("\r\n"):
-        return value[:-2]
-    if value.endswith("\n"):
-        return value[:-1]
-    return value
 
 
 def main():
@@ -46,16 +37,16 @@ def main():
 
     kwargs = {
         "id": args.id,
-        "appkey": _read_secret(args.appkey_file),
-        "secretkey": _read_secret(args.secret_file),
+        "appkey": read_secret(args.appkey_file),
+        "secretkey": read_secret(args.secret_file),
         "keep_token": args.keep_token if args.keep_token else True,
     }
     if args.virtual:
         if not args.virtual_appkey_file or not args.virtual_secret_file:
             parser.error("--virtual needs --virtual-appkey-file and --virtual-secret-file")
         kwargs["virtual_id"] = args.id
-        kwargs["virtual_appkey"] = _read_secret(args.virtual_appkey_file)
-        kwargs["virtual_secretkey"] = _read_secret(args.virtual_secret_file)
+        kwargs["virtual_appkey"] = read_secret(args.virtual_appkey_file)
+        kwargs["virtual_secretkey"] = read_secret(args.virtual_secret_file)
 
     kis = PyKis(**kwargs)
     domain = "virtual" if args.virtual else "real"
