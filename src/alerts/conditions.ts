@@ -46,7 +46,7 @@ export function evaluateAlerts(
   now: number,
   rules: SlackConfig['alerts'],
   store?: StoreHealth,
-  unusableSince: ReadonlyMap<string, number> = new Map(),
+  unusableSince: Readonly<Record<string, number>> = {},
 ): ActiveAlert[] {
   const active: ActiveAlert[] = [];
   if (rules.storeUnavailable.enabled && store && !store.up && store.downSince !== null && now - store.downSince >= rules.storeUnavailable.graceMs) {
@@ -71,7 +71,7 @@ export function evaluateAlerts(
     if (rules.tokenInvalidated.enabled && state.invalidated) {
       add('token_invalidated', { brokerCode: state.invalidated.brokerCode, message: state.invalidated.message });
     }
-    const since = unusableSince.get(ref.name);
+    const since = unusableSince[ref.name];
     const noToken = rules.noUsableToken.enabled && !snapshot.usable && since !== undefined && now - since >= rules.noUsableToken.graceMs;
     if (noToken) {
       add('no_usable_token', { status: snapshot.status, since, reason: failure?.reason ?? null, message: failure?.message ?? null, nextAttemptAt: snapshot.nextAttemptAt });

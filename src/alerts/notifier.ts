@@ -114,7 +114,7 @@ export class SlackNotifier {
     const now = clock.now();
     const current = views();
     let changed = this.trackUnusable(current, now);
-    const active = evaluateAlerts(current, now, config.alerts, this.deps.storeHealth?.(), new Map(Object.entries(this.file.unusableSince)));
+    const active = evaluateAlerts(current, now, config.alerts, this.deps.storeHealth?.(), this.file.unusableSince);
     const activeKeys = new Set<string>();
     for (const alert of active) {
       activeKeys.add(alert.key);

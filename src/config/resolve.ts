@@ -54,6 +54,12 @@ export interface ResolveContext {
 const PLACEHOLDER = /\{([^}]*)\}/g;
 const PLACEHOLDERS = ['account', 'env', 'appKeyPrefix'];
 
+/** Every zone in the config is checked here, with one message (and one place to change it). */
+function checkTimeZone(path: Path, zone: string, ctx: ResolveContext): string {
+  if (!isValidTimeZone(zone)) ctx.problems.add(path, `"${zone}" is not an IANA time zone such as Asia/Seoul`);
+  return zone;
+}
+
 function defaultSinkName(sinks: RawSink[], index: number): string {
   const format = sinks[index]!.format;
   const sameBefore = sinks.slice(0, index).filter((s) => s.format === format).length;
@@ -212,11 +218,8 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
     switch (sink.format) {
       case 'kis-auth': {
         const zones = readerTimeZones(sink, ctx.hostTimeZone);
-        zones.forEach(({ zone, key }) => {
-          if (!isValidTimeZone(zone)) ctx.problems.add([...path, ...key], `"${zone}" is not an IANA time zone such as Asia/Seoul`);
-        });
-        const validDateTimeZone = sink.validDateTimeZone ?? D.DEFAULT_SINK_TIME_ZONE;
-        if (!isValidTimeZone(validDateTimeZone)) ctx.problems.add([...path, 'validDateTimeZone'], `"${validDateTimeZone}" is not an IANA time zone such as Asia/Seoul`);
+        zones.forEach(({ zone, key }) => checkTimeZone([...path, ...key], zone, ctx));
+        const validDateTimeZone = checkTimeZone([...path, 'validDateTimeZone'], sink.validDateTimeZone ?? D.DEFAULT_SINK_TIME_ZONE, ctx);
         const writeAheadMs = sink.writeAhead ?? D.DEFAULT_WRITE_AHEAD_MS;
         if (writeAheadMs > D.MAX_WRITE_AHEAD_MS) ctx.problems.add([...path, 'writeAhead'], `must be at most ${formatDuration(D.MAX_WRITE_AHEAD_MS)}`);
         if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'kis-auth files are read by KIS clients only');
@@ -239,8 +242,7 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
         return { ...common, format: 'python-kis', dir, path: join(dir, name) };
       }
       case 'json': {
-        const timeZone = sink.timeZone ?? D.DEFAULT_SINK_TIME_ZONE;
-        if (!isValidTimeZone(timeZone)) ctx.problems.add([...path, 'timeZone'], `"${timeZone}" is not an IANA time zone such as Asia/Seoul`);
+        const timeZone = checkTimeZone([...path, 'timeZone'], sink.timeZone ?? D.DEFAULT_SINK_TIME_ZONE, ctx);
         return {
           ...common,
           format: 'json',
@@ -334,7 +336,7 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
   return {
     source,
     stateDir: resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR),
-    log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'json', timeZone: logTimeZone(raw.log?.timeZone, ctx) },
+    log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'json', timeZone: checkTimeZone(['log', 'timeZone'], raw.log?.timeZone ?? D.DEFAULT_SINK_TIME_ZONE, ctx) },
     server: {
       enabled: server.enabled ?? D.DEFAULT_SERVER.enabled,
       host: server.host ?? D.DEFAULT_SERVER.host,
@@ -348,12 +350,6 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
     limits: { maxConcurrentRequests: raw.limits?.maxConcurrentRequests ?? D.DEFAULT_MAX_CONCURRENT_REQUESTS },
     accounts: accounts.map((a) => a.config),
   };
-}
-
-function logTimeZone(zone: string | undefined, ctx: ResolveContext): string {
-  if (zone === undefined) return D.DEFAULT_SINK_TIME_ZONE;
-  if (!isValidTimeZone(zone)) ctx.problems.add(['log', 'timeZone'], 'is not an IANA time zone such as Asia/Seoul');
-  return zone;
 }
 
 function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext): SlackConfig | undefined {

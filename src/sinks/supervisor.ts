@@ -13,7 +13,7 @@ import { runNotify } from './notify';
 /**
  * Keeps every sink file equal to what the state says it must hold. Writes on a new token, notices damage
  * through file-system events (with a periodic sweep for volumes where events do not arrive), repairs from the
- * state with no issuance, rolls kis_auth.py's daily file over at midnight, and retries a sink that cannot be
+ * state with no issuance, writes each new day's kis_auth.py file ahead of its readers' midnights, and retries a sink that cannot be
  * written with backoff, without holding up the other sinks or renewal.
  */
 
