@@ -37,6 +37,8 @@ export interface SidecarOptions {
   /** File-system events for sink repair (default on). */
   watch?: boolean;
   sweepIntervalMs?: number;
+  /** How long a sink operation may run before the sink counts as stuck (tests shorten it). */
+  sinkStuckAfterMs?: number;
   /** Hold the state-directory lock (default on; off only for read-only commands). */
   lock?: boolean;
 }
@@ -67,6 +69,8 @@ export class StartupError extends Error {
 // A tick that has run this long is stuck: longer than any request timeout plus the slowest disk write.
 const STUCK_AFTER_MS = 5 * 60_000;
 const DEFAULT_SWEEP_INTERVAL_MS = 5_000;
+// On close, sink writes in progress are waited for (none is cut in half) but a file system that stopped answering is not.
+const SINK_IDLE_BOUND_ON_CLOSE_MS = 5_000;
 // Accounts started side by side at start-up: enough to overlap the fsyncs, few enough not to flood the disk.
 export const START_CONCURRENCY = 16;
 
@@ -124,6 +128,7 @@ export class Sidecar implements SidecarControl {
       fs: options.fs,
       watch: options.watch ?? true,
       sweepIntervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
+      stuckAfterMs: options.sinkStuckAfterMs,
     });
     this.metrics = new MetricsExporter(this.bus, () => this.views(), () => this.clock.now(), {
       version: VERSION,
@@ -308,7 +313,7 @@ export class Sidecar implements SidecarControl {
     await this.notifier?.stop();
     for (const { lifecycle } of this.accounts.values()) lifecycle.stop();
     this.sinks.close();
-    await this.sinks.idle();
+    await this.sinks.idle(SINK_IDLE_BOUND_ON_CLOSE_MS);
     await this.store.close();
     await Promise.all([...this.dispatchers.values()].map((d) => d.close().catch(() => undefined)));
     await this.lock?.release();
@@ -328,6 +333,10 @@ export class Sidecar implements SidecarControl {
 
   stuckLoops(): string[] {
     return this.allLoops().filter((loop) => loop.isStuck(STUCK_AFTER_MS)).map((loop) => loop.name);
+  }
+
+  stuckSinks(): string[] {
+    return this.sinks.stuckSinks();
   }
 
   async renew(account: string, force: boolean): Promise<RenewOutcome | undefined> {

@@ -8,7 +8,7 @@ import { parseConfig } from '../src/config/load';
 import { Sidecar } from '../src/sidecar';
 import { tokenId } from '../src/store/state';
 import { generateCredential, type SimulatorCredential } from '../src/simulator';
-import { LogCapture, SECOND, spawnForTest, startSimulator, tempDir, until } from './helpers';
+import { LogCapture, SECOND, spawnForTest, startSimulator, tempDir, until, closeBeforeCleanup } from './helpers';
 import { REPLICAS, replicaTools, runReplica, writeKisDevlp, type ReplicaOutcome } from './replicas';
 
 /**
@@ -51,7 +51,7 @@ async function runExampleSidecar(t: any, example: string, credential: SimulatorC
   const sidecar = new Sidecar(config, { clock: systemClock, watch: true, logger: new LogCapture().logger });
   await sidecar.open();
   sidecar.run();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   await until('the example\'s token files', 10_000, () => sidecar.views().every((v) => v.ready), 20);
   const tokenIdOf = (account: string) => tokenId(sidecar.views().find((v) => v.snapshot.ref.name === account)!.snapshot.state.token!.accessToken);
   return { dir, sidecar, simulator, url, tokenIdOf };

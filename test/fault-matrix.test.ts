@@ -13,7 +13,7 @@ import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import type { FaultSpec } from '../src/simulator';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup, opensForWriting } from './helpers';
 
 /**
  * The fault matrix: one test per fault, each checking that the sidecar stays up, names the reason in its
@@ -53,7 +53,8 @@ function faultyFs() {
   };
   const filesystem: FileSystem = {
     ...nodeFileSystem,
-    open: (async (path: fs.PathLike, flags?: any, mode?: any) => (check(path), fsp.open(path, flags, mode))) as FileSystem['open'],
+    // EROFS, EACCES on a file's directory and ENOSPC strike writes: an open for reading still works.
+    open: (async (path: fs.PathLike, flags?: any, mode?: any) => (opensForWriting(flags) && check(path), fsp.open(path, flags, mode))) as FileSystem['open'],
     mkdir: (async (path: fs.PathLike, options?: any) => (check(path), fsp.mkdir(path, options))) as FileSystem['mkdir'],
     rename: (async (from: fs.PathLike, to: fs.PathLike) => (check(to), fsp.rename(from, to))) as FileSystem['rename'],
   };
@@ -92,7 +93,7 @@ async function harness(t: any, options: { fs?: FileSystem; webhookUrl?: string; 
   const logs = new LogCapture();
   const sidecar = testSidecar(parseTestConfig(text, dir), hostClock, { fs: options.fs, logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   await runAccountUntil(sidecar, 'main', hostClock, T0 + MINUTE);
   await sidecar.sinks.idle();
   const good = sidecar.views()[0]!.snapshot.state.token!.accessToken;

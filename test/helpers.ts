@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,12 +117,51 @@ export function median(values: number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** A fresh temporary directory, removed when the test ends, after the processes the test started have exited. */
+const teardownsOf = new WeakMap<TestContext, Array<() => unknown>>();
+
+/**
+ * Closes something (a sidecar, a server) when the test ends, before its temporary directories are removed,
+ * whatever order the two were registered in: a sidecar closed after its directory was removed writes its last
+ * state into a directory it creates again, and leaves it behind.
+ */
+export function closeBeforeCleanup(t: TestContext, close: () => unknown): void {
+  let teardowns = teardownsOf.get(t);
+  if (!teardowns) {
+    teardowns = [];
+    teardownsOf.set(t, teardowns);
+    t.after(() => runTeardowns(t));
+  }
+  teardowns.push(close);
+}
+
+async function runTeardowns(t: TestContext): Promise<void> {
+  const teardowns = teardownsOf.get(t) ?? [];
+  // Last opened, first closed; each runs once, whichever hook gets here first.
+  for (const close of teardowns.splice(0).reverse()) await close();
+}
+
+const removedTempDirs = new Set<string>();
+// The suite's promise that nothing writes after close(): a removed directory that came back was written into
+// by something still running. Checked when the test file's process ends; it fails that file.
+process.on('exit', () => {
+  const back = [...removedTempDirs].filter((dir) => existsSync(dir));
+  if (back.length === 0) return;
+  process.stderr.write(`written after the test that owned them ended (something was still running): ${back.join(', ')}\n`);
+  for (const dir of back) rmSync(dir, { recursive: true, force: true });
+  process.exitCode = 1;
+});
+
+/**
+ * A fresh temporary directory, removed when the test ends, after the processes the test started have exited
+ * and what it registered with closeBeforeCleanup is closed.
+ */
 export function tempDir(t: TestContext, prefix = 'bts-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.after(async () => {
     await stopChildren(t);
+    await runTeardowns(t);
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    removedTempDirs.add(dir);
   });
   return dir;
 }
@@ -283,4 +322,10 @@ export function recordReliability(entry: Record<string, unknown>): void {
   if (!file) return;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('node:fs').appendFileSync(file, `${JSON.stringify(entry)}\n`);
+}
+
+/** Whether `open` flags ask for writing: injected disk faults (EROFS, ENOSPC) strike writes, never reads. */
+export function opensForWriting(flags: unknown): boolean {
+  if (typeof flags === 'number') return (flags & (fsConstants.O_WRONLY | fsConstants.O_RDWR)) !== 0;
+  return typeof flags === 'string' && flags !== 'r';
 }

@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { acceptsGzip, createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, T0, LogCapture, configText, recordReliability, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar } from './helpers';
+import { HOUR, MINUTE, T0, LogCapture, configText, recordReliability, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup } from './helpers';
 
 const ADMIN = 'MARKER-ADMIN-TOKEN-0123456789';
 
@@ -42,7 +42,7 @@ async function setup(t: any, options: { top?: string; admin?: boolean } = {}) {
   const logs = new LogCapture();
   const sidecar = testSidecar(config, clock, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   const base = await serve(t, sidecar, config.server.adminToken);
   return { dir, cred, simulator, clock, sidecar, base, logs };
 }
@@ -265,7 +265,7 @@ describe('HTTP hygiene', () => {
 test('/healthz is 503 and names the loop when one is stuck', async (t) => {
   const { sidecar } = await setup(t);
   const app = createHttpApp({
-    control: { views: () => sidecar.views(), stuckLoops: () => ['account:main'], renew: async () => undefined },
+    control: { views: () => sidecar.views(), stuckLoops: () => ['account:main'], stuckSinks: () => [], renew: async () => undefined },
     metrics: sidecar.metrics,
     now: () => sidecar.clock.now(),
     adminToken: undefined,
@@ -275,5 +275,5 @@ test('/healthz is 503 and names the loop when one is stuck', async (t) => {
   t.after(() => server.close());
   const response = await fetch(`${server.url}/healthz`);
   assert.equal(response.status, 503);
-  assert.deepEqual(await response.json(), { status: 'stuck', stuckLoops: ['account:main'] });
+  assert.deepEqual(await response.json(), { status: 'stuck', stuckLoops: ['account:main'], stuckSinks: [] });
 });

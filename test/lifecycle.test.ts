@@ -13,6 +13,7 @@ import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
 import {
   HOUR,
+  closeBeforeCleanup,
   MINUTE,
   SECOND,
   T0,
@@ -32,7 +33,7 @@ const QUIET_RETRY = 'renewal: { retry: { jitter: 0 }, jitter: 0s }';
 async function openSidecar(t: { after(fn: () => Promise<void> | void): void }, text: string, dir: string, clock: ManualClock, lock = true): Promise<Sidecar> {
   const sidecar = testSidecar(parseTestConfig(text, dir), clock, { lock });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   return sidecar;
 }
 
@@ -281,7 +282,7 @@ describe('lifecycle against the simulator (KIS)', () => {
     const sidecar = testSidecar(parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir), clock);
     const errors = collect(sidecar, 'state.error');
     await sidecar.open();
-    t.after(() => sidecar.close());
+    closeBeforeCleanup(t, () => sidecar.close());
     assert.equal(errors.length, 1);
     assert.equal(errors[0]!.reason, 'corrupt');
     const aside = readdirSync(stateDir).filter((n) => n.startsWith('main.json.corrupt-'));
@@ -446,7 +447,7 @@ describe('a request cannot outlive its recorded attempt', () => {
     const config = parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'http: { timeout: 600ms }' }]), dir);
     const sidecar = testSidecar(config, clock, { fs });
     await sidecar.open();
-    t.after(() => sidecar.close());
+    closeBeforeCleanup(t, () => sidecar.close());
     // With a quick save, an answer 300 ms late fits the 600 ms timeout.
     simulator.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: 300, count: 1 });
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);

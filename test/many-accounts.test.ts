@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { generateCredential } from '../src/simulator';
-import { MINUTE, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, spawnForTest, type AccountSpec } from './helpers';
+import { MINUTE, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, spawnForTest, type AccountSpec, closeBeforeCleanup } from './helpers';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
 
@@ -17,7 +17,7 @@ describe('configuration reload', () => {
     const first = parseTestConfig(configText(join(dir, 'state'), url, [spec('a', 0), spec('b', 1), spec('c', 2)]), dir);
     const sidecar = testSidecar(first, clock);
     await sidecar.open();
-    t.after(() => sidecar.close());
+    closeBeforeCleanup(t, () => sidecar.close());
     for (const name of ['a', 'b', 'c']) await runAccountUntil(sidecar, name, clock, T0 + MINUTE);
     const lifecycleA = sidecar.account('a');
     const tokenB = sidecar.account('b')!.snapshot().state.token!.accessToken;

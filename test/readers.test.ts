@@ -7,7 +7,7 @@ import { Sidecar } from '../src/sidecar';
 import { KST_ZONE, formatWallClock, parseDateTimeIn } from '../src/core/time';
 import { tokenId } from '../src/store/state';
 import { BrokerSimulator, generateCredential, type SimulatorCredential } from '../src/simulator';
-import { LogCapture, configText, exited, freePort, markerCredential, parseTestConfig, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
+import { LogCapture, configText, exited, freePort, markerCredential, parseTestConfig, recordReliability, spawnForTest, startSimulator, tempDir, until, closeBeforeCleanup } from './helpers';
 
 type TestContext = { after(fn: () => void | Promise<void>): void };
 import { canMountReadOnly, describeOutcome, replicaTools, runReplica, writeCredentialFiles, writeKisDevlp, type ReplicaOutcome, type ReplicaTools } from './replicas';
@@ -286,7 +286,7 @@ describe('a bot imported while its file is missing', () => {
       const sidecar = new Sidecar(config, { clock: systemClock, watch: true, logger: new LogCapture().logger });
       await sidecar.open();
       sidecar.run();
-      t.after(() => sidecar.close());
+      closeBeforeCleanup(t, () => sidecar.close());
       await until('the token files', 10_000, () => sidecar.views()[0]!.ready, 20);
       return sidecar;
     };

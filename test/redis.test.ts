@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScaledClock, TEST_CLOCK_ENV, systemClock } from '../src/core/clock';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, spawnForTest, until } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, spawnForTest, until, closeBeforeCleanup } from './helpers';
 import { redisAvailable, startRedis, type RedisServer } from './redis-harness';
 
 const CLI = join(__dirname, '..', 'src', 'cli.js');
@@ -40,7 +40,7 @@ describe('one token shared by replicas through Redis (in-process)', () => {
       const dir = tempDir(t);
       const sidecar = testSidecar(parseTestConfig(replicaConfig(dir, url, redis, cred), dir), clock);
       await sidecar.open();
-      t.after(() => sidecar.close());
+      closeBeforeCleanup(t, () => sidecar.close());
       replicas.push({ dir, sidecar });
     }
     await until('the store', 5_000, () => replicas.every((r) => r.sidecar.store.health().up));

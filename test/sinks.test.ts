@@ -14,7 +14,7 @@ import type { KisAuthSinkConfig } from '../src/config/types';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
 import { describeOutcome, replicaTools, runReplica, writeCredentialFiles, writeKisDevlp, type ReplicaOutcome, type ReplicaRun } from './replicas';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until, closeBeforeCleanup, opensForWriting } from './helpers';
 
 function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Array<SidecarEvents[K]> {
   const seen: Array<SidecarEvents[K]> = [];
@@ -29,7 +29,7 @@ async function sidecarWithSinks(t: any, sinks: (dir: string) => string, options:
   const text = configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: sinks(dir), extra: options.extra }]);
   const sidecar = testSidecar(parseTestConfig(text, dir), clock, { watch: options.watch ?? false, fs: options.fs });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   await runAccountUntil(sidecar, 'main', clock, clock.now() + MINUTE);
   await sidecar.sinks.idle();
   return { dir, sidecar, simulator, clock, cred, url, token: sidecar.views()[0]!.snapshot.state.token! };
@@ -196,7 +196,7 @@ describe('watching and repair, with no issuance', () => {
     const failing: FileSystem = {
       ...nodeFileSystem,
       open: (async (path: fs.PathLike, flags?: any, mode?: any) => {
-        if (full && String(path).includes('/full/')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        if (full && String(path).includes('/full/') && opensForWriting(flags)) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
         return fsp.open(path, flags, mode);
       }) as FileSystem['open'],
     };

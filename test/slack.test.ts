@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManualClock } from '../src/core/clock';
-import { HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup } from './helpers';
 
 type Behaviour = { status: number; headers?: Record<string, string>; hang?: boolean };
 
@@ -50,7 +50,7 @@ async function sidecarWithSlack(t: any, options: { slack?: string; extra?: strin
   const logs = new LogCapture();
   const sidecar = testSidecar(parseTestConfig(text, dir), sim.clock, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   return { dir, cred, sidecar, receiver, logs, ...sim };
 }
 

@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ScaledClock, TEST_CLOCK_ENV } from '../src/core/clock';
 import { DAY_MS } from './soak-model';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, spawnForTest, startSimulator, tempDir, testSidecar, freePort, median } from './helpers';
+import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, spawnForTest, startSimulator, tempDir, testSidecar, freePort, median, closeBeforeCleanup } from './helpers';
 import { expectedIssuances } from './soak-model';
 
 setFlagsFromString('--expose-gc');
@@ -26,7 +26,7 @@ test('soak: 30 simulated days with random faults: exactly the expected issuances
   const text = configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks, extra: 'renewal: { retry: { jitter: 0 } }' }], `slack:\n  webhookUrl: "http://127.0.0.1:9/hook"\n  retry: { attempts: 1, initialDelay: 10ms, maxDelay: 10ms }\n  timeout: 200ms`);
   const sidecar = testSidecar(parseTestConfig(text, dir), clock);
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   const random = seeded(20261121);
 
   const failuresAtRenewal: number[] = [];

@@ -1,6 +1,10 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { nodeFileSystem, writeFileAtomic, type FileSystem } from '../core/atomic-file';
+import { FileReadError, readRegularFile } from '../core/safe-read';
+
+/** Open alerts and an outbox capped in size: a file far larger than that is not ours. */
+const MAX_ALERT_FILE_BYTES = 4 * 1024 * 1024;
 
 /**
  * The notifier's durable memory, `<stateDir>/alerts.json` (0600): which alerts are open and when each was last
@@ -59,10 +63,10 @@ export class AlertStore {
     const empty: AlertFile = { version: 1, alerts: {}, outbox: [], unusableSince: {} };
     let text: string;
     try {
-      text = await this.fs.readFile(this.path, 'utf8');
+      ({ content: text } = await readRegularFile(this.path, { followSymlinks: false, maxBytes: MAX_ALERT_FILE_BYTES }, this.fs.open));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { file: empty };
-      return { file: empty, problem: `cannot read ${this.path} (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+      if (error instanceof FileReadError && error.code === 'missing') return { file: empty };
+      return { file: empty, problem: (error as Error).message };
     }
     try {
       return { file: fileSchema.parse(JSON.parse(text)) };
@@ -72,6 +76,6 @@ export class AlertStore {
   }
 
   async save(file: AlertFile): Promise<void> {
-    await writeFileAtomic(this.path, `${JSON.stringify(file)}\n`, { mode: 0o600, dirMode: 0o700, fs: this.fs });
+    await writeFileAtomic(this.path, `${JSON.stringify(file)}\n`, { mode: 0o600, dirMode: 0o700, followDirectoryLink: true, fs: this.fs });
   }
 }

@@ -55,6 +55,7 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
         lastError,
         consecutiveFailures: 0,
         unhealthySince: null,
+        stuckSince: null,
       });
     }
     const snapshot = snapshotOf(account, state, now);

@@ -1,8 +1,34 @@
-import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
+import { FileReadError, readRegularFileSync } from '../core/safe-read';
 
 export type ReadText = (path: string) => string;
-export const readTextFile: ReadText = (path) => readFileSync(path, 'utf8');
+
+/** A config file, a secret or a CA bundle: anything larger is not one, and is refused unread. */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+const PROBLEM_IN_WORDS: Record<FileReadError['code'], string> = {
+  missing: 'ENOENT',
+  symlink: 'a loop of symbolic links',
+  directory: 'EISDIR',
+  not_regular_file: 'not a regular file',
+  too_large: `larger than ${MAX_CONFIG_FILE_BYTES} bytes`,
+  io_error: 'error',
+};
+
+/**
+ * Config files and secret files are read while the config is resolved, synchronously, at start and at every
+ * reload: a FIFO or a device planted there must be refused at once, never block the process or fill its
+ * memory. Links are followed (Kubernetes mounts secrets as links) but must end at a small regular file. The
+ * error thrown carries in `code` the errno or the problem in words, which is what config messages show.
+ */
+export const readTextFile: ReadText = (path) => {
+  try {
+    return readRegularFileSync(path, { followSymlinks: true, maxBytes: MAX_CONFIG_FILE_BYTES }).content;
+  } catch (error) {
+    if (!(error instanceof FileReadError)) throw error;
+    throw Object.assign(new Error(error.message), { code: error.errno ?? PROBLEM_IN_WORDS[error.code] });
+  }
+};
 
 /**
  * A secret comes either inline (usually `${ENV}`) or from a file (a Docker or Kubernetes secret). Files end

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -19,7 +20,6 @@ export interface FileSystem {
   unlink: typeof fsp.unlink;
   chmod: typeof fsp.chmod;
   realpath: typeof fsp.realpath;
-  readFile: typeof fsp.readFile;
   readdir: typeof fsp.readdir;
 }
 
@@ -32,7 +32,6 @@ export const nodeFileSystem: FileSystem = {
   unlink: fsp.unlink,
   chmod: fsp.chmod,
   realpath: fsp.realpath,
-  readFile: fsp.readFile,
   readdir: fsp.readdir,
 };
 
@@ -43,6 +42,8 @@ export interface WriteOptions {
   group?: number | undefined;
   /** Write to a symlink's target instead of refusing. Only when the config asks for it. */
   followSymlinks?: boolean;
+  /** Write into a directory that is a symlink; defaults to `followSymlinks`. */
+  followDirectoryLink?: boolean;
   fs?: FileSystem;
 }
 
@@ -53,10 +54,17 @@ export function tempPrefixFor(path: string): string {
   return `.${basename(path)}${TEMP_MARKER}`;
 }
 
-/** Creates `dir` (and parents) with `mode` when missing; an existing directory's mode is the owner's business. */
-export async function ensureDirectory(dir: string, mode: number, fs: FileSystem = nodeFileSystem): Promise<void> {
+/**
+ * Creates `dir` (and parents) with `mode` when missing; an existing directory's mode is the owner's business.
+ * A directory that is a symbolic link is refused unless `followSymlinks`: a neighbour who can replace the
+ * directory would otherwise send every write (and every clean-up) wherever the link points.
+ */
+export async function ensureDirectory(dir: string, mode: number, fs: FileSystem = nodeFileSystem, followSymlinks = true): Promise<void> {
   try {
-    const info = await fs.stat(dir);
+    const info = await (followSymlinks ? fs.stat(dir) : fs.lstat(dir));
+    if (info.isSymbolicLink()) {
+      throw new SinkWriteError('symlink', `${dir} is a symbolic link to a directory; refusing to write through it (set followSymlinks to allow)`);
+    }
     if (!info.isDirectory()) throw new SinkWriteError('not_regular_file', `${dir} exists and is not a directory`);
     return;
   } catch (error) {
@@ -88,7 +96,8 @@ async function resolveTarget(path: string, followSymlinks: boolean, fs: FileSyst
     if (!targetInfo.isFile()) throw new SinkWriteError('not_regular_file', `${path} points to ${target}, which is not a regular file`);
     return target;
   }
-  if (!info.isFile()) throw new SinkWriteError('not_regular_file', `${path} exists and is not a regular file`);
+  // A FIFO, socket or device at the path is replaced by the rename, never opened; a directory cannot be.
+  if (info.isDirectory()) throw new SinkWriteError('not_regular_file', `${path} exists and is a directory`);
   return path;
 }
 
@@ -96,7 +105,7 @@ export async function writeFileAtomic(path: string, content: string | Buffer, op
   const fs = options.fs ?? nodeFileSystem;
   let tempPath: string | undefined;
   try {
-    await ensureDirectory(dirname(path), options.dirMode, fs);
+    await ensureDirectory(dirname(path), options.dirMode, fs, options.followDirectoryLink ?? options.followSymlinks ?? false);
     const target = await resolveTarget(path, options.followSymlinks ?? false, fs);
     const dir = dirname(target);
     tempPath = join(dir, `${tempPrefixFor(target)}${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -123,7 +132,8 @@ export async function writeFileAtomic(path: string, content: string | Buffer, op
 }
 
 async function syncDirectory(dir: string, fs: FileSystem): Promise<void> {
-  const handle = await fs.open(dir, 'r');
+  // O_DIRECTORY | O_NONBLOCK: whatever was swapped in at this name, the open neither blocks nor opens it.
+  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
   try {
     await handle.sync();
   } catch (error) {

@@ -38,13 +38,19 @@ export const SINK_REPAIR_REASONS = [
   'truncated',
   'corrupt',
   'other_token',
+  'special_file', // a FIFO, socket or device at the path: replaced (a reader opening it would block or read garbage)
   'mode',
   'owner',
 ] as const;
 export type SinkRepairReason = (typeof SINK_REPAIR_REASONS)[number];
 
 /** Why the sidecar's own state file could not be used. */
-export const STATE_ERROR_REASONS = ['corrupt', 'unreadable', 'write_failed'] as const;
+export const STATE_ERROR_REASONS = [
+  'corrupt',
+  'unreadable',
+  'write_failed',
+  'set_aside', // read well but not believable: another app key, a token naming another key, an expiry beyond maxLifetime
+] as const;
 export type StateErrorReason = (typeof STATE_ERROR_REASONS)[number];
 
 export abstract class SidecarError extends Error {
@@ -127,8 +133,11 @@ export function classifyFsError(error: unknown): SinkWriteFailureReason {
   }
 }
 
-/** A message fit for logs and /status: the error's own words, never a stack or a request body. */
+// The last line of defence for words that came from outside (a broker, a file system): no message is longer.
+const MAX_ERROR_MESSAGE = 1_000;
+
+/** A message fit for logs and /status: the error's own words, never a stack or a request body, and bounded. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message;
 }

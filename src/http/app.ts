@@ -12,6 +12,8 @@ export interface SidecarControl {
   views(): AccountView[];
   /** Names of loops that are stuck (a tick running far too long); empty when all is well. */
   stuckLoops(): string[];
+  /** Sinks (`account/sink`) with a file operation running far too long; empty when all is well. */
+  stuckSinks(): string[];
   renew(account: string, force: boolean): Promise<RenewOutcome | undefined>;
 }
 
@@ -116,8 +118,10 @@ function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingM
   app.all('/metrics', allow('GET'), (req, res) => serveMetrics(req, res));
 
   app.all('/healthz', allow('GET'), (_req, res) => {
-    const stuck = control.stuckLoops();
-    res.status(stuck.length === 0 ? 200 : 503).json({ status: stuck.length === 0 ? 'ok' : 'stuck', stuckLoops: stuck });
+    const stuckLoops = control.stuckLoops();
+    const stuckSinks = control.stuckSinks();
+    const ok = stuckLoops.length === 0 && stuckSinks.length === 0;
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'stuck', stuckLoops, stuckSinks });
   });
 
   app.all('/readyz', allow('GET'), (_req, res) => {

@@ -53,6 +53,7 @@ export function accountReport(view: AccountView, now: number) {
       mode: octal(sink.mode),
       expectedMode: octal(sink.expectedMode),
       lastWriteAt: iso(sink.lastWriteAt),
+      stuckSince: iso(sink.stuckSince),
       lastError: sink.lastError && { reason: sink.lastError.reason, message: sink.lastError.message, at: iso(sink.lastError.at) },
     })),
   };

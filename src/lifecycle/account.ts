@@ -12,8 +12,9 @@ import type { TokenView } from '../sinks/formats';
 import { appKeyId, credentialsId, emptyState, tokenId, type AccountState } from '../store/state';
 import type { StateStore } from '../store/store';
 import { adoptedRecord, chooseAdoption } from './adopt';
+import { stateNotBelievable } from './trust';
 import { retryDelayMs } from './backoff';
-import { NEVER, correctedForClockJumpBack, decide, isUsable, nextAttemptAfterSameToken, tokenStatus, type Decision } from './policy';
+import { NEVER, correctedForClockJumpBack, decide, isUsable, expiryFromSameToken, nextAttemptAfterSameToken, tokenStatus, type Decision } from './policy';
 import { snapshotOf, type AccountSnapshot } from './snapshot';
 
 export type { AccountSnapshot } from './snapshot';
@@ -91,8 +92,11 @@ export class AccountLifecycle {
         bus.emit('state.error', { account: this.ref, reason: loaded.problem.code, message: loaded.problem.message });
       }
       let state = loaded.state;
-      if (state && state.appKeyId !== appKeyId(config.appKey)) {
-        // The configured app key changed: the stored token and its spacing belong to the old one.
+      const distrust = state && stateNotBelievable(state, config, clock.now());
+      if (distrust) {
+        // Another app key's state (the configured key changed), or a token no broker answer could have given:
+        // neither its token nor its spacing is this account's. The spacing still runs from the file's last write.
+        bus.emit('state.error', { account: this.ref, reason: 'set_aside', message: `the stored state of ${config.name} was set aside: ${distrust}` });
         state = undefined;
       }
       this.state = state ?? emptyState(config);
@@ -135,7 +139,13 @@ export class AccountLifecycle {
       if (this.state.token && (await store.offer(this.state))) bus.emit('state.offered', { account: this.ref, revision: this.state.revision });
       return;
     }
-    if (remote.revision === this.state.revision || remote.appKeyId !== appKeyId(config.appKey)) return;
+    if (remote.revision === this.state.revision) return;
+    const distrust = stateNotBelievable(remote, config, this.deps.clock.now());
+    if (distrust) {
+      // Said once per revision: the store announces each change once.
+      bus.emit('state.error', { account: this.ref, reason: 'set_aside', message: `the shared state of ${config.name} (revision ${remote.revision}) was set aside: ${distrust}` });
+      return;
+    }
     const previous = this.state;
     const sameToken = remote.token?.accessToken === previous.token?.accessToken;
     // What this replica learnt by itself about the same token (its own proofs) stays.
@@ -291,8 +301,12 @@ export class AccountLifecycle {
       this.state.lastAttempt = { at: attemptAt, outcome: 'same_token', endedAt };
       this.state.sameTokenStreak += 1;
       this.state.consecutiveFailures = 0;
-      this.state.nextRetryAt = nextAttemptAfterSameToken(current, now, this.state.sameTokenStreak, config.renewal);
+      // The broker just stated this token's expiry: what was believed (another replica's, an adopted file's) yields to it.
+      const learntExpiry = expiryFromSameToken(current, issued.expiresAt, now, config.renewal);
+      if (learntExpiry !== undefined) this.state.token = { ...current, expiresAt: learntExpiry };
+      this.state.nextRetryAt = nextAttemptAfterSameToken(this.state.token!, now, this.state.sameTokenStreak, config.renewal);
       await this.persist();
+      if (learntExpiry !== undefined) await this.publish('token');
       bus.emit('issuance.same_token', { account: this.ref, tokenId: tokenId(current.accessToken), durationMs, nextAttemptAt: this.state.nextRetryAt });
       return { result: 'same_token', nextAttemptAt: this.state.nextRetryAt };
     }

@@ -3,6 +3,7 @@ import { formatWallClock } from '../core/time';
 import { readJwtClaims, MIN_USEFUL_LIFETIME_MS } from '../providers/token-checks';
 import type { TokenInFile } from '../sinks/formats';
 import type { TokenRecord } from '../store/state';
+import { expiryBeyondBelief, tokenNotOurs } from './trust';
 
 /**
  * Moving onto the sidecar must not cost an issuance: with no state of its own, the sidecar takes over a
@@ -24,10 +25,8 @@ export function chooseAdoption(
   for (const candidate of candidates) {
     const expiresAt = candidate.token.expiresAt;
     if (expiresAt === undefined || expiresAt <= now + MIN_USEFUL_LIFETIME_MS) continue;
-    if (expiresAt > now + account.renewal.maxLifetimeMs + 10 * 60_000) continue; // not a believable expiry
-    // A KIS token names its app key in `jti`: a file left by another key's client is not ours to adopt.
-    const jti = readJwtClaims(candidate.token.accessToken)?.jti;
-    if (account.provider === 'kis' && typeof jti === 'string' && jti !== account.appKey) continue;
+    // Not a believable expiry, or a file left by another key's client: not ours to adopt.
+    if (expiryBeyondBelief(expiresAt, account, now) || tokenNotOurs(candidate.token.accessToken, account)) continue;
     if (!best || expiresAt > best.expiresAt) best = { ...candidate, expiresAt };
   }
   return best;

@@ -99,13 +99,28 @@ export function decide({ now, state, policy, credentialsId, force, requestTimeou
 
 /**
  * After the broker answered with the token it already gave: that was no renewal. The next attempt waits until
- * the same-token window of that token is over, or (when the window should already be over) backs off.
+ * the same-token window of that token is over (or, when the token is believed to die first, the last moment
+ * a renewal is still useful), and backs off when the window should already be over or that moment has passed:
+ * inside the window every ask gets the same token, so asking each spacing would only spend the broker's patience.
  */
 export function nextAttemptAfterSameToken(token: TokenRecord, now: number, streak: number, policy: RenewalPolicy): number {
   const windowEnd = token.issuedAt + policy.sameTokenWindowMs + policy.spacingMs;
   const backoff = now + Math.min(policy.retry.maxDelayMs, policy.retry.initialDelayMs * policy.retry.multiplier ** Math.max(0, streak - 1));
   const latestUseful = token.expiresAt - policy.spacingMs;
-  return Math.max(now + policy.spacingMs, Math.min(windowEnd > now ? windowEnd : backoff, latestUseful));
+  let next: number;
+  if (windowEnd <= now) next = backoff;
+  else if (latestUseful > now) next = Math.min(windowEnd, latestUseful);
+  else next = Math.min(windowEnd, backoff);
+  return Math.max(now + policy.spacingMs, next);
+}
+
+/**
+ * What a same-token answer teaches: the broker's stated expiry of the token it still holds, believed no
+ * further than `maxLifetime` from that token's first issuance. Undefined when it changes nothing.
+ */
+export function expiryFromSameToken(token: TokenRecord, statedExpiresAt: number, now: number, policy: RenewalPolicy): number | undefined {
+  const expiresAt = Math.min(statedExpiresAt, token.issuedAt + policy.maxLifetimeMs);
+  return expiresAt !== token.expiresAt && expiresAt > now ? expiresAt : undefined;
 }
 
 /**

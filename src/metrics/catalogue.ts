@@ -69,6 +69,7 @@ export function createCatalogue(registry: Registry) {
     sinkPresent: gauge('sink_file_present', '1 when every file of the sink exists (a kis-auth sink keeps one per date its readers may compute).', SINK_LABELS),
     sinkHealthy: gauge('sink_file_healthy', '1 when every file of the sink holds exactly the current token with the configured mode and owner.', SINK_LABELS),
     sinkModeOk: gauge('sink_file_mode_ok', '1 when every file of the sink has the configured mode (0600 unless configured), 0 when one does not, whatever the content.', SINK_LABELS),
+    sinkStuck: gauge('sink_stuck', '1 while an operation on the sink (a read, a write) has run far longer than it ever should: the file system stopped answering. /healthz fails too.', SINK_LABELS),
     sinkLastWrite: gauge('sink_last_write_timestamp_seconds', 'When the sink file was last written (Unix time).', SINK_LABELS),
     sinkWrites: counter('sink_writes_total', 'Sink file writes that are not repairs: a new token, start-up, a new day\'s kis_auth.py file (written ahead of a reader zone\'s midnight).', [...SINK_LABELS, 'cause']),
     sinkRepairs: counter('sink_repairs_total', 'Sink files rewritten from the state because they were damaged, by what was wrong.', [...SINK_LABELS, 'reason']),

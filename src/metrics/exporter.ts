@@ -246,6 +246,7 @@ export class MetricsExporter {
         this.setGauge(m.sinkHealthy, sl, sink.healthy ? 1 : 0);
         this.setGauge(m.sinkModeOk, sl, sink.mode === sink.expectedMode ? 1 : 0);
         this.setGauge(m.sinkLastWrite, sl, seconds(sink.lastWriteAt));
+        this.setGauge(m.sinkStuck, sl, sink.stuckSince === null ? 0 : 1);
       }
       if (this.compat) this.setGauge(this.compat.ageHours, { account: snapshot.ref.name }, token ? Math.max(0, now - token.issuedAt) / 3_600_000 : 0);
     }

@@ -2,7 +2,7 @@ import { BrokerError } from '../core/errors';
 import { parseKstWallClock } from '../core/time';
 import type { Env } from '../config/types';
 import type { BrokerHttp, BrokerResponse } from './http';
-import { asRecord, checkExpiry, checkTokenText, readJwtClaims } from './token-checks';
+import { asRecord, brokerText, checkExpiry, checkTokenText, readJwtClaims } from './token-checks';
 import type { Credentials, IssuedToken, ProofOutcome, TokenProvider } from './types';
 
 /** KIS Open API (docs/brokers.md#kis-open-api). */
@@ -26,10 +26,7 @@ function errorFields(json: unknown): KisErrorFields {
   if (!body) return {};
   const code = body.error_code ?? body.msg_cd;
   const message = body.error_description ?? body.msg1;
-  return {
-    code: typeof code === 'string' ? code : undefined,
-    message: typeof message === 'string' ? message : undefined,
-  };
+  return { code: brokerText(code, 32), message: brokerText(message) };
 }
 
 export function classifyKisError(response: BrokerResponse, what: string): BrokerError {

@@ -2,7 +2,7 @@ import { BrokerError } from '../core/errors';
 import { parseKstCompact } from '../core/time';
 import type { Env } from '../config/types';
 import type { BrokerHttp, BrokerResponse } from './http';
-import { asRecord, checkExpiry, checkTokenText } from './token-checks';
+import { asRecord, brokerText, checkExpiry, checkTokenText } from './token-checks';
 import type { Credentials, IssuedToken, ProofOutcome, TokenProvider } from './types';
 
 /**
@@ -25,8 +25,9 @@ export function classifyKiwoomError(response: BrokerResponse, what: string): Bro
   const body = asRecord(response.json);
   const code = detailCode(body?.return_msg);
   const detail = { status: response.status, brokerCode: code };
-  const said = `${what}: HTTP ${response.status}${body?.return_code !== undefined ? ` return_code ${String(body.return_code)}` : ''}${
-    typeof body?.return_msg === 'string' ? ` (${body.return_msg})` : ''
+  const returnMessage = brokerText(body?.return_msg);
+  const said = `${what}: HTTP ${response.status}${body?.return_code !== undefined ? ` return_code ${brokerText(String(body.return_code), 32)}` : ''}${
+    returnMessage !== undefined ? ` (${returnMessage})` : ''
   }`;
   // 1700 arrives as HTTP 200 by the guide and as 429 in third-party logs.
   if ((code !== undefined && RATE_LIMITED.has(code)) || response.status === 429) return new BrokerError('rate_limited', said, detail);
@@ -64,7 +65,7 @@ export function parseKiwoomProofAnswer(response: BrokerResponse): ProofOutcome {
   const body = asRecord(response.json);
   if (response.status === 200 && body?.return_code === 0) return { result: 'ok' };
   const code = detailCode(body?.return_msg);
-  const message = typeof body?.return_msg === 'string' ? body.return_msg : `HTTP ${response.status}`;
+  const message = brokerText(body?.return_msg) ?? `HTTP ${response.status}`;
   if (code !== undefined && TOKEN_DEAD.has(code)) return { result: 'rejected', brokerCode: code, message };
   return { result: 'error', message };
 }

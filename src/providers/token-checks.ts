@@ -57,6 +57,18 @@ export function readJwtClaims(token: string): Record<string, unknown> | undefine
   }
 }
 
+/**
+ * A broker's words as they may be repeated in logs, /status, the state and Slack: at most `max` characters of
+ * one line. A proxy's error page or a 250 KB error_description must not become a 500 KB Slack payload.
+ */
+export const MAX_BROKER_TEXT = 200;
+export function brokerText(value: unknown, max = MAX_BROKER_TEXT): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  // eslint-disable-next-line no-control-regex
+  const oneLine = value.replace(/[\x00-\x1f\x7f]+/g, ' ');
+  return oneLine.length > max ? `${oneLine.slice(0, max)}… (${oneLine.length} characters)` : oneLine;
+}
+
 export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }

@@ -1,14 +1,22 @@
-import type { Stats } from 'node:fs';
 import type { SinkConfig } from '../config/types';
-import { SinkWriteError, type SinkRepairReason } from '../core/errors';
+import { SinkWriteError, classifyFsError, type SinkRepairReason } from '../core/errors';
 import type { FileSystem } from '../core/atomic-file';
+import { FileReadError, readRegularFile, type FileRead } from '../core/safe-read';
 import { readSinkToken } from './formats';
 
 export type Inspection =
   | { kind: 'healthy'; mode: number }
   | { kind: 'repair'; reason: SinkRepairReason; mode: number | null }
-  /** Something the sidecar must not or cannot fix by writing: a symlink, a directory in the way. */
+  /** Something the sidecar must not or cannot fix by writing: a symlink, a directory or a FIFO in the way. */
   | { kind: 'refused'; error: SinkWriteError };
+
+/** A token file is a few hundred bytes; anything this large is not one, and is never read whole. */
+export const MAX_SINK_FILE_BYTES = 64 * 1024;
+
+/** Reads a sink file the way every sink read must: one non-blocking open, judged on the descriptor. */
+export function readSinkFile(fs: FileSystem, sink: SinkConfig, path: string): Promise<FileRead> {
+  return readRegularFile(path, { followSymlinks: sink.access.followSymlinks, maxBytes: MAX_SINK_FILE_BYTES }, fs.open);
+}
 
 /** Compares a sink file with what it must hold, and names what is wrong in the closed set of repair reasons. */
 export async function inspectSinkFile(
@@ -18,25 +26,31 @@ export async function inspectSinkFile(
   expected: string,
   expectedToken: string,
 ): Promise<Inspection> {
-  let info: Stats;
+  let read: FileRead;
   try {
-    info = sink.access.followSymlinks ? await fs.stat(path) : await fs.lstat(path);
+    read = await readSinkFile(fs, sink, path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'repair', reason: 'missing', mode: null };
-    return { kind: 'refused', error: new SinkWriteError('io_error', `cannot inspect ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`) };
+    if (!(error instanceof FileReadError)) throw error;
+    switch (error.code) {
+      case 'missing':
+        return { kind: 'repair', reason: 'missing', mode: null };
+      case 'too_large':
+        // Ours is never this large: a regular file the writer may replace like any other damage.
+        return { kind: 'repair', reason: 'corrupt', mode: null };
+      case 'symlink':
+        return { kind: 'refused', error: new SinkWriteError('symlink', error.message) };
+      case 'directory':
+        return { kind: 'refused', error: new SinkWriteError('not_regular_file', `${path} exists and is a directory`) };
+      case 'not_regular_file':
+        // A FIFO, socket or device: a reader opening it would block or read garbage. The atomic rename replaces
+        // the name without ever opening what was there.
+        return { kind: 'repair', reason: 'special_file', mode: null };
+      default:
+        return { kind: 'refused', error: new SinkWriteError(classifyFsError({ code: error.errno }), `cannot inspect ${path} (${error.errno ?? 'error'})`) };
+    }
   }
-  if (info.isSymbolicLink()) {
-    return { kind: 'refused', error: new SinkWriteError('symlink', `${path} is a symbolic link; refusing to write through it (set followSymlinks to allow)`) };
-  }
-  if (!info.isFile()) return { kind: 'refused', error: new SinkWriteError('not_regular_file', `${path} exists and is not a regular file`) };
+  const { content, info } = read;
   const mode = info.mode & 0o777;
-  let content: string;
-  try {
-    content = await fs.readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'repair', reason: 'missing', mode: null };
-    return { kind: 'repair', reason: 'corrupt', mode };
-  }
   if (content === expected) {
     if (mode !== sink.access.mode) return { kind: 'repair', reason: 'mode', mode };
     if ((sink.access.owner !== undefined && info.uid !== sink.access.owner) || (sink.access.group !== undefined && info.gid !== sink.access.group)) {

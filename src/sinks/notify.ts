@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../core/safe-read';
 import type { NotifyConfig } from '../config/types';
 
 /**
@@ -38,9 +38,10 @@ export async function runNotify(
   if (notify.signal && notify.pidFile) {
     let pid: number;
     try {
-      pid = Number((await readFile(notify.pidFile, 'utf8')).trim());
+      // A pid file is the application's own, often a link; it must still be a small regular file.
+      pid = Number((await readRegularFile(notify.pidFile, { followSymlinks: true, maxBytes: 64 })).content.trim());
     } catch (error) {
-      throw new Error(`cannot read pid file ${notify.pidFile} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new Error(`cannot read pid file: ${(error as Error).message}`);
     }
     if (!Number.isInteger(pid) || pid <= 1) throw new Error(`pid file ${notify.pidFile} does not hold a usable pid`);
     try {

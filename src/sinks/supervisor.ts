@@ -7,7 +7,7 @@ import type { AccountRef, EventBus } from '../core/events';
 import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
 import { dateStampDaysBefore } from '../core/time';
 import { KIS_AUTH_FILE, nextKisAuthChange, readSinkToken, renderSink, sinkDirectory, sinkPaths, type TokenInFile, type TokenView } from './formats';
-import { inspectSinkFile } from './inspect';
+import { inspectSinkFile, readSinkFile } from './inspect';
 import { runNotify } from './notify';
 
 /**
@@ -45,6 +45,8 @@ export interface SinkStatus {
   consecutiveFailures: number;
   /** Since when a file has not held what it should (null while all do, and before there is a token). */
   unhealthySince: number | null;
+  /** Since when (real time) an operation on the sink has been running longer than it ever should; null when none has. */
+  stuckSince: number | null;
 }
 
 /** What a sink's files add up to: present when every file is, and the mode that needs a look (one that is off, if any). */
@@ -69,6 +71,10 @@ interface SinkRuntime {
   consecutiveFailures: number;
   unhealthySince: number | null;
   nextRetryAt: number | undefined;
+  /** When the last write failed: a file event may end the backoff, but never sooner than a second after it. */
+  lastFailureAt: number | undefined;
+  /** Real time the operation in progress started (null when idle): a sink that never finishes one is stuck. */
+  operationStartedAt: number | null;
   lastCleanupStamp: string | undefined;
   queue: Promise<void>;
   pendingCheck: NodeJS.Timeout | undefined;
@@ -91,10 +97,20 @@ export interface SinkSupervisorOptions {
   fs?: FileSystem;
   /** Let file-system events trigger checks (off in tests that drive everything through tick()). */
   watch?: boolean;
+  /** Default SINK_STUCK_AFTER_MS. */
+  stuckAfterMs?: number | undefined;
 }
 
 const MAX_WRITE_RETRY_MS = 60_000;
 const EVENT_DEBOUNCE_MS = 5;
+// A file event ends a backoff (the obstacle may be gone), but a storm of events never makes retries faster than this.
+const MIN_RETRY_AFTER_EVENT_MS = 250;
+/**
+ * An operation on a sink (read, write, fsync of a few small files) that has run this long is stuck: reads never
+ * block (see core/safe-read), so only a file system that stopped answering gets here. It shows in /healthz,
+ * /status and the metrics; shutdown waits for it no longer than its own bound.
+ */
+export const SINK_STUCK_AFTER_MS = 30_000;
 
 type WriteCause = 'token' | 'start' | 'rollover' | SinkRepairReason;
 
@@ -125,6 +141,8 @@ export class SinkSupervisor {
         consecutiveFailures: 0,
         unhealthySince: null,
         nextRetryAt: undefined,
+        lastFailureAt: undefined,
+        operationStartedAt: null,
         lastCleanupStamp: undefined,
         queue: Promise.resolve(),
         pendingCheck: undefined,
@@ -157,7 +175,7 @@ export class SinkSupervisor {
       for (const path of sinkPaths(rt.config, now)) {
         const where = `account ${rt.account.name}, sink ${rt.config.name} (${path})`;
         try {
-          await ensureDirectory(dirname(path), rt.config.access.dirMode, this.fs);
+          await ensureDirectory(dirname(path), rt.config.access.dirMode, this.fs, rt.config.access.followSymlinks);
           const inspection = await inspectSinkFile(this.fs, rt.config, path, '\0', '\0');
           if (inspection.kind === 'refused') throw inspection.error;
           const key = `${dirname(path)}\0${JSON.stringify(rt.config.access)}`;
@@ -186,7 +204,8 @@ export class SinkSupervisor {
     const runtimes = this.sinks.get(account) ?? [];
     await Promise.all(
       runtimes.map((rt) => {
-        const tokenChanged = rt.view?.accessToken !== view.accessToken || rt.view?.approvalKey !== view.approvalKey;
+        // A new token, approval key or expiry (a same-token answer can correct it) is new content for every file.
+        const tokenChanged = rt.view?.accessToken !== view.accessToken || rt.view?.approvalKey !== view.approvalKey || rt.view?.expiresAt !== view.expiresAt;
         rt.view = view;
         return this.exclusive(rt, async () => {
           const now = this.options.clock.now();
@@ -299,7 +318,7 @@ export class SinkSupervisor {
   /** A new token: every current file gets it now, whatever they hold, and the application is told. */
   private async writeNewToken(rt: SinkRuntime, view: TokenView, now: number): Promise<void> {
     const content = renderSink(rt.config, view);
-    if (content === undefined) return;
+    if (content === undefined || this.closed) return;
     const cause = rt.started ? 'token' : 'start';
     const files = new Map<string, SinkFileStatus>();
     const failures: FileFailure[] = [];
@@ -371,6 +390,7 @@ export class SinkSupervisor {
   private markFailed(rt: SinkRuntime, failures: FileFailure[], now: number): void {
     this.markUnhealthy(rt, now);
     rt.consecutiveFailures += 1;
+    rt.lastFailureAt = now;
     rt.nextRetryAt = now + Math.min(MAX_WRITE_RETRY_MS, 1000 * 2 ** (rt.consecutiveFailures - 1));
     for (const { path, error } of failures) {
       const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
@@ -400,7 +420,7 @@ export class SinkSupervisor {
     if (rt.config.format !== 'kis-auth') return;
     for (const name of await this.dailyFiles(rt.config.dir)) {
       const path = join(rt.config.dir, name);
-      if (currentPaths.includes(path)) continue;
+      if (currentPaths.includes(path) || this.closed) continue;
       const info = await this.fs.lstat(path).catch(() => undefined);
       if (!info?.isFile()) continue;
       await writeFileAtomic(path, content, { ...rt.config.access, fs: this.fs }).catch(() => undefined);
@@ -442,11 +462,32 @@ export class SinkSupervisor {
     });
   }
 
-  /** One operation at a time per sink, so a check never races a write. */
+  /** One operation at a time per sink, so a check never races a write; each is timed, so a stuck one shows. */
   private exclusive(rt: SinkRuntime, operation: () => Promise<void>): Promise<void> {
-    const run = rt.queue.then(operation, operation);
+    const timed = async () => {
+      rt.operationStartedAt = Date.now();
+      try {
+        await operation();
+      } finally {
+        rt.operationStartedAt = null;
+      }
+    };
+    const run = rt.queue.then(timed, timed);
     rt.queue = run.catch(() => undefined);
     return rt.queue;
+  }
+
+  private stuckSince(rt: SinkRuntime, now = Date.now()): number | null {
+    const after = this.options.stuckAfterMs ?? SINK_STUCK_AFTER_MS;
+    return rt.operationStartedAt !== null && now - rt.operationStartedAt > after ? rt.operationStartedAt : null;
+  }
+
+  /** Sinks with an operation running far too long, as `account/sink` (for /healthz). */
+  stuckSinks(): string[] {
+    const now = Date.now();
+    return this.all()
+      .filter((rt) => this.stuckSince(rt, now) !== null)
+      .map((rt) => `${rt.account.name}/${rt.config.name}`);
   }
 
   private ensureWatchers(): void {
@@ -479,10 +520,17 @@ export class SinkSupervisor {
       if (sinkDirectory(rt.config) !== dir) continue;
       if (filename !== undefined && !this.knownPaths(rt).some((path) => basename(path) === filename)) continue;
       if (rt.pendingCheck) continue;
+      // Something changed at a file that could not be written: the obstacle may be gone, so the backoff ends
+      // (a second after the failure at the soonest, so events never drive retries faster than that).
+      const now = this.options.clock.now();
+      if (rt.nextRetryAt !== undefined && rt.lastFailureAt !== undefined) {
+        rt.nextRetryAt = Math.min(rt.nextRetryAt, Math.max(now, rt.lastFailureAt + MIN_RETRY_AFTER_EVENT_MS));
+      }
+      const delay = Math.max(EVENT_DEBOUNCE_MS, (rt.nextRetryAt ?? 0) - now);
       rt.pendingCheck = setTimeout(() => {
         rt.pendingCheck = undefined;
         void this.exclusive(rt, () => this.check(rt));
-      }, EVENT_DEBOUNCE_MS);
+      }, delay);
     }
   }
 
@@ -507,6 +555,7 @@ export class SinkSupervisor {
         lastError: rt.lastError,
         consecutiveFailures: rt.consecutiveFailures,
         unhealthySince: rt.unhealthySince,
+        stuckSince: this.stuckSince(rt),
       };
     });
   }
@@ -528,9 +577,11 @@ export class SinkSupervisor {
       const paths =
         config.format === 'kis-auth' ? (await this.dailyFiles(config.dir)).map((name) => join(config.dir, name)) : sinkPaths(config, this.options.clock.now());
       for (const path of paths) {
-        const info = await this.fs.lstat(path).catch(() => undefined);
-        if (!info?.isFile()) continue; // never read through a symlink planted at a sink path
-        const content = await this.fs.readFile(path, 'utf8').catch(() => '');
+        // Never through a symlink planted at a sink path, never a FIFO or device: only a small regular file.
+        const content = await readSinkFile(this.fs, { ...rt.config, access: { ...rt.config.access, followSymlinks: false } }, path).then(
+          (read) => read.content,
+          () => '',
+        );
         const token = readSinkToken(rt.config, content);
         if (token) found.push({ sink: rt.config.name, path, token });
       }
@@ -545,8 +596,15 @@ export class SinkSupervisor {
     for (const rt of this.all()) clearTimeout(rt.pendingCheck);
   }
 
-  /** Resolves when every sink's queued operation has finished (for shutdown and tests). */
-  async idle(): Promise<void> {
-    await Promise.all(this.all().map((rt) => rt.queue));
+  /**
+   * Resolves when every sink's queued operation has finished (for shutdown and tests), or after `boundMs`
+   * whatever is still running: a stuck file system must not hold up a shutdown.
+   */
+  async idle(boundMs = Infinity): Promise<void> {
+    const all = Promise.all(this.all().map((rt) => rt.queue));
+    if (!Number.isFinite(boundMs)) return void (await all);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
+    clearTimeout(timer);
   }
 }

@@ -1,12 +1,15 @@
 import { join } from 'node:path';
 import { StateError } from '../core/errors';
 import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
+import { FileReadError, readRegularFile } from '../core/safe-read';
 import { accountStateSchema, type AccountState } from './state';
 import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './store';
 
 const STATE_FILE_MODE = 0o600;
 const STATE_DIR_MODE = 0o700;
 const SUFFIX = '.json';
+/** One account's state is a few kilobytes; a file far larger is not ours and is set aside unread. */
+const MAX_STATE_FILE_BYTES = 1024 * 1024;
 
 /**
  * One JSON file per account under `<stateDir>/accounts/`, written atomically, 0600 in a 0700 directory. A file
@@ -41,11 +44,10 @@ export class FileStateStore implements StateStore {
     const path = this.pathFor(account);
     let text: string;
     try {
-      text = await this.fs.readFile(path, 'utf8');
+      ({ content: text } = await readRegularFile(path, { followSymlinks: false, maxBytes: MAX_STATE_FILE_BYTES }, this.fs.open));
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { state: undefined };
-      return this.setAside(path, new StateError('unreadable', `state file ${path} cannot be read (${code ?? 'error'})`, { cause: error }));
+      if (error instanceof FileReadError && error.code === 'missing') return { state: undefined };
+      return this.setAside(path, new StateError('unreadable', `state file ${path} cannot be read (${(error as Error).message})`, { cause: error }));
     }
     let json: unknown;
     try {
@@ -77,6 +79,8 @@ export class FileStateStore implements StateStore {
       await writeFileAtomic(this.pathFor(state.account), `${JSON.stringify(state, null, 2)}\n`, {
         mode: STATE_FILE_MODE,
         dirMode: STATE_DIR_MODE,
+        // The state directory is the operator's own choice and private (0700): a link there is theirs.
+        followDirectoryLink: true,
         fs: this.fs,
       });
     } catch (error) {

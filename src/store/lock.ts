@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import * as fsp from 'node:fs/promises';
 import { StateLockedError } from '../core/errors';
 import { ensureDirectory, isProcessAlive } from '../core/atomic-file';
+import { FileReadError, readRegularFile } from '../core/safe-read';
 
 /**
  * One sidecar per state directory: two would each think they own the token and issue twice. The lock is a
@@ -37,14 +38,14 @@ function describe(record: LockRecord | undefined): string {
 
 async function readRecord(path: string): Promise<{ record?: LockRecord; mtimeMs: number } | undefined> {
   try {
-    const [text, info] = await Promise.all([fsp.readFile(path, 'utf8'), fsp.stat(path)]);
+    const { content: text, info } = await readRegularFile(path, { followSymlinks: false, maxBytes: 4096 });
     try {
       return { record: JSON.parse(text) as LockRecord, mtimeMs: info.mtimeMs };
     } catch {
       return { mtimeMs: info.mtimeMs }; // a holder killed between create and write
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (error instanceof FileReadError && error.code === 'missing') return undefined;
     throw error;
   }
 }
