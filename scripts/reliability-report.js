@@ -9,9 +9,10 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const report = path.join(os.tmpdir(), `reliability-${process.pid}.jsonl`);
-const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'config', 'cli', 'http'].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
+const hardening = fs.readdirSync(path.join(root, 'dist', 'test')).filter((n) => /^hardening-.*\.test\.js$/.test(n)).map((n) => n.replace(/\.test\.js$/, ''));
+const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'config', 'cli', 'http', ...hardening].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
-const run = spawnSync(process.execPath, ['--test', ...files], { cwd: root, env: { ...process.env, RELIABILITY_REPORT: report }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const run = spawnSync(process.execPath, ['--test', ...files], { cwd: root, env: { ...process.env, RELIABILITY_REPORT: report, BTS_FIFO_RACE_MS: '60000' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 const summary = (run.stdout.match(/^# (tests|pass|fail) \d+$/gm) ?? []).join(', ');
 if (run.status !== 0) {
   process.stdout.write(run.stdout);
@@ -29,6 +30,8 @@ const categories = [
   ['clock', 'Clock'],
   ['http', 'HTTP'],
   ['config', 'Configuration'],
+  ['hostile', 'A neighbour process (a shell on the same host)'],
+  ['redis', 'Redis'],
 ];
 const cell = (v) => String(v).replace(/\|/g, '\\|');
 const crash = one('crashloop');
