@@ -136,6 +136,7 @@ export async function runUntilSignalled(
       now: () => sidecar.clock.now(),
       adminToken: config.server.adminToken,
       secrets: sidecar.secrets,
+      bus: sidecar.bus,
     });
     try {
       server = await listen(app, config.server.host, config.server.port, config.server.requestTimeoutMs);

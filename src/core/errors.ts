@@ -47,6 +47,10 @@ export type SinkRepairReason = (typeof SINK_REPAIR_REASONS)[number];
 export const STATE_ERROR_REASONS = ['corrupt', 'unreadable', 'write_failed'] as const;
 export type StateErrorReason = (typeof STATE_ERROR_REASONS)[number];
 
+/** Why a request to the admin endpoint was refused: no bearer token (or another scheme), or a wrong one. */
+export const ADMIN_AUTH_FAILURE_REASONS = ['missing', 'wrong'] as const;
+export type AdminAuthFailureReason = (typeof ADMIN_AUTH_FAILURE_REASONS)[number];
+
 export abstract class SidecarError extends Error {
   abstract readonly code: string;
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,13 +1,20 @@
+import type { Clock } from '../core/clock';
+import type { AdminAuthFailureReason } from '../core/errors';
 import type { EventBus } from '../core/events';
 import type { Logger } from '../core/log';
 import { formatIsoInZone } from '../core/time';
+import { LogThrottle } from './log-throttle';
+
+/** Events that can come thousands of times a minute are logged once, then summarised at most this often. */
+export const REPEATED_EVENT_SUMMARY_MS = 60_000;
 
 /**
  * Every event logged once, with the account and (where there is one) the reason, at a level an operator can
- * filter on. Secrets cannot reach these lines: events carry token ids, never tokens, and the logger redacts
- * every registered secret besides.
+ * filter on; the HTTP events that a client or a scan can repeat at will are logged through a LogThrottle
+ * (`clock` times it, `signal` ends it at shutdown). Secrets cannot reach these lines: events carry token ids,
+ * never tokens, and the logger redacts every registered secret besides.
  */
-export function logEvents(bus: EventBus, log: Logger): void {
+export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: AbortSignal): void {
   const who = (account: { name: string; provider: string; env: string }) => ({ account: account.name, provider: account.provider, env: account.env });
   const kst = (ms: number | null) => (ms === null ? null : formatIsoInZone(ms));
 
@@ -70,4 +77,15 @@ export function logEvents(bus: EventBus, log: Logger): void {
     else log[e.result === 'retried' ? 'info' : 'warn']({ result: e.result }, `Slack delivery ${e.result}: ${e.detail}`);
   });
   bus.on('alerts.state_error', (e) => log.error(e.message));
+
+  // The admin token presented is never in the event, so it cannot be logged; the remote address says who.
+  const adminFailures = new LogThrottle<AdminAuthFailureReason>(
+    clock,
+    REPEATED_EVENT_SUMMARY_MS,
+    signal,
+    (reason, remoteAddress) =>
+      log.warn({ reason, remoteAddress }, `admin request refused: ${reason === 'missing' ? 'no' : 'wrong'} bearer token; further refusals are summarised once a minute`),
+    ({ count, reasons, sources }) => log.warn({ count, reasons, remoteAddresses: sources }, `${count} more admin requests refused in the last minute (no or wrong bearer token)`),
+  );
+  bus.on('http.admin_auth_failed', (e) => adminFailures.record(e.reason, e.remoteAddress));
 }
