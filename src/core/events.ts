@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Env, Provider } from '../config/types';
 import type {
   AdminAuthFailureReason,
+  ConnectionDropReason,
   ProofResult,
   RenewalFailureReason,
   SinkRepairReason,
@@ -71,6 +72,7 @@ export interface SidecarEvents {
   'alerts.state_error': { message: string };
   /** A request to the admin endpoint without the right bearer token; never carries what was presented. */
   'http.admin_auth_failed': { reason: AdminAuthFailureReason; remoteAddress: string | undefined };
+  'http.connection_dropped': { reason: ConnectionDropReason; remoteAddress: string | undefined };
 }
 
 export type SidecarEventName = keyof SidecarEvents;

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock';
-import type { AdminAuthFailureReason } from '../core/errors';
+import type { AdminAuthFailureReason, ConnectionDropReason } from '../core/errors';
 import type { EventBus } from '../core/events';
 import type { Logger } from '../core/log';
 import { formatIsoInZone } from '../core/time';
@@ -7,6 +7,12 @@ import { LogThrottle } from './log-throttle';
 
 /** Events that can come thousands of times a minute are logged once, then summarised at most this often. */
 export const REPEATED_EVENT_SUMMARY_MS = 60_000;
+
+const DROP_EXPLAINED: Record<ConnectionDropReason, string> = {
+  silent: 'it sent nothing within the first-byte timeout',
+  evicted: 'it was idle and the connection limit was reached',
+  refused: 'the connection limit was reached with every connection serving a request',
+};
 
 /**
  * Every event logged once, with the account and (where there is one) the reason, at a level an operator can
@@ -88,4 +94,13 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
     ({ count, reasons, sources }) => log.warn({ count, reasons, remoteAddresses: sources }, `${count} more admin requests refused in the last minute (no or wrong bearer token)`),
   );
   bus.on('http.admin_auth_failed', (e) => adminFailures.record(e.reason, e.remoteAddress));
+  const droppedConnections = new LogThrottle<ConnectionDropReason>(
+    clock,
+    REPEATED_EVENT_SUMMARY_MS,
+    signal,
+    (reason, remoteAddress) =>
+      log.warn({ reason, remoteAddress }, `HTTP connection closed to keep descriptors for the token files: ${DROP_EXPLAINED[reason]}; further ones are summarised once a minute`),
+    ({ count, reasons, sources }) => log.warn({ count, reasons, remoteAddresses: sources }, `${count} more HTTP connections closed in the last minute to keep descriptors for the token files`),
+  );
+  bus.on('http.connection_dropped', (e) => droppedConnections.record(e.reason, e.remoteAddress));
 }
