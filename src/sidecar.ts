@@ -107,7 +107,7 @@ export class Sidecar implements SidecarControl {
     this.secrets.add(config.server.adminToken);
     this.logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, timeZone: config.log.timeZone, secrets: this.secrets });
     this.bus = new EventBus((event, error) => this.logger.error({ event, err: error }, 'an event subscriber failed'));
-    logEvents(this.bus, this.logger);
+    logEvents(this.bus, this.logger, this.clock, this.stop.signal);
     const local = new FileStateStore(config.stateDir, () => this.clock.now(), options.fs);
     if (config.store.type === 'redis') {
       this.secrets.add(config.store.password);

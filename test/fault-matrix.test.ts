@@ -336,7 +336,7 @@ describe('clock faults', () => {
 describe('HTTP faults', () => {
   test('slow clients are cut off by the request timeouts while others are served', async (t) => {
     const h = await harness(t, { tag: 'http' });
-    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets });
+    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets, bus: h.sidecar.bus });
     const server = await listen(app, '127.0.0.1', 0, 2_000);
     t.after(() => server.close());
     const port = Number(new URL(server.url).port);
@@ -363,7 +363,7 @@ describe('HTTP faults', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const h = await harness(t, { tag: 'flood' });
-    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets });
+    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets, bus: h.sidecar.bus });
     const server = await listen(app, '127.0.0.1', 0, 5_000);
     t.after(() => server.close());
     const flood = async () => {

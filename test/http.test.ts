@@ -12,7 +12,7 @@ import { HOUR, MINUTE, T0, LogCapture, configText, recordReliability, markerCred
 const ADMIN = 'MARKER-ADMIN-TOKEN-0123456789';
 
 async function serve(t: { after(fn: () => Promise<void>): void }, sidecar: Sidecar, adminToken?: string) {
-  const app = createHttpApp({ control: sidecar, metrics: sidecar.metrics, now: () => sidecar.clock.now(), adminToken, secrets: sidecar.secrets });
+  const app = createHttpApp({ control: sidecar, metrics: sidecar.metrics, now: () => sidecar.clock.now(), adminToken, secrets: sidecar.secrets, bus: sidecar.bus });
   const server = await listen(app, '127.0.0.1', 0, 5_000);
   t.after(() => server.close());
   return server.url;
@@ -270,6 +270,7 @@ test('/healthz is 503 and names the loop when one is stuck', async (t) => {
     now: () => sidecar.clock.now(),
     adminToken: undefined,
     secrets: sidecar.secrets,
+    bus: sidecar.bus,
   });
   const server = await listen(app, '127.0.0.1', 0, 5_000);
   t.after(() => server.close());

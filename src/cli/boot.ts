@@ -6,6 +6,7 @@ import type { SidecarConfig } from '../config/types';
 import { clockFromEnvironment } from '../core/clock';
 import { ConfigError } from '../core/errors';
 import { createHttpApp } from '../http/app';
+import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
 import { Sidecar, StartupError, type SidecarOptions } from '../sidecar';
 
@@ -136,14 +137,25 @@ export async function runUntilSignalled(
       now: () => sidecar.clock.now(),
       adminToken: config.server.adminToken,
       secrets: sidecar.secrets,
+      bus: sidecar.bus,
     });
+    const budget = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests);
+    if (budget.tooLow) {
+      logger.warn(
+        { descriptorLimit: budget.descriptorLimit, reserved: budget.reserved, maxConnections: budget.maxConnections },
+        `the open-files limit (ulimit -n ${budget.descriptorLimit}) leaves too few descriptors beside the ${budget.reserved} kept for the sidecar's own work; raise it to ${budget.reserved + MAX_CONNECTIONS} or more`,
+      );
+    }
     try {
-      server = await listen(app, config.server.host, config.server.port, config.server.requestTimeoutMs);
+      server = await listen(app, config.server.host, config.server.port, config.server.requestTimeoutMs, {
+        maxConnections: budget.maxConnections,
+        onDrop: (reason, remoteAddress) => sidecar.bus.emit('http.connection_dropped', { reason, remoteAddress }),
+      });
     } catch (error) {
       await sidecar.close();
       throw new CliError(`cannot listen on ${config.server.host}:${config.server.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.startup);
     }
-    logger.info({ url: server.url }, 'serving /metrics, /healthz, /readyz and /status');
+    logger.info({ url: server.url, maxConnections: server.maxConnections, descriptorLimit: budget.descriptorLimit }, 'serving /metrics, /healthz, /readyz and /status');
   }
   onListening?.(server);
   const stopWatching = reloadOnChange(sidecar);

@@ -53,6 +53,18 @@ export const STATE_ERROR_REASONS = [
 ] as const;
 export type StateErrorReason = (typeof STATE_ERROR_REASONS)[number];
 
+/** Why a request to the admin endpoint was refused: no bearer token (or another scheme), or a wrong one. */
+export const ADMIN_AUTH_FAILURE_REASONS = ['missing', 'wrong'] as const;
+export type AdminAuthFailureReason = (typeof ADMIN_AUTH_FAILURE_REASONS)[number];
+
+/**
+ * Why the HTTP server closed a connection before answering it, to keep descriptors for the token files: it sent
+ * nothing in time (`silent`), it was idle when a new one needed its place (`evicted`), or every place was taken
+ * by a request in progress (`refused`, the new one).
+ */
+export const CONNECTION_DROP_REASONS = ['silent', 'evicted', 'refused'] as const;
+export type ConnectionDropReason = (typeof CONNECTION_DROP_REASONS)[number];
+
 export abstract class SidecarError extends Error {
   abstract readonly code: string;
   constructor(message: string, options?: { cause?: unknown }) {

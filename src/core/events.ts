@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Env, Provider } from '../config/types';
 import type {
+  AdminAuthFailureReason,
+  ConnectionDropReason,
   ProofResult,
   RenewalFailureReason,
   SinkRepairReason,
@@ -68,6 +70,9 @@ export interface SidecarEvents {
   'alert.notified': { key: string; kind: string; phase: 'firing' | 'reminder' | 'resolved'; severity: string; account: AccountRef | undefined };
   'slack.delivery': { result: 'sent' | 'retried' | 'failed' | 'dropped'; detail: string };
   'alerts.state_error': { message: string };
+  /** A request to the admin endpoint without the right bearer token; never carries what was presented. */
+  'http.admin_auth_failed': { reason: AdminAuthFailureReason; remoteAddress: string | undefined };
+  'http.connection_dropped': { reason: ConnectionDropReason; remoteAddress: string | undefined };
 }
 
 export type SidecarEventName = keyof SidecarEvents;

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { EventBus } from '../core/events';
 import type { SecretRegistry } from '../core/secrets';
 import type { RenewOutcome } from '../lifecycle/account';
 import type { AccountView, MetricsExporter } from '../metrics/exporter';
@@ -23,6 +24,8 @@ export interface HttpAppOptions {
   now: () => number;
   adminToken: string | undefined;
   secrets: SecretRegistry;
+  /** Where refused admin requests are reported, to be counted and logged (a guessing client leaves a trace). */
+  bus: EventBus;
 }
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
@@ -104,7 +107,7 @@ function metricsHandler(metrics: MetricsExporter): (req: IncomingMessage, res: S
 
 /** Everything but the fast path: JSON endpoints and the 404/405/413 answers. */
 function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingMessage, res: ServerResponse) => void): express.Express {
-  const { control, now, adminToken, secrets } = options;
+  const { control, now, adminToken, secrets, bus } = options;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -147,6 +150,10 @@ function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingM
       return;
     }
     const authorized = bearerMatches(req.get('authorization'), adminToken);
+    if (authorized !== true) {
+      // What was presented stays here: the event names the reason and the peer only.
+      bus.emit('http.admin_auth_failed', { reason: authorized === undefined ? 'missing' : 'wrong', remoteAddress: req.socket.remoteAddress });
+    }
     if (authorized === undefined) {
       res.set('www-authenticate', 'Bearer').status(401).json({ error: 'missing bearer token' });
       return;

@@ -1,20 +1,34 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ConnectionDropReason } from '../core/errors';
+import { guardConnections } from './connection-guard';
+import { MAX_CONNECTIONS } from './descriptors';
 
 /**
- * Listens for the sidecar's request handler with the timeouts a sidecar needs against slow or stuck clients, and closes
- * within a bound on shutdown.
+ * Listens for the sidecar's request handler with the timeouts a sidecar needs against slow or stuck clients, at most
+ * `maxConnections` connections at once (see connection-guard.ts), and closes within a bound on shutdown.
  */
 export interface RunningServer {
   url: string;
+  maxConnections: number;
   close(boundMs?: number): Promise<void>;
 }
 
-export async function listen(app: RequestListener, host: string, port: number, requestTimeoutMs: number): Promise<RunningServer> {
+export interface ListenLimits {
+  /** From the descriptor limit (descriptors.ts); the most a sidecar's clients could need when not given. */
+  maxConnections?: number;
+  onDrop?: (reason: ConnectionDropReason, remoteAddress: string | undefined) => void;
+}
+
+// Prometheus, a kubelet and curl send their request the moment they connect; 5 s leaves a loaded host ample margin.
+const FIRST_BYTE_TIMEOUT_MS = 5_000;
+
+export async function listen(app: RequestListener, host: string, port: number, requestTimeoutMs: number, limits: ListenLimits = {}): Promise<RunningServer> {
+  const headersTimeoutMs = Math.min(requestTimeoutMs, 10_000);
   const server: Server = createServer(
     {
       requestTimeout: requestTimeoutMs,
-      headersTimeout: Math.min(requestTimeoutMs, 10_000),
+      headersTimeout: headersTimeoutMs,
       // Node checks those timeouts only this often (30 s by default): a slow client would hold on that long.
       connectionsCheckingInterval: 1_000,
     },
@@ -22,6 +36,10 @@ export async function listen(app: RequestListener, host: string, port: number, r
   );
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 50;
+  const maxConnections = limits.maxConnections ?? MAX_CONNECTIONS;
+  // Well before Node's headers timeout, which closes a silent connection too (Node 20 starts it at connect), uncounted.
+  const firstByteTimeoutMs = Math.min(FIRST_BYTE_TIMEOUT_MS, headersTimeoutMs / 2);
+  guardConnections(server, { maxConnections, firstByteTimeoutMs, onDrop: limits.onDrop ?? (() => undefined) });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -33,6 +51,7 @@ export async function listen(app: RequestListener, host: string, port: number, r
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `http://${shownHost}:${address.port}`,
+    maxConnections,
     close: (boundMs = 5_000) =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), boundMs);

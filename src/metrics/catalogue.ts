@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import {
+  ADMIN_AUTH_FAILURE_REASONS,
+  CONNECTION_DROP_REASONS,
   PROOF_RESULTS,
   RENEWAL_FAILURE_REASONS,
   SINK_REPAIR_REASONS,
@@ -18,7 +20,7 @@ export const PREFIX = 'broker_token_';
 export const ACCOUNT_LABELS = ['account', 'provider', 'env'] as const;
 const SINK_LABELS = [...ACCOUNT_LABELS, 'sink', 'format'] as const;
 
-export { PROOF_RESULTS, RENEWAL_FAILURE_REASONS, SINK_REPAIR_REASONS, SINK_WRITE_FAILURE_REASONS, STATE_ERROR_REASONS, TOKEN_STATUSES };
+export { ADMIN_AUTH_FAILURE_REASONS, CONNECTION_DROP_REASONS, PROOF_RESULTS, RENEWAL_FAILURE_REASONS, SINK_REPAIR_REASONS, SINK_WRITE_FAILURE_REASONS, STATE_ERROR_REASONS, TOKEN_STATUSES };
 
 // Token requests take tens of milliseconds to seconds; the top buckets catch timeouts (15 s by default).
 const DURATION_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
@@ -91,6 +93,14 @@ export function createCatalogue(registry: Registry) {
     // Configuration reloads (SIGHUP or a change of the file), as Prometheus itself reports its own.
     configReloads: counter('config_reloads_total', 'Configuration reloads by result: applied, or failed (the running configuration is kept).', ['result']),
     configLastReloadSuccessful: gauge('config_last_reload_successful', '1 when the last configuration reload was applied (or none was tried), 0 when it failed.', []),
+
+    // The HTTP surface: who knocks on the admin endpoint without the token, and connections closed to protect descriptors.
+    adminAuthFailures: counter('admin_auth_failures_total', 'Admin requests refused for their bearer token, by reason: missing (none, or another scheme) or wrong.', ['reason']),
+    httpConnectionsDropped: counter(
+      'http_connections_dropped_total',
+      'HTTP connections closed before an answer to keep descriptors for the token files, by reason: silent (nothing sent in time), evicted (idle, its place needed), refused (the limit reached, every connection busy).',
+      ['reason'],
+    ),
 
     buildInfo: new Gauge({
       name: `${PREFIX}build_info`,

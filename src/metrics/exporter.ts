@@ -8,7 +8,9 @@ import type { AccountSnapshot } from '../lifecycle/account';
 import type { SinkStatus } from '../sinks/supervisor';
 import type { StoreHealth } from '../store/store';
 import {
+  ADMIN_AUTH_FAILURE_REASONS,
   APPROVAL_KEY_RESULTS,
+  CONNECTION_DROP_REASONS,
   PROOF_RESULTS,
   RENEWAL_FAILURE_REASONS,
   SINK_REPAIR_REASONS,
@@ -87,6 +89,8 @@ export class MetricsExporter {
     this.m.buildInfo.set({ version: options.version, node_version: process.version }, 1);
     for (const result of SLACK_RESULTS) this.m.slackNotifications.inc({ result }, 0);
     for (const result of ['applied', 'failed']) this.m.configReloads.inc({ result }, 0);
+    for (const reason of ADMIN_AUTH_FAILURE_REASONS) this.m.adminAuthFailures.inc({ reason }, 0);
+    for (const reason of CONNECTION_DROP_REASONS) this.m.httpConnectionsDropped.inc({ reason }, 0);
     this.m.configLastReloadSuccessful.set(1);
     this.slackQueueLength = options.slackQueueLength ?? (() => 0);
     this.store = options.store;
@@ -211,6 +215,8 @@ export class MetricsExporter {
       this.inc(m.configReloads, { result: 'failed' });
       this.setGauge(m.configLastReloadSuccessful, {}, 0);
     });
+    bus.on('http.admin_auth_failed', ({ reason }) => this.inc(m.adminAuthFailures, { reason }));
+    bus.on('http.connection_dropped', ({ reason }) => this.inc(m.httpConnectionsDropped, { reason }));
     bus.on('probe.done', ({ account, ok, durationMs }) => {
       this.probeUp.set(account.name, ok ? 1 : 0);
       this.observe(m.probeDuration, L(account), durationMs / 1000);

@@ -1,13 +1,26 @@
+import type { Clock } from '../core/clock';
+import type { AdminAuthFailureReason, ConnectionDropReason } from '../core/errors';
 import type { EventBus } from '../core/events';
 import type { Logger } from '../core/log';
 import { formatIsoInZone } from '../core/time';
+import { LogThrottle } from './log-throttle';
+
+/** Events that can come thousands of times a minute are logged once, then summarised at most this often. */
+export const REPEATED_EVENT_SUMMARY_MS = 60_000;
+
+const DROP_EXPLAINED: Record<ConnectionDropReason, string> = {
+  silent: 'it sent nothing within the first-byte timeout',
+  evicted: 'it was idle and the connection limit was reached',
+  refused: 'the connection limit was reached with every connection serving a request',
+};
 
 /**
  * Every event logged once, with the account and (where there is one) the reason, at a level an operator can
- * filter on. Secrets cannot reach these lines: events carry token ids, never tokens, and the logger redacts
- * every registered secret besides.
+ * filter on; the HTTP events that a client or a scan can repeat at will are logged through a LogThrottle
+ * (`clock` times it, `signal` ends it at shutdown). Secrets cannot reach these lines: events carry token ids,
+ * never tokens, and the logger redacts every registered secret besides.
  */
-export function logEvents(bus: EventBus, log: Logger): void {
+export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: AbortSignal): void {
   const who = (account: { name: string; provider: string; env: string }) => ({ account: account.name, provider: account.provider, env: account.env });
   const kst = (ms: number | null) => (ms === null ? null : formatIsoInZone(ms));
 
@@ -70,4 +83,24 @@ export function logEvents(bus: EventBus, log: Logger): void {
     else log[e.result === 'retried' ? 'info' : 'warn']({ result: e.result }, `Slack delivery ${e.result}: ${e.detail}`);
   });
   bus.on('alerts.state_error', (e) => log.error(e.message));
+
+  // The admin token presented is never in the event, so it cannot be logged; the remote address says who.
+  const adminFailures = new LogThrottle<AdminAuthFailureReason>(
+    clock,
+    REPEATED_EVENT_SUMMARY_MS,
+    signal,
+    (reason, remoteAddress) =>
+      log.warn({ reason, remoteAddress }, `admin request refused: ${reason === 'missing' ? 'no' : 'wrong'} bearer token; further refusals are summarised once a minute`),
+    ({ count, reasons, sources }) => log.warn({ count, reasons, remoteAddresses: sources }, `${count} more admin requests refused in the last minute (no or wrong bearer token)`),
+  );
+  bus.on('http.admin_auth_failed', (e) => adminFailures.record(e.reason, e.remoteAddress));
+  const droppedConnections = new LogThrottle<ConnectionDropReason>(
+    clock,
+    REPEATED_EVENT_SUMMARY_MS,
+    signal,
+    (reason, remoteAddress) =>
+      log.warn({ reason, remoteAddress }, `HTTP connection closed to keep descriptors for the token files: ${DROP_EXPLAINED[reason]}; further ones are summarised once a minute`),
+    ({ count, reasons, sources }) => log.warn({ count, reasons, remoteAddresses: sources }, `${count} more HTTP connections closed in the last minute to keep descriptors for the token files`),
+  );
+  bus.on('http.connection_dropped', (e) => droppedConnections.record(e.reason, e.remoteAddress));
 }
