@@ -260,7 +260,7 @@ describe('the sink directory and the sink loop', () => {
     await h.sidecar.open();
     await runAccountUntil(h.sidecar, 'main', h.clock, T0 + MINUTE);
     await h.sidecar.sinks.idle();
-    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets });
+    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets, bus: h.sidecar.bus });
     const server = await listen(app, '127.0.0.1', 0, 5_000);
     t.after(() => server.close());
     hang = true;
