@@ -221,7 +221,6 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
         zones.forEach(({ zone, key }) => checkTimeZone([...path, ...key], zone, ctx));
         const validDateTimeZone = checkTimeZone([...path, 'validDateTimeZone'], sink.validDateTimeZone ?? D.DEFAULT_SINK_TIME_ZONE, ctx);
         const writeAheadMs = sink.writeAhead ?? D.DEFAULT_WRITE_AHEAD_MS;
-        if (writeAheadMs > D.MAX_WRITE_AHEAD_MS) ctx.problems.add([...path, 'writeAhead'], `must be at most ${formatDuration(D.MAX_WRITE_AHEAD_MS)}`);
         if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'kis-auth files are read by KIS clients only');
         return {
           ...common,

@@ -1,0 +1,113 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig } from '../src/config/load';
+import { DURATION_RANGES, MAX_TIMER_MS } from '../src/config/ranges';
+import { ConfigError } from '../src/core/errors';
+import { tempDir } from './helpers';
+
+/**
+ * Issue 15 ("Hardening"), the config items: floors that protect the app key against the brokers' own hosts,
+ * absurd values refused, errors that name the key and never the value, placeholders that cannot leave the
+ * configured directory, and recursive YAML aliases reported as config errors.
+ */
+
+const KEY = 'PS' + 'k'.repeat(34); // 36 characters, as KIS issues
+const SECRET = 's'.repeat(180);
+const ENV = { KIS_KEY: KEY, KIS_SECRET: SECRET };
+const SIMULATOR = 'http://127.0.0.1:9400';
+/** Something a user could paste by mistake: shaped like a credential, easy to find in any output. */
+const PASTED = 'PSsecretMARKERq7Zx9Lw2Vb';
+
+function account(extra = '', provider = 'kis'): string {
+  const lines = [
+    'name: main',
+    `provider: ${provider}`,
+    provider === 'kis' ? 'appKey: ${KIS_KEY}' : 'appKey: kiwoomkey123456',
+    provider === 'kis' ? 'appSecret: ${KIS_SECRET}' : 'appSecret: kiwoomsecret123456',
+    extra.trim().replace(/\n/g, '\n    '),
+    'sinks:',
+    '  - { format: json, path: ./t.json }',
+  ].filter(Boolean);
+  return `accounts:\n  - ${lines.join('\n    ')}\n`;
+}
+
+function problemsOf(text: string, env: Record<string, string> = ENV): string[] {
+  try {
+    parseConfig(text, '/tmp/cfg/config.yaml', '/tmp/cfg', { env, hostTimeZone: 'UTC' });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error.problems;
+  }
+  return [];
+}
+
+describe('hardening: absurd values are refused, with the key\'s range', () => {
+  const cases: Array<[string, string, string]> = [
+    ['a spacing of 999999999 days', `renewal: { spacing: 999999999d }\nbaseUrl: ${SIMULATOR}`, 'accounts[0].renewal.spacing: must be at most 1h'],
+    ['a spacing in seconds beyond any timer', `renewal: { spacing: 99999999999999999999 }\nbaseUrl: ${SIMULATOR}`, 'accounts[0].renewal.spacing: must be at most 1h'],
+    ['a zero request timeout', 'http: { timeout: 0 }', 'accounts[0].http.timeout: must be at least 100ms'],
+    ['a zero connect timeout', 'http: { connectTimeout: 0s }', 'accounts[0].http.connectTimeout: must be at least 100ms'],
+    ['a proof interval of zero, even against the simulator', `proof: { interval: 0 }\nbaseUrl: ${SIMULATOR}`, 'accounts[0].proof.interval: must be at least 1s'],
+    ['a probe interval of zero', 'probe: { url: "http://127.0.0.1:8000/health", interval: 0 }', 'accounts[0].probe.interval: must be at least 1s'],
+    ['a retry delay longer than a token lives', 'renewal: { retry: { maxDelay: 30d } }', 'accounts[0].renewal.retry.maxDelay: must be at most 24h'],
+    ['a max lifetime of zero', 'renewal: { maxLifetime: 0 }', 'accounts[0].renewal.maxLifetime: must be at least 1m'],
+  ];
+  for (const [what, extra, message] of cases) {
+    test(what, () => assert.deepEqual(problemsOf(account(extra)), [message]));
+  }
+
+  test('top-level keys: a zero server request timeout, a Slack reminder every 100 years, a Redis lease of a year', () => {
+    const top = 'server: { requestTimeout: 0 }\nslack: { webhookUrl: "https://hooks.slack.com/services/x", repeatInterval: 36500d }\nstore: { type: redis, url: "redis://r:6379", lockTtl: 365d }\n';
+    assert.deepEqual(problemsOf(top + account()), ['server.requestTimeout: must be at least 1s', 'slack.repeatInterval: must be at most 168h', 'store.lockTtl: must be at most 1h']);
+  });
+
+  /** Every duration key of the schema, each set inside a config that is otherwise valid (JSON is YAML too). */
+  const DURATION_KEYS = [
+    'accounts.0.renewal.renewBefore', 'accounts.0.renewal.jitter', 'accounts.0.renewal.spacing', 'accounts.0.renewal.scheduleMinAge',
+    'accounts.0.renewal.sameTokenWindow', 'accounts.0.renewal.maxLifetime', 'accounts.0.renewal.retry.initialDelay', 'accounts.0.renewal.retry.maxDelay',
+    'defaults.renewal.spacing', 'defaults.proof.interval', 'defaults.http.timeout',
+    'accounts.0.proof.interval', 'accounts.0.http.connectTimeout', 'accounts.0.http.timeout', 'accounts.0.probe.interval', 'accounts.0.probe.timeout',
+    'accounts.0.sinks.0.notify.timeout', 'accounts.0.sinks.0.writeAhead',
+    'server.requestTimeout', 'slack.repeatInterval', 'slack.evaluationInterval', 'slack.timeout', 'slack.retry.initialDelay', 'slack.retry.maxDelay',
+    'slack.alerts.sinkUnrepairable.grace', 'slack.alerts.tokenExpiring.window', 'slack.alerts.fileModeNotPrivate.grace',
+    'slack.alerts.storeUnavailable.grace', 'slack.alerts.noUsableToken.grace', 'store.lockTtl', 'store.connectTimeout',
+  ];
+  function configWith(path: string, value: unknown): string {
+    const config: Record<string, any> = {
+      slack: { webhookUrl: 'https://hooks.slack.com/services/x' },
+      store: { type: 'redis', url: 'redis://r:6379' },
+      accounts: [{ name: 'main', provider: 'kis', appKey: KEY, appSecret: SECRET, baseUrl: SIMULATOR, probe: { url: 'http://127.0.0.1:8000/h' }, sinks: [{ format: 'kis-auth', dir: './K', notify: { command: 'true' } }] }],
+    };
+    const steps = path.split('.');
+    let node = config;
+    for (const step of steps.slice(0, -1)) node = node[step] ??= {};
+    node[steps.at(-1)!] = value;
+    return JSON.stringify(config);
+  }
+  test('every duration key refuses 999999999d (past any timer: setTimeout fires at once beyond 2^31-1 ms) with its maximum', () => {
+    assert.deepEqual(problemsOf(configWith('accounts.0.name', 'main')), []);
+    for (const key of DURATION_KEYS) {
+      const problems = problemsOf(configWith(key, '999999999d'));
+      const where = key.replace(/\.(\d+)/g, '[$1]');
+      assert.equal(problems.length, 1, `${key}: ${JSON.stringify(problems)}`);
+      assert.match(problems[0]!, new RegExp(`^${where.replace(/[[\].]/g, '\\$&')}: must be at most \\d+[hms]`), key);
+    }
+  });
+
+  test('the ranges table: no maximum overflows a timer, every minimum is below its maximum', () => {
+    for (const [key, { minMs, maxMs }] of Object.entries(DURATION_RANGES)) {
+      assert.ok(maxMs <= MAX_TIMER_MS, `${key}: ${maxMs} ms would overflow setTimeout`);
+      assert.ok(minMs >= 0 && minMs < maxMs, key);
+    }
+    const rangeKeyOf = (key: string) => key.replace(/^(accounts\.0|defaults)\./, '').replace(/^sinks\.0\.writeAhead$/, 'sink.writeAhead').replace(/^sinks\.0\./, '');
+    assert.deepEqual(new Set(DURATION_KEYS.map(rangeKeyOf)), new Set(Object.keys(DURATION_RANGES)), 'the test above tries every key of the table');
+  });
+
+  test('a file owner beyond any uid is refused', () => {
+    assert.deepEqual(problemsOf(account().replace('path: ./t.json }', 'path: ./t.json, owner: 99999999999 }')), ['accounts[0].sinks[0].owner: must be at most 4294967294']);
+  });
+});
+
