@@ -44,6 +44,66 @@ function problemsOf(text: string, env: Record<string, string> = ENV): string[] {
   return [];
 }
 
+describe('hardening: floors that protect the app key apply against the brokers\' own hosts only', () => {
+  const floorCases: Array<[string, string, string]> = [
+    [
+      'issuance spacing',
+      'renewal: { spacing: 0 }',
+      "accounts[0].renewal.spacing: must be at least 1m because baseUrl is KIS's own host (openapi.koreainvestment.com): the broker issues at most one token a minute and answers EGW00133 to more; a lower value needs a baseUrl elsewhere (the simulator, a proxy)",
+    ],
+    [
+      'first retry delay',
+      'renewal: { retry: { initialDelay: 0 } }',
+      "accounts[0].renewal.retry.initialDelay: must be at least 1m because baseUrl is KIS's own host (openapi.koreainvestment.com): a retry sooner than the broker's one issuance a minute only meets EGW00133; a lower value needs a baseUrl elsewhere (the simulator, a proxy)",
+    ],
+    [
+      'proof interval',
+      'proof: { interval: 5s }',
+      "accounts[0].proof.interval: must be at least 1m because baseUrl is KIS's own host (openapi.koreainvestment.com): each proof spends a call of the app key's per-second budget, shared with the bots (EGW00201), and a dead token cannot be replaced more often than once a minute anyway; a lower value needs a baseUrl elsewhere (the simulator, a proxy)",
+    ],
+  ];
+  for (const [what, extra, message] of floorCases) {
+    test(`${what}: refused with the default (real) KIS host, accepted with the simulator`, () => {
+      assert.deepEqual(problemsOf(account(extra)), [message]);
+      assert.deepEqual(problemsOf(account(`${extra}\nbaseUrl: ${SIMULATOR}`)), []);
+    });
+  }
+
+  test('the incident\'s settings (spacing 0, initialDelay 0, proof interval 0) against the broker: every key named', () => {
+    const problems = problemsOf(account('renewal: { spacing: 0, retry: { initialDelay: 0 } }\nproof: { interval: 1s }'));
+    assert.deepEqual(problems.map((p) => p.slice(0, p.indexOf(':'))), ['accounts[0].proof.interval', 'accounts[0].renewal.retry.initialDelay', 'accounts[0].renewal.spacing']);
+  });
+
+  test('a value from `defaults:` is named where it was written; the mock host and Kiwoom\'s hosts count too', () => {
+    assert.match(problemsOf(`defaults: { renewal: { spacing: 10s } }\n${account()}`).join('\n'), /^defaults\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host/);
+    assert.match(problemsOf(account('env: mock\nrenewal: { spacing: 10s }')).join('\n'), /^accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host \(openapivts\.koreainvestment\.com\)/);
+    assert.match(problemsOf(account('renewal: { spacing: 10s }', 'kiwoom')).join('\n'), /^accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is Kiwoom's own host \(api\.kiwoom\.com\)/);
+    assert.match(problemsOf(account('baseUrl: "https://API.Kiwoom.com/"\nrenewal: { spacing: 10s }', 'kiwoom')).join('\n'), /because baseUrl is Kiwoom's own host \(api\.kiwoom\.com\)/);
+  });
+
+  test('probe interval: floored when the probe itself goes to a broker host, not otherwise', () => {
+    assert.deepEqual(problemsOf(account('probe: { url: "https://openapi.koreainvestment.com:9443/", interval: 5s }')), [
+      "accounts[0].probe.interval: must be at least 1m because probe.url is KIS's own host (openapi.koreainvestment.com): a probe is a request to the broker, whose per-second limits the bots share; a lower value needs a probe.url elsewhere",
+    ]);
+    assert.deepEqual(problemsOf(account('probe: { url: "http://127.0.0.1:8000/health", interval: 5s }')), []);
+  });
+
+  test('check-config says why, and exits 2; the same file with the simulator as baseUrl is valid', (t) => {
+    const dir = tempDir(t);
+    const cli = join(__dirname, '..', 'src', 'cli.js');
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, account('renewal: { spacing: 0, retry: { initialDelay: 0 } }'));
+    const refused = spawnSync(process.execPath, [cli, 'check-config', '--config', file], { encoding: 'utf8', env: { ...process.env, ...ENV } });
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host \(openapi\.koreainvestment\.com\): the broker issues at most one token a minute/);
+    assert.match(refused.stderr, /accounts\[0\]\.renewal\.retry\.initialDelay: must be at least 1m because baseUrl is KIS's own host/);
+    assert.ok(!refused.stderr.includes(SECRET) && !refused.stderr.includes(KEY));
+    writeFileSync(file, account(`renewal: { spacing: 0, retry: { initialDelay: 0 } }\nbaseUrl: ${SIMULATOR}`));
+    const accepted = spawnSync(process.execPath, [cli, 'check-config', '--config', file], { encoding: 'utf8', env: { ...process.env, ...ENV } });
+    assert.equal(accepted.status, 0, accepted.stderr);
+  });
+});
+
 describe('hardening: absurd values are refused, with the key\'s range', () => {
   const cases: Array<[string, string, string]> = [
     ['a spacing of 999999999 days', `renewal: { spacing: 999999999d }\nbaseUrl: ${SIMULATOR}`, 'accounts[0].renewal.spacing: must be at most 1h'],

@@ -6,6 +6,7 @@ import { formatDuration } from '../core/duration';
 import { isValidSchedule } from '../lifecycle/schedule';
 import { pythonKisFileName } from '../sinks/formats';
 import * as D from './defaults';
+import { brokerFloorBreaches, type FloorKey } from './floors';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
 import { resolveSecret, type ReadText } from './secrets';
@@ -257,7 +258,28 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
   });
 }
 
+/** Where a setting with a broker floor was written: the account's own key, else the one under `defaults:`. */
+function floorPath(key: FloorKey, index: number, account: RawAccount): Path {
+  const own: Path = ['accounts', index];
+  switch (key) {
+    case 'spacing':
+      return renewalPath(index, account, 'spacing');
+    case 'retry.initialDelay':
+      return account.renewal?.retry?.initialDelay !== undefined ? [...own, 'renewal', 'retry', 'initialDelay'] : ['defaults', 'renewal', 'retry', 'initialDelay'];
+    case 'proof.interval':
+      return account.proof?.interval !== undefined ? [...own, 'proof', 'interval'] : ['defaults', 'proof', 'interval'];
+    case 'probe.interval':
+      return [...own, 'probe', 'interval'];
+  }
+}
+
 export function resolveAccount(raw: RawConfig, account: RawAccount, index: number, ctx: ResolveContext): AccountConfig {
+  const config = buildAccount(raw, account, index, ctx);
+  for (const { key, message } of brokerFloorBreaches(config)) ctx.problems.add(floorPath(key, index, account), message);
+  return config;
+}
+
+function buildAccount(raw: RawConfig, account: RawAccount, index: number, ctx: ResolveContext): AccountConfig {
   const { appKey, appSecret } = checkCredentials(account, index, ctx);
   const renewal = mergeRenewal(raw.defaults?.renewal, account.renewal);
   checkRenewal(renewal, index, account, ctx.problems);
