@@ -171,3 +171,53 @@ describe('hardening: absurd values are refused, with the key\'s range', () => {
   });
 });
 
+describe('hardening: a config error names the key, never the value', () => {
+  /** The account with one key set to the pasted secret; each entry: the YAML, and the key the message must name. */
+  const places: Array<[string, string]> = [
+    [`log: { timeZone: "${PASTED}" }\n${account()}`, 'log.timeZone'],
+    [account().replace('path: ./t.json }', `path: ./t.json, timeZone: "${PASTED}" }`), 'accounts[0].sinks[0].timeZone'],
+    [account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: ./K, readerTimeZones: ["${PASTED}"] }`), 'accounts[0].sinks[0].readerTimeZones[0]'],
+    [account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: ./K, validDateTimeZone: "${PASTED}" }`), 'accounts[0].sinks[0].validDateTimeZone'],
+    [account().replace('{ format: json, path: ./t.json }', `{ format: json, path: ./a.json, name: "${PASTED}" }\n      - { format: json, path: ./b.json, name: "${PASTED}" }`), 'accounts[0].sinks[1].name'],
+    [account().replace('appSecret: ${KIS_SECRET}', `appSecretFile: "${PASTED}"`), 'accounts[0].appSecretFile'],
+    [account().replace('appKey: ${KIS_KEY}', `appKey: "\${${PASTED}}"`), 'accounts[0].appKey'],
+    [account().replace('provider: kis', `provider: "${PASTED}"`), 'accounts[0].provider'],
+    [account(`env: "${PASTED}"`), 'accounts[0].env'],
+    [account(`baseUrl: "${PASTED}"`), 'accounts[0].baseUrl'],
+    [account(`renewal: { spacing: "${PASTED}" }`), 'accounts[0].renewal.spacing'],
+    [account(`renewal: { schedule: "${PASTED}" }`), 'accounts[0].renewal.schedule'],
+    [account().replace('path: ./t.json }', `path: ./t.json, layout: "${PASTED}" }`), 'accounts[0].sinks[0].layout'],
+    [account().replace('path: ./t.json }', `path: ./t.json, mode: "${PASTED}" }`), 'accounts[0].sinks[0].mode'],
+    [account().replace('format: json', `format: "${PASTED}"`), 'accounts[0].sinks[0].format'],
+    [`log: { level: "${PASTED}" }\n${account()}`, 'log.level'],
+    [`server: { port: "${PASTED}" }\n${account()}`, 'server.port'],
+    [`slack: { webhookUrl: "${PASTED}" }\n${account()}`, 'slack.webhookUrl'],
+    [`slack: { webhookUrl: "https://hooks.slack.com/services/x", language: "${PASTED}" }\n${account()}`, 'slack.language'],
+    [`store: { type: redis, url: "${PASTED}" }\n${account()}`, 'store.url'],
+    [`store: { type: "${PASTED}" }\n${account()}`, 'store.type'],
+    [`store: { type: redis, url: "redis://r:6379", tls: { caFile: "${PASTED}" } }\n${account()}`, 'store.tls.caFile'],
+  ];
+  for (const [text, key] of places) {
+    test(`${key}`, () => {
+      const problems = problemsOf(text);
+      assert.ok(problems.some((p) => p.startsWith(`${key}: `)), `no problem names ${key}: ${JSON.stringify(problems)}`);
+      for (const problem of problems) assert.ok(!problem.includes(PASTED.slice(0, 12)), `the value is printed back: ${problem}`);
+    });
+  }
+
+  test('a time zone: the key and what was expected', () => {
+    assert.deepEqual(problemsOf(`log: { timeZone: "${PASTED}" }\n${account()}`), ['log.timeZone: must be an IANA time zone such as Asia/Seoul']);
+  });
+
+  test('an environment variable with a conventional name is still named; one that is not is not printed', () => {
+    assert.deepEqual(problemsOf(account().replace('${KIS_KEY}', '${KIS_APP_KEY_TYPO}')), ['accounts[0].appKey: environment variable KIS_APP_KEY_TYPO is not set']);
+    assert.deepEqual(problemsOf(account().replace('${KIS_KEY}', `\${${PASTED}}`)), [
+      'accounts[0].appKey: refers to an environment variable that is not set (its name is not printed: not in capitals like a variable name, it could be a pasted secret)',
+    ]);
+  });
+
+  test('an unknown key is still named, with the nearest known one', () => {
+    assert.deepEqual(problemsOf(`stateDirectory: ./x\n${account()}`), ['stateDirectory: unknown key; did you mean stateDir?']);
+  });
+});
+

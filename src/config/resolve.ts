@@ -9,7 +9,7 @@ import * as D from './defaults';
 import { brokerFloorBreaches, type FloorKey } from './floors';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
-import { resolveSecret, type ReadText } from './secrets';
+import { cannotReadFile, resolveSecret, type ReadText } from './secrets';
 import type {
   AccountConfig,
   FileAccess,
@@ -55,9 +55,12 @@ export interface ResolveContext {
 const PLACEHOLDER = /\{([^}]*)\}/g;
 const PLACEHOLDERS = ['account', 'env', 'appKeyPrefix'];
 
-/** Every zone in the config is checked here, with one message (and one place to change it). */
+/**
+ * Every zone in the config is checked here, with one message (and one place to change it). Like every config
+ * message it names the key, not the value: a secret once pasted into `timeZone` came back in the error.
+ */
 function checkTimeZone(path: Path, zone: string, ctx: ResolveContext): string {
-  if (!isValidTimeZone(zone)) ctx.problems.add(path, `"${zone}" is not an IANA time zone such as Asia/Seoul`);
+  if (!isValidTimeZone(zone)) ctx.problems.add(path, 'must be an IANA time zone such as Asia/Seoul');
   return zone;
 }
 
@@ -187,7 +190,7 @@ function expandPath(template: string, account: RawAccount, appKey: string | unde
       case 'appKeyPrefix':
         return (appKey ?? '').slice(0, 10);
       default:
-        ctx.problems.add(path, `unknown placeholder ${whole}; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
+        ctx.problems.add(path, `has an unknown placeholder; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
         return whole;
     }
   });
@@ -213,7 +216,7 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
     const path: Path = ['accounts', index, 'sinks', s];
     const name = sink.name ?? defaultSinkName(account.sinks, s);
     const earlier = names.get(name);
-    if (earlier !== undefined) ctx.problems.add([...path, 'name'], `"${name}" is already the name of sinks[${earlier}]`);
+    if (earlier !== undefined) ctx.problems.add([...path, 'name'], `already the name of sinks[${earlier}]`);
     names.set(name, s);
     const common = { name, access: resolveAccess(sink), notify: resolveNotify(sink, path, ctx) };
     switch (sink.format) {
@@ -316,7 +319,7 @@ export function checkAcrossAccounts(accounts: Array<{ index: number; config: Acc
   const files = new Map<string, string>();
   for (const { index, config } of accounts) {
     const seenName = names.get(config.name);
-    if (seenName !== undefined) problems.add(['accounts', index, 'name'], `"${config.name}" is already the name of accounts[${seenName}]`);
+    if (seenName !== undefined) problems.add(['accounts', index, 'name'], `already the name of accounts[${seenName}]`);
     else names.set(config.name, index);
     if (config.appKey !== '') {
       const seenKey = appKeys.get(config.appKey);
@@ -430,7 +433,7 @@ function resolveStore(raw: RawConfig['store'], accounts: AccountConfig[], ctx: R
     try {
       ca = ctx.readText(path);
     } catch (error) {
-      ctx.problems.add(['store', 'tls', 'caFile'], `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      ctx.problems.add(['store', 'tls', 'caFile'], cannotReadFile(error));
     }
   }
   const lockTtlMs = raw.lockTtl ?? D.DEFAULT_REDIS.lockTtlMs;
