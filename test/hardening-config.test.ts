@@ -221,3 +221,34 @@ describe('hardening: a config error names the key, never the value', () => {
   });
 });
 
+describe('hardening: a path placeholder cannot lead out of its directory', () => {
+  const kiwoom = (appKey: string, path: string) =>
+    `accounts:\n  - name: kw\n    provider: kiwoom\n    appKey: '${appKey}'\n    appSecret: kiwoomsecret123456\n    sinks:\n      - { format: json, path: "${path}" }\n`;
+
+  test('an app key with "../" in its first 10 characters is refused, naming the key and never the value', () => {
+    const problems = problemsOf(kiwoom('../../../etc/cron', './tokens/{appKeyPrefix}.json'));
+    assert.deepEqual(problems, [
+      'accounts[0].sinks[0].path: {appKeyPrefix} would put characters other than letters, digits, "-" and "_" into the path (the app key\'s first 10 characters hold others), which could lead out of its directory; use another placeholder or a fixed name',
+    ]);
+  });
+
+  test('any character outside [A-Za-z0-9_-] is refused, in dir templates too', (t) => {
+    const dir = tempDir(t);
+    for (const key of ['ab.cd.ef.gh', 'abc/def123', 'abc\\def123', 'abc%2e%2e/x']) {
+      const problems = problemsOf(kiwoom(key, './t/{appKeyPrefix}.json'));
+      assert.deepEqual(problems.map((p) => p.slice(0, p.indexOf(': '))), ['accounts[0].sinks[0].path'], key);
+      assert.ok(!problems[0]!.includes(key.slice(0, 6)), key);
+    }
+    const kis = account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: "${dir}/KIS/{appKeyPrefix}" }`);
+    assert.deepEqual(problemsOf(kis), []);
+    const dotted = problemsOf(kis, { ...ENV, KIS_KEY: `../../../${'k'.repeat(27)}` });
+    assert.deepEqual(dotted.map((p) => p.slice(0, p.indexOf(': '))), ['accounts[0].sinks[0].dir']);
+  });
+
+  test('a safe key gives its prefix, inside the configured directory', () => {
+    const config = parseConfig(kiwoom('Abc_def-12XYZ', './tokens/{appKeyPrefix}-{account}-{env}.json'), '/c/config.yaml', '/c', { env: {}, hostTimeZone: 'UTC' });
+    const sink = config.accounts[0]!.sinks[0]!;
+    assert.equal(sink.format === 'json' && sink.path, '/c/tokens/Abc_def-12-kw-real.json');
+  });
+});
+

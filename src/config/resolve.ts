@@ -180,21 +180,41 @@ function resolveNotify(sink: RawSink, path: Path, ctx: ResolveContext): NotifyCo
   };
 }
 
+/**
+ * Only these characters may enter a path from a placeholder: a Kiwoom app key with "../" in it once wrote
+ * outside the configured directory. Account names and envs are already limited to them by the schema; the
+ * app key is whatever the broker issued.
+ */
+const SAFE_IN_PATH = /^[A-Za-z0-9_-]*$/;
+
 function expandPath(template: string, account: RawAccount, appKey: string | undefined, path: Path, ctx: ResolveContext): string {
   const expanded = template.replace(PLACEHOLDER, (whole, name: string) => {
-    switch (name) {
-      case 'account':
-        return account.name;
-      case 'env':
-        return account.env ?? 'real';
-      case 'appKeyPrefix':
-        return (appKey ?? '').slice(0, 10);
-      default:
-        ctx.problems.add(path, `has an unknown placeholder; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
-        return whole;
+    const value = placeholderValue(name, account, appKey);
+    if (value === undefined) {
+      ctx.problems.add(path, `has an unknown placeholder; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
+      return whole;
     }
+    if (!SAFE_IN_PATH.test(value)) {
+      const source = name === 'appKeyPrefix' ? "the app key's first 10 characters hold others" : `the ${name} holds others`;
+      ctx.problems.add(path, `{${name}} would put characters other than letters, digits, "-" and "_" into the path (${source}), which could lead out of its directory; use another placeholder or a fixed name`);
+      return whole;
+    }
+    return value;
   });
   return resolvePath(ctx.baseDir, expanded);
+}
+
+function placeholderValue(name: string, account: RawAccount, appKey: string | undefined): string | undefined {
+  switch (name) {
+    case 'account':
+      return account.name;
+    case 'env':
+      return account.env ?? 'real';
+    case 'appKeyPrefix':
+      return (appKey ?? '').slice(0, 10);
+    default:
+      return undefined;
+  }
 }
 
 /**
