@@ -252,3 +252,20 @@ describe('hardening: a path placeholder cannot lead out of its directory', () =>
   });
 });
 
+describe('hardening: YAML aliases', () => {
+  test('a recursive alias is a config error with its place, not a stack overflow', () => {
+    assert.deepEqual(problemsOf('a: &x [*x]\n'), ['/tmp/cfg/config.yaml: line 1, column 8: the alias *x is inside the node it refers to (a recursive alias)']);
+    assert.deepEqual(problemsOf('accounts:\n  - &acc\n    name: main\n    sinks: [*acc]\n'), ['/tmp/cfg/config.yaml: line 4, column 13: the alias *acc is inside the node it refers to (a recursive alias)']);
+  });
+
+  test('too many aliases (a resource-exhaustion attack) is a config error too', () => {
+    const text = 'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n';
+    assert.deepEqual(problemsOf(text), ['/tmp/cfg/config.yaml: YAML: too many aliases (more than 100 expansions); write the values out instead']);
+  });
+
+  test('an ordinary alias still works', () => {
+    const text = `defaults: { renewal: &r { renewBefore: 2h } }\n${account('proof: { interval: 45m }\nrenewal: *r')}`;
+    const config = parseConfig(text, '/c/config.yaml', '/c', { env: ENV, hostTimeZone: 'UTC' });
+    assert.equal(config.accounts[0]!.renewal.renewBeforeMs, 2 * 3_600_000);
+  });
+});
