@@ -47,7 +47,7 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
     ['KIS app secret length', withAccount(GOOD_ACCOUNT.replace('${KIS_SECRET}', 'x'.repeat(179))), ['accounts[0].appSecret: must be 180 characters (got 179)']],
     ['app key missing', withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}\n', '')), ['accounts[0].appKey: required (inline, usually ${ENV_VAR}, or as appKeyFile)']],
     ['app key inline and from a file', withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}', 'appKey: ${KIS_KEY}\nappKeyFile: ./key')), ['accounts[0].appKey: set only one of appKey and appKeyFile']],
-    ['secret file missing', withAccount(GOOD_ACCOUNT.replace('appSecret: ${KIS_SECRET}', 'appSecretFile: /nonexistent/secret')), ['accounts[0].appSecretFile: cannot read /nonexistent/secret (ENOENT)']],
+    ['secret file missing', withAccount(GOOD_ACCOUNT.replace('appSecret: ${KIS_SECRET}', 'appSecretFile: /nonexistent/secret')), ["accounts[0].appSecretFile: cannot read the file it names (ENOENT; a relative path counts from the config file's folder)"]],
     ['white space inside a secret', withAccount(GOOD_ACCOUNT.replace('${KIS_SECRET}', `"${'s'.repeat(90)} ${'s'.repeat(89)}"`)), ['accounts[0].appSecret: must not contain white space']],
     ['environment variable not set', withAccount(GOOD_ACCOUNT.replace('${KIS_KEY}', '${KIS_APP_KEY_TYPO}')), ['accounts[0].appKey: environment variable KIS_APP_KEY_TYPO is not set']],
     ['bad duration', withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { spacing: 1 minute } }\n'), ['defaults.renewal.spacing: must be a duration such as 90s, 5m or 4h30m']],
@@ -57,8 +57,8 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
     ['no accounts', 'accounts: []\n', ['accounts: must list at least 1 account']],
     ['unknown sink format', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: pickle, path: ./t')), ['accounts[0].sinks[0].format: must be one of "kis-auth", "json", "python-kis", "approval-key"']],
     ['bad base URL', withAccount(`${GOOD_ACCOUNT}\nbaseUrl: ftp://example.com`), ['accounts[0].baseUrl: must be an http(s) URL']],
-    ['time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, timeZone: Asia/Busan }')), ['accounts[0].sinks[0].timeZone: "Asia/Busan" is not an IANA time zone such as Asia/Seoul']],
-    ['reader time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [UTC, Mars/Olympus] }')), ['accounts[0].sinks[0].readerTimeZones[1]: "Mars/Olympus" is not an IANA time zone such as Asia/Seoul']],
+    ['time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, timeZone: Asia/Busan }')), ['accounts[0].sinks[0].timeZone: must be an IANA time zone such as Asia/Seoul']],
+    ['reader time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [UTC, Mars/Olympus] }')), ['accounts[0].sinks[0].readerTimeZones[1]: must be an IANA time zone such as Asia/Seoul']],
     ['no reader time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [] }')), ['accounts[0].sinks[0].readerTimeZones: must list at least 1 zone']],
     ['write-ahead longer than half a day', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, writeAhead: 13h }')), ['accounts[0].sinks[0].writeAhead: must be at most 12h']],
     ['python-kis without an HTS id', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis')), ['accounts[0].sinks[0].htsId: required']],
@@ -67,7 +67,7 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
     ['cron schedule', withAccount(`${GOOD_ACCOUNT}\nrenewal: { schedule: "0 */5 * *" }`), ['accounts[0].renewal.schedule: must be a 5-field cron expression (minute hour day-of-month month day-of-week)']],
     ['renewal margin longer than the token lives', withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { renewBefore: 23h, jitter: 2h } }\n'), ['defaults.renewal.renewBefore: renewBefore plus jitter (25h) must be shorter than maxLifetime (24h)']],
     ['retry delays in the wrong order', withAccount(`${GOOD_ACCOUNT}\nrenewal: { retry: { initialDelay: 10m, maxDelay: 1m } }`), ['accounts[0].renewal.retry.maxDelay: must not be shorter than initialDelay (10m)']],
-    ['unknown path placeholder', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: json, path: "./t/{accountName}.json"')), ['accounts[0].sinks[0].path: unknown placeholder {accountName}; use {account}, {env}, {appKeyPrefix}']],
+    ['unknown path placeholder', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: json, path: "./t/{accountName}.json"')), ['accounts[0].sinks[0].path: has an unknown placeholder; use {account}, {env}, {appKeyPrefix}']],
     ['signal without a pid file', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, notify: { signal: SIGHUP } }')), ['accounts[0].sinks[0].notify.pidFile: required with signal']],
     ['admin token too short', withAccount(GOOD_ACCOUNT, 'server: { adminToken: "hunter2" }\n'), ['server.adminToken: must be at least 16 characters']],
     [
@@ -93,7 +93,7 @@ describe('config: rules across accounts', () => {
     `  - name: ${name}\n    provider: kis\n    appKey: ${key}\n    appSecret: \${KIS_SECRET}\n    sinks:\n      - ${sink}\n`;
   test('duplicate account name', () => {
     const text = withAccount(GOOD_ACCOUNT) + second('main', '${KIS_KEY2}', '{ format: json, path: ./b.json }');
-    assert.deepEqual(problemsOf(text), ['accounts[1].name: "main" is already the name of accounts[0]']);
+    assert.deepEqual(problemsOf(text), ['accounts[1].name: already the name of accounts[0]']);
   });
   test('the same app key on two accounts', () => {
     const text = withAccount(GOOD_ACCOUNT) + second('other', '${KIS_KEY}', '{ format: json, path: ./b.json }');

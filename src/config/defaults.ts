@@ -49,7 +49,6 @@ export const DEFAULT_SINK_TIME_ZONE = 'Asia/Seoul';
 export const DEFAULT_READER_TIME_ZONES = ['Asia/Seoul', 'UTC'];
 /** The next day's kis_auth.py file is written this long before each reader zone's midnight. */
 export const DEFAULT_WRITE_AHEAD_MS = 10 * 60_000;
-export const MAX_WRITE_AHEAD_MS = 12 * 60 * 60_000;
 export const DEFAULT_STATE_DIR = 'data/state';
 export const DEFAULT_SERVER = { enabled: true, host: '127.0.0.1', port: 9464, requestTimeoutMs: 10_000 };
 

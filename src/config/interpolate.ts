@@ -6,6 +6,12 @@ import { formatPath, type Path } from './path';
  */
 const REFERENCE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
+/**
+ * Names are printed in messages only when written as environment variables are (KIS_APP_KEY): a credential
+ * pasted inside `${…}` is letters and digits too, but not in capitals only.
+ */
+const CONVENTIONAL_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
 export function interpolate(
   value: unknown,
   env: NodeJS.ProcessEnv,
@@ -18,7 +24,11 @@ export function interpolate(
       const found = env[name];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      problems.push(`${formatPath(path)}: environment variable ${name} is not set`);
+      problems.push(
+        CONVENTIONAL_NAME.test(name)
+          ? `${formatPath(path)}: environment variable ${name} is not set`
+          : `${formatPath(path)}: refers to an environment variable that is not set (its name is not printed: not in capitals like a variable name, it could be a pasted secret)`,
+      );
       return whole;
     });
   }

@@ -1,5 +1,4 @@
 import { dirname, resolve as resolvePath } from 'node:path';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors';
 import { hostTimeZone } from '../core/time';
@@ -10,6 +9,7 @@ import { Problems, checkAcrossAccounts, resolveAccount, resolveConfig, type Reso
 import { accountSchema, configSchema, sinkSchema, storeSchema, type RawConfig } from './schema';
 import { readTextFile, type ReadText } from './secrets';
 import type { SidecarConfig } from './types';
+import { parseYaml } from './yaml';
 
 export const CONFIG_PATH_ENV = 'BROKER_TOKEN_SIDECAR_CONFIG';
 
@@ -74,16 +74,8 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): string[] {
  */
 export function parseConfig(text: string, source: string, baseDir: string, options: LoadOptions = {}): SidecarConfig {
   const env = options.env ?? process.env;
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  const yamlError = doc.errors[0];
-  if (yamlError) {
-    // Later YAML errors are almost always echoes of the first one.
-    const position = yamlError.linePos?.[0];
-    const where = position ? `line ${position.line}, column ${position.col}` : 'YAML';
-    throw new ConfigError([`${source}: ${where}: ${yamlError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`]);
-  }
   const interpolationProblems: string[] = [];
-  const data = interpolate(doc.toJS() ?? {}, env, interpolationProblems);
+  const data = interpolate(parseYaml(text, source) ?? {}, env, interpolationProblems);
   const problems = new Problems();
   interpolationProblems.forEach((line) => problems.addLine(line));
   const ctx: ResolveContext = { baseDir, readText: options.readText ?? readTextFile, problems, hostTimeZone: options.hostTimeZone ?? hostTimeZone() };

@@ -6,9 +6,10 @@ import { formatDuration } from '../core/duration';
 import { isValidSchedule } from '../lifecycle/schedule';
 import { pythonKisFileName } from '../sinks/formats';
 import * as D from './defaults';
+import { brokerFloorBreaches, type FloorKey } from './floors';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
-import { resolveSecret, type ReadText } from './secrets';
+import { cannotReadFile, resolveSecret, type ReadText } from './secrets';
 import type {
   AccountConfig,
   FileAccess,
@@ -54,9 +55,12 @@ export interface ResolveContext {
 const PLACEHOLDER = /\{([^}]*)\}/g;
 const PLACEHOLDERS = ['account', 'env', 'appKeyPrefix'];
 
-/** Every zone in the config is checked here, with one message (and one place to change it). */
+/**
+ * Every zone in the config is checked here, with one message (and one place to change it). Like every config
+ * message it names the key, not the value: a secret once pasted into `timeZone` came back in the error.
+ */
 function checkTimeZone(path: Path, zone: string, ctx: ResolveContext): string {
-  if (!isValidTimeZone(zone)) ctx.problems.add(path, `"${zone}" is not an IANA time zone such as Asia/Seoul`);
+  if (!isValidTimeZone(zone)) ctx.problems.add(path, 'must be an IANA time zone such as Asia/Seoul');
   return zone;
 }
 
@@ -176,21 +180,41 @@ function resolveNotify(sink: RawSink, path: Path, ctx: ResolveContext): NotifyCo
   };
 }
 
+/**
+ * Only these characters may enter a path from a placeholder: a Kiwoom app key with "../" in it once wrote
+ * outside the configured directory. Account names and envs are already limited to them by the schema; the
+ * app key is whatever the broker issued.
+ */
+const SAFE_IN_PATH = /^[A-Za-z0-9_-]*$/;
+
 function expandPath(template: string, account: RawAccount, appKey: string | undefined, path: Path, ctx: ResolveContext): string {
   const expanded = template.replace(PLACEHOLDER, (whole, name: string) => {
-    switch (name) {
-      case 'account':
-        return account.name;
-      case 'env':
-        return account.env ?? 'real';
-      case 'appKeyPrefix':
-        return (appKey ?? '').slice(0, 10);
-      default:
-        ctx.problems.add(path, `unknown placeholder ${whole}; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
-        return whole;
+    const value = placeholderValue(name, account, appKey);
+    if (value === undefined) {
+      ctx.problems.add(path, `has an unknown placeholder; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
+      return whole;
     }
+    if (!SAFE_IN_PATH.test(value)) {
+      const source = name === 'appKeyPrefix' ? "the app key's first 10 characters hold others" : `the ${name} holds others`;
+      ctx.problems.add(path, `{${name}} would put characters other than letters, digits, "-" and "_" into the path (${source}), which could lead out of its directory; use another placeholder or a fixed name`);
+      return whole;
+    }
+    return value;
   });
   return resolvePath(ctx.baseDir, expanded);
+}
+
+function placeholderValue(name: string, account: RawAccount, appKey: string | undefined): string | undefined {
+  switch (name) {
+    case 'account':
+      return account.name;
+    case 'env':
+      return account.env ?? 'real';
+    case 'appKeyPrefix':
+      return (appKey ?? '').slice(0, 10);
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -212,7 +236,7 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
     const path: Path = ['accounts', index, 'sinks', s];
     const name = sink.name ?? defaultSinkName(account.sinks, s);
     const earlier = names.get(name);
-    if (earlier !== undefined) ctx.problems.add([...path, 'name'], `"${name}" is already the name of sinks[${earlier}]`);
+    if (earlier !== undefined) ctx.problems.add([...path, 'name'], `already the name of sinks[${earlier}]`);
     names.set(name, s);
     const common = { name, access: resolveAccess(sink), notify: resolveNotify(sink, path, ctx) };
     switch (sink.format) {
@@ -221,7 +245,6 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
         zones.forEach(({ zone, key }) => checkTimeZone([...path, ...key], zone, ctx));
         const validDateTimeZone = checkTimeZone([...path, 'validDateTimeZone'], sink.validDateTimeZone ?? D.DEFAULT_SINK_TIME_ZONE, ctx);
         const writeAheadMs = sink.writeAhead ?? D.DEFAULT_WRITE_AHEAD_MS;
-        if (writeAheadMs > D.MAX_WRITE_AHEAD_MS) ctx.problems.add([...path, 'writeAhead'], `must be at most ${formatDuration(D.MAX_WRITE_AHEAD_MS)}`);
         if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'kis-auth files are read by KIS clients only');
         return {
           ...common,
@@ -258,7 +281,28 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
   });
 }
 
+/** Where a setting with a broker floor was written: the account's own key, else the one under `defaults:`. */
+function floorPath(key: FloorKey, index: number, account: RawAccount): Path {
+  const own: Path = ['accounts', index];
+  switch (key) {
+    case 'spacing':
+      return renewalPath(index, account, 'spacing');
+    case 'retry.initialDelay':
+      return account.renewal?.retry?.initialDelay !== undefined ? [...own, 'renewal', 'retry', 'initialDelay'] : ['defaults', 'renewal', 'retry', 'initialDelay'];
+    case 'proof.interval':
+      return account.proof?.interval !== undefined ? [...own, 'proof', 'interval'] : ['defaults', 'proof', 'interval'];
+    case 'probe.interval':
+      return [...own, 'probe', 'interval'];
+  }
+}
+
 export function resolveAccount(raw: RawConfig, account: RawAccount, index: number, ctx: ResolveContext): AccountConfig {
+  const config = buildAccount(raw, account, index, ctx);
+  for (const { key, message } of brokerFloorBreaches(config)) ctx.problems.add(floorPath(key, index, account), message);
+  return config;
+}
+
+function buildAccount(raw: RawConfig, account: RawAccount, index: number, ctx: ResolveContext): AccountConfig {
   const { appKey, appSecret } = checkCredentials(account, index, ctx);
   const renewal = mergeRenewal(raw.defaults?.renewal, account.renewal);
   checkRenewal(renewal, index, account, ctx.problems);
@@ -295,7 +339,7 @@ export function checkAcrossAccounts(accounts: Array<{ index: number; config: Acc
   const files = new Map<string, string>();
   for (const { index, config } of accounts) {
     const seenName = names.get(config.name);
-    if (seenName !== undefined) problems.add(['accounts', index, 'name'], `"${config.name}" is already the name of accounts[${seenName}]`);
+    if (seenName !== undefined) problems.add(['accounts', index, 'name'], `already the name of accounts[${seenName}]`);
     else names.set(config.name, index);
     if (config.appKey !== '') {
       const seenKey = appKeys.get(config.appKey);
@@ -409,7 +453,7 @@ function resolveStore(raw: RawConfig['store'], accounts: AccountConfig[], ctx: R
     try {
       ca = ctx.readText(path);
     } catch (error) {
-      ctx.problems.add(['store', 'tls', 'caFile'], `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      ctx.problems.add(['store', 'tls', 'caFile'], cannotReadFile(error));
     }
   }
   const lockTtlMs = raw.lockTtl ?? D.DEFAULT_REDIS.lockTtlMs;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseDuration } from '../core/duration';
+import { formatDuration, parseDuration } from '../core/duration';
+import { DURATION_RANGES, MAX_ID, type DurationKey } from './ranges';
 
 /**
  * The config file's shape. Every object is strict (an unknown key is an error, since a misspelt key silently
@@ -9,14 +10,20 @@ import { parseDuration } from '../core/duration';
 
 const DURATION_RULE = 'must be a duration such as 90s, 5m or 4h30m';
 
-export const duration = z.unknown().transform((value, ctx) => {
-  const ms = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined;
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: DURATION_RULE });
+/**
+ * A duration within its key's range (ranges.ts). Messages give the rule and the bound, never the value: a secret
+ * pasted into the wrong key must not be printed back.
+ */
+const duration = (key: DurationKey) =>
+  z.unknown().transform((value, ctx) => {
+    const ms = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined;
+    const { minMs, maxMs } = DURATION_RANGES[key];
+    if (ms === undefined) ctx.addIssue({ code: 'custom', message: DURATION_RULE });
+    else if (ms < minMs) ctx.addIssue({ code: 'custom', message: `must be at least ${formatDuration(minMs)}` });
+    else if (ms > maxMs) ctx.addIssue({ code: 'custom', message: `must be at most ${formatDuration(maxMs)}` });
+    else return ms;
     return z.NEVER;
-  }
-  return ms;
-});
+  });
 
 // YAML 1.2 reads 0640 as the decimal 640, so a mode must be quoted to mean what it says.
 // A value from \${ENV} is always text; numbers and booleans written that way are read as what they say.
@@ -33,36 +40,36 @@ const octalMode = z.unknown().transform((value, ctx) => {
   }
   return parseInt(value, 8);
 });
-const id = int().pipe(z.number().min(0));
+const id = int().pipe(z.number().min(0).max(MAX_ID));
 const nonEmpty = z.string().min(1, 'must not be empty');
 
 export const retrySchema = z.strictObject({
   attempts: int().pipe(z.number().min(1).max(100)).optional(),
-  initialDelay: duration.optional(),
+  initialDelay: duration('renewal.retry.initialDelay').optional(),
   multiplier: num().pipe(z.number().min(1).max(10)).optional(),
-  maxDelay: duration.optional(),
+  maxDelay: duration('renewal.retry.maxDelay').optional(),
   jitter: num().pipe(z.number().min(0).max(1)).optional(),
 });
 
 export const renewalSchema = z.strictObject({
-  renewBefore: duration.optional(),
-  jitter: duration.optional(),
-  spacing: duration.optional(),
+  renewBefore: duration('renewal.renewBefore').optional(),
+  jitter: duration('renewal.jitter').optional(),
+  spacing: duration('renewal.spacing').optional(),
   schedule: z.string().optional(),
-  scheduleMinAge: duration.optional(),
-  sameTokenWindow: duration.optional(),
-  maxLifetime: duration.optional(),
+  scheduleMinAge: duration('renewal.scheduleMinAge').optional(),
+  sameTokenWindow: duration('renewal.sameTokenWindow').optional(),
+  maxLifetime: duration('renewal.maxLifetime').optional(),
   retry: retrySchema.optional(),
 });
 
 export const proofSchema = z.strictObject({
   enabled: bool().optional(),
-  interval: duration.optional(),
+  interval: duration('proof.interval').optional(),
 });
 
 export const httpClientSchema = z.strictObject({
-  connectTimeout: duration.optional(),
-  timeout: duration.optional(),
+  connectTimeout: duration('http.connectTimeout').optional(),
+  timeout: duration('http.timeout').optional(),
 });
 
 const fileAccess = {
@@ -77,7 +84,7 @@ export const notifySchema = z.strictObject({
   command: z.union([nonEmpty, z.array(nonEmpty).min(1, 'must have at least 1 item')]).optional(),
   signal: z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as SIGHUP').optional(),
   pidFile: nonEmpty.optional(),
-  timeout: duration.optional(),
+  timeout: duration('notify.timeout').optional(),
 });
 
 export const JSON_LAYOUTS = ['kis-client', 'overseas-cache', 'kiwoom-token', 'raw'] as const;
@@ -88,7 +95,7 @@ export const sinkSchema = z.discriminatedUnion('format', [
     name: nonEmpty.optional(),
     dir: nonEmpty,
     readerTimeZones: z.array(nonEmpty).min(1, 'must list at least 1 zone').max(16).optional(),
-    writeAhead: duration.optional(),
+    writeAhead: duration('sink.writeAhead').optional(),
     timeZone: nonEmpty.optional(),
     validDateTimeZone: nonEmpty.optional(),
     keepDays: int().pipe(z.number().min(0).max(3650)).optional(),
@@ -123,8 +130,8 @@ export const sinkSchema = z.discriminatedUnion('format', [
 
 export const probeSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
-  interval: duration.optional(),
-  timeout: duration.optional(),
+  interval: duration('probe.interval').optional(),
+  timeout: duration('probe.timeout').optional(),
 });
 
 export const PROVIDERS = ['kis', 'kiwoom'] as const;
@@ -154,30 +161,30 @@ export const slackSchema = z.strictObject({
   criticalWebhookUrl: z.string().optional(),
   criticalWebhookUrlFile: nonEmpty.optional(),
   language: z.enum(['en', 'ko']).optional(),
-  repeatInterval: duration.optional(),
-  evaluationInterval: duration.optional(),
+  repeatInterval: duration('slack.repeatInterval').optional(),
+  evaluationInterval: duration('slack.evaluationInterval').optional(),
   runbookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   dashboardUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  timeout: duration.optional(),
+  timeout: duration('slack.timeout').optional(),
   queueSize: int().pipe(z.number().min(1).max(10_000)).optional(),
   retry: z
     .strictObject({
       attempts: int().pipe(z.number().min(1).max(20)).optional(),
-      initialDelay: duration.optional(),
-      maxDelay: duration.optional(),
+      initialDelay: duration('slack.retry.initialDelay').optional(),
+      maxDelay: duration('slack.retry.maxDelay').optional(),
     })
     .optional(),
   alerts: z
     .strictObject({
       renewalFailing: z.strictObject({ enabled: bool().optional(), threshold: int().pipe(z.number().min(1).max(100)).optional() }).optional(),
-      sinkUnrepairable: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
-      tokenExpiring: z.strictObject({ enabled: bool().optional(), window: duration.optional() }).optional(),
+      sinkUnrepairable: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.sinkUnrepairable.grace').optional() }).optional(),
+      tokenExpiring: z.strictObject({ enabled: bool().optional(), window: duration('slack.alerts.tokenExpiring.window').optional() }).optional(),
       tokenInvalidated: alertToggle.optional(),
       rateLimited: alertToggle.optional(),
       credentialsRejected: alertToggle.optional(),
-      fileModeNotPrivate: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
-      storeUnavailable: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
-      noUsableToken: z.strictObject({ enabled: bool().optional(), grace: duration.optional() }).optional(),
+      fileModeNotPrivate: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.fileModeNotPrivate.grace').optional() }).optional(),
+      storeUnavailable: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.storeUnavailable.grace').optional() }).optional(),
+      noUsableToken: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.noUsableToken.grace').optional() }).optional(),
     })
     .optional(),
   notices: z.strictObject({ renewed: bool().optional(), lifecycle: bool().optional() }).optional(),
@@ -193,8 +200,8 @@ export const storeSchema = z.discriminatedUnion('type', [
     passwordFile: nonEmpty.optional(),
     tls: z.strictObject({ caFile: nonEmpty.optional(), rejectUnauthorized: bool().optional() }).optional(),
     keyPrefix: nonEmpty.optional(),
-    lockTtl: duration.optional(),
-    connectTimeout: duration.optional(),
+    lockTtl: duration('store.lockTtl').optional(),
+    connectTimeout: duration('store.connectTimeout').optional(),
   }),
 ]);
 
@@ -214,7 +221,7 @@ export const configSchema = z.strictObject({
       port: int().pipe(z.number().min(0).max(65535)).optional(),
       adminToken: z.string().optional(),
       adminTokenFile: nonEmpty.optional(),
-      requestTimeout: duration.optional(),
+      requestTimeout: duration('server.requestTimeout').optional(),
     })
     .optional(),
   metrics: z

@@ -50,9 +50,17 @@ export function resolveSecret(
     try {
       return { value: readText(fullPath).replace(/[\r\n]+$/, '') };
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'error';
-      return { problem: { key: names.file, message: `cannot read ${fullPath} (${code})` } };
+      return { problem: { key: names.file, message: cannotReadFile(error) } };
     }
   }
   return { value: inline };
+}
+
+/**
+ * Why a file named in the config could not be read, without its path: a secret pasted into `appSecretFile`
+ * instead of `appSecret` would otherwise come back in the message.
+ */
+export function cannotReadFile(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  return `cannot read the file it names (${code}; a relative path counts from the config file's folder)`;
 }
