@@ -269,3 +269,12 @@ describe('hardening: YAML aliases', () => {
     assert.equal(config.accounts[0]!.renewal.renewBeforeMs, 2 * 3_600_000);
   });
 });
+
+describe('hardening: a lifetime the same-token window would outlast', () => {
+  test('maxLifetime no longer than sameTokenWindow plus spacing is refused: no renewal could come before the token is believed dead', () => {
+    assert.deepEqual(problemsOf(account('renewal: { maxLifetime: 5h }')), [
+      'accounts[0].renewal.maxLifetime: must be longer than sameTokenWindow plus spacing (6h1m): the broker gives the same token again within that window, so no renewal could come before the token is believed dead',
+    ]);
+    assert.deepEqual(problemsOf(account('renewal: { maxLifetime: 7h }')), []);
+  });
+});

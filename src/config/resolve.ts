@@ -109,6 +109,14 @@ function checkRenewal(policy: RenewalPolicy, index: number, account: RawAccount,
       `renewBefore plus jitter (${formatDuration(policy.renewBeforeMs + policy.jitterMs)}) must be shorter than maxLifetime (${formatDuration(policy.maxLifetimeMs)})`,
     );
   }
+  if (policy.maxLifetimeMs <= policy.sameTokenWindowMs + policy.spacingMs) {
+    // Inside the window the broker answers with the token it already gave: a token believed to die first could
+    // not be replaced before it is believed dead, and the sidecar would report a valid token expired for hours.
+    problems.add(
+      p('maxLifetime'),
+      `must be longer than sameTokenWindow plus spacing (${formatDuration(policy.sameTokenWindowMs + policy.spacingMs)}): the broker gives the same token again within that window, so no renewal could come before the token is believed dead`,
+    );
+  }
   if (policy.retry.initialDelayMs > policy.retry.maxDelayMs) {
     const path = account.renewal?.retry?.maxDelay !== undefined ? ['accounts', index, 'renewal', 'retry', 'maxDelay'] : ['defaults', 'renewal', 'retry', 'maxDelay'];
     problems.add(path, `must not be shorter than initialDelay (${formatDuration(policy.retry.initialDelayMs)})`);
