@@ -413,7 +413,7 @@ describe('start-up checks and notifications', () => {
     fs.mkdirSync(join(dir, 'taken.json'), { recursive: true });
     const sidecar = testSidecar(parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: json, path: ${join(dir, 'taken.json')} }` }]), dir), clock);
     await assert.rejects(sidecar.open(), (error: Error) => {
-      assert.match(error.message, /account main, sink json \(.*taken\.json\): not_regular_file: .*taken\.json exists and is not a regular file/);
+      assert.match(error.message, /account main, sink json \(.*taken\.json\): not_regular_file: .*taken\.json exists and is a directory/);
       return true;
     });
     assert.equal(simulator.stats().tokenRequests, 0);
