@@ -130,7 +130,7 @@ describe('parseKiwoomTokenAnswer', () => {
 describe('classifyKiwoomError', () => {
   test(
     'a return_code object whose toString is not a function (JSON can say so): a BrokerError, not a TypeError',
-    { todo: 'String(body.return_code) throws TypeError: Cannot convert object to primitive value' },
+    
     () => {
       const response: BrokerResponse = { status: 200, text: '', json: JSON.parse('{"return_code": {"toString": {}}, "return_msg": "x"}') as unknown };
       let error: unknown;

@@ -36,8 +36,9 @@ export function classifyKisError(response: BrokerResponse, what: string): Broker
   if (code === RATE_LIMITED || response.status === 429) return new BrokerError('rate_limited', said, detail);
   if (code !== undefined && AUTH_REJECTED.has(code)) return new BrokerError('auth_rejected', said, detail);
   if (response.status === 401) return new BrokerError('auth_rejected', said, detail);
-  if (response.json === undefined && response.status < 300) {
-    return new BrokerError('bad_response', `${what}: HTTP ${response.status} with a body that is not JSON`, detail);
+  if (response.status < 300 && !asRecord(response.json)) {
+    // Garbage with a success status (a proxy's page, `null`, an array) is a bad answer, as Kiwoom's parser says too.
+    return new BrokerError('bad_response', `${what}: HTTP ${response.status} with a body that is not a JSON object`, detail);
   }
   return new BrokerError('server_error', said, detail);
 }
@@ -49,13 +50,14 @@ export function parseKisTokenAnswer(response: BrokerResponse, receivedAt: number
   const accessToken = checkTokenText(body.access_token, what);
   const claims = readJwtClaims(accessToken);
   const iat = typeof claims?.iat === 'number' ? claims.iat * 1000 : undefined;
-  // The broker's own issuance time, when it is believable, places the 6-hour same-token window correctly.
-  const issuedAt = iat !== undefined && iat <= receivedAt + 5 * 60_000 ? iat : receivedAt;
+  // The broker's own issuance time, when it is believable, places the 6-hour same-token window correctly. One
+  // from the future, or from longer ago than a token lives, is not: the answer's arrival stands in for it.
+  const issuedAt = iat !== undefined && iat <= receivedAt + 5 * 60_000 && iat > receivedAt - maxLifetimeMs ? iat : receivedAt;
   let expiresAt: number | undefined;
   if (typeof body.access_token_token_expired === 'string') {
     expiresAt = parseKstWallClock(body.access_token_token_expired);
     if (expiresAt === undefined) {
-      throw new BrokerError('bad_response', `${what}: access_token_token_expired "${body.access_token_token_expired}" is not YYYY-MM-DD HH:MM:SS`);
+      throw new BrokerError('bad_response', `${what}: access_token_token_expired "${brokerText(body.access_token_token_expired, 40)}" is not YYYY-MM-DD HH:MM:SS`);
     }
   } else if (typeof claims?.exp === 'number') {
     expiresAt = claims.exp * 1000;

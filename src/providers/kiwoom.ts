@@ -21,12 +21,17 @@ function detailCode(message: unknown): string | undefined {
   return /\[(\d{4}):/.exec(message)?.[1];
 }
 
+/** The return_code as it may be shown: a number or a short string; anything else (an object) is named, never converted. */
+function returnCodeText(code: unknown): string {
+  return typeof code === 'number' || typeof code === 'string' ? brokerText(String(code), 32)! : `(${code === null ? 'null' : typeof code})`;
+}
+
 export function classifyKiwoomError(response: BrokerResponse, what: string): BrokerError {
   const body = asRecord(response.json);
   const code = detailCode(body?.return_msg);
   const detail = { status: response.status, brokerCode: code };
   const returnMessage = brokerText(body?.return_msg);
-  const said = `${what}: HTTP ${response.status}${body?.return_code !== undefined ? ` return_code ${brokerText(String(body.return_code), 32)}` : ''}${
+  const said = `${what}: HTTP ${response.status}${body?.return_code !== undefined ? ` return_code ${returnCodeText(body.return_code)}` : ''}${
     returnMessage !== undefined ? ` (${returnMessage})` : ''
   }`;
   // 1700 arrives as HTTP 200 by the guide and as 429 in third-party logs.
@@ -49,7 +54,7 @@ export function parseKiwoomTokenAnswer(response: BrokerResponse, receivedAt: num
   const accessToken = checkTokenText(body.token, what);
   if (typeof body.expires_dt !== 'string') throw new BrokerError('bad_response', `${what}: answer has no expires_dt`);
   const expiresAt = parseKstCompact(body.expires_dt);
-  if (expiresAt === undefined) throw new BrokerError('bad_response', `${what}: expires_dt "${body.expires_dt}" is not YYYYMMDDHHMMSS`);
+  if (expiresAt === undefined) throw new BrokerError('bad_response', `${what}: expires_dt "${brokerText(body.expires_dt, 40)}" is not YYYYMMDDHHMMSS`);
   const expiry = checkExpiry(expiresAt, receivedAt, receivedAt, maxLifetimeMs, what);
   return {
     accessToken,

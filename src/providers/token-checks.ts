@@ -35,14 +35,24 @@ export function checkExpiry(
   maxLifetimeMs: number,
   what: string,
 ): { expiresAt: number; clamped: boolean } {
-  if (expiresAt <= receivedAt + MIN_USEFUL_LIFETIME_MS) {
-    throw new BrokerError('bad_response', `${what}: expiry ${new Date(expiresAt).toISOString()} is already past`);
+  if (!Number.isFinite(expiresAt) || expiresAt <= receivedAt + MIN_USEFUL_LIFETIME_MS) {
+    throw new BrokerError('bad_response', `${what}: expiry ${instantText(expiresAt)} is already past`);
   }
   const latestPlausible = Math.min(issuedAt, receivedAt) + maxLifetimeMs + CLOCK_SKEW_ALLOWANCE_MS;
   if (expiresAt > latestPlausible) {
-    return { expiresAt: Math.min(issuedAt, receivedAt) + maxLifetimeMs, clamped: true };
+    const cut = Math.min(issuedAt, receivedAt) + maxLifetimeMs;
+    // Issued longer ago than a token lives (an `iat` days old): cut to its lifetime, the token is already dead.
+    if (cut <= receivedAt + MIN_USEFUL_LIFETIME_MS) {
+      throw new BrokerError('bad_response', `${what}: expiry ${instantText(cut)} (cut to maxLifetime from its issuance) is already past`);
+    }
+    return { expiresAt: cut, clamped: true };
   }
   return { expiresAt, clamped: false };
+}
+
+/** An instant for a message; one a Date cannot hold (a JWT exp of 1e300) is shown as the number it was. */
+function instantText(at: number): string {
+  return Number.isFinite(at) && Math.abs(at) <= 8.64e15 ? new Date(at).toISOString() : String(at);
 }
 
 /** The claims of a JWT-shaped token, read without verification (only the broker can verify it). */
@@ -65,7 +75,7 @@ export const MAX_BROKER_TEXT = 200;
 export function brokerText(value: unknown, max = MAX_BROKER_TEXT): string | undefined {
   if (typeof value !== 'string') return undefined;
   // eslint-disable-next-line no-control-regex
-  const oneLine = value.replace(/[\x00-\x1f\x7f]+/g, ' ');
+  const oneLine = value.replace(/[\x00-\x1f\x7f\x85\u2028\u2029]+/g, ' ');
   return oneLine.length > max ? `${oneLine.slice(0, max)}… (${oneLine.length} characters)` : oneLine;
 }
 
