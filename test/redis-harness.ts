@@ -37,7 +37,8 @@ export async function startRedis(t: { after(fn: () => Promise<void> | void): voi
     throw new Error('redis-server did not start');
   };
   const stop = async () => {
-    if (!child || child.exitCode !== null) return;
+    // Killed by stop() before: its exitCode stays null (signalCode is set), and no second 'exit' will come.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child!.once('exit', r));
     child.kill('SIGKILL');
     await exited;

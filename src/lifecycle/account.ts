@@ -520,6 +520,10 @@ export class AccountLifecycle {
    * thousand accounts the copies would cost more than the rest of a scrape.
    */
   view(): AccountSnapshot {
-    return snapshotOf(this.deps.config, this.state, this.deps.clock.now());
+    const snapshot = snapshotOf(this.deps.config, this.state, this.deps.clock.now());
+    const { store } = this.deps;
+    // Due, but a replica cut off from its peers issues nothing (see issue()): say what it really waits for.
+    if (snapshot.waitingFor === 'issuance' && store.shared && !store.health().up) return { ...snapshot, waitingFor: 'store_unavailable' };
+    return snapshot;
   }
 }

@@ -30,10 +30,18 @@ redis.call('set', KEYS[1], ARGV[1])
 redis.call('publish', KEYS[2], ARGV[3])
 return 1`;
 
+// How long start-up waits for Redis's first answer before it serves from the local copy. A reachable Redis answers
+// in milliseconds; a slow one costs nothing but a moment, since the replica syncs as soon as Redis is ready. A
+// port that accepts and never answers would otherwise hold the start (no HTTP, no files, no SIGTERM) for good.
+// Not an outage by itself: that is a refused or failed connection, or no answer within the connect timeout.
+export const START_WAIT_MS = 300;
+
 type Scripted = Redis & {
   releaseLock(key: string, owner: string): Promise<number>;
   offerState(key: string, channel: string, json: string, revision: number, account: string): Promise<number>;
 };
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export interface RedisStoreDeps {
   now: () => number;
@@ -49,6 +57,10 @@ export class RedisStateStore implements StateStore {
   private readonly listeners = new Set<(account: string) => void>();
   private readonly channel: string;
   private healthState: StoreHealth;
+  /** False until the first connection attempt has an outcome. */
+  private healthKnown = false;
+  /** The accounts have loaded their states: from here on, Redis coming up is news they must act on. */
+  private prepared = false;
 
   constructor(
     private readonly config: RedisStoreConfig,
@@ -63,26 +75,43 @@ export class RedisStateStore implements StateStore {
       // Fail fast while disconnected: a caller must learn at once that the shared state is out of reach.
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
+      // Connected but silent (a Redis frozen, a firewall that accepts and drops): a command gives up after this,
+      // and the connection is dropped and made again, so a tick (and a SIGTERM waiting on it) is never held longer.
+      commandTimeout: config.connectTimeoutMs,
+      socketTimeout: config.connectTimeoutMs,
       retryStrategy: (attempt) => Math.min(200 * attempt, 5_000),
+      // At close, ioredis waits this long for a socket to end, and a socket that died before (Redis down) never
+      // says so: the default 2 s would be spent on every stop during an outage.
+      disconnectTimeout: 200,
       lazyConnect: true,
     };
     this.client = new Redis(config.url, options) as Scripted;
     this.client.defineCommand('releaseLock', { numberOfKeys: 1, lua: RELEASE });
     this.client.defineCommand('offerState', { numberOfKeys: 2, lua: OFFER });
-    this.subscriber = new Redis(config.url, { ...options, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    // The subscription waits out an outage (queued, then renewed by ioredis on every reconnect) rather than fail:
+    // a SUBSCRIBE given up on would leave the replica deaf to its peers once Redis is back.
+    this.subscriber = new Redis(config.url, { ...options, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
     this.channel = `${config.keyPrefix}changed`;
     this.healthState = { up: false, downSince: deps.now(), message: 'not connected yet' };
     this.client.on('ready', () => this.setHealth(true, null));
     this.client.on('error', (error: Error) => this.setHealth(false, error.message));
     this.client.on('close', () => this.setHealth(false, 'connection closed'));
+    // Every reconnect attempt ends in an 'error' event; unheard, ioredis prints each with a stack. The client's
+    // events report the outage (once); the subscriber's are the same outage seen twice.
+    this.subscriber.on('error', () => undefined);
     this.subscriber.on('message', (_channel: string, account: string) => {
       for (const listener of this.listeners) listener(account);
     });
   }
 
   private setHealth(up: boolean, message: string | null): void {
-    if (up === this.healthState.up) return;
-    this.healthState = { up, downSince: up ? null : this.deps.now(), message };
+    const first = !this.healthKnown;
+    if (!first && up === this.healthState.up) return;
+    this.healthKnown = true;
+    // Down from the start: the outage began when this replica began to wait for Redis.
+    this.healthState = { up, downSince: up ? null : first ? this.healthState.downSince : this.deps.now(), message };
+    // Reaching Redis during start-up is the normal case, not news; failing to is the outage, told once like any other.
+    if (first && up && !this.prepared) return;
     this.deps.onHealth(this.healthState);
   }
 
@@ -90,12 +119,33 @@ export class RedisStateStore implements StateStore {
     return `${this.config.keyPrefix}${kind}:${account}`;
   }
 
-  /** Connects, but a Redis that is down at start does not stop the replica: it serves its local copy. */
+  /**
+   * Connects, but a Redis that is down at start does not stop the replica: it serves its local copy, and joins
+   * the others once Redis is ready (the 'ready' event, then the sync every account does on it). ioredis keeps
+   * reconnecting on its own, so nothing here waits for a connection past START_WAIT_MS.
+   */
   async prepare(): Promise<void> {
     await this.local.prepare();
-    await this.client.connect().catch((error: Error) => this.setHealth(false, error.message));
-    await this.subscriber.connect().catch(() => undefined);
-    await this.subscriber.subscribe(this.channel).catch(() => undefined);
+    const subscribed = Promise.all([this.subscriber.connect().catch(() => undefined), this.subscriber.subscribe(this.channel)]).catch(() => undefined);
+    const answered = this.firstAnswer(START_WAIT_MS);
+    void this.client.connect().catch(() => undefined); // its failures arrive as 'error' events as well
+    if (await answered) await Promise.race([subscribed, delay(START_WAIT_MS)]);
+    this.prepared = true;
+  }
+
+  /** True once the client is ready, false on its first failure or after `ms`, whichever comes first. */
+  private firstAnswer(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const settle = (ready: boolean) => () => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady).off('error', onFailure).off('close', onFailure);
+        resolve(ready);
+      };
+      const onReady = settle(true);
+      const onFailure = settle(false);
+      const timer = setTimeout(onFailure, ms);
+      this.client.once('ready', onReady).once('error', onFailure).once('close', onFailure);
+    });
   }
 
   async load(account: string): Promise<LoadResult> {
