@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { configText, exited, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
+import { LogCapture, MINUTE, T0, closeBeforeCleanup, configText, exited, freePort, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until, waitFor } from './helpers';
 import { redisAvailable, startRedis } from './redis-harness';
 
 /**
@@ -200,5 +200,36 @@ describe('a replica started while its Redis is down', () => {
     const log = replica.output();
     assert.deepEqual(stackLines(log), [], log);
     assert.equal(linesMatching(log, OUTAGE).length, 1, log);
+  });
+});
+
+describe('a Redis entry is checked like a broker answer', () => {
+  test('a shared state whose token expires in 2100, announced by a "peer": set aside with its reason, the replica keeps its token and its files', async (t) => {
+    if (!requireRedis(t)) return;
+    const redis = await startRedis(t);
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'redistrust');
+    const { simulator, url, clock } = await startSimulator(t, [cred]);
+    const log = new LogCapture();
+    const text = configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }], `store:\n  type: redis\n  url: ${redis.url}\n`);
+    const sidecar = testSidecar(parseTestConfig(text, dir), clock, { logger: log.logger });
+    await sidecar.open();
+    closeBeforeCleanup(t, () => sidecar.close());
+    await until('the store', 5_000, () => sidecar.store.health().up);
+    await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
+    const good = sidecar.views()[0]!.snapshot.state.token!;
+    // Someone with access to Redis writes a newer revision whose token "lives" until 2100, and announces it.
+    const key = 'broker-token-sidecar:state:main';
+    const shared = JSON.parse((await redis.client.get(key))!) as { revision: number; token: { expiresAt: number } };
+    shared.revision += 1;
+    shared.token.expiresAt = Date.UTC(2100, 0, 1);
+    await redis.client.set(key, JSON.stringify(shared));
+    await redis.client.publish('broker-token-sidecar:changed', 'main');
+    await until('the entry set aside', 5_000, () => /the shared state of main \(revision \d+\) was set aside: the token's expiry lies beyond maxLifetime/.test(log.text()), 20);
+    await runAccountUntil(sidecar, 'main', clock, T0 + 2 * MINUTE);
+    await sidecar.sinks.idle();
+    assert.equal(sidecar.views()[0]!.snapshot.state.token!.expiresAt, good.expiresAt, 'the believed expiry is the broker\'s');
+    assert.ok(!readFileSync(join(dir, 'sinks', 'main.json'), 'utf8').includes('2100-'), 'the year 2100 reached no file');
+    assert.equal(simulator.stats().tokenRequests, 1);
   });
 });
