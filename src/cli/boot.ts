@@ -95,6 +95,8 @@ export function reloadOnChange(sidecar: Sidecar): () => void {
  * killing the process mid-write with the default handler. A second signal exits at once.
  */
 export class StopSignal {
+  /** When the command started (monotonic ms): the start-up the sidecar itself spends is counted from here. */
+  readonly createdAt = performance.now();
   private signal: NodeJS.Signals | undefined;
   private readonly waiters: Array<(signal: NodeJS.Signals) => void> = [];
 
@@ -155,7 +157,9 @@ export async function runUntilSignalled(
       await sidecar.close();
       throw new CliError(`cannot listen on ${config.server.host}:${config.server.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.startup);
     }
-    logger.info({ url: server.url, maxConnections: server.maxConnections, descriptorLimit: budget.descriptorLimit }, 'serving /metrics, /healthz, /readyz and /status');
+    // startupMs: from the command's start to serving (config, state, first file checks), Node's own start left out.
+    const startupMs = Math.round(performance.now() - stop.createdAt);
+    logger.info({ url: server.url, startupMs, maxConnections: server.maxConnections, descriptorLimit: budget.descriptorLimit }, 'serving /metrics, /healthz, /readyz and /status');
   }
   onListening?.(server);
   const stopWatching = reloadOnChange(sidecar);
