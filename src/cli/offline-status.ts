@@ -2,8 +2,8 @@ import type { SidecarConfig } from '../config/types';
 import { nodeFileSystem } from '../core/atomic-file';
 import { emptyState, appKeyId } from '../store/state';
 import { FileStateStore } from '../store/file-store';
-import { snapshotOf } from '../lifecycle/snapshot';
-import { renderSink, sinkPaths, type TokenView } from '../sinks/formats';
+import { snapshotOf, tokenViewOf } from '../lifecycle/snapshot';
+import { renderSink, sinkPaths } from '../sinks/formats';
 import { inspectSinkFile } from '../sinks/inspect';
 import { summarizeFiles, type SinkFileStatus, type SinkStatus } from '../sinks/supervisor';
 import type { AccountView } from '../metrics/exporter';
@@ -23,10 +23,7 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
       problem = 'the stored token belongs to another app key than the one configured';
       state = emptyState(account);
     }
-    const token = state.token;
-    const view: TokenView | undefined = token
-      ? { accessToken: token.accessToken, tokenType: token.tokenType, expiresAt: token.expiresAt, issuedAt: token.issuedAt, raw: token.raw, approvalKey: state.approvalKey?.key }
-      : undefined;
+    const view = tokenViewOf(state);
     const sinks: SinkStatus[] = [];
     for (const sink of account.sinks) {
       const expected = view ? renderSink(sink, view) : undefined;

@@ -1,7 +1,8 @@
 import type { AccountConfig } from '../config/types';
 import type { AccountRef } from '../core/events';
-import { credentialsId, type AccountState } from '../store/state';
-import { NEVER, decide, isUsable, plannedRenewalAt, tokenStatus, type TokenStatus } from './policy';
+import type { TokenView } from '../sinks/formats';
+import type { AccountState } from '../store/state';
+import { NEVER, decideNow, isUsable, plannedRenewalAt, tokenStatus, type TokenStatus } from './policy';
 
 /** An account as status, metrics and readiness see it: the state plus what the policy makes of it now. */
 export interface AccountSnapshot {
@@ -18,7 +19,7 @@ export interface AccountSnapshot {
 export function snapshotOf(config: AccountConfig, state: AccountState, now: number): AccountSnapshot {
   const policy = config.renewal;
   const status = tokenStatus(state, now, policy);
-  const decision = decide({ now, state, policy, credentialsId: credentialsId(config.appKey, config.appSecret), force: false, requestTimeoutMs: config.http.timeoutMs });
+  const decision = decideNow(config, state, now);
   return {
     ref: { name: config.name, provider: config.provider, env: config.env },
     state,
@@ -27,5 +28,19 @@ export function snapshotOf(config: AccountConfig, state: AccountState, now: numb
     plannedRenewalAt: state.token && !state.invalidated ? plannedRenewalAt(state.token, policy).at : null,
     nextAttemptAt: decision.kind === 'issue' ? now : decision.until === NEVER ? null : decision.until,
     waitingFor: decision.kind === 'issue' ? 'issuance' : decision.why,
+  };
+}
+
+/** The token as the sink files render it; undefined when there is none to write. */
+export function tokenViewOf(state: AccountState): TokenView | undefined {
+  const token = state.token;
+  if (!token) return undefined;
+  return {
+    accessToken: token.accessToken,
+    tokenType: token.tokenType,
+    expiresAt: token.expiresAt,
+    issuedAt: token.issuedAt,
+    raw: token.raw,
+    approvalKey: state.approvalKey?.key,
   };
 }

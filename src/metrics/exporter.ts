@@ -4,7 +4,7 @@ import { Registry, type Counter, type Gauge, type Histogram } from 'prom-client'
 import type { SinkConfig } from '../config/types';
 import type { AccountRef, EventBus } from '../core/events';
 import { Serial } from '../core/serial';
-import type { AccountSnapshot } from '../lifecycle/account';
+import type { AccountSnapshot } from '../lifecycle/snapshot';
 import type { SinkStatus } from '../sinks/supervisor';
 import type { StoreHealth } from '../store/store';
 import {
