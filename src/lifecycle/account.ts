@@ -15,7 +15,7 @@ import { Issuance, type RenewOutcome } from './issuance';
 import { NEVER, correctedForClockJumpBack, decideNow } from './policy';
 import { TokenProof } from './proof';
 import { SharedStateSync } from './shared-sync';
-import { snapshotOf, tokenViewOf, type AccountSnapshot } from './snapshot';
+import { snapshotOf, tokenViewOf, type AccountSnapshot } from './views';
 import { StateKeeper } from './state-keeper';
 import { stateNotBelievable } from './trust';
 
@@ -199,16 +199,11 @@ export class AccountLifecycle {
     if (view) await this.deps.sinks.publish(this.deps.config.name, view, cause);
   }
 
-  /** A copy of the state and what the policy makes of it now. */
-  snapshot(): AccountSnapshot {
-    return snapshotOf(this.deps.config, structuredClone(this.kept.state), this.deps.clock.now());
-  }
-
   /**
-   * The same without the copy, for readers that only read (metrics at every scrape, /status, alerts): at a
-   * thousand accounts the copies would cost more than the rest of a scrape.
+   * The state and what the policy makes of it now, for readers that only read (metrics at every scrape,
+   * /status, alerts). Not a copy: at a thousand accounts the copies would cost more than the rest of a scrape.
    */
-  view(): AccountSnapshot {
+  snapshot(): AccountSnapshot {
     const snapshot = snapshotOf(this.deps.config, this.kept.state, this.deps.clock.now());
     const { store } = this.deps;
     // Due, but a replica cut off from its peers issues nothing (see Issuance): say what it really waits for.

@@ -4,8 +4,7 @@ import { Registry, type Counter, type Gauge, type Histogram } from 'prom-client'
 import type { SinkConfig } from '../config/types';
 import type { AccountRef, EventBus } from '../core/events';
 import { Serial } from '../core/serial';
-import type { AccountSnapshot } from '../lifecycle/snapshot';
-import type { SinkStatus } from '../sinks/supervisor';
+import type { AccountView } from '../lifecycle/views';
 import type { StoreHealth } from '../store/store';
 import {
   ADMIN_AUTH_FAILURE_REASONS,
@@ -24,13 +23,6 @@ import {
   registerProcessMetrics,
   type Catalogue,
 } from './catalogue';
-
-/** What the exporter reads at scrape time: the same view /status shows. */
-export interface AccountView {
-  snapshot: AccountSnapshot;
-  sinks: SinkStatus[];
-  ready: boolean;
-}
 
 export interface MetricsOptions {
   version: string;

@@ -1,10 +1,17 @@
 import type { AccountConfig } from '../config/types';
 import type { AccountRef } from '../core/events';
 import type { TokenView } from '../sinks/formats';
+import type { SinkStatus } from '../sinks/supervisor';
 import type { AccountState } from '../store/state';
 import { NEVER, decideNow, isUsable, plannedRenewalAt, tokenStatus, type TokenStatus } from './policy';
 
-/** An account as status, metrics and readiness see it: the state plus what the policy makes of it now. */
+/**
+ * What readers see of an account, made here from the state: the snapshot (the state and what the policy makes
+ * of it now), the view (the snapshot with its sink files, what metrics, /status, alerts and the `status`
+ * command read), and the token as the sink files render it.
+ */
+
+/** The state plus what the policy makes of it now. */
 export interface AccountSnapshot {
   ref: AccountRef;
   state: AccountState;
@@ -14,6 +21,18 @@ export interface AccountSnapshot {
   nextAttemptAt: number | null;
   /** "issuance" when an attempt is due now, else what the next one waits for (spacing, backoff, ...). */
   waitingFor: string;
+}
+
+/** An account with its sink files: what the exporter, /status, the alerts and the `status` command read. */
+export interface AccountView {
+  snapshot: AccountSnapshot;
+  sinks: SinkStatus[];
+  /** A usable token, and every sink holding it: what /readyz answers for the account. */
+  ready: boolean;
+}
+
+export function accountViewOf(snapshot: AccountSnapshot, sinks: SinkStatus[], sinksReady: boolean): AccountView {
+  return { snapshot, sinks, ready: snapshot.usable && sinksReady };
 }
 
 export function snapshotOf(config: AccountConfig, state: AccountState, now: number): AccountSnapshot {
