@@ -18,14 +18,6 @@ export type SaveScope = 'shared' | 'local';
  */
 export type SaveFailure = 'report' | 'throw';
 
-export interface StateKeeperDeps {
-  ref: AccountRef;
-  store: StateStore;
-  bus: EventBus;
-  /** Every token and approval key that enters the state is registered here, so no output can carry it. */
-  secrets: SecretRegistry;
-}
-
 /**
  * One account's state in memory, and the one owner of its writes: every save goes through `save`, which alone
  * bumps the revision and knows whether the disk holds what memory holds.
@@ -36,7 +28,7 @@ export class StateKeeper {
   private dirty = false;
 
   constructor(
-    private readonly deps: StateKeeperDeps,
+    private readonly deps: { ref: AccountRef; store: StateStore; bus: EventBus; secrets: SecretRegistry },
     initial: AccountState,
   ) {
     this.state = initial;

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, type LabelValues, type Registry } from 'prom
 /**
  * The metric families the exporter keeps rendered: each wraps its prom-client metric and reports every change
  * to `onChange`, so the exporter renders that family again at the next scrape. The prom-client metric itself
- * is out of reach: no code can change a value without the family being marked, so no cached text goes stale.
+ * is protected: no code outside can change a value without the family being marked, so no cached text goes stale.
  */
 
 export type OnFamilyChange = (family: string) => void;
@@ -23,16 +23,18 @@ interface SeriesHolder<L extends string> {
   remove(labels: LabelValues<L>): void;
 }
 
-abstract class Family<L extends string> {
+abstract class Family<L extends string, M extends SeriesHolder<L>> {
   readonly name: string;
   private readonly onChange: OnFamilyChange;
 
-  constructor(options: FamilyOptions<L>) {
+  /** `metric` is only ever changed through the subclass's methods, each of which calls `changed()`. */
+  protected constructor(
+    options: FamilyOptions<L>,
+    protected readonly metric: M,
+  ) {
     this.name = options.name;
     this.onChange = options.onChange;
   }
-
-  protected abstract get metric(): SeriesHolder<L>;
 
   protected changed(): void {
     this.onChange(this.name);
@@ -49,57 +51,38 @@ abstract class Family<L extends string> {
   }
 }
 
-export class CounterFamily<L extends string> extends Family<L> {
-  readonly #counter: Counter<L>;
+const registered = <L extends string>({ name, help, labelNames, registry }: FamilyOptions<L>) => ({ name, help, labelNames, registers: [registry] });
 
+export class CounterFamily<L extends string> extends Family<L, Counter<L>> {
   constructor(options: FamilyOptions<L>) {
-    super(options);
-    this.#counter = new Counter<L>({ name: options.name, help: options.help, labelNames: options.labelNames, registers: [options.registry] });
-  }
-
-  protected get metric(): Counter<L> {
-    return this.#counter;
+    super(options, new Counter<L>(registered(options)));
   }
 
   /** By 0 creates the series, so a reason that never happened reads 0 instead of "no data". */
   inc(labels: Labels<L>, by = 1): void {
-    this.#counter.inc(labels, by);
+    this.metric.inc(labels, by);
     this.changed();
   }
 }
 
-export class GaugeFamily<L extends string> extends Family<L> {
-  readonly #gauge: Gauge<L>;
-
+export class GaugeFamily<L extends string> extends Family<L, Gauge<L>> {
   constructor(options: FamilyOptions<L>) {
-    super(options);
-    this.#gauge = new Gauge<L>({ name: options.name, help: options.help, labelNames: options.labelNames, registers: [options.registry] });
-  }
-
-  protected get metric(): Gauge<L> {
-    return this.#gauge;
+    super(options, new Gauge<L>(registered(options)));
   }
 
   set(labels: Labels<L>, value: number): void {
-    this.#gauge.set(labels, value);
+    this.metric.set(labels, value);
     this.changed();
   }
 }
 
-export class HistogramFamily<L extends string> extends Family<L> {
-  readonly #histogram: Histogram<L>;
-
+export class HistogramFamily<L extends string> extends Family<L, Histogram<L>> {
   constructor(options: FamilyOptions<L> & { buckets: number[] }) {
-    super(options);
-    this.#histogram = new Histogram<L>({ name: options.name, help: options.help, labelNames: options.labelNames, buckets: options.buckets, registers: [options.registry] });
-  }
-
-  protected get metric(): Histogram<L> {
-    return this.#histogram;
+    super(options, new Histogram<L>({ ...registered(options), buckets: options.buckets }));
   }
 
   observe(labels: Labels<L>, value: number): void {
-    this.#histogram.observe(labels, value);
+    this.metric.observe(labels, value);
     this.changed();
   }
 }
