@@ -7,9 +7,11 @@ import { Loop } from './core/loop';
 import { SecretRegistry } from './core/secrets';
 import type { FileSystem } from './core/atomic-file';
 import { describeError } from './core/errors';
-import { AccountLifecycle, type RenewOutcome } from './lifecycle/account';
+import { AccountLifecycle } from './lifecycle/account';
+import type { RenewOutcome } from './lifecycle/issuance';
 import { CustomProbe } from './lifecycle/probe';
-import { MetricsExporter, type AccountView } from './metrics/exporter';
+import { accountViewOf, type AccountView } from './lifecycle/views';
+import { MetricsExporter } from './metrics/exporter';
 import { createProvider } from './providers';
 import { createBrokerDispatcher } from './providers/http';
 import { SinkSupervisor } from './sinks/supervisor';
@@ -322,12 +324,8 @@ export class Sidecar implements SidecarControl {
 
   views(): AccountView[] {
     return [...this.accounts.values()].map(({ lifecycle }) => {
-      const snapshot = lifecycle.view();
-      return {
-        snapshot,
-        sinks: this.sinks.status(lifecycle.ref.name),
-        ready: snapshot.usable && this.sinks.isReady(lifecycle.ref.name),
-      };
+      const { name } = lifecycle.ref;
+      return accountViewOf(lifecycle.snapshot(), this.sinks.status(name), this.sinks.isReady(name));
     });
   }
 

@@ -136,7 +136,7 @@ function selectedMetrics(expr: string): string[] {
 
 function catalogue(): Registry {
   const registry = new Registry();
-  createCatalogue(registry);
+  createCatalogue(registry, () => undefined);
   return registry;
 }
 

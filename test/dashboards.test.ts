@@ -105,7 +105,7 @@ function exported(registry: Registry): Map<string, Exported> {
 }
 
 const catalogueRegistry = new Registry();
-createCatalogue(catalogueRegistry);
+createCatalogue(catalogueRegistry, () => undefined);
 const CATALOGUE = exported(catalogueRegistry);
 const processRegistry = new Registry();
 registerProcessMetrics(processRegistry);

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alertKey, evaluateAlerts, type ActiveAlert } from '../src/alerts/conditions';
 import type { SlackConfig } from '../src/config/types';
-import type { AccountView } from '../src/metrics/exporter';
+import type { AccountView } from '../src/lifecycle/views';
 import type { SinkStatus } from '../src/sinks/supervisor';
 import type { StoreHealth } from '../src/store/store';
 import { isUsable, tokenStatus } from '../src/lifecycle/policy';

@@ -2,7 +2,7 @@ import type { IncomingWebhook } from '@slack/webhook';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { Clock } from '../core/clock';
 import type { SecretRegistry } from '../core/secrets';
-import type { OutboxItem } from './store';
+import type { OutboxItem } from './outbox-store';
 
 /**
  * Delivers one message to a Slack incoming webhook, through @slack/webhook over an injected undici dispatcher:

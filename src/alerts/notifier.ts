@@ -8,11 +8,11 @@ import { describeError } from '../core/errors';
 import type { SecretRegistry } from '../core/secrets';
 import { Serial } from '../core/serial';
 import type { FileSystem } from '../core/atomic-file';
-import type { AccountView } from '../metrics/exporter';
+import type { AccountView } from '../lifecycle/views';
 import { evaluateAlerts, type ActiveAlert } from './conditions';
 import { SlackDelivery } from './delivery';
 import { renderAlert, renderNotice, type MessageContext, type Phase, type SlackMessage } from './messages';
-import { AlertStore, type AlertFile, type OpenAlert } from './store';
+import { AlertStore, type AlertFile, type OpenAlert } from './outbox-store';
 import type { Severity } from './kinds';
 import type { StoreHealth } from '../store/store';
 

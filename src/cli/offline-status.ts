@@ -2,11 +2,10 @@ import type { SidecarConfig } from '../config/types';
 import { nodeFileSystem } from '../core/atomic-file';
 import { emptyState, appKeyId } from '../store/state';
 import { FileStateStore } from '../store/file-store';
-import { snapshotOf } from '../lifecycle/snapshot';
-import { renderSink, sinkPaths, type TokenView } from '../sinks/formats';
+import { accountViewOf, snapshotOf, tokenViewOf, type AccountView } from '../lifecycle/views';
+import { renderSink, sinkPaths } from '../sinks/formats';
 import { inspectSinkFile } from '../sinks/inspect';
 import { summarizeFiles, type SinkFileStatus, type SinkStatus } from '../sinks/supervisor';
-import type { AccountView } from '../metrics/exporter';
 
 /**
  * What `status` reports with no sidecar to ask: the state files and the sink files as they are on disk now,
@@ -23,10 +22,7 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
       problem = 'the stored token belongs to another app key than the one configured';
       state = emptyState(account);
     }
-    const token = state.token;
-    const view: TokenView | undefined = token
-      ? { accessToken: token.accessToken, tokenType: token.tokenType, expiresAt: token.expiresAt, issuedAt: token.issuedAt, raw: token.raw, approvalKey: state.approvalKey?.key }
-      : undefined;
+    const view = tokenViewOf(state);
     const sinks: SinkStatus[] = [];
     for (const sink of account.sinks) {
       const expected = view ? renderSink(sink, view) : undefined;
@@ -58,11 +54,8 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
         stuckSince: null,
       });
     }
-    const snapshot = snapshotOf(account, state, now);
     views.push({
-      snapshot,
-      sinks,
-      ready: snapshot.usable && sinks.every((s) => s.healthy),
+      ...accountViewOf(snapshotOf(account, state, now), sinks, sinks.every((s) => s.healthy)),
       ...(problem !== undefined ? { problem } : {}),
     });
   }

@@ -7,7 +7,7 @@ import { formatPath } from './path';
 import { knownKeysAt, nearest } from './suggest';
 import { Problems, checkAcrossAccounts, resolveAccount, resolveConfig, type ResolveContext } from './resolve';
 import { accountSchema, configSchema, sinkSchema, storeSchema, type RawConfig } from './schema';
-import { readTextFile, type ReadText } from './secrets';
+import { readTextFile, type ReadText } from './secret-files';
 import type { SidecarConfig } from './types';
 import { parseYaml } from './yaml';
 

@@ -9,7 +9,7 @@ import * as D from './defaults';
 import { brokerFloorBreaches, type FloorKey } from './floors';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
-import { cannotReadFile, resolveSecret, type ReadText } from './secrets';
+import { cannotReadFile, resolveSecret, type ReadText } from './secret-files';
 import type {
   AccountConfig,
   FileAccess,

@@ -3,8 +3,9 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { EventBus } from '../core/events';
 import type { SecretRegistry } from '../core/secrets';
-import type { RenewOutcome } from '../lifecycle/account';
-import type { AccountView, MetricsExporter } from '../metrics/exporter';
+import type { RenewOutcome } from '../lifecycle/issuance';
+import type { AccountView } from '../lifecycle/views';
+import type { MetricsExporter } from '../metrics/exporter';
 import { formatIsoInZone } from '../core/time';
 import { accountReport } from './status';
 

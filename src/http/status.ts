@@ -1,4 +1,4 @@
-import type { AccountView } from '../metrics/exporter';
+import type { AccountView } from '../lifecycle/views';
 import { formatIsoInZone } from '../core/time';
 import { preview } from '../core/secrets';
 import { tokenId } from '../store/state';

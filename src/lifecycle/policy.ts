@@ -1,6 +1,6 @@
-import type { RenewalPolicy } from '../config/types';
+import type { AccountConfig, RenewalPolicy } from '../config/types';
 import type { IssueWhy } from '../core/events';
-import type { AccountState, TokenRecord } from '../store/state';
+import { credentialsId, type AccountState, type TokenRecord } from '../store/state';
 import { nextScheduledAt } from './schedule';
 
 /**
@@ -95,6 +95,18 @@ export function decide({ now, state, policy, credentialsId, force, requestTimeou
     return { kind: 'wait', until: spacingFrom + policy.spacingMs, why: 'spacing' };
   }
   return { kind: 'issue', why };
+}
+
+/** `decide` for one configured account: the input every caller (a tick, an issuance under the lease, a snapshot) builds alike. */
+export function decideNow(account: AccountConfig, state: AccountState, now: number, force = false): Decision {
+  return decide({
+    now,
+    state,
+    policy: account.renewal,
+    credentialsId: credentialsId(account.appKey, account.appSecret),
+    force,
+    requestTimeoutMs: account.http.timeoutMs,
+  });
 }
 
 /**

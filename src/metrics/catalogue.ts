@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { collectDefaultMetrics, type Registry } from 'prom-client';
 import {
   ADMIN_AUTH_FAILURE_REASONS,
   CONNECTION_DROP_REASONS,
@@ -9,6 +9,7 @@ import {
   STATE_ERROR_REASONS,
 } from '../core/errors';
 import { TOKEN_STATUSES } from '../lifecycle/policy';
+import { CounterFamily, GaugeFamily, HistogramFamily, type OnFamilyChange } from './families';
 
 /**
  * Every metric the sidecar exports: names, help, labels and the closed sets of label values, in this one
@@ -25,14 +26,14 @@ export { ADMIN_AUTH_FAILURE_REASONS, CONNECTION_DROP_REASONS, PROOF_RESULTS, REN
 // Token requests take tens of milliseconds to seconds; the top buckets catch timeouts (15 s by default).
 const DURATION_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
 
-export function createCatalogue(registry: Registry) {
-  const registers = [registry];
+/** Every family, registered in `registry`; each change of a value is reported to `onChange` (see families.ts). */
+export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    new Gauge<L>({ name: PREFIX + name, help, labelNames, registers });
+    new GaugeFamily<L>({ name: PREFIX + name, help, labelNames, registry, onChange });
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    new Counter<L>({ name: PREFIX + name, help, labelNames, registers });
+    new CounterFamily<L>({ name: PREFIX + name, help, labelNames, registry, onChange });
   const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    new Histogram<L>({ name: PREFIX + name, help, labelNames, buckets: DURATION_BUCKETS, registers });
+    new HistogramFamily<L>({ name: PREFIX + name, help, labelNames, buckets: DURATION_BUCKETS, registry, onChange });
 
   return {
     // Points in time: alerts compute `- time()` themselves, so a stale scrape never shows a wrong "time left".
@@ -102,12 +103,7 @@ export function createCatalogue(registry: Registry) {
       ['reason'],
     ),
 
-    buildInfo: new Gauge({
-      name: `${PREFIX}build_info`,
-      help: 'Build information; always 1.',
-      labelNames: ['version', 'node_version'],
-      registers,
-    }),
+    buildInfo: gauge('build_info', 'Build information; always 1.', ['version', 'node_version']),
   };
 }
 
@@ -128,19 +124,21 @@ export function registerProcessMetrics(registry: Registry): void {
 }
 
 /** The first system's names, for its existing dashboards: off unless `metrics.compat` asks for them. */
-export function createCompatMetrics(registry: Registry) {
+export function createCompatMetrics(registry: Registry, onChange: OnFamilyChange) {
   return {
-    ageHours: new Gauge({
+    ageHours: new GaugeFamily({
       name: 'kis_token_age_hours',
       help: 'Hours since the current token was issued (compatibility name of the first system).',
       labelNames: ['account'],
-      registers: [registry],
+      registry,
+      onChange,
     }),
-    renewals: new Counter({
+    renewals: new CounterFamily({
       name: 'kis_token_renewals_total',
       help: 'New tokens received (compatibility name of the first system; same as broker_token_issuances_total).',
       labelNames: ['account'],
-      registers: [registry],
+      registry,
+      onChange,
     }),
   };
 }

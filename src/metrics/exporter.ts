@@ -1,11 +1,10 @@
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip } from 'node:zlib';
-import { Registry, type Counter, type Gauge, type Histogram } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { SinkConfig } from '../config/types';
 import type { AccountRef, EventBus } from '../core/events';
 import { Serial } from '../core/serial';
-import type { AccountSnapshot } from '../lifecycle/account';
-import type { SinkStatus } from '../sinks/supervisor';
+import type { AccountView } from '../lifecycle/views';
 import type { StoreHealth } from '../store/store';
 import {
   ADMIN_AUTH_FAILURE_REASONS,
@@ -24,13 +23,7 @@ import {
   registerProcessMetrics,
   type Catalogue,
 } from './catalogue';
-
-/** What the exporter reads at scrape time: the same view /status shows. */
-export interface AccountView {
-  snapshot: AccountSnapshot;
-  sinks: SinkStatus[];
-  ready: boolean;
-}
+import type { AnyFamily, GaugeFamily, Labels } from './families';
 
 export interface MetricsOptions {
   version: string;
@@ -83,15 +76,17 @@ export class MetricsExporter {
     private readonly now: () => number,
     options: MetricsOptions,
   ) {
-    this.m = createCatalogue(this.registry);
-    this.compat = options.compat ? createCompatMetrics(this.registry) : undefined;
+    // The one way a family is marked changed: its every change reports itself here (see families.ts).
+    const changed = (family: string) => this.dirty.add(family);
+    this.m = createCatalogue(this.registry, changed);
+    this.compat = options.compat ? createCompatMetrics(this.registry, changed) : undefined;
     if (options.processMetrics ?? true) registerProcessMetrics(this.processRegistry);
     this.m.buildInfo.set({ version: options.version, node_version: process.version }, 1);
     for (const result of SLACK_RESULTS) this.m.slackNotifications.inc({ result }, 0);
     for (const result of ['applied', 'failed']) this.m.configReloads.inc({ result }, 0);
     for (const reason of ADMIN_AUTH_FAILURE_REASONS) this.m.adminAuthFailures.inc({ reason }, 0);
     for (const reason of CONNECTION_DROP_REASONS) this.m.httpConnectionsDropped.inc({ reason }, 0);
-    this.m.configLastReloadSuccessful.set(1);
+    this.m.configLastReloadSuccessful.set({}, 1);
     this.slackQueueLength = options.slackQueueLength ?? (() => 0);
     this.store = options.store;
     this.subscribe(bus);
@@ -105,67 +100,43 @@ export class MetricsExporter {
     return { ...MetricsExporter.labels(ref), sink, format: this.sinkFormats.get(`${ref.name}\0${sink}`) ?? 'unknown' };
   }
 
-  /** Marks a family to be rendered again at the next scrape. */
-  private touch(metric: Counter | Gauge | Histogram): void {
-    this.dirty.add((metric as unknown as { name: string }).name);
-  }
-
-  private inc<L extends string>(counter: Counter<L>, labels: Partial<Record<L, string>>, by = 1): void {
-    counter.inc(labels, by);
-    this.touch(counter as unknown as Counter);
-  }
-
-  private observe<L extends string>(histogram: Histogram<L>, labels: Partial<Record<L, string>>, value: number): void {
-    histogram.observe(labels, value);
-    this.touch(histogram as unknown as Histogram);
-  }
-
   /** Sets a gauge series only when its value changed, so an unchanged family keeps its rendered text. */
-  private setGauge<L extends string>(gauge: Gauge<L>, labels: Partial<Record<L, string>>, value: number): void {
-    const name = (gauge as unknown as { name: string }).name;
-    const key = `${name}|${Object.values(labels).join('|')}`;
+  private setGauge<L extends string>(gauge: GaugeFamily<L>, labels: Labels<L>, value: number): void {
+    const key = `${gauge.name}|${Object.values(labels).join('|')}`;
     if (this.lastGauge.get(key) === value) return;
     this.lastGauge.set(key, value);
     gauge.set(labels, value);
-    this.dirty.add(name);
   }
 
   addAccount(ref: AccountRef, sinks: SinkConfig[]): void {
     const labels = MetricsExporter.labels(ref);
     const m = this.m;
-    for (const c of [m.renewalAttempts, m.issuances, m.sameToken, m.rateLimited, m.invalidations, m.adoptions, m.expiryClamped]) this.inc(c, labels, 0);
-    for (const reason of RENEWAL_FAILURE_REASONS) this.inc(m.renewalFailures, { ...labels, reason }, 0);
-    for (const result of PROOF_RESULTS) this.inc(m.proofs, { ...labels, result }, 0);
-    for (const reason of STATE_ERROR_REASONS) this.inc(m.stateErrors, { ...labels, reason }, 0);
-    if (this.compat) this.inc(this.compat.renewals, { account: ref.name }, 0);
+    for (const c of [m.renewalAttempts, m.issuances, m.sameToken, m.rateLimited, m.invalidations, m.adoptions, m.expiryClamped]) c.inc(labels, 0);
+    for (const reason of RENEWAL_FAILURE_REASONS) m.renewalFailures.inc({ ...labels, reason }, 0);
+    for (const result of PROOF_RESULTS) m.proofs.inc({ ...labels, result }, 0);
+    for (const reason of STATE_ERROR_REASONS) m.stateErrors.inc({ ...labels, reason }, 0);
+    if (this.compat) this.compat.renewals.inc({ account: ref.name }, 0);
     if (sinks.some((s) => s.format === 'approval-key')) {
-      for (const result of APPROVAL_KEY_RESULTS) this.inc(m.approvalKeys, { ...labels, result }, 0);
+      for (const result of APPROVAL_KEY_RESULTS) m.approvalKeys.inc({ ...labels, result }, 0);
     }
     for (const sink of sinks) {
       this.sinkFormats.set(`${ref.name}\0${sink.name}`, sink.format);
       const sl = this.sinkLabels(ref, sink.name);
-      for (const cause of SINK_WRITE_CAUSES) this.inc(m.sinkWrites, { ...sl, cause }, 0);
-      for (const reason of SINK_REPAIR_REASONS) this.inc(m.sinkRepairs, { ...sl, reason }, 0);
-      for (const reason of SINK_WRITE_FAILURE_REASONS) this.inc(m.sinkWriteFailures, { ...sl, reason }, 0);
-      this.inc(m.sinkFilesCleaned, sl, 0);
-      this.inc(m.sinkNotifyFailures, sl, 0);
+      for (const cause of SINK_WRITE_CAUSES) m.sinkWrites.inc({ ...sl, cause }, 0);
+      for (const reason of SINK_REPAIR_REASONS) m.sinkRepairs.inc({ ...sl, reason }, 0);
+      for (const reason of SINK_WRITE_FAILURE_REASONS) m.sinkWriteFailures.inc({ ...sl, reason }, 0);
+      m.sinkFilesCleaned.inc(sl, 0);
+      m.sinkNotifyFailures.inc(sl, 0);
     }
   }
 
   /** Forgets an account removed by a config reload, so its series stop instead of going stale. */
   async removeAccount(ref: AccountRef, sinks: SinkConfig[]): Promise<void> {
-    const metrics: Array<Counter | Gauge | Histogram> = [...Object.values(this.m), ...Object.values(this.compat ?? {})];
-    for (const metric of metrics) {
-      const { values } = await metric.get();
-      for (const { labels } of values) {
-        // A histogram lists a value per bucket; removing its label set once removes them all.
-        if (labels.account === ref.name && labels.le === undefined) metric.remove(labels as Record<string, string>);
-      }
-    }
+    const families: AnyFamily[] = [...Object.values(this.m), ...Object.values(this.compat ?? {})];
+    for (const family of families) await family.removeAccount(ref.name);
     for (const sink of sinks) this.sinkFormats.delete(`${ref.name}\0${sink.name}`);
     this.probeUp.delete(ref.name);
     for (const key of this.lastGauge.keys()) if (key.split('|')[1] === ref.name) this.lastGauge.delete(key);
-    for (const metric of metrics) this.touch(metric);
   }
 
   private subscribe(bus: EventBus): void {
@@ -173,53 +144,53 @@ export class MetricsExporter {
     const L = MetricsExporter.labels;
     bus.on('state.loaded', ({ account, issuances }) => {
       // Continue the count across restarts, so increase() sees a token issued before the first scrape.
-      this.inc(m.issuances, L(account), issuances);
-      if (this.compat) this.inc(this.compat.renewals, { account: account.name }, issuances);
+      m.issuances.inc(L(account), issuances);
+      if (this.compat) this.compat.renewals.inc({ account: account.name }, issuances);
     });
-    bus.on('issuance.attempt', ({ account }) => this.inc(m.renewalAttempts, L(account)));
+    bus.on('issuance.attempt', ({ account }) => m.renewalAttempts.inc(L(account)));
     bus.on('issuance.issued', ({ account, durationMs, expiryClamped }) => {
-      this.inc(m.issuances, L(account));
-      if (expiryClamped) this.inc(m.expiryClamped, L(account));
-      this.observe(m.renewalDuration, L(account), durationMs / 1000);
-      if (this.compat) this.inc(this.compat.renewals, { account: account.name });
+      m.issuances.inc(L(account));
+      if (expiryClamped) m.expiryClamped.inc(L(account));
+      m.renewalDuration.observe(L(account), durationMs / 1000);
+      if (this.compat) this.compat.renewals.inc({ account: account.name });
     });
     bus.on('issuance.same_token', ({ account, durationMs }) => {
-      this.inc(m.sameToken, L(account));
-      this.observe(m.renewalDuration, L(account), durationMs / 1000);
+      m.sameToken.inc(L(account));
+      m.renewalDuration.observe(L(account), durationMs / 1000);
     });
     bus.on('issuance.failed', ({ account, reason, durationMs }) => {
-      this.inc(m.renewalFailures, { ...L(account), reason });
-      if (reason === 'rate_limited') this.inc(m.rateLimited, L(account));
-      if (durationMs > 0) this.observe(m.renewalDuration, L(account), durationMs / 1000);
+      m.renewalFailures.inc({ ...L(account), reason });
+      if (reason === 'rate_limited') m.rateLimited.inc(L(account));
+      if (durationMs > 0) m.renewalDuration.observe(L(account), durationMs / 1000);
     });
     bus.on('proof.done', ({ account, result, durationMs }) => {
-      this.inc(m.proofs, { ...L(account), result });
-      this.observe(m.proofDuration, L(account), durationMs / 1000);
+      m.proofs.inc({ ...L(account), result });
+      m.proofDuration.observe(L(account), durationMs / 1000);
     });
-    bus.on('token.invalidated', ({ account }) => this.inc(m.invalidations, L(account)));
-    bus.on('token.adopted', ({ account }) => this.inc(m.adoptions, L(account)));
-    bus.on('state.error', ({ account, reason }) => this.inc(m.stateErrors, { ...L(account), reason }));
-    bus.on('approval_key.issued', ({ account }) => this.inc(m.approvalKeys, { ...L(account), result: 'ok' }));
-    bus.on('approval_key.failed', ({ account }) => this.inc(m.approvalKeys, { ...L(account), result: 'error' }));
-    bus.on('sink.written', ({ account, sink, cause }) => this.inc(m.sinkWrites, { ...this.sinkLabels(account, sink), cause }));
-    bus.on('sink.repaired', ({ account, sink, reason }) => this.inc(m.sinkRepairs, { ...this.sinkLabels(account, sink), reason }));
-    bus.on('sink.write_failed', ({ account, sink, reason }) => this.inc(m.sinkWriteFailures, { ...this.sinkLabels(account, sink), reason }));
-    bus.on('sink.cleaned', ({ account, sink, files }) => this.inc(m.sinkFilesCleaned, this.sinkLabels(account, sink), files.length));
-    bus.on('sink.notify_failed', ({ account, sink }) => this.inc(m.sinkNotifyFailures, this.sinkLabels(account, sink)));
-    bus.on('slack.delivery', ({ result }) => this.inc(m.slackNotifications, { result }));
+    bus.on('token.invalidated', ({ account }) => m.invalidations.inc(L(account)));
+    bus.on('token.adopted', ({ account }) => m.adoptions.inc(L(account)));
+    bus.on('state.error', ({ account, reason }) => m.stateErrors.inc({ ...L(account), reason }));
+    bus.on('approval_key.issued', ({ account }) => m.approvalKeys.inc({ ...L(account), result: 'ok' }));
+    bus.on('approval_key.failed', ({ account }) => m.approvalKeys.inc({ ...L(account), result: 'error' }));
+    bus.on('sink.written', ({ account, sink, cause }) => m.sinkWrites.inc({ ...this.sinkLabels(account, sink), cause }));
+    bus.on('sink.repaired', ({ account, sink, reason }) => m.sinkRepairs.inc({ ...this.sinkLabels(account, sink), reason }));
+    bus.on('sink.write_failed', ({ account, sink, reason }) => m.sinkWriteFailures.inc({ ...this.sinkLabels(account, sink), reason }));
+    bus.on('sink.cleaned', ({ account, sink, files }) => m.sinkFilesCleaned.inc(this.sinkLabels(account, sink), files.length));
+    bus.on('sink.notify_failed', ({ account, sink }) => m.sinkNotifyFailures.inc(this.sinkLabels(account, sink)));
+    bus.on('slack.delivery', ({ result }) => m.slackNotifications.inc({ result }));
     bus.on('config.reloaded', () => {
-      this.inc(m.configReloads, { result: 'applied' });
+      m.configReloads.inc({ result: 'applied' });
       this.setGauge(m.configLastReloadSuccessful, {}, 1);
     });
     bus.on('config.reload_failed', () => {
-      this.inc(m.configReloads, { result: 'failed' });
+      m.configReloads.inc({ result: 'failed' });
       this.setGauge(m.configLastReloadSuccessful, {}, 0);
     });
-    bus.on('http.admin_auth_failed', ({ reason }) => this.inc(m.adminAuthFailures, { reason }));
-    bus.on('http.connection_dropped', ({ reason }) => this.inc(m.httpConnectionsDropped, { reason }));
+    bus.on('http.admin_auth_failed', ({ reason }) => m.adminAuthFailures.inc({ reason }));
+    bus.on('http.connection_dropped', ({ reason }) => m.httpConnectionsDropped.inc({ reason }));
     bus.on('probe.done', ({ account, ok, durationMs }) => {
       this.probeUp.set(account.name, ok ? 1 : 0);
-      this.observe(m.probeDuration, L(account), durationMs / 1000);
+      m.probeDuration.observe(L(account), durationMs / 1000);
     });
   }
 
@@ -273,7 +244,7 @@ export class MetricsExporter {
         this.refreshGauges();
         this.refreshedAt = now;
       }
-      // Every change goes through inc/observe/setGauge/touch, which mark the family: nothing marked, nothing to do.
+      // Every change of a family marks it (families.ts): nothing marked, nothing to do.
       for (const metric of this.dirty.size > 0 || this.rendered.size === 0 ? this.registry.getMetricsAsArray() : []) {
         const family = this.rendered.get(metric.name);
         if (family && !this.dirty.has(metric.name)) continue;

@@ -1,0 +1,90 @@
+import { Counter, Gauge, Histogram, type LabelValues, type Registry } from 'prom-client';
+
+/**
+ * The metric families the exporter keeps rendered: each wraps its prom-client metric and reports every change
+ * to `onChange`, so the exporter renders that family again at the next scrape. The prom-client metric itself
+ * is protected: no code outside can change a value without the family being marked, so no cached text goes stale.
+ */
+
+export type OnFamilyChange = (family: string) => void;
+export type Labels<L extends string> = Partial<Record<L, string>>;
+
+interface FamilyOptions<L extends string> {
+  name: string;
+  help: string;
+  labelNames: readonly L[];
+  registry: Registry;
+  onChange: OnFamilyChange;
+}
+
+/** What every prom-client metric type offers for finding and removing series. */
+interface SeriesHolder<L extends string> {
+  get(): Promise<{ values: Array<{ labels: Partial<Record<string, string | number>> }> }>;
+  remove(labels: LabelValues<L>): void;
+}
+
+abstract class Family<L extends string, M extends SeriesHolder<L>> {
+  readonly name: string;
+  private readonly onChange: OnFamilyChange;
+
+  /** `metric` is only ever changed through the subclass's methods, each of which calls `changed()`. */
+  protected constructor(
+    options: FamilyOptions<L>,
+    protected readonly metric: M,
+  ) {
+    this.name = options.name;
+    this.onChange = options.onChange;
+  }
+
+  protected changed(): void {
+    this.onChange(this.name);
+  }
+
+  /** Forgets every series of an account (removed by a config reload), so they stop instead of going stale. */
+  async removeAccount(account: string): Promise<void> {
+    const { values } = await this.metric.get();
+    for (const { labels } of values) {
+      // A histogram lists a value per bucket; removing its label set once removes them all.
+      if (labels.account === account && labels.le === undefined) this.metric.remove(labels as LabelValues<L>);
+    }
+    this.changed();
+  }
+}
+
+const registered = <L extends string>({ name, help, labelNames, registry }: FamilyOptions<L>) => ({ name, help, labelNames, registers: [registry] });
+
+export class CounterFamily<L extends string> extends Family<L, Counter<L>> {
+  constructor(options: FamilyOptions<L>) {
+    super(options, new Counter<L>(registered(options)));
+  }
+
+  /** By 0 creates the series, so a reason that never happened reads 0 instead of "no data". */
+  inc(labels: Labels<L>, by = 1): void {
+    this.metric.inc(labels, by);
+    this.changed();
+  }
+}
+
+export class GaugeFamily<L extends string> extends Family<L, Gauge<L>> {
+  constructor(options: FamilyOptions<L>) {
+    super(options, new Gauge<L>(registered(options)));
+  }
+
+  set(labels: Labels<L>, value: number): void {
+    this.metric.set(labels, value);
+    this.changed();
+  }
+}
+
+export class HistogramFamily<L extends string> extends Family<L, Histogram<L>> {
+  constructor(options: FamilyOptions<L> & { buckets: number[] }) {
+    super(options, new Histogram<L>({ ...registered(options), buckets: options.buckets }));
+  }
+
+  observe(labels: Labels<L>, value: number): void {
+    this.metric.observe(labels, value);
+    this.changed();
+  }
+}
+
+export type AnyFamily = CounterFamily<string> | GaugeFamily<string> | HistogramFamily<string>;
