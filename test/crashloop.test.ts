@@ -4,9 +4,8 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { accountStateSchema } from '../src/store/state';
-import { SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir } from './helpers';
+import { CLI, SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir } from './helpers';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 const KILLS = 50;
 
 /**

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { parseDuration } from '../src/core/duration';
-import { SECOND, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
+import { CLI, SECOND, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
 
 /**
  * The real parts end to end: the sidecar (its CLI, as a process) on the simulator, scraped by Prometheus with the
@@ -15,7 +15,6 @@ import { SECOND, configText, freePort, markerCredential, spawnForTest, startSimu
  * receiver; and every dashboard query answered by that Prometheus.
  */
 const ROOT = join(__dirname, '..', '..');
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 const PROMETHEUS = '/usr/bin/prometheus';
 const ALERTMANAGER = '/usr/bin/prometheus-alertmanager';
 const ADMIN = 'e2e-admin-token-0123456789';

@@ -10,7 +10,7 @@ import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import { appKeyId } from '../src/store/state';
 import { localDateStamp } from '../src/core/time';
-import {
+import { CLI,
   HOUR,
   MINUTE,
   SECOND,
@@ -39,7 +39,6 @@ import {
  * can leave in the state, and what must hold after close(). Each test here failed on the code before the fix.
  */
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 // Seconds of racing: 10 in npm test, 60 in the reliability report (BTS_FIFO_RACE_MS=60000).
 const RACE_MS = Number(process.env.BTS_FIFO_RACE_MS ?? 10_000);
 

@@ -12,6 +12,9 @@ import type { SidecarConfig } from '../src/config/types';
 import { BrokerSimulator, generateCredential, type SimulatorCredential, type SimulatorOptions } from '../src/simulator';
 import { Sidecar, type SidecarOptions } from '../src/sidecar';
 
+/** The built CLI, as the tests start it (`node CLI start --config …`). */
+export const CLI = join(__dirname, '..', 'src', 'cli.js');
+
 /**
  * A free loopback port below the kernel's ephemeral range (32768 and up on Linux). A server a test stops and
  * starts again on the same port (Redis, a replica) could otherwise find it taken by an outgoing connection's

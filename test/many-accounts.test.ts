@@ -4,9 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { generateCredential } from '../src/simulator';
-import { MINUTE, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, spawnForTest, type AccountSpec, closeBeforeCleanup } from './helpers';
+import { CLI, MINUTE, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, spawnForTest, type AccountSpec, closeBeforeCleanup } from './helpers';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 describe('configuration reload', () => {
   test('accounts added, changed and removed without a restart; untouched accounts keep their state and loops', async (t) => {

@@ -5,10 +5,9 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScaledClock, TEST_CLOCK_ENV, systemClock } from '../src/core/clock';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, spawnForTest, until, closeBeforeCleanup } from './helpers';
+import { CLI, HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, spawnForTest, until, closeBeforeCleanup } from './helpers';
 import { redisAvailable, startRedis, type RedisServer } from './redis-harness';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 function requireRedis(t: { skip(m: string): void }): boolean {
   if (redisAvailable()) return true;

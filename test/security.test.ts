@@ -5,9 +5,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { SECOND, configText, exited, freePort, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
+import { CLI, SECOND, configText, exited, freePort, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /** Starts the CLI (through sh when `shell` is set, to run it first), collecting stdout and stderr together. */
 function runCli(t: { after(fn: () => void): void }, args: string[], options: { env?: NodeJS.ProcessEnv; shell?: string } = {}) {

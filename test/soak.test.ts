@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ScaledClock, TEST_CLOCK_ENV } from '../src/core/clock';
 import { DAY_MS } from './soak-model';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, spawnForTest, startSimulator, tempDir, testSidecar, freePort, median, closeBeforeCleanup } from './helpers';
+import { CLI, HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, spawnForTest, startSimulator, tempDir, testSidecar, freePort, median, closeBeforeCleanup } from './helpers';
 import { expectedIssuances } from './soak-model';
 
 setFlagsFromString('--expose-gc');
@@ -113,7 +113,7 @@ test('soak, real time: 3 simulated days in 90 s (scaled clock): issuances as exp
   const port = await freePort();
   const config = join(dir, 'config.yaml');
   writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { retry: { jitter: 0 } }' }]).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`));
-  const child = spawnForTest(t, process.execPath, [join(__dirname, '..', 'src', 'cli.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [TEST_CLOCK_ENV]: spec } });
+  const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [TEST_CLOCK_ENV]: spec } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const samples: Array<{ realS: number; rssMb: number; heapMb: number; handles: number }> = [];
