@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { parseDuration } from '../src/core/duration';
-import { CLI, SECOND, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
+import { CLI, SECOND, fakeSlack, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
 
 /**
  * The real parts end to end: the sidecar (its CLI, as a process) on the simulator, scraped by Prometheus with the
@@ -65,18 +64,8 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   const logs: string[] = [];
 
   // A Slack-compatible receiver: what Alertmanager sends lands here.
-  const slack: Array<{ path: string; body: any }> = [];
-  const receiver = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      slack.push({ path: req.url ?? '', body: JSON.parse(body) });
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => receiver.close(() => r())));
-  const receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  const slack = await fakeSlack(t);
+  const receiverUrl = slack.origin;
 
   // The sidecar, on the simulator, as a process.
   const cred = markerCredential('kis', 'e2e');
@@ -152,9 +141,9 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
 
   const group = (amConfig.route.group_wait as string | undefined) ?? '30s';
   const delivered = await waitFor('Alertmanager to deliver to the Slack receiver', (parseDuration(group) ?? 30_000) + 90_000, async () =>
-    slack.find((m) => JSON.stringify(m.body).includes(TRIGGERED_ALERT)),
+    slack.delivered().find((body) => body.includes(TRIGGERED_ALERT)),
   );
-  const text = JSON.stringify(delivered.body);
+  const text = JSON.stringify(JSON.parse(delivered));
   assert.match(text, /main/);
   assert.match(text, /runbooks\.md#brokertokencredentialsrejected/);
   for (const secret of [cred.appKey, cred.appSecret, ADMIN]) assert.ok(!text.includes(secret), 'no secret in the alert');
