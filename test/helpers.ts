@@ -13,6 +13,18 @@ import type { SidecarConfig } from '../src/config/types';
 import { BrokerSimulator, generateCredential, type SimulatorCredential, type SimulatorOptions } from '../src/simulator';
 import { Sidecar, type SidecarOptions } from '../src/sidecar';
 
+/**
+ * The two tiers of the suite. `npm test` runs every test with short parameters (fewer kills, fewer real seconds,
+ * shorter alert waits); `npm run reliability` sets BTS_LONG=1 and runs the same tests with the long ones, from
+ * which docs/reliability.md is written. No test runs in one tier only.
+ */
+export const LONG = process.env.BTS_LONG === '1';
+
+/** `short` in `npm test`, `long` in `npm run reliability` (BTS_LONG=1). */
+export function tier<T>(short: T, long: T): T {
+  return LONG ? long : short;
+}
+
 /** The built CLI, as the tests start it (`node CLI start --config …`). */
 export const CLI = join(__dirname, '..', 'src', 'cli.js');
 
@@ -324,6 +336,8 @@ export function sampleValue(samples: Sample[], name: string, labels: Record<stri
 export function recordReliability(entry: Record<string, unknown>): void {
   const file = process.env.RELIABILITY_REPORT;
   if (!file) return;
+  // The document's figures are those of the long tier: a report from the short one would understate them.
+  if (!LONG) throw new Error('RELIABILITY_REPORT is set without BTS_LONG=1: the reliability figures come from the long tier');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('node:fs').appendFileSync(file, `${JSON.stringify(entry)}\n`);
 }
