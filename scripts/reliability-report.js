@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the reliability tests (crash loop, fault matrix, soak, security, the Prometheus end to end, and the fault
 // checks in other suites) in their long versions (BTS_LONG=1: 50 kills, 90 s of real-time soak, a Redis day in a
-// minute, the example's own alert waits, 60 s of FIFO races) with RELIABILITY_REPORT set, then writes
+// minute, 1,000 accounts, the example's own alert waits, 60 s of FIFO races) with RELIABILITY_REPORT set, then writes
 // docs/reliability.md from what they recorded. Every figure in that document comes from this run: `npm run
 // reliability` reproduces it. `npm test` runs the same tests with short parameters.
 const { spawnSync } = require('node:child_process');
