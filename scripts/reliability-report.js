@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Runs the reliability tests (crash loop, fault matrix, soak, security, and the fault checks in other suites)
-// with RELIABILITY_REPORT set, then writes docs/reliability.md from what they recorded. Every figure in that
-// document comes from this run: `npm run reliability` reproduces it.
+// Runs the reliability tests (crash loop, fault matrix, soak, security, the Prometheus end to end, and the fault
+// checks in other suites) in their long versions (BTS_LONG=1: 50 kills, 90 s of real-time soak, a Redis day in a
+// minute, 1,000 accounts, the example's own alert waits, 60 s of FIFO races) with RELIABILITY_REPORT set, then writes
+// docs/reliability.md from what they recorded. Every figure in that document comes from this run: `npm run
+// reliability` reproduces it. `npm test` runs the same tests with short parameters.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -10,9 +12,9 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const report = path.join(os.tmpdir(), `reliability-${process.pid}.jsonl`);
 const hardening = fs.readdirSync(path.join(root, 'dist', 'test')).filter((n) => /^hardening-.*\.test\.js$/.test(n)).map((n) => n.replace(/\.test\.js$/, ''));
-const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'config', 'cli', 'http', ...hardening].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
+const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'e2e', 'config', 'cli', 'http', ...hardening].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
-const run = spawnSync(process.execPath, ['--test', ...files], { cwd: root, env: { ...process.env, RELIABILITY_REPORT: report, BTS_FIFO_RACE_MS: '60000' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const run = spawnSync(process.execPath, ['--test', ...files], { cwd: root, env: { ...process.env, RELIABILITY_REPORT: report, BTS_LONG: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 const summary = (run.stdout.match(/^# (tests|pass|fail) \d+$/gm) ?? []).join(', ');
 if (run.status !== 0) {
   process.stdout.write(run.stdout);

@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
-import { freePort, spawnForTest, tempDir, until, waitFor } from './helpers';
+import { fakeSlack, freePort, spawnForTest, tempDir, until, waitFor } from './helpers';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Counter, Histogram, Registry } from 'prom-client';
@@ -337,19 +336,9 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
   const dir = tempDir(t, 'bts-alertmanager-');
 
   // Slack stand-in: every webhook call, by path.
-  const received: Array<{ path: string; attachment: SlackAttachment }> = [];
-  const slack = createHttpServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      const payload = JSON.parse(body) as { attachments: SlackAttachment[] };
-      for (const attachment of payload.attachments) received.push({ path: req.url ?? '', attachment });
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => slack.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => (slack.close(() => resolve()), slack.closeAllConnections())));
-  const slackUrl = `http://127.0.0.1:${(slack.address() as { port: number }).port}`;
+  const slack = await fakeSlack(t);
+  const received = () => slack.requests.flatMap((r) => (JSON.parse(r.body) as { attachments: SlackAttachment[] }).attachments.map((attachment) => ({ path: r.path, attachment })));
+  const slackUrl = slack.origin;
 
   // The example config as it is, but for the webhook files (here, pointing at the stand-in) and shorter waits.
   writeFileSync(join(dir, 'warning_url'), `${slackUrl}/warning`);
@@ -442,12 +431,12 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
     'critical [FIRING:1] BrokerTokenSidecarDown',
     'warning [FIRING:1] BrokerTokenSinkFileNotPrivate (main)',
   ];
-  const titles = () => received.map((m) => `${m.path.slice(1)} ${m.attachment.title}`).sort();
+  const titles = () => received().map((m) => `${m.path.slice(1)} ${m.attachment.title}`).sort();
   await until(() => `the Slack messages (so far: ${JSON.stringify(titles())})\n${output.join('')}`, 20_000, () => titles().length >= expectedTitles.length, 200);
   await new Promise((resolve) => setTimeout(resolve, 1500)); // anything inhibited would have been sent by now
   assert.deepEqual(titles(), expectedTitles, 'inhibited alerts send nothing');
 
-  const expired = received.find((m) => m.attachment.title.includes('BrokerTokenExpired'))!.attachment;
+  const expired = received().find((m) => m.attachment.title.includes('BrokerTokenExpired'))!.attachment;
   assert.equal(expired.color, 'danger');
   assert.equal(expired.title_link, runbook('BrokerTokenExpired'));
   assert.match(expired.text, /^\*CRITICAL\*: The broker token of account main expired 3m 0s ago\n/);
@@ -456,16 +445,16 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
   assert.match(expired.text, /\*Instance:\* `sidecar:9464`/);
   assert.match(expired.text, /\*Since:\* \d{4}-\d\d-\d\d \d\d:\d\d KST/);
   assert.ok(expired.text.includes(`*Runbook:* <${runbook('BrokerTokenExpired')}|BrokerTokenExpired>`), expired.text);
-  const sinkMessage = received.find((m) => m.attachment.title.includes('SinkFileNotPrivate'))!.attachment;
+  const sinkMessage = received().find((m) => m.attachment.title.includes('SinkFileNotPrivate'))!.attachment;
   assert.equal(sinkMessage.color, 'warning');
   assert.match(sinkMessage.text, /\*Sink:\* `kis-auth`/);
-  for (const { attachment } of received) assert.doesNotMatch(`${attachment.title} ${attachment.text} ${attachment.fallback}`, /<no value>/);
+  for (const { attachment } of received()) assert.doesNotMatch(`${attachment.title} ${attachment.text} ${attachment.fallback}`, /<no value>/);
 
   // Resolution: send_resolved gives a green "RESOLVED" message.
   const endsAt = new Date(Date.now() - 1000).toISOString();
   const resolve = await fetch(`${base}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ ...notPrivate, endsAt }]) });
   assert.equal(resolve.status, 200);
-  const resolved = await waitFor('the resolution message', 20_000, async () => received.find((m) => m.attachment.title.startsWith('[RESOLVED]'))?.attachment);
+  const resolved = await waitFor('the resolution message', 20_000, async () => received().find((m) => m.attachment.title.startsWith('[RESOLVED]'))?.attachment);
   assert.equal(resolved.title, '[RESOLVED] BrokerTokenSinkFileNotPrivate (main)');
   assert.equal(resolved.color, 'good');
   assert.match(resolved.text, /^\*RESOLVED\*: Token file of sink kis-auth/);

@@ -5,9 +5,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, statSy
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { StateDirectoryLock } from '../src/store/lock';
-import { SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
+import { CLI, SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /** Output of a child process, collected as it arrives. */
 function watchOutput(child: ChildProcess) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseConfig } from '../src/config/load';
 import { ConfigError } from '../src/core/errors';
-import { recordReliability, tempDir } from './helpers';
+import { CLI, recordReliability, tempDir } from './helpers';
 
 const KEY = 'PS' + 'k'.repeat(34); // 36 characters
 const KEY2 = 'PS' + 'q'.repeat(34);
@@ -232,16 +232,15 @@ accounts:
 
 test('check-config: exits 2 with every problem and touches no file; exits 0 on a good config', (t) => {
   const dir = tempDir(t);
-  const cli = join(__dirname, '..', 'src', 'cli.js');
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, `stateDir: ./state\naccounts:\n  - name: main\n    provider: kis\n    appKey: short\n    appSecret: short\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`);
-  const failed = spawnSync(process.execPath, [cli, 'check-config', '--config', bad], { encoding: 'utf8' });
+  const failed = spawnSync(process.execPath, [CLI, 'check-config', '--config', bad], { encoding: 'utf8' });
   assert.equal(failed.status, 2);
   assert.match(failed.stderr, /accounts\[0\]\.appKey: must be 36 characters \(got 5\)/);
   assert.match(failed.stderr, /accounts\[0\]\.appSecret: must be 180 characters \(got 5\)/);
   assert.deepEqual(readdirSync(dir), ['bad.yaml']);
   // `start` with the same config refuses too, before creating anything.
-  const start = spawnSync(process.execPath, [cli, 'start', '--config', bad], { encoding: 'utf8', timeout: 10_000 });
+  const start = spawnSync(process.execPath, [CLI, 'start', '--config', bad], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(start.status, 2);
   assert.deepEqual(readdirSync(dir), ['bad.yaml']);
   recordReliability({ kind: 'fault', category: 'config', fault: 'a bad config (wrong key and secret lengths)', reason: '(exit code 2)', alert: 'none', issuances: 0, outcome: 'refused to start, every problem named with its path and rule; no file or directory created' });
@@ -250,7 +249,7 @@ test('check-config: exits 2 with every problem and touches no file; exits 0 on a
   mkdirSync(join(dir, 'secrets'));
   writeFileSync(join(dir, 'secrets', 'secret'), `${SECRET}\n`);
   writeFileSync(good, `accounts:\n  - name: main\n    provider: kis\n    appKey: \${KIS_KEY}\n    appSecretFile: ./secrets/secret\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`);
-  const passed = spawnSync(process.execPath, [cli, 'check-config'], { encoding: 'utf8', env: { ...process.env, KIS_KEY: KEY, BROKER_TOKEN_SIDECAR_CONFIG: good } });
+  const passed = spawnSync(process.execPath, [CLI, 'check-config'], { encoding: 'utf8', env: { ...process.env, KIS_KEY: KEY, BROKER_TOKEN_SIDECAR_CONFIG: good } });
   assert.equal(passed.status, 0, passed.stderr);
   assert.match(passed.stdout, /valid \(1 account\(s\), 1 sink\(s\)/);
   assert.equal(existsSync(join(dir, 'KIS')), false);

@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { parseDuration } from '../src/core/duration';
-import { SECOND, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
+import { CLI, SECOND, fakeSlack, tier, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
 
 /**
  * The real parts end to end: the sidecar (its CLI, as a process) on the simulator, scraped by Prometheus with the
@@ -15,7 +14,6 @@ import { SECOND, configText, freePort, markerCredential, spawnForTest, startSimu
  * receiver; and every dashboard query answered by that Prometheus.
  */
 const ROOT = join(__dirname, '..', '..');
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 const PROMETHEUS = '/usr/bin/prometheus';
 const ALERTMANAGER = '/usr/bin/prometheus-alertmanager';
 const ADMIN = 'e2e-admin-token-0123456789';
@@ -66,18 +64,8 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   const logs: string[] = [];
 
   // A Slack-compatible receiver: what Alertmanager sends lands here.
-  const slack: Array<{ path: string; body: any }> = [];
-  const receiver = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      slack.push({ path: req.url ?? '', body: JSON.parse(body) });
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => receiver.close(() => r())));
-  const receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  const slack = await fakeSlack(t);
+  const receiverUrl = slack.origin;
 
   // The sidecar, on the simulator, as a process.
   const cred = markerCredential('kis', 'e2e');
@@ -108,17 +96,28 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
       slackConfig.api_url_file = file;
     }
   }
+  // The first notification waits group_wait: 1 s in npm test, the example's own in npm run reliability.
+  const shortWaits = (route: any) => {
+    if (route.group_wait !== undefined) route.group_wait = tier('1s', route.group_wait);
+    for (const child of route.routes ?? []) shortWaits(child);
+  };
+  shortWaits(amConfig.route);
   writeFileSync(join(dir, 'alertmanager.yml'), toYaml(amConfig));
   run(t, ALERTMANAGER, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'am-data')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], logs);
   await until('Alertmanager', 30_000, async () => (await fetch(`http://127.0.0.1:${amPort}/-/ready`)).ok, 500);
 
-  // Prometheus with the rules, scraping every second.
+  // Prometheus with a copy of the rules, scraping every second. The alert the test triggers waits its `for:` in
+  // npm run reliability, 5 s in npm test.
+  const rules = parseYaml(readFileSync(join(ROOT, 'alerts', 'rules.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; for?: string }> }> };
+  const rule = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === TRIGGERED_ALERT)!;
+  rule.for = tier('5s', rule.for);
+  writeFileSync(join(dir, 'rules.yml'), toYaml(rules));
   const promPort = await freePort();
   writeFileSync(
     join(dir, 'prometheus.yml'),
     toYaml({
       global: { scrape_interval: '1s', evaluation_interval: '1s' },
-      rule_files: [join(ROOT, 'alerts', 'rules.yml')],
+      rule_files: [join(dir, 'rules.yml')],
       alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${amPort}`] }] }] },
       scrape_configs: [{ job_name: 'broker-token-sidecar', static_configs: [{ targets: [`127.0.0.1:${sidecarPort}`] }] }],
     }),
@@ -141,8 +140,6 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' } });
   const renew = await fetch(`${sidecar}/renew/main?force=true`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
   assert.equal(renew.status, 502);
-  const rules = parseYaml(readFileSync(join(ROOT, 'alerts', 'rules.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; for?: string }> }> };
-  const rule = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === TRIGGERED_ALERT)!;
   const forMs = parseDuration(rule.for ?? '0s') ?? 0;
   const fired = await waitFor(`${TRIGGERED_ALERT} to fire in Prometheus`, forMs + 60_000, async () => {
     const alerts = await promQuery(prom, `ALERTS{alertname="${TRIGGERED_ALERT}", alertstate="firing"}`);
@@ -153,9 +150,9 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
 
   const group = (amConfig.route.group_wait as string | undefined) ?? '30s';
   const delivered = await waitFor('Alertmanager to deliver to the Slack receiver', (parseDuration(group) ?? 30_000) + 90_000, async () =>
-    slack.find((m) => JSON.stringify(m.body).includes(TRIGGERED_ALERT)),
+    slack.delivered().find((body) => body.includes(TRIGGERED_ALERT)),
   );
-  const text = JSON.stringify(delivered.body);
+  const text = JSON.stringify(JSON.parse(delivered));
   assert.match(text, /main/);
   assert.match(text, /runbooks\.md#brokertokencredentialsrejected/);
   for (const secret of [cred.appKey, cred.appSecret, ADMIN]) assert.ok(!text.includes(secret), 'no secret in the alert');

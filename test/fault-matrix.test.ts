@@ -1,6 +1,5 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -13,7 +12,7 @@ import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import type { FaultSpec } from '../src/simulator';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup, opensForWriting } from './helpers';
+import { fakeSlack, type WebhookBehaviour, HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup, opensForWriting } from './helpers';
 
 /**
  * The fault matrix: one test per fault, each checking that the sidecar stays up, names the reason in its
@@ -21,27 +20,14 @@ import { HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, par
  * token stays in the state and in every file. Each test records its finding for docs/reliability.md.
  */
 
-type Receiver = { url: string; kinds: () => string[]; plan: Array<{ status: number; headers?: Record<string, string>; hang?: boolean }> };
+type Receiver = { url: string; kinds: () => string[]; plan: WebhookBehaviour[] };
 
 async function slackReceiver(t: { after(fn: () => Promise<void>): void }): Promise<Receiver> {
-  const messages: string[] = [];
-  const plan: Receiver['plan'] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const behaviour = plan.shift() ?? { status: 200 };
-      if (behaviour.hang) return;
-      if (behaviour.status === 200) messages.push(body);
-      res.writeHead(behaviour.status, behaviour.headers).end(behaviour.status === 200 ? 'ok' : 'error');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  const slack = await fakeSlack(t, '/services/T/B/MATRIXHOOKSECRET');
   return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/services/T/B/MATRIXHOOKSECRET`,
-    kinds: () => messages.map((m) => `${/· (\w+)"/.exec(m)?.[1] ?? 'notice'}:${/\[(\w+)\]/.exec(m)?.[1] ?? ''}`),
-    plan,
+    url: slack.url,
+    kinds: () => slack.delivered().map((m) => `${/· (\w+)"/.exec(m)?.[1] ?? 'notice'}:${/\[(\w+)\]/.exec(m)?.[1] ?? ''}`),
+    plan: slack.plan,
   };
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../src/config/load';
 import { DURATION_RANGES, MAX_TIMER_MS } from '../src/config/ranges';
 import { ConfigError } from '../src/core/errors';
-import { tempDir } from './helpers';
+import { CLI, tempDir } from './helpers';
 
 /**
  * Issue 15 ("Hardening"), the config items: floors that protect the app key against the brokers' own hosts,
@@ -90,16 +90,15 @@ describe('hardening: floors that protect the app key apply against the brokers\'
 
   test('check-config says why, and exits 2; the same file with the simulator as baseUrl is valid', (t) => {
     const dir = tempDir(t);
-    const cli = join(__dirname, '..', 'src', 'cli.js');
     const file = join(dir, 'config.yaml');
     writeFileSync(file, account('renewal: { spacing: 0, retry: { initialDelay: 0 } }'));
-    const refused = spawnSync(process.execPath, [cli, 'check-config', '--config', file], { encoding: 'utf8', env: { ...process.env, ...ENV } });
+    const refused = spawnSync(process.execPath, [CLI, 'check-config', '--config', file], { encoding: 'utf8', env: { ...process.env, ...ENV } });
     assert.equal(refused.status, 2, refused.stderr);
     assert.match(refused.stderr, /accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host \(openapi\.koreainvestment\.com\): the broker issues at most one token a minute/);
     assert.match(refused.stderr, /accounts\[0\]\.renewal\.retry\.initialDelay: must be at least 1m because baseUrl is KIS's own host/);
     assert.ok(!refused.stderr.includes(SECRET) && !refused.stderr.includes(KEY));
     writeFileSync(file, account(`renewal: { spacing: 0, retry: { initialDelay: 0 } }\nbaseUrl: ${SIMULATOR}`));
-    const accepted = spawnSync(process.execPath, [cli, 'check-config', '--config', file], { encoding: 'utf8', env: { ...process.env, ...ENV } });
+    const accepted = spawnSync(process.execPath, [CLI, 'check-config', '--config', file], { encoding: 'utf8', env: { ...process.env, ...ENV } });
     assert.equal(accepted.status, 0, accepted.stderr);
   });
 });

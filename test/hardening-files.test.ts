@@ -10,7 +10,7 @@ import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import { appKeyId } from '../src/store/state';
 import { localDateStamp } from '../src/core/time';
-import {
+import { CLI,
   HOUR,
   MINUTE,
   SECOND,
@@ -31,6 +31,7 @@ import {
   tempDir,
   testSidecar,
   until,
+  tier,
 } from './helpers';
 
 /**
@@ -39,9 +40,8 @@ import {
  * can leave in the state, and what must hold after close(). Each test here failed on the code before the fix.
  */
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
-// Seconds of racing: 10 in npm test, 60 in the reliability report (BTS_FIFO_RACE_MS=60000).
-const RACE_MS = Number(process.env.BTS_FIFO_RACE_MS ?? 10_000);
+// Seconds of racing: 10 in npm test, 60 in npm run reliability (BTS_LONG=1).
+const RACE_MS = tier(10_000, 60_000);
 
 /** A hostile neighbour: renames fresh FIFOs onto each target as fast as it can, for `ms`; prints how many. */
 const FIFO_RACER = `

@@ -10,7 +10,7 @@ import type { ConnectionDropReason } from '../src/core/errors';
 import { createHttpApp } from '../src/http/app';
 import { connectionBudget, openFileLimit } from '../src/http/descriptors';
 import { listen } from '../src/http/server';
-import {
+import { CLI,
   MINUTE,
   SECOND,
   LogCapture,
@@ -29,7 +29,6 @@ import {
   until,
 } from './helpers';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /** A GET on a connection of its own, as a kubelet probe makes it: the status and body, or the error's code when none came in time. */
 function get(url: string, timeoutMs: number): Promise<{ status: number | string; body: string }> {

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { LogCapture, MINUTE, recordReliability, T0, closeBeforeCleanup, configText, exited, freePort, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until, waitFor } from './helpers';
+import { CLI, LogCapture, MINUTE, recordReliability, T0, closeBeforeCleanup, configText, exited, freePort, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until, waitFor } from './helpers';
 import { redisAvailable, startRedis } from './redis-harness';
 
 /**
@@ -14,7 +14,6 @@ import { redisAvailable, startRedis } from './redis-harness';
  * once; it joins the shared store again when Redis returns, and stops on SIGTERM meanwhile.
  */
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 // The sidecar's own stop bound (runUntilSignalled): past it the process exits 1 instead of 0.
 const STOP_BOUND_MS = 15_000;
 const OUTAGE = /shared state store unreachable/;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { constants as fsConstants, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,21 @@ import { parseConfig } from '../src/config/load';
 import type { SidecarConfig } from '../src/config/types';
 import { BrokerSimulator, generateCredential, type SimulatorCredential, type SimulatorOptions } from '../src/simulator';
 import { Sidecar, type SidecarOptions } from '../src/sidecar';
+
+/**
+ * The two tiers of the suite. `npm test` runs every test with short parameters (fewer kills, fewer real seconds,
+ * shorter alert waits); `npm run reliability` sets BTS_LONG=1 and runs the same tests with the long ones, from
+ * which docs/reliability.md is written. No test runs in one tier only.
+ */
+export const LONG = process.env.BTS_LONG === '1';
+
+/** `short` in `npm test`, `long` in `npm run reliability` (BTS_LONG=1). */
+export function tier<T>(short: T, long: T): T {
+  return LONG ? long : short;
+}
+
+/** The built CLI, as the tests start it (`node CLI start --config …`). */
+export const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /**
  * A free loopback port below the kernel's ephemeral range (32768 and up on Linux). A server a test stops and
@@ -320,6 +336,8 @@ export function sampleValue(samples: Sample[], name: string, labels: Record<stri
 export function recordReliability(entry: Record<string, unknown>): void {
   const file = process.env.RELIABILITY_REPORT;
   if (!file) return;
+  // The document's figures are those of the long tier: a report from the short one would understate them.
+  if (!LONG) throw new Error('RELIABILITY_REPORT is set without BTS_LONG=1: the reliability figures come from the long tier');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('node:fs').appendFileSync(file, `${JSON.stringify(entry)}\n`);
 }
@@ -328,4 +346,50 @@ export function recordReliability(entry: Record<string, unknown>): void {
 export function opensForWriting(flags: unknown): boolean {
   if (typeof flags === 'number') return (flags & (fsConstants.O_WRONLY | fsConstants.O_RDWR)) !== 0;
   return typeof flags === 'string' && flags !== 'r';
+}
+
+/** What a fake Slack webhook does with one request: answer with `status` (and `headers`), or never answer. */
+export type WebhookBehaviour = { status: number; headers?: Record<string, string>; hang?: boolean };
+
+export interface FakeSlack {
+  /** The receiver's origin, for tests that give each route a path of its own (Alertmanager's receivers). */
+  origin: string;
+  /** A webhook URL on it, whose path plays the part of Slack's secret. */
+  url: string;
+  /** Every request answered, in order of arrival (a hanging one is left out). */
+  requests: Array<{ path: string; body: string; status: number }>;
+  /** The bodies answered with 200: the messages Slack would have posted. */
+  delivered(): string[];
+  /** How the next requests are answered, one entry each; 200 once the plan is empty. */
+  plan: WebhookBehaviour[];
+  /** Every request that reached it, hanging ones included. */
+  hits(): number;
+}
+
+/** A local stand-in for a Slack incoming webhook (the sidecar's or Alertmanager's), closed when the test ends. */
+export async function fakeSlack(t: { after(fn: () => Promise<void>): void }, path = '/services/T000MARKER/B000MARKER/MARKERHOOKSECRET0123456789'): Promise<FakeSlack> {
+  const requests: FakeSlack['requests'] = [];
+  const plan: WebhookBehaviour[] = [];
+  let hits = 0;
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      hits++;
+      const behaviour = plan.shift() ?? { status: 200 };
+      if (behaviour.hang) return; // never answers
+      requests.push({ path: req.url ?? '', body, status: behaviour.status });
+      res.writeHead(behaviour.status, { 'content-type': 'text/plain', ...behaviour.headers }).end(behaviour.status === 200 ? 'ok' : 'error');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  const origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { origin, url: `${origin}${path}`, requests, delivered: () => requests.filter((r) => r.status === 200).map((r) => r.body), plan, hits: () => hits };
 }

@@ -4,9 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { generateCredential } from '../src/simulator';
-import { MINUTE, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, spawnForTest, type AccountSpec, closeBeforeCleanup } from './helpers';
+import { CLI, MINUTE, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, until, freePort, spawnForTest, type AccountSpec, closeBeforeCleanup, tier } from './helpers';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 describe('configuration reload', () => {
   test('accounts added, changed and removed without a restart; untouched accounts keep their state and loops', async (t) => {
@@ -86,9 +85,12 @@ describe('configuration reload', () => {
   });
 });
 
-test('1,000 accounts with distinct app keys: all ready, one issuance per app key, requests bounded in concurrency', { timeout: 300_000 }, async (t) => {
+/** Accounts in one sidecar: 250 in npm test, 1,000 in npm run reliability (BTS_LONG=1). */
+const MANY = tier(250, 1000);
+
+test(`${MANY.toLocaleString('en')} accounts with distinct app keys: all ready, one issuance per app key, requests bounded in concurrency`, { timeout: 300_000 }, async (t) => {
   const dir = tempDir(t);
-  const count = 1000;
+  const count = MANY;
   const creds = Array.from({ length: count }, (_, i) => generateCredential('kis', `many-${i}`, 'real'));
   const { simulator, url } = await startSimulator(t, creds, { clock: systemClock as never });
   // Every token request is held 20 ms at the broker, and the requests open at once are counted.
@@ -106,7 +108,7 @@ test('1,000 accounts with distinct app keys: all ready, one issuance per app key
   writeFileSync(join(dir, 'config.yaml'), configText(join(dir, 'state'), url, accounts).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }\nlimits: { maxConcurrentRequests: 8 }`));
   const started = Date.now();
   const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', join(dir, 'config.yaml')], { stdio: 'ignore' });
-  await until('all 1,000 accounts ready', 240_000, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+  await until(`all ${count.toLocaleString('en')} accounts ready`, 240_000, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
   const readyMs = Date.now() - started;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');

@@ -7,7 +7,7 @@ import { Sidecar } from '../src/sidecar';
 import { KST_ZONE, formatWallClock, parseDateTimeIn } from '../src/core/time';
 import { tokenId } from '../src/store/state';
 import { BrokerSimulator, generateCredential, type SimulatorCredential } from '../src/simulator';
-import { LogCapture, configText, exited, freePort, markerCredential, parseTestConfig, recordReliability, spawnForTest, startSimulator, tempDir, until, closeBeforeCleanup } from './helpers';
+import { CLI, LogCapture, configText, exited, freePort, markerCredential, parseTestConfig, recordReliability, spawnForTest, startSimulator, tempDir, until, closeBeforeCleanup } from './helpers';
 
 type TestContext = { after(fn: () => void | Promise<void>): void };
 import { canMountReadOnly, describeOutcome, replicaTools, runReplica, writeCredentialFiles, writeKisDevlp, type ReplicaOutcome, type ReplicaTools } from './replicas';
@@ -19,7 +19,6 @@ import { canMountReadOnly, describeOutcome, replicaTools, runReplica, writeCrede
  * their own, UTC or Asia/Seoul, at that same instant. Each must get the sidecar's token and send the broker nothing.
  */
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 /** Simulated seconds per real second: the sidecar and the simulator share the clock; a phase lasts seconds. */
 const SCALE = 120;
 const HTS_ID = 'trader01';

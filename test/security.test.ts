@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SpawnOptions } from 'node:child_process';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { SECOND, configText, exited, freePort, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
+import { CLI, SECOND, fakeSlack, configText, exited, freePort, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /** Starts the CLI (through sh when `shell` is set, to run it first), collecting stdout and stderr together. */
 function runCli(t: { after(fn: () => void): void }, args: string[], options: { env?: NodeJS.ProcessEnv; shell?: string } = {}) {
@@ -25,15 +23,9 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   const dir = tempDir(t);
   const cred = markerCredential('kis', 'leak');
   const adminToken = 'MKADMINTOKEN-0123456789abcdef';
-  const slackBodies: string[] = [];
-  const receiver = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => (slackBodies.push(body), res.writeHead(200).end('ok')));
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => receiver.close(() => r())));
-  const webhook = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/services/T0MK/B0MK/MKHOOKSECRETVALUE42`;
+  const slack = await fakeSlack(t, '/services/T0MK/B0MK/MKHOOKSECRETVALUE42');
+  const webhook = slack.url;
+  const slackBodies = slack.delivered;
   const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND });
   const port = await freePort();
   const config = join(dir, 'config.yaml');
@@ -81,7 +73,7 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   // A forced renewal meets a rejected secret: an alert, a failure reason, log lines.
   simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' } });
   await get('/renew/main?force=true', { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } });
-  await until('the credentials alert in Slack', 10_000, () => slackBodies.some((b) => b.includes('credentials_rejected')));
+  await until('the credentials alert in Slack', 10_000, () => slackBodies().some((b) => b.includes('credentials_rejected')));
   for (const path of ['/status', '/metrics']) await get(path);
   sidecar.child.kill('SIGTERM');
   assert.equal(await sidecar.done, 0);
@@ -99,13 +91,13 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   assert.equal(await once.done, 1);
   texts.push(once.out.text);
 
-  texts.push(...slackBodies);
-  assert.ok(slackBodies.length >= 3, `Slack got ${slackBodies.length} messages`);
+  texts.push(...slackBodies());
+  assert.ok(slackBodies().length >= 3, `Slack got ${slackBodies().length} messages`);
   assert.ok(tokens.size >= 3, 'tokens and the approval key were collected to scan for');
   const secrets = [cred.appKey, cred.appSecret, wrong.appSecret, webhook, 'MKHOOKSECRETVALUE42', adminToken, ...tokens];
   const everything = texts.join('\n');
   const leaks = secrets.filter((secret) => everything.includes(secret)).map((s) => `${s.slice(0, 8)}...`);
-  recordReliability({ kind: 'secrets', scannedBytes: everything.length, logLines: sidecar.out.text.split('\n').length, slackMessages: slackBodies.length, secretsChecked: secrets.length, leaks: leaks.length });
+  recordReliability({ kind: 'secrets', scannedBytes: everything.length, logLines: sidecar.out.text.split('\n').length, slackMessages: slackBodies().length, secretsChecked: secrets.length, leaks: leaks.length });
   assert.deepEqual(leaks, []);
 });
 

@@ -421,7 +421,7 @@ describe('start-up checks and notifications', () => {
 
   test('notify: a command runs after the token changes (account, sink and path in its environment, no token)', async (t) => {
     const marker = join(tempDir(t), 'notified');
-    const { dir, sidecar, clock } = await sidecarWithSinks(
+    const { dir, sidecar } = await sidecarWithSinks(
       t,
       (d) => `- format: json\n  path: ${join(d, 't.json')}\n  notify: { command: ["/bin/sh", "-c", "env | grep -E '^BROKER_TOKEN_|TOKEN' > ${marker}.tmp && mv ${marker}.tmp ${marker}"] }`,
     );
@@ -430,16 +430,22 @@ describe('start-up checks and notifications', () => {
     assert.match(env, /BROKER_TOKEN_ACCOUNT=main/);
     assert.match(env, new RegExp(`BROKER_TOKEN_FILE=${join(dir, 't.json')}`));
     const token = sidecar.views()[0]!.snapshot.state.token!.accessToken;
+    assert.match(env, /^BROKER_TOKEN_SINK=\S+$/m);
+    // The three variables, and no other that names a token.
+    assert.deepEqual(env.trim().split('\n').map((line) => line.split('=')[0]).sort(), ['BROKER_TOKEN_ACCOUNT', 'BROKER_TOKEN_FILE', 'BROKER_TOKEN_SINK']);
     assert.ok(!env.includes(token));
-    assert.ok(clock);
   });
 
   test('notify: a signal goes to the process named in a pid file', async (t) => {
     const dir0 = tempDir(t);
     const marker = join(dir0, 'hup');
-    const child = spawnForTest(t, process.execPath, ['-e', `process.on('SIGHUP', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'hup'); process.exit(0); }); setInterval(() => {}, 1000);`]);
+    // The application says when its handler is in place; a SIGHUP before that would kill it.
+    const child = spawnForTest(t, process.execPath, ['-e', `process.on('SIGHUP', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'hup'); process.exit(0); }); console.log('ready'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the application exited with ${code} before its handler was in place`)));
+    });
     fs.writeFileSync(join(dir0, 'app.pid'), `${child.pid}\n`);
-    await new Promise((r) => setTimeout(r, 300));
     await sidecarWithSinks(t, (d) => `- format: json\n  path: ${join(d, 't.json')}\n  notify: { signal: SIGHUP, pidFile: ${join(dir0, 'app.pid')} }`);
     await until('the signalled process to answer', 3000, () => fs.existsSync(marker), 5);
     assert.equal(fs.readFileSync(marker, 'utf8'), 'hup');

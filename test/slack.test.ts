@@ -1,37 +1,24 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManualClock } from '../src/core/clock';
-import { HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup } from './helpers';
+import { fakeSlack, HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup } from './helpers';
 
-type Behaviour = { status: number; headers?: Record<string, string>; hang?: boolean };
-
-/** A local stand-in for Slack's incoming webhook: records every message, answers as told. */
+/** The fake Slack of test/helpers.ts, its messages parsed. */
 async function webhookReceiver(t: { after(fn: () => Promise<void>): void }) {
-  const received: Array<{ text: string; blocks: unknown[] }> = [];
-  const raw: string[] = [];
-  const plan: Behaviour[] = [];
-  let hits = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      hits++;
-      const behaviour = plan.shift() ?? { status: 200 };
-      if (behaviour.hang) return; // never answers
-      raw.push(body);
-      if (behaviour.status === 200) received.push(JSON.parse(body) as { text: string; blocks: unknown[] });
-      res.writeHead(behaviour.status, { 'content-type': 'text/plain', ...behaviour.headers }).end(behaviour.status === 200 ? 'ok' : 'error');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
-  const port = (server.address() as { port: number }).port;
-  // The path plays the part of Slack's secret URL.
-  const url = `http://127.0.0.1:${port}/services/T000MARKER/B000MARKER/MARKERHOOKSECRET0123456789`;
-  return { url, received, raw, plan, hits: () => hits };
+  const slack = await fakeSlack(t);
+  return {
+    url: slack.url,
+    plan: slack.plan,
+    hits: slack.hits,
+    get received() {
+      return slack.delivered().map((body) => JSON.parse(body) as { text: string; blocks: unknown[] });
+    },
+    get raw() {
+      return slack.requests.map((r) => r.body);
+    },
+  };
 }
 
 const FAST_RETRY = 'renewal: { retry: { attempts: 1, initialDelay: 1m, multiplier: 1, maxDelay: 1m, jitter: 0 }, jitter: 0s }';

@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ScaledClock, TEST_CLOCK_ENV } from '../src/core/clock';
 import { DAY_MS } from './soak-model';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, spawnForTest, startSimulator, tempDir, testSidecar, freePort, median, closeBeforeCleanup } from './helpers';
+import { CLI, HOUR, tier, MINUTE, SECOND, T0, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, spawnForTest, startSimulator, tempDir, testSidecar, freePort, median, closeBeforeCleanup } from './helpers';
 import { expectedIssuances } from './soak-model';
 
 setFlagsFromString('--expose-gc');
@@ -102,7 +102,11 @@ test('soak: 30 simulated days with random faults: exactly the expected issuances
   });
 });
 
-test('soak, real time: 3 simulated days in 90 s (scaled clock): issuances as expected, RSS, handles and heap flat', { timeout: 300_000 }, async (t) => {
+/** Real seconds of the real-time soak, and its sampling interval: 30 s (a simulated day) in npm test, 90 s in npm run reliability. */
+const REALTIME_S = tier(30, 90);
+const SAMPLE_EVERY_MS = tier(2_000, 5_000);
+
+test(`soak, real time: ${REALTIME_S / 30} simulated day(s) in ${REALTIME_S} s (scaled clock): issuances as expected, RSS, handles and heap flat`, { timeout: 300_000 }, async (t) => {
   const dir = tempDir(t);
   const cred = markerCredential('kis', 'soakrt');
   // 2880x: a simulated day every 30 s of real time, shared by the sidecar process and the simulator.
@@ -113,13 +117,13 @@ test('soak, real time: 3 simulated days in 90 s (scaled clock): issuances as exp
   const port = await freePort();
   const config = join(dir, 'config.yaml');
   writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { retry: { jitter: 0 } }' }]).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`));
-  const child = spawnForTest(t, process.execPath, [join(__dirname, '..', 'src', 'cli.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [TEST_CLOCK_ENV]: spec } });
+  const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [TEST_CLOCK_ENV]: spec } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const samples: Array<{ realS: number; rssMb: number; heapMb: number; handles: number }> = [];
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + REALTIME_S * 1000;
   while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 5_000));
+    await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
     try {
       const s = parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
       samples.push({
@@ -149,12 +153,12 @@ test('soak, real time: 3 simulated days in 90 s (scaled clock): issuances as exp
   const rssSeries = settled.map((s) => s.rssMb.toFixed(0)).join(',');
   const earlyRss = median(settled.slice(0, 4).map((s) => s.rssMb));
   const lateRss = median(settled.slice(-4).map((s) => s.rssMb));
-  assert.ok(lateRss - earlyRss < 15, `RSS median ${earlyRss.toFixed(1)} -> ${lateRss.toFixed(1)} MiB (samples every 5 s: ${rssSeries})`);
+  assert.ok(lateRss - earlyRss < 15, `RSS median ${earlyRss.toFixed(1)} -> ${lateRss.toFixed(1)} MiB (samples every ${SAMPLE_EVERY_MS / 1000} s: ${rssSeries})`);
   assert.ok(Math.max(...settled.map((s) => s.handles)) - Math.min(...settled.map((s) => s.handles)) <= 3, `handles ${settled.map((s) => s.handles).join(',')}`);
   recordReliability({
     kind: 'soak-realtime',
     simulatedDays: Number(days.toFixed(1)),
-    realSeconds: 90,
+    realSeconds: REALTIME_S,
     issued,
     expected,
     rssFirstMb: Number(first.rssMb.toFixed(1)),
