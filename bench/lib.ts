@@ -86,8 +86,8 @@ export function startChild(command: string, args: string[], env: NodeJS.ProcessE
   const keep = (d: Buffer) => {
     tail = (tail + d.toString('utf8')).slice(-8192);
   };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => {
       children.delete(proc);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { constants as fsConstants, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, constants as fsConstants, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +56,7 @@ export async function waitFor<T>(what: string | (() => string), ms: number, prob
     if (value !== undefined) return value;
     if (Date.now() - start > ms) {
       const described = typeof what === 'string' ? what : what();
-      throw new Error(`timed out after ${ms} ms waiting for ${described}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+      throw new Error(`timed out after ${ms} ms waiting for ${described}${lastError ? ` (last error: ${lastError instanceof Error ? String(lastError) : JSON.stringify(lastError)})` : ''}`);
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
@@ -320,8 +320,7 @@ export function sampleValue(samples: Sample[], name: string, labels: Record<stri
 export function recordReliability(entry: Record<string, unknown>): void {
   const file = process.env.RELIABILITY_REPORT;
   if (!file) return;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('node:fs').appendFileSync(file, `${JSON.stringify(entry)}\n`);
+  appendFileSync(file, `${JSON.stringify(entry)}\n`);
 }
 
 /** Whether `open` flags ask for writing: injected disk faults (EROFS, ENOSPC) strike writes, never reads. */

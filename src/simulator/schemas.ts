@@ -37,7 +37,7 @@ export const statsQuerySchema = z.strictObject({ appKey: z.string().min(1).optio
 
 /** Throws an Error whose message names every problem, e.g. `delayMs: Invalid input: expected number`. */
 export function parseFaultSpec(input: unknown): FaultSpec {
-  return parseOrThrow(faultSpecSchema, input, 'fault') as FaultSpec;
+  return parseOrThrow(faultSpecSchema, input, 'fault');
 }
 
 export function parseCredential(input: unknown): SimulatorCredential {
