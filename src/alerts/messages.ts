@@ -38,7 +38,7 @@ const kst = (ms: number | null | undefined): string => (ms === null || ms === un
 const str = (value: string | number | null | undefined): string => (value === null || value === undefined ? '-' : String(value));
 
 /** Slack mrkdwn needs &, < and > escaped in anything that did not come from us (broker messages, paths). */
-export function escapeMrkdwn(text: string): string {
+function escapeMrkdwn(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 

@@ -22,7 +22,7 @@ import type { StoreHealth } from '../store/store';
  * clears. Decisions and the outbox are persisted before anything is sent, so a crash loop repeats nothing and
  * loses nothing; delivery runs on its own, so a slow or dead Slack never holds up a renewal or a repair.
  */
-export interface NotifierDeps {
+interface NotifierDeps {
   config: SlackConfig;
   stateDir: string;
   views: () => AccountView[];

@@ -51,7 +51,7 @@ export async function openSidecar(config: SidecarConfig, options: SidecarOptions
  * it, so its directory is watched), applies what can be applied without a restart, and keeps the running
  * configuration, reporting every problem, when the new one is not valid.
  */
-export function reloadOnChange(sidecar: Sidecar): () => void {
+function reloadOnChange(sidecar: Sidecar): () => void {
   const path = sidecar.config.source;
   if (!existsSync(path)) return () => undefined; // an embedded config (the demo)
   const serial = new Serial();

@@ -18,7 +18,7 @@ export interface SidecarControl {
   renew(account: string, force: boolean): Promise<RenewOutcome | undefined>;
 }
 
-export interface HttpAppOptions {
+interface HttpAppOptions {
   control: SidecarControl;
   metrics: MetricsExporter;
   now: () => number;
