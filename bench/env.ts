@@ -9,12 +9,12 @@ import { BrokerSimulator, generateCredential, type SimulatorCredential } from '.
 import { configText, type AccountSpec } from '../test/helpers';
 import { FatalError, childEnv, freePort, httpGet, onCleanup, sleep, startChild, tempDir, waitFor, type Child } from './lib';
 
-export const CLI = join(__dirname, '..', 'src', 'cli.js');
+const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /** After start-up work is over: the simulator has seen one proof per account, then this much longer. */
 export const SETTLE_MS = 3_000;
 
-export interface EnvOptions {
+interface EnvOptions {
   label: string;
   accounts: number;
   /** The sinks list (YAML) of each account, given the env's dir; a json sink per account by default. */
@@ -26,7 +26,6 @@ export class BenchEnv {
   readonly configPath: string;
   readonly stateDir: string;
   readonly names: string[];
-  readonly credentials: SimulatorCredential[];
   /** Set once a sidecar has run here and written its state. */
   started = false;
 
@@ -39,7 +38,6 @@ export class BenchEnv {
     credentials: SimulatorCredential[],
   ) {
     this.dir = dir;
-    this.credentials = credentials;
     this.stateDir = join(dir, 'state');
     this.configPath = join(dir, 'config.yaml');
     this.names = credentials.map((_, i) => `acct-${String(i).padStart(4, '0')}`);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { BenchEnv } from './env';
 import { childEnv, max, median, progress, sleep, startChild, stopChild, type Child } from './lib';
 
-export const IDLE_WINDOW_MS = 60_000;
+const IDLE_WINDOW_MS = 60_000;
 export const IDLE_SAMPLE_MS = 5_000;
 const BASELINE_SCRIPT = 'setTimeout(()=>{}, 600000)';
 // prom-client's default metrics, which the sidecar registers: an event-loop-delay monitor sampling every 10 ms.
@@ -31,20 +31,20 @@ export interface IdleResult {
   issuedDuring: number;
 }
 
-export function clockTicksPerSecond(): number {
+function clockTicksPerSecond(): number {
   const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
   const value = Number(out.stdout?.trim());
   return Number.isInteger(value) && value > 0 ? value : 100;
 }
 
 /** utime + stime, in clock ticks (fields 14 and 15 of /proc/<pid>/stat; the name in field 2 may hold spaces). */
-export function cpuTicks(pid: number): number {
+function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
   return Number(fields[11]) + Number(fields[12]);
 }
 
-export function rssKiB(pid: number): number {
+function rssKiB(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!match) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(match[1]);

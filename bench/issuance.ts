@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { HOUR, T0, configText, markerCredential, parseTestConfig, runAccountUntil, startSimulator, testSidecar } from '../test/helpers';
 import { childEnv, onCleanup, progress, startChild, tempDir } from './lib';
 
-export const DAY = 24 * HOUR;
+const DAY = 24 * HOUR;
 
 // ---- (a) crash loop ----
 
@@ -28,7 +28,7 @@ export interface CrashloopResult {
   failure: string | undefined;
 }
 
-export const CRASHLOOP_TEST = join(__dirname, '..', 'test', 'crashloop.test.js');
+const CRASHLOOP_TEST = join(__dirname, '..', 'test', 'crashloop.test.js');
 
 export async function measureCrashloop(): Promise<CrashloopResult> {
   const report = join(tempDir('crashloop'), 'report.jsonl');
@@ -62,7 +62,7 @@ export async function measureCrashloop(): Promise<CrashloopResult> {
 }
 
 /** The first failure message in node --test's TAP output (`error: ...`, or a `|-` block below it). */
-export function tapError(tap: string): string | undefined {
+function tapError(tap: string): string | undefined {
   const lines = tap.split('\n');
   const at = lines.findIndex((l) => /^\s*error: /.test(l));
   if (at < 0) return undefined;
@@ -95,7 +95,7 @@ export interface PolicyRun {
 const kst = (at: number): string => new Date(at + 9 * HOUR).toISOString().slice(11, 16);
 
 /** One account from a cold start at T0 (09:00 KST) for `days` simulated days; issuances at the simulator. */
-export async function simulateDays(policy: string, extra: string, days: number): Promise<PolicyRun> {
+async function simulateDays(policy: string, extra: string, days: number): Promise<PolicyRun> {
   const hooks: Array<() => unknown> = [];
   const dir = mkdtempSync(join(tmpdir(), 'bts-bench-days-'));
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));

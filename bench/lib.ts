@@ -32,7 +32,7 @@ export function tempDir(label: string): string {
   return dir;
 }
 
-export function removeDir(dir: string): void {
+function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   dirs.delete(dir);
 }
@@ -86,8 +86,8 @@ export function startChild(command: string, args: string[], env: NodeJS.ProcessE
   const keep = (d: Buffer) => {
     tail = (tail + d.toString('utf8')).slice(-8192);
   };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => {
       children.delete(proc);
@@ -122,7 +122,7 @@ export function childEnv(): NodeJS.ProcessEnv {
 /** The tests' free-port finder: the bench's servers are started and stopped on chosen ports as well. */
 export { freePort, median } from '../test/helpers';
 
-export interface HttpAnswer {
+interface HttpAnswer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
@@ -163,7 +163,7 @@ export async function waitFor(what: string, timeoutMs: number, condition: () => 
 
 // ---- statistics ----
 
-export function sorted(values: number[]): number[] {
+function sorted(values: number[]): number[] {
   return [...values].sort((a, b) => a - b);
 }
 

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 
-export const INSTALL_HINT = 'apt-get install -y wrk prometheus-node-exporter';
+const INSTALL_HINT = 'apt-get install -y wrk prometheus-node-exporter';
 
 function which(binary: string): string | undefined {
   const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' }).stdout?.trim();

@@ -15,7 +15,7 @@ const GAP_MS = 30;
 const BACKSTOP_MS = 20;
 const GIVE_UP_MS = 15_000;
 
-export type RepairCase = 'kis-auth deleted' | 'kis-auth emptied' | 'json deleted' | 'json emptied';
+type RepairCase = 'kis-auth deleted' | 'kis-auth emptied' | 'json deleted' | 'json emptied';
 
 export interface RepairSeries {
   case: RepairCase;

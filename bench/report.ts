@@ -12,7 +12,7 @@ import { ROUNDS, TARGETS, type ScrapeResult, type Target } from './scrape';
 import { POLL_MS, STARTUP_RUNS, type StartupSeries } from './startup';
 import { GZIP_HEADER, WRK_WARMUP, wrkArgs } from './wrk';
 
-export interface Results {
+interface Results {
   machine: MachineFacts;
   loadAtEnd: number[];
   durationS: number;

@@ -14,7 +14,7 @@ export const ROUNDS = 3;
 export const TARGETS = ['sidecar', 'bare', 'node-exporter', 'sidecar-gzip', 'bare-gzip'] as const;
 export type Target = (typeof TARGETS)[number];
 /** The targets scraped with `Accept-Encoding: gzip`, as Prometheus scrapes. */
-export const GZIP_TARGETS: ReadonlySet<Target> = new Set(['sidecar-gzip', 'bare-gzip']);
+const GZIP_TARGETS: ReadonlySet<Target> = new Set(['sidecar-gzip', 'bare-gzip']);
 
 export interface TargetResult {
   url: string;
@@ -46,12 +46,12 @@ export interface ScrapeResult {
 }
 
 /** Lines that are samples, not comments or blank: one per series. */
-export function seriesCount(text: string): number {
+function seriesCount(text: string): number {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
 }
 
 /** The exposition without the families node_exporter exports itself (process_*, nodejs_*), which it would refuse. */
-export function withoutOwnFamilies(text: string): { text: string; dropped: string[] } {
+function withoutOwnFamilies(text: string): { text: string; dropped: string[] } {
   const dropped = new Set<string>();
   const keep = text.split('\n').filter((line) => {
     const name = line.startsWith('# ') ? (line.split(' ')[2] ?? '') : (/^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line)?.[0] ?? '');
@@ -66,7 +66,7 @@ export function withoutOwnFamilies(text: string): { text: string; dropped: strin
 
 const NODE_EXPORTER = 'prometheus-node-exporter';
 
-export function exporterArgs(dir: string, port: number): string[] {
+function exporterArgs(dir: string, port: number): string[] {
   return ['--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${dir}`, `--web.listen-address=127.0.0.1:${port}`];
 }
 

@@ -2,7 +2,7 @@
 import { startChild } from './lib';
 
 /** The same settings for every target: one thread, four connections, latency distribution. */
-export const WRK_CONNECTIONS = 4;
+const WRK_CONNECTIONS = 4;
 export const WRK_DURATION = '5s';
 export const WRK_WARMUP = '2s';
 
@@ -36,7 +36,7 @@ function latency(text: string, pct: number): number {
   return Number(match[1]) * UNIT_MS[match[2]!]!;
 }
 
-export function parseWrk(text: string): WrkResult {
+function parseWrk(text: string): WrkResult {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
   const requests = /(\d+) requests in/.exec(text);
   if (!rps || !requests) throw new Error(`unexpected wrk output:\n${text}`);

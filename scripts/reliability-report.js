@@ -103,7 +103,7 @@ lines.push(
   '',
   '| sidecar clock | instants | reader runs | read-only mount | token requests (sidecar and readers) |',
   '|---|---|---|---|---|',
-  ...entries.filter((e) => e.kind === 'readers').map((e) => `| ${e.sidecarZone} | ${e.instants.length} (${e.instants.map(cell).join('; ')}) | ${e.readerRuns}, every one with the sidecar\'s token and no request of its own | ${e.readOnly ? 'yes' : 'not available here'} | ${e.tokenRequests}: one per app key, at the first start |`),
+  ...entries.filter((e) => e.kind === 'readers').map((e) => `| ${e.sidecarZone} | ${e.instants.length} (${e.instants.map(cell).join('; ')}) | ${e.readerRuns}, every one with the sidecar's token and no request of its own | ${e.readOnly ? 'yes' : 'not available here'} | ${e.tokenRequests}: one per app key, at the first start |`),
   '',
   'A bot imported while its file is missing: with the token folder read-only (the deployment the examples use) and the sidecar down, the import fails and sends nothing, and the bot started again once the sidecar is back reads its token; with the sidecar running, files deleted by hand are back before a bot started at that moment imports.',
   '',

@@ -52,7 +52,7 @@ interface AccountEntry {
   stop: AbortController;
 }
 
-export interface ReloadSummary {
+interface ReloadSummary {
   added: string[];
   removed: string[];
   changed: string[];
@@ -62,7 +62,6 @@ export interface ReloadSummary {
 }
 
 export class StartupError extends Error {
-  readonly code = 'startup_failed';
   constructor(readonly problems: string[]) {
     super(`cannot start:\n  ${problems.join('\n  ')}`);
   }

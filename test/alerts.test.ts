@@ -454,7 +454,7 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
   const endsAt = new Date(Date.now() - 1000).toISOString();
   const resolve = await fetch(`${base}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ ...notPrivate, endsAt }]) });
   assert.equal(resolve.status, 200);
-  const resolved = await waitFor('the resolution message', 20_000, async () => received().find((m) => m.attachment.title.startsWith('[RESOLVED]'))?.attachment);
+  const resolved = await waitFor('the resolution message', 20_000, () => received().find((m) => m.attachment.title.startsWith('[RESOLVED]'))?.attachment);
   assert.equal(resolved.title, '[RESOLVED] BrokerTokenSinkFileNotPrivate (main)');
   assert.equal(resolved.color, 'good');
   assert.match(resolved.text, /^\*RESOLVED\*: Token file of sink kis-auth/);

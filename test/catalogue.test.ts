@@ -39,7 +39,7 @@ test('a loop is stuck when a tick runs too long, and healthy otherwise', async (
   release();
 });
 
-test('the secret registry redacts every occurrence, whole, even of secrets that overlap or contain each other', async () => {
+test('the secret registry redacts every occurrence, whole, even of secrets that overlap or contain each other', () => {
   const registry = new SecretRegistry();
   for (const secret of ['123456abcdef', '123456', 'abcdef7890', 'short']) registry.add(secret);
   assert.equal(registry.redact('a 123456abcdef b'), 'a [REDACTED] b');

@@ -284,7 +284,7 @@ test('status exits 1 when a token is unusable, and changes nothing on disk', (t)
   writeFileSync(config, configText(join(dir, 'state'), 'http://127.0.0.1:9', [{ name: 'main', credential: cred }]));
   const result = spawnSync(process.execPath, [CLI, 'status', '--config', config], { encoding: 'utf8' });
   assert.equal(result.status, 1);
-  assert.match(result.stdout, /BAD main \(kis, real\): missing - not usable\n    token:         none/);
+  assert.match(result.stdout, /BAD main \(kis, real\): missing - not usable\n {4}token: {9}none/);
   assert.equal(existsSync(join(dir, 'state')), false);
   assert.ok(statSync(config).isFile());
 });

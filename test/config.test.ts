@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -188,7 +189,6 @@ test('config: kis-auth reader zones: the host\'s own zone joins the defaults; a 
 });
 
 test('config: python-kis: the file name python-kis computes, from the HTS id and the credentials of the account\'s domain; the secret only in the digest', () => {
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
   for (const env of ['real', 'mock'] as const) {
     const text = withAccount(`${GOOD_ACCOUNT.replace('{ format: kis-auth, dir: ./KIS/config }', '{ format: python-kis, dir: ./pykis, htsId: trader01 }')}\nenv: ${env}`);
     const sink = parseConfig(text, '/c/config.yaml', '/c', { env: ENV }).accounts[0]!.sinks[0]!;

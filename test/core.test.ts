@@ -45,7 +45,7 @@ describe('forEachBounded', () => {
   });
 
   test('no items: nothing runs, nothing is thrown', async () => {
-    await forEachBounded([], 8, async () => assert.fail('ran'));
+    await forEachBounded([], 8, () => assert.fail('ran'));
   });
 });
 

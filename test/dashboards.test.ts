@@ -282,9 +282,9 @@ test('a point in time is shown relative to now only when it is set (0 means neve
 });
 
 test('the expiry panel turns red under an hour and orange under six hours', () => {
-  const panel = queryPanels(loadDashboard().panels).find((p) =>
+  const panel: (Panel & { fieldConfig?: { defaults?: { unit?: string; thresholds?: { steps?: { color: string; value: number | null }[] } } } }) | undefined = queryPanels(loadDashboard().panels).find((p) =>
     (p.targets ?? []).some((t) => String(t.expr).includes('broker_token_expiry_timestamp_seconds')),
-  ) as (Panel & { fieldConfig?: { defaults?: { unit?: string; thresholds?: { steps?: { color: string; value: number | null }[] } } } }) | undefined;
+  );
   assert.ok(panel, 'no panel shows the expiry');
   const defaults = panel.fieldConfig?.defaults;
   assert.equal(defaults?.unit, 's');

@@ -104,7 +104,7 @@ describe('docker compose', () => {
     // The same volume is /tokens in the sidecar and the bot's HOME: the sink's folder is the bot's ~/KIS/config.
     const mountOf = (service: Doc, volume: string) => (service.volumes as string[]).find((v) => v.startsWith(`${volume}:`))!.split(':');
     const [, sidecarAt] = mountOf(sidecar, 'tokens');
-    const [, botAt, mode] = mountOf(bot, 'tokens');
+    const [, , mode] = mountOf(bot, 'tokens');
     assert.equal(mode, 'ro', 'the bot sees the token folder read-only');
     assert.equal(sink.dir.replace(sidecarAt!, bot.environment.HOME), join(bot.environment.HOME, 'KIS', 'config'));
     // kis-config copies the user's kis_devlp.yaml into that folder before the sidecar starts.

@@ -85,7 +85,7 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
 
   // Alertmanager with the example config; the webhook files point at the receiver.
   const amPort = await freePort();
-  const amConfig = parseYaml(readFileSync(join(ROOT, 'alerts', 'alertmanager.yml'), 'utf8')) as any;
+  const amConfig = parseYaml(readFileSync(join(ROOT, 'alerts', 'alertmanager.yml'), 'utf8'));
   const secrets = join(dir, 'secrets');
   mkdirSync(secrets);
   let n = 0;
@@ -149,7 +149,7 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   assert.equal(fired[0]!.metric.severity, 'critical');
 
   const group = (amConfig.route.group_wait as string | undefined) ?? '30s';
-  const delivered = await waitFor('Alertmanager to deliver to the Slack receiver', (parseDuration(group) ?? 30_000) + 90_000, async () =>
+  const delivered = await waitFor('Alertmanager to deliver to the Slack receiver', (parseDuration(group) ?? 30_000) + 90_000, () =>
     slack.delivered().find((body) => body.includes(TRIGGERED_ALERT)),
   );
   const text = JSON.stringify(JSON.parse(delivered));

@@ -42,7 +42,7 @@ function faultyFs() {
     // EROFS, EACCES on a file's directory and ENOSPC strike writes: an open for reading still works.
     open: (async (path: fs.PathLike, flags?: any, mode?: any) => (opensForWriting(flags) && check(path), fsp.open(path, flags, mode))) as FileSystem['open'],
     mkdir: (async (path: fs.PathLike, options?: any) => (check(path), fsp.mkdir(path, options))) as FileSystem['mkdir'],
-    rename: (async (from: fs.PathLike, to: fs.PathLike) => (check(to), fsp.rename(from, to))) as FileSystem['rename'],
+    rename: async (from: fs.PathLike, to: fs.PathLike) => (check(to), fsp.rename(from, to)),
   };
   return { filesystem, state };
 }

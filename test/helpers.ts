@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { constants as fsConstants, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, constants as fsConstants, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -72,7 +72,7 @@ export async function waitFor<T>(what: string | (() => string), ms: number, prob
     if (value !== undefined) return value;
     if (Date.now() - start > ms) {
       const described = typeof what === 'string' ? what : what();
-      throw new Error(`timed out after ${ms} ms waiting for ${described}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+      throw new Error(`timed out after ${ms} ms waiting for ${described}${lastError ? ` (last error: ${lastError instanceof Error ? String(lastError) : JSON.stringify(lastError)})` : ''}`);
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
@@ -338,8 +338,7 @@ export function recordReliability(entry: Record<string, unknown>): void {
   if (!file) return;
   // The document's figures are those of the long tier: a report from the short one would understate them.
   if (!LONG) throw new Error('RELIABILITY_REPORT is set without BTS_LONG=1: the reliability figures come from the long tier');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('node:fs').appendFileSync(file, `${JSON.stringify(entry)}\n`);
+  appendFileSync(file, `${JSON.stringify(entry)}\n`);
 }
 
 /** Whether `open` flags ask for writing: injected disk faults (EROFS, ENOSPC) strike writes, never reads. */
@@ -359,11 +358,11 @@ export interface FakeSlack {
   /** Every request answered, in order of arrival (a hanging one is left out). */
   requests: Array<{ path: string; body: string; status: number }>;
   /** The bodies answered with 200: the messages Slack would have posted. */
-  delivered(): string[];
+  delivered: () => string[];
   /** How the next requests are answered, one entry each; 200 once the plan is empty. */
   plan: WebhookBehaviour[];
   /** Every request that reached it, hanging ones included. */
-  hits(): number;
+  hits: () => number;
 }
 
 /** A local stand-in for a Slack incoming webhook (the sidecar's or Alertmanager's), closed when the test ends. */

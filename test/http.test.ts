@@ -265,7 +265,7 @@ describe('HTTP hygiene', () => {
 test('/healthz is 503 and names the loop when one is stuck', async (t) => {
   const { sidecar } = await setup(t);
   const app = createHttpApp({
-    control: { views: () => sidecar.views(), stuckLoops: () => ['account:main'], stuckSinks: () => [], renew: async () => undefined },
+    control: { views: () => sidecar.views(), stuckLoops: () => ['account:main'], stuckSinks: () => [], renew: () => Promise.resolve(undefined) },
     metrics: sidecar.metrics,
     now: () => sidecar.clock.now(),
     adminToken: undefined,

@@ -442,7 +442,7 @@ describe('a request cannot outlive its recorded attempt', () => {
       rename: (async (from: PathLike, to: PathLike) => {
         if (stateSaveDelayMs > 0 && String(to).includes(`${sep}accounts${sep}`)) await new Promise((r) => setTimeout(r, stateSaveDelayMs));
         return nodeFileSystem.rename(from, to);
-      }) as FileSystem['rename'],
+      }),
     };
     const config = parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'http: { timeout: 600ms }' }]), dir);
     const sidecar = testSidecar(config, clock, { fs });

@@ -25,7 +25,6 @@ const HOUR = 60 * MINUTE;
 const KST_OFFSET = 9 * HOUR;
 const PRICE_PATH = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
 interface Reply {
@@ -71,7 +70,7 @@ async function send(
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
 
-const json = (reply: Reply): Json => JSON.parse(reply.text) as Json;
+const json = (reply: Reply): Json => JSON.parse(reply.text);
 
 function kisToken(h: Harness, cred: SimulatorCredential = h.kis, overrides: Record<string, unknown> = {}): Promise<Reply> {
   return send(h.url, 'POST', '/oauth2/tokenP', {
@@ -130,8 +129,8 @@ function kiwoomStockInfo(h: Harness, token: string, apiId = 'ka10001'): Promise<
 function decodeJwt(token: string): { header: Json; payload: Json } {
   const [header, payload] = token.split('.');
   return {
-    header: JSON.parse(Buffer.from(header!, 'base64url').toString('utf8')) as Json,
-    payload: JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as Json,
+    header: JSON.parse(Buffer.from(header!, 'base64url').toString('utf8')),
+    payload: JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')),
   };
 }
 

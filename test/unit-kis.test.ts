@@ -113,7 +113,7 @@ describe('parseKisTokenAnswer', () => {
       { error: 'bad_response', message: 'KIS tokenP: access_token_token_expired "2027-02-30 09:00:00" is not YYYY-MM-DD HH:MM:SS' },
     ],
     ['no access_token', json(200, tokenP({ access_token: undefined })), { error: 'bad_response', message: 'KIS tokenP: no token in the answer' }],
-    ['an access_token that is a number', json(200, tokenP({ access_token: 12345678901234567890 })), { error: 'bad_response', message: 'KIS tokenP: no token in the answer' }],
+    ['an access_token that is a number', json(200, tokenP({ access_token: 1234567890123456 })), { error: 'bad_response', message: 'KIS tokenP: no token in the answer' }],
     ['a 10-character token', json(200, tokenP({ access_token: 'eyJ0eXAiOi' })), { error: 'bad_response', message: 'KIS tokenP: token of implausible length (10 characters)' }],
     [
       'a token with a space in it',

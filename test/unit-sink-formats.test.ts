@@ -98,7 +98,7 @@ describe('renderSink: the exact bytes', () => {
     test(what, () => {
       const content = renderSink(sink, tokenView);
       assert.equal(content?.endsWith('}\n'), true, 'a JSON object and a newline');
-      assert.deepEqual(JSON.parse(content!), expected);
+      assert.deepEqual(JSON.parse(content), expected);
     });
   }
 

@@ -46,7 +46,7 @@ function assertInspection(found: Inspection, expected: Plain): void {
     return;
   }
   assert.equal(found.kind, 'refused');
-  const error = (found as Extract<Inspection, { kind: 'refused' }>).error;
+  const error = found.error;
   assert.ok(error instanceof SinkWriteError);
   assert.equal(error.code, expected.code);
   if (typeof expected.message === 'string') assert.equal(error.message, expected.message);
@@ -144,7 +144,7 @@ describe('inspectSinkFile', () => {
 
   test('permission denied on open: refused as permission_denied', async () => {
     const path = '/nonexistent/main.json';
-    const denied: FileSystem = { ...nodeFileSystem, open: (async () => Promise.reject(Object.assign(new Error('EACCES'), { code: 'EACCES' }))) as FileSystem['open'] };
+    const denied: FileSystem = { ...nodeFileSystem, open: (async () => Promise.reject(Object.assign(new Error('EACCES'), { code: 'EACCES' }))) };
     assertInspection(await inspect(sinkAt(path), path, denied), { kind: 'refused', code: 'permission_denied', message: `cannot inspect ${path} (EACCES)` });
   });
 });

@@ -9,9 +9,9 @@ import type { OutboxItem } from './outbox-store';
  * a timeout per attempt, retries with capped exponential backoff on 5xx, timeouts and network errors, and on
  * 429 after the Retry-After Slack asked for. Other 4xx answers (a revoked webhook, a bad payload) fail at once.
  */
-export type DeliveryResult = 'sent' | 'retried' | 'failed';
+type DeliveryResult = 'sent' | 'retried' | 'failed';
 
-export interface DeliveryOptions {
+interface DeliveryOptions {
   webhookUrl: string;
   criticalWebhookUrl: string | undefined;
   timeoutMs: number;

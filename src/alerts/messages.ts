@@ -35,10 +35,10 @@ interface Texts {
 }
 
 const kst = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '-' : `${formatWallClock(ms).slice(0, 16)} KST`);
-const str = (value: unknown): string => (value === null || value === undefined ? '-' : String(value));
+const str = (value: string | number | null | undefined): string => (value === null || value === undefined ? '-' : String(value));
 
 /** Slack mrkdwn needs &, < and > escaped in anything that did not come from us (broker messages, paths). */
-export function escapeMrkdwn(text: string): string {
+function escapeMrkdwn(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 

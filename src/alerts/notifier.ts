@@ -22,7 +22,7 @@ import type { StoreHealth } from '../store/store';
  * clears. Decisions and the outbox are persisted before anything is sent, so a crash loop repeats nothing and
  * loses nothing; delivery runs on its own, so a slow or dead Slack never holds up a renewal or a repair.
  */
-export interface NotifierDeps {
+interface NotifierDeps {
   config: SlackConfig;
   stateDir: string;
   views: () => AccountView[];
@@ -104,7 +104,7 @@ export class SlackNotifier {
   /** One evaluation; the loop calls it every `evaluationInterval`. */
   async tick(): Promise<number> {
     this.evaluate();
-    await this.saves.run(async () => undefined);
+    await this.saves.run(() => Promise.resolve());
     return this.deps.clock.now() + this.deps.config.evaluationIntervalMs;
   }
 
@@ -235,7 +235,7 @@ export class SlackNotifier {
     while (this.file.outbox.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.stopWorker.abort();
     await this.worker;
-    await this.saves.run(async () => undefined);
+    await this.saves.run(() => Promise.resolve());
   }
 
   /** Resolves when the outbox is empty (tests). */
@@ -245,6 +245,6 @@ export class SlackNotifier {
       if (Date.now() > deadline) throw new Error(`outbox still holds ${this.file.outbox.length} message(s)`);
       await new Promise((r) => setTimeout(r, 10));
     }
-    await this.saves.run(async () => undefined);
+    await this.saves.run(() => Promise.resolve());
   }
 }

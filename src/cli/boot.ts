@@ -3,7 +3,8 @@ import { basename, dirname } from 'node:path';
 import { loadConfigFile, configPathFrom, CONFIG_PATH_ENV } from '../config/load';
 import { Serial } from '../core/serial';
 import type { SidecarConfig } from '../config/types';
-import { clockFromEnvironment } from '../core/clock';
+import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '../core/clock';
+import type { Logger } from '../core/log';
 import { ConfigError } from '../core/errors';
 import { createHttpApp } from '../http/app';
 import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
@@ -33,9 +34,18 @@ export function loadConfigOrExit(flag: string | undefined): SidecarConfig {
   }
 }
 
+/** A clock from the environment is for tests; a sidecar running on one says so at start, in one line. */
+export function warnIfTestClock(logger: Pick<Logger, 'warn'>, clock: Clock): void {
+  if (!(clock instanceof ScaledClock)) return;
+  const offsetMs = clock.now() - Date.now();
+  logger.warn({ variable: TEST_CLOCK_ENV, scale: clock.scale, offsetMs }, `${TEST_CLOCK_ENV} is set: running on a test clock (${clock.scale}x, ${offsetMs} ms from real time), not for production`);
+}
+
 /** Opens a sidecar (lock, sink checks, state), turning start-up problems into a clear exit. */
 export async function openSidecar(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
-  const sidecar = new Sidecar(config, { clock: clockFromEnvironment(), ...options });
+  const clock = clockFromEnvironment();
+  const sidecar = new Sidecar(config, { clock, ...options });
+  warnIfTestClock(sidecar.logger, clock);
   try {
     await sidecar.open();
   } catch (error) {
@@ -51,7 +61,7 @@ export async function openSidecar(config: SidecarConfig, options: SidecarOptions
  * it, so its directory is watched), applies what can be applied without a restart, and keeps the running
  * configuration, reporting every problem, when the new one is not valid.
  */
-export function reloadOnChange(sidecar: Sidecar): () => void {
+function reloadOnChange(sidecar: Sidecar): () => void {
   const path = sidecar.config.source;
   if (!existsSync(path)) return () => undefined; // an embedded config (the demo)
   const serial = new Serial();

@@ -81,6 +81,7 @@ accounts:
 `;
 }
 
+/** @public cli.ts requires this module only when the demo runs, a require() knip does not follow. */
 export async function runDemo(options: { dir: string; port: number }): Promise<number> {
   const stop = new StopSignal();
   const dir = resolve(options.dir);

@@ -17,7 +17,7 @@ const MINUTE = 60_000;
 
 export type FloorKey = 'spacing' | 'retry.initialDelay' | 'proof.interval' | 'probe.interval';
 
-export const BROKER_FLOORS: Record<FloorKey, { floorMs: number; why: string }> = {
+const BROKER_FLOORS: Record<FloorKey, { floorMs: number; why: string }> = {
   // docs/brokers.md#kis-issuance-policy: at most one issuance a minute (README, and EGW00133's own text); Kiwoom's
   // limit is unknown and the KIS rules are applied to it, as everywhere else.
   spacing: { floorMs: MINUTE, why: 'the broker issues at most one token a minute and answers EGW00133 to more' },
@@ -34,7 +34,7 @@ export const BROKER_FLOORS: Record<FloorKey, { floorMs: number; why: string }> =
   'probe.interval': { floorMs: MINUTE, why: 'a probe is a request to the broker, whose per-second limits the bots share' },
 };
 
-export interface FloorBreach {
+interface FloorBreach {
   key: FloorKey;
   message: string;
 }

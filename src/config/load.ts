@@ -13,7 +13,7 @@ import { parseYaml } from './yaml';
 
 export const CONFIG_PATH_ENV = 'BROKER_TOKEN_SIDECAR_CONFIG';
 
-export interface LoadOptions {
+interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   readText?: ReadText;
   /** This host's time zone, one of the default reader zones of a kis-auth sink (tests set it). */

@@ -16,7 +16,7 @@ const HOUR = 60 * MINUTE;
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export interface DurationRange {
+interface DurationRange {
   minMs: number;
   maxMs: number;
 }

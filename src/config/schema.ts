@@ -43,7 +43,7 @@ const octalMode = z.unknown().transform((value, ctx) => {
 const id = int().pipe(z.number().min(0).max(MAX_ID));
 const nonEmpty = z.string().min(1, 'must not be empty');
 
-export const retrySchema = z.strictObject({
+const retrySchema = z.strictObject({
   attempts: int().pipe(z.number().min(1).max(100)).optional(),
   initialDelay: duration('renewal.retry.initialDelay').optional(),
   multiplier: num().pipe(z.number().min(1).max(10)).optional(),
@@ -62,12 +62,12 @@ export const renewalSchema = z.strictObject({
   retry: retrySchema.optional(),
 });
 
-export const proofSchema = z.strictObject({
+const proofSchema = z.strictObject({
   enabled: bool().optional(),
   interval: duration('proof.interval').optional(),
 });
 
-export const httpClientSchema = z.strictObject({
+const httpClientSchema = z.strictObject({
   connectTimeout: duration('http.connectTimeout').optional(),
   timeout: duration('http.timeout').optional(),
 });
@@ -80,14 +80,14 @@ const fileAccess = {
   followSymlinks: bool().optional(),
 };
 
-export const notifySchema = z.strictObject({
+const notifySchema = z.strictObject({
   command: z.union([nonEmpty, z.array(nonEmpty).min(1, 'must have at least 1 item')]).optional(),
   signal: z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as SIGHUP').optional(),
   pidFile: nonEmpty.optional(),
   timeout: duration('notify.timeout').optional(),
 });
 
-export const JSON_LAYOUTS = ['kis-client', 'overseas-cache', 'kiwoom-token', 'raw'] as const;
+const JSON_LAYOUTS = ['kis-client', 'overseas-cache', 'kiwoom-token', 'raw'] as const;
 
 export const sinkSchema = z.discriminatedUnion('format', [
   z.strictObject({
@@ -128,7 +128,7 @@ export const sinkSchema = z.discriminatedUnion('format', [
   }),
 ]);
 
-export const probeSchema = z.strictObject({
+const probeSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   interval: duration('probe.interval').optional(),
   timeout: duration('probe.timeout').optional(),
@@ -155,7 +155,7 @@ export const accountSchema = z.strictObject({
 
 const alertToggle = z.strictObject({ enabled: bool().optional() });
 
-export const slackSchema = z.strictObject({
+const slackSchema = z.strictObject({
   webhookUrl: z.string().optional(),
   webhookUrlFile: nonEmpty.optional(),
   criticalWebhookUrl: z.string().optional(),

@@ -4,7 +4,7 @@ import { FileReadError, readRegularFileSync } from '../core/safe-read';
 export type ReadText = (path: string) => string;
 
 /** A config file, a secret or a CA bundle: anything larger is not one, and is refused unread. */
-export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 
 const PROBLEM_IN_WORDS: Record<FileReadError['code'], string> = {
   missing: 'ENOENT',

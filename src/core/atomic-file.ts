@@ -35,7 +35,7 @@ export const nodeFileSystem: FileSystem = {
   readdir: fsp.readdir,
 };
 
-export interface WriteOptions {
+interface WriteOptions {
   mode: number;
   dirMode: number;
   owner?: number | undefined;

@@ -36,13 +36,14 @@ export const systemClock: Clock = {
 /**
  * A clock that runs `scale` times faster than real time from a shared origin. Several processes (sidecars
  * and the simulator) given the same origin agree on "now", which lets a subprocess test live through a
- * simulated day in a minute. Used only by tests and the simulator's --time-scale flag.
+ * simulated day in a minute. Used only by tests, which hand it to child processes (the sidecar, the simulator)
+ * through TEST_CLOCK_ENV; the simulator has no flag of its own for it.
  */
 export class ScaledClock implements Clock {
   constructor(
     private readonly simulatedOrigin: number,
     private readonly realOrigin: number,
-    private readonly scale: number,
+    readonly scale: number,
   ) {
     if (!(scale > 0)) throw new RangeError('time scale must be positive');
   }

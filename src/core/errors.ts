@@ -65,7 +65,7 @@ export type AdminAuthFailureReason = (typeof ADMIN_AUTH_FAILURE_REASONS)[number]
 export const CONNECTION_DROP_REASONS = ['silent', 'evicted', 'refused'] as const;
 export type ConnectionDropReason = (typeof CONNECTION_DROP_REASONS)[number];
 
-export abstract class SidecarError extends Error {
+abstract class SidecarError extends Error {
   abstract readonly code: string;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -75,7 +75,7 @@ export interface SidecarEvents {
   'http.connection_dropped': { reason: ConnectionDropReason; remoteAddress: string | undefined };
 }
 
-export type SidecarEventName = keyof SidecarEvents;
+type SidecarEventName = keyof SidecarEvents;
 type Listener<K extends SidecarEventName> = (payload: SidecarEvents[K]) => void;
 
 export class EventBus {

@@ -18,14 +18,6 @@ export class Limiter {
       this.waiting.shift()?.();
     }
   }
-
-  get inFlight(): number {
-    return this.active;
-  }
-
-  get queued(): number {
-    return this.waiting.length;
-  }
 }
 
 /**

@@ -3,8 +3,8 @@ import { REDACTED, type SecretRegistry } from './secrets';
 import { KST_ZONE, formatIsoInZone } from './time';
 
 export type { Logger } from 'pino';
-export type LogFormat = 'json' | 'pretty';
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+type LogFormat = 'json' | 'pretty';
+type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 // Field names that hold secrets wherever they appear. Values registered with the SecretRegistry are caught
 // even under other names or inside message text; these paths catch the ones not registered yet.
@@ -35,7 +35,7 @@ const SECRET_PATHS = [
   'headers.authorization',
 ];
 
-export interface LoggerOptions {
+interface LoggerOptions {
   level?: LogLevel;
   format?: LogFormat;
   secrets: SecretRegistry;
@@ -83,9 +83,4 @@ export function createLogger(options: LoggerOptions): Logger {
 function prettyTime(instant: number, zone: string): string {
   const iso = formatIsoInZone(instant, zone);
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${String(instant % 1000).padStart(3, '0')}${iso.slice(19)}`;
-}
-
-/** A logger that drops everything, for code paths and tests that do not look at logs. */
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
 }

@@ -6,21 +6,10 @@ import type { Clock } from './clock';
  * chunk instead of after a sleep computed before the jump. A loop can be woken early (a manual renewal, a
  * config reload), and reports its liveness for /healthz.
  */
-export interface LoopHealth {
-  name: string;
-  running: boolean;
-  /** Real time (ms) the current tick started, while one runs. */
-  tickStartedAt: number | null;
-  /** Real time (ms) the last tick ended. */
-  lastTickEndedAt: number | null;
-  lastError: string | null;
-}
-
 export class Loop {
   private wakeController = new AbortController();
   private tickStartedAt: number | null = null;
   private lastTickEndedAt: number | null = null;
-  private lastError: string | null = null;
   private done: Promise<void> | undefined;
 
   constructor(
@@ -46,10 +35,8 @@ export class Loop {
       let next: number;
       try {
         next = await this.tick();
-        this.lastError = null;
       } catch (error) {
         // A tick never should throw; if one does, the loop carries on rather than leave a token unrenewed.
-        this.lastError = error instanceof Error ? error.message : String(error);
         this.onError(error);
         next = this.clock.now() + 5_000;
       }
@@ -65,16 +52,6 @@ export class Loop {
       if (wait > 0) await this.clock.sleep(wait, AbortSignal.any([signal, this.wakeController.signal]));
       if (this.wakeController.signal.aborted) this.wakeController = new AbortController();
     }
-  }
-
-  health(): LoopHealth {
-    return {
-      name: this.name,
-      running: this.done !== undefined,
-      tickStartedAt: this.tickStartedAt,
-      lastTickEndedAt: this.lastTickEndedAt,
-      lastError: this.lastError,
-    };
   }
 
   /** Stuck: a tick has run longer than `stuckAfterMs`, or no tick has ended for that long past a full sleep. */

@@ -11,8 +11,7 @@ import * as fsp from 'node:fs/promises';
  * its content, read up to a bound.
  */
 
-export const FILE_READ_PROBLEMS = ['missing', 'symlink', 'directory', 'not_regular_file', 'too_large', 'io_error'] as const;
-export type FileReadProblem = (typeof FILE_READ_PROBLEMS)[number];
+type FileReadProblem = 'missing' | 'symlink' | 'directory' | 'not_regular_file' | 'too_large' | 'io_error';
 
 export class FileReadError extends Error {
   readonly code: FileReadProblem;
@@ -28,7 +27,7 @@ export class FileReadError extends Error {
   }
 }
 
-export interface SafeReadOptions {
+interface SafeReadOptions {
   /** Follow a symlink at the path (a Kubernetes secret volume is links all the way); the target must still be a regular file. */
   followSymlinks: boolean;
   /** Bytes above which the file is refused unread. */
@@ -42,7 +41,7 @@ export interface FileRead {
 }
 
 /** The `open` call a reader makes, injectable so tests can fail it. */
-export type OpenFile = (path: string, flags: number) => Promise<FileHandle>;
+type OpenFile = (path: string, flags: number) => Promise<FileHandle>;
 
 function openFlags(followSymlinks: boolean): number {
   // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; it changes nothing for a regular file.

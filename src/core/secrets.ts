@@ -24,19 +24,6 @@ export class SecretRegistry {
     this.count++;
   }
 
-  forget(value: string | undefined): void {
-    if (!value) return;
-    const bucket = this.byTail.get(value.slice(-MIN_SECRET_LENGTH));
-    const index = bucket?.indexOf(value) ?? -1;
-    if (bucket && index >= 0) {
-      bucket.splice(index, 1);
-      this.count--;
-    }
-  }
-
-  get size(): number {
-    return this.count;
-  }
 
   redact(text: string): string {
     if (this.count === 0 || text.length < MIN_SECRET_LENGTH) return text;
@@ -73,7 +60,7 @@ export class SecretRegistry {
   redactDeep<T>(value: T, depth = 0): T {
     if (typeof value === 'string') return this.redact(value) as T;
     if (depth > 8 || value === null || typeof value !== 'object') return value;
-    if (Array.isArray(value)) return value.map((v) => this.redactDeep(v, depth + 1)) as T;
+    if (Array.isArray(value)) return (value as unknown[]).map((v) => this.redactDeep(v, depth + 1)) as T;
     if (value instanceof Error) {
       return { type: value.name, message: this.redact(value.message), code: (value as { code?: unknown }).code } as T;
     }

@@ -36,7 +36,7 @@ export function parseKstCompact(text: string): number | undefined {
   return instantFromKstParts(+m[1]!, +m[2]!, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
 }
 
-export interface WallClockParts {
+interface WallClockParts {
   year: number;
   month: number;
   day: number;
@@ -80,7 +80,7 @@ export function hostTimeZone(): string {
   return zone && isValidTimeZone(zone) ? zone : 'UTC';
 }
 
-export function wallClockIn(instant: number, zone: string): WallClockParts {
+function wallClockIn(instant: number, zone: string): WallClockParts {
   const parts: Record<string, number> = {};
   for (const part of formatterFor(zone).formatToParts(new Date(instant))) {
     if (part.type !== 'literal') parts[part.type] = Number(part.value);
@@ -96,7 +96,7 @@ export function wallClockIn(instant: number, zone: string): WallClockParts {
 }
 
 /** Offset of `zone` from UTC at `instant`, in milliseconds (positive east of Greenwich). */
-export function zoneOffsetMs(instant: number, zone: string): number {
+function zoneOffsetMs(instant: number, zone: string): number {
   const w = wallClockIn(instant, zone);
   const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
   return asUtc - Math.floor(instant / 1000) * 1000;
@@ -152,7 +152,7 @@ export function dateStampDaysBefore(instant: number, zone: string, days: number)
 }
 
 /** The instant at which a wall clock in `zone` shows the given parts. */
-export function instantFromWallClock(w: WallClockParts, zone: string, ms = 0): number {
+function instantFromWallClock(w: WallClockParts, zone: string, ms = 0): number {
   const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second, ms);
   let guess = asUtc - zoneOffsetMs(asUtc, zone);
   guess = asUtc - zoneOffsetMs(guess, zone);

@@ -19,7 +19,7 @@ export interface SidecarControl {
   renew(account: string, force: boolean): Promise<RenewOutcome | undefined>;
 }
 
-export interface HttpAppOptions {
+interface HttpAppOptions {
   control: SidecarControl;
   metrics: MetricsExporter;
   now: () => number;
@@ -164,7 +164,7 @@ function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingM
       return;
     }
     try {
-      const force = ['1', 'true', 'yes'].includes(String(req.query.force ?? ''));
+      const force = typeof req.query.force === 'string' && ['1', 'true', 'yes'].includes(req.query.force);
       const account = String(req.params.account);
       const outcome = await control.renew(account, force);
       if (!outcome) {

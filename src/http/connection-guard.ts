@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionDropReason } from '../core/errors';
 
-export interface ConnectionGuardOptions {
+interface ConnectionGuardOptions {
   maxConnections: number;
   /** A connection that has sent no byte by then is closed: real clients send their request as soon as they connect. */
   firstByteTimeoutMs: number;

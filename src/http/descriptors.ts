@@ -11,13 +11,13 @@ import { readFileSync } from 'node:fs';
 // Measured: an idle sidecar with one account and two sinks holds 21 descriptors (Node's event loop, stdio, the
 // inotify watch, the state lock, the listening socket, a broker keep-alive). The rest of the 32 is for what comes
 // and goes: sink and state writes in flight (a temporary file and its directory each), Redis, Slack.
-export const RUNTIME_DESCRIPTORS = 32;
+const RUNTIME_DESCRIPTORS = 32;
 /** More is never legitimate for a sidecar's HTTP surface, whatever the limit allows. */
 export const MAX_CONNECTIONS = 256;
 /** Below this, scrapes and probes would queue behind each other; a limit that leaves less is reported as too low. */
-export const MIN_CONNECTIONS = 8;
+const MIN_CONNECTIONS = 8;
 
-export interface ConnectionBudget {
+interface ConnectionBudget {
   maxConnections: number;
   /** The soft RLIMIT_NOFILE, when it could be read and is finite. */
   descriptorLimit: number | undefined;

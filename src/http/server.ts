@@ -14,7 +14,7 @@ export interface RunningServer {
   close(boundMs?: number): Promise<void>;
 }
 
-export interface ListenLimits {
+interface ListenLimits {
   /** From the descriptor limit (descriptors.ts); the most a sidecar's clients could need when not given. */
   maxConnections?: number;
   onDrop?: (reason: ConnectionDropReason, remoteAddress: string | undefined) => void;

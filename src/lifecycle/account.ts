@@ -26,7 +26,7 @@ import { stateNotBelievable } from './trust';
  * tests drive it step by step on a fake clock.
  */
 
-export interface AccountLifecycleDeps {
+interface AccountLifecycleDeps {
   config: AccountConfig;
   provider: TokenProvider;
   store: StateStore;

@@ -9,7 +9,7 @@ import { expiryBeyondBelief, tokenNotOurs } from './trust';
  * Moving onto the sidecar must not cost an issuance: with no state of its own, the sidecar takes over a
  * still-valid token it finds in the account's sink files (a kis_auth.py daily file, a JSON cache).
  */
-export interface AdoptionCandidate {
+interface AdoptionCandidate {
   sink: string;
   path: string;
   token: TokenInFile;

@@ -46,7 +46,7 @@ export type Decision =
   | { kind: 'issue'; why: IssueWhy }
   | { kind: 'wait'; until: number; why: WaitWhy };
 
-export interface DecideInput {
+interface DecideInput {
   now: number;
   state: AccountState;
   policy: RenewalPolicy;

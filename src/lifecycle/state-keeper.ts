@@ -16,7 +16,7 @@ export type SaveScope = 'shared' | 'local';
  * keeps serving the sinks), the failure is reported, and the write is tried again at the next tick.
  * 'throw': the caller must not go on (an issuance attempt not yet on disk, a revoke).
  */
-export type SaveFailure = 'report' | 'throw';
+type SaveFailure = 'report' | 'throw';
 
 /**
  * One account's state in memory, and the one owner of its writes: every save goes through `save`, which alone

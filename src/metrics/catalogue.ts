@@ -17,8 +17,8 @@ import { CounterFamily, GaugeFamily, HistogramFamily, type OnFamilyChange } from
  * alert rules that query them.
  */
 
-export const PREFIX = 'broker_token_';
-export const ACCOUNT_LABELS = ['account', 'provider', 'env'] as const;
+const PREFIX = 'broker_token_';
+const ACCOUNT_LABELS = ['account', 'provider', 'env'] as const;
 const SINK_LABELS = [...ACCOUNT_LABELS, 'sink', 'format'] as const;
 
 export { ADMIN_AUTH_FAILURE_REASONS, CONNECTION_DROP_REASONS, PROOF_RESULTS, RENEWAL_FAILURE_REASONS, SINK_REPAIR_REASONS, SINK_WRITE_FAILURE_REASONS, STATE_ERROR_REASONS, TOKEN_STATUSES };

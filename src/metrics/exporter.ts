@@ -25,7 +25,7 @@ import {
 } from './catalogue';
 import type { AnyFamily, GaugeFamily, Labels } from './families';
 
-export interface MetricsOptions {
+interface MetricsOptions {
   version: string;
   /** Also export the first system's kis_token_* names. */
   compat: boolean;
@@ -141,7 +141,7 @@ export class MetricsExporter {
 
   private subscribe(bus: EventBus): void {
     const m = this.m;
-    const L = MetricsExporter.labels;
+    const L: typeof MetricsExporter.labels = (ref) => MetricsExporter.labels(ref);
     bus.on('state.loaded', ({ account, issuances }) => {
       // Continue the count across restarts, so increase() sees a token issued before the first scrape.
       m.issuances.inc(L(account), issuances);
@@ -301,7 +301,7 @@ export class MetricsExporter {
  * prom-client's own OpenMetrics mode renames every counter in place (dropping `_total`), which corrupts every
  * later scrape in the text format.
  */
-export function familyToOpenMetrics(block: string): string {
+function familyToOpenMetrics(block: string): string {
   const lines = block.split('\n').filter((line) => line !== '');
   const isCounter = lines.some((line) => line.startsWith('# TYPE ') && line.endsWith(' counter'));
   return lines.map((line) => (isCounter && line.startsWith('# ') ? line.replace(/^(# (?:HELP|TYPE) \S+)_total\b/, '$1') : line)).join('\n') + '\n';

@@ -45,7 +45,7 @@ abstract class Family<L extends string, M extends SeriesHolder<L>> {
     const { values } = await this.metric.get();
     for (const { labels } of values) {
       // A histogram lists a value per bucket; removing its label set once removes them all.
-      if (labels.account === account && labels.le === undefined) this.metric.remove(labels as LabelValues<L>);
+      if (labels.account === account && labels.le === undefined) this.metric.remove(labels);
     }
     this.changed();
   }

@@ -5,8 +5,6 @@ import { KisProvider } from './kis';
 import { KiwoomProvider } from './kiwoom';
 import type { TokenProvider } from './types';
 
-export type { TokenProvider, IssuedToken, ProofOutcome, Credentials } from './types';
-
 /** The provider for an account, talking through `dispatcher` when a test injects one. */
 export function createProvider(account: AccountConfig, dispatcher?: Dispatcher): TokenProvider {
   const http = new UndiciBrokerHttp(dispatcher ?? createBrokerDispatcher(account.http), account.http.timeoutMs);

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { SimulatedEnv, SimulatedProvider, SimulatorCredential } from './types';
 
-export type CredentialCheck =
+type CredentialCheck =
   | { ok: true; credential: SimulatorCredential }
   | { ok: false; reason: 'unknown_key' | 'wrong_secret' };
 

@@ -4,23 +4,7 @@
  * credentials or receives a KakaoTalk notice.
  */
 export { BrokerSimulator } from './simulator';
-export { SIMULATOR_PATHS } from './routes';
-export { runSimulatorServer, type RunSimulatorOptions } from './server';
+export { runSimulatorServer } from './server';
 export { generateCredential } from './credentials';
-export { KIS_PRICE_TR_ID } from './kis';
-export { DEFAULT_REDIRECT_PATH } from './faults';
 export { SimulatorInputError } from './schemas';
-export {
-  ENDPOINT_IDS,
-  FAULT_KINDS,
-  type EndpointId,
-  type FaultKind,
-  type FaultSpec,
-  type Outcome,
-  type RequestRecord,
-  type SimulatedEnv,
-  type SimulatedProvider,
-  type SimulatorCredential,
-  type SimulatorOptions,
-  type SimulatorStats,
-} from './types';
+export type { FaultSpec, SimulatorCredential, SimulatorOptions } from './types';

@@ -9,7 +9,7 @@ import { bearerToken, bodyField, isJsonObject, type Answer, type BrokerRequest }
 import { kstWallClock } from './token-format';
 import type { Outcome } from './types';
 
-export const KIS_PRICE_TR_ID = 'FHKST01010100';
+const KIS_PRICE_TR_ID = 'FHKST01010100';
 const KIS_QUOTA_PER_SECOND = { real: 18, mock: 1 } as const;
 
 /** OAuth endpoints (tokenP, revokeP, Approval) answer errors in this shape. */

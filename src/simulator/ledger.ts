@@ -5,7 +5,7 @@
  */
 import type { SimulatedProvider } from './types';
 
-export interface TokenRecord {
+interface TokenRecord {
   value: string;
   provider: SimulatedProvider;
   appKey: string;
@@ -17,14 +17,14 @@ export interface TokenRecord {
   invalidated: boolean;
 }
 
-export type IssueDecision =
+type IssueDecision =
   | { kind: 'rate_limited' }
   | { kind: 'same'; token: TokenRecord }
   | { kind: 'new'; token: TokenRecord };
 
-export type TokenCheck = 'ok' | 'invalid' | 'expired';
+type TokenCheck = 'ok' | 'invalid' | 'expired';
 
-export interface LedgerRules {
+interface LedgerRules {
   spacingMs: number;
   sameTokenWindowMs: number;
   tokenLifetimeMs: number;

@@ -18,7 +18,7 @@ import { mintKiwoomToken } from './token-format';
 import type { EndpointId } from './types';
 
 // Paths exactly as the brokers publish them (docs/brokers.md).
-export const SIMULATOR_PATHS: Record<EndpointId, string> = {
+const SIMULATOR_PATHS: Record<EndpointId, string> = {
   'kis.token': '/oauth2/tokenP',
   'kis.revoke': '/oauth2/revokeP',
   'kis.approval': '/oauth2/Approval',
@@ -28,7 +28,7 @@ export const SIMULATOR_PATHS: Record<EndpointId, string> = {
   'kiwoom.stkinfo': '/api/dostk/stkinfo',
 };
 
-export interface BrokerRoute {
+interface BrokerRoute {
   method: 'get' | 'post';
   path: string;
   spec: EndpointSpec;

@@ -9,7 +9,7 @@ const endpoint = z.enum(ENDPOINT_IDS);
 const count = z.number().int().positive().optional();
 const jsonValue = z.unknown().refine((v) => v !== undefined, { message: 'body is required' });
 
-export const faultSpecSchema = z.discriminatedUnion('kind', [
+const faultSpecSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     endpoint,
     count,
@@ -26,7 +26,7 @@ export const faultSpecSchema = z.discriminatedUnion('kind', [
   z.strictObject({ endpoint, count, kind: z.literal('body'), body: jsonValue }),
 ]);
 
-export const credentialSchema = z.strictObject({
+const credentialSchema = z.strictObject({
   provider: z.enum(['kis', 'kiwoom']),
   appKey: z.string().min(1),
   appSecret: z.string().min(1),
@@ -37,7 +37,7 @@ export const statsQuerySchema = z.strictObject({ appKey: z.string().min(1).optio
 
 /** Throws an Error whose message names every problem, e.g. `delayMs: Invalid input: expected number`. */
 export function parseFaultSpec(input: unknown): FaultSpec {
-  return parseOrThrow(faultSpecSchema, input, 'fault') as FaultSpec;
+  return parseOrThrow(faultSpecSchema, input, 'fault');
 }
 
 export function parseCredential(input: unknown): SimulatorCredential {
@@ -50,7 +50,7 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: stri
   return result.data;
 }
 
-export function describeIssues(error: z.ZodError): string {
+function describeIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
     .join('; ');

@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../core/clock';
 import { BrokerSimulator } from './simulator';
 import type { SimulatorOptions } from './types';
 
-export interface RunSimulatorOptions extends Omit<SimulatorOptions, 'clock'> {
+interface RunSimulatorOptions extends Omit<SimulatorOptions, 'clock'> {
   /** Default 0: any free port. */
   port?: number;
   /** Default 127.0.0.1: the simulator hands out tokens to anyone who asks, so it stays on loopback unless told. */

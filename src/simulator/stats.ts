@@ -7,7 +7,7 @@ import type { EndpointId, FaultKind, Outcome, RequestRecord, SimulatorStats } fr
 // Long demo runs would otherwise grow the log without bound; tests never come near this.
 const MAX_LOG_RECORDS = 10_000;
 
-export function emptyStats(): SimulatorStats {
+function emptyStats(): SimulatorStats {
   return {
     tokenRequests: 0,
     issued: 0,

@@ -90,7 +90,7 @@ interface FileWrite {
   cause: WriteCause;
 }
 
-export interface SinkSupervisorOptions {
+interface SinkSupervisorOptions {
   clock: Clock;
   bus: EventBus;
   sweepIntervalMs: number;
@@ -110,7 +110,7 @@ const MIN_RETRY_AFTER_EVENT_MS = 250;
  * block (see core/safe-read), so only a file system that stopped answering gets here. It shows in /healthz,
  * /status and the metrics; shutdown waits for it no longer than its own bound.
  */
-export const SINK_STUCK_AFTER_MS = 30_000;
+const SINK_STUCK_AFTER_MS = 30_000;
 
 type WriteCause = 'token' | 'start' | 'rollover' | SinkRepairReason;
 

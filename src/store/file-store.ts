@@ -20,7 +20,7 @@ export class FileStateStore implements StateStore {
   readonly shared = false;
   private readonly dir: string;
   // One sidecar owns the directory (the lock), so the lease is never contended.
-  private static readonly lease: IssuanceLease = { release: async () => undefined };
+  private static readonly lease: IssuanceLease = { release: () => Promise.resolve() };
 
   constructor(
     stateDir: string,
@@ -97,8 +97,8 @@ export class FileStateStore implements StateStore {
     return true;
   }
 
-  async acquireIssuance(): Promise<IssuanceLease> {
-    return FileStateStore.lease;
+  acquireIssuance(): Promise<IssuanceLease> {
+    return Promise.resolve(FileStateStore.lease);
   }
 
   onChange(): () => void {

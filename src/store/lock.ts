@@ -22,7 +22,7 @@ interface LockRecord {
   nonce: string;
 }
 
-export interface LockOptions {
+interface LockOptions {
   staleAfterMs?: number;
   heartbeatMs?: number;
   /** Called when the lock file is found changed under us: another process took it over. */

@@ -34,7 +34,7 @@ return 1`;
 // in milliseconds; a slow one costs nothing but a moment, since the replica syncs as soon as Redis is ready. A
 // port that accepts and never answers would otherwise hold the start (no HTTP, no files, no SIGTERM) for good.
 // Not an outage by itself: that is a refused or failed connection, or no answer within the connect timeout.
-export const START_WAIT_MS = 300;
+const START_WAIT_MS = 300;
 
 type Scripted = Redis & {
   releaseLock(key: string, owner: string): Promise<number>;
@@ -43,7 +43,7 @@ type Scripted = Redis & {
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
-export interface RedisStoreDeps {
+interface RedisStoreDeps {
   now: () => number;
   /** Told when Redis becomes unreachable or reachable again. */
   onHealth: (health: StoreHealth) => void;
@@ -231,10 +231,11 @@ export class RedisStateStore implements StateStore {
     return this.local.removeStaleTempFiles(accounts);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.listeners.clear();
     this.subscriber.disconnect();
     this.client.disconnect();
+    return Promise.resolve();
   }
 
   /** Who holds an account's issuance lease now (tests and diagnostics). */

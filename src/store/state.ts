@@ -8,12 +8,11 @@ import { ENVS, PROVIDERS } from '../config/schema';
  * because a state file is input like any other and may have been damaged.
  */
 
-export const STATE_VERSION = 1;
+const STATE_VERSION = 1;
 
 const instant = z.number().int().nonnegative();
 
-export const ATTEMPT_OUTCOMES = ['pending', 'issued', 'same_token', ...RENEWAL_FAILURE_REASONS] as const;
-export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+const ATTEMPT_OUTCOMES = ['pending', 'issued', 'same_token', ...RENEWAL_FAILURE_REASONS] as const;
 
 const tokenRecordSchema = z.object({
   accessToken: z.string().min(1),

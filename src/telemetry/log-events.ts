@@ -6,7 +6,7 @@ import { formatIsoInZone } from '../core/time';
 import { LogThrottle } from './log-throttle';
 
 /** Events that can come thousands of times a minute are logged once, then summarised at most this often. */
-export const REPEATED_EVENT_SUMMARY_MS = 60_000;
+const REPEATED_EVENT_SUMMARY_MS = 60_000;
 
 const DROP_EXPLAINED: Record<ConnectionDropReason, string> = {
   silent: 'it sent nothing within the first-byte timeout',

@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock';
 
 /** What a summary line reports: the occurrences since the last line. */
-export interface ThrottleSummary<R extends string> {
+interface ThrottleSummary<R extends string> {
   count: number;
   reasons: Partial<Record<R, number>>;
   /** The distinct sources seen (remote addresses), at most MAX_SOURCES of them, so the line stays short. */
