@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { get as httpGet, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -47,34 +47,38 @@ const probe = async (url: string, timeoutMs: number) => (await get(url, timeoutM
 
 /**
  * Connections that never send a byte, `count` of them at all times: each one the server closes is opened again a
- * second later, as a client stuck in a reconnect loop (or an attacker) does.
+ * second later, as a client stuck in a reconnect loop (or an attacker) does. They come from a process of their own,
+ * as an attacker's would: in the test's process, handling 100 reconnections a second delayed the probes' own
+ * requests, which is a load no real probe client carries. The child reports its counts on stdout.
  */
-function idleFlood(port: number, count: number) {
-  const sockets = new Set<Socket>();
-  let stopped = false;
-  let opened = 0;
-  let closedByServer = 0;
-  const open = () => {
-    if (stopped) return;
-    const socket = connect(port, '127.0.0.1');
-    opened++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.resume(); // read the server's 408 or FIN, so a close is seen
-    socket.on('close', () => {
-      sockets.delete(socket);
-      if (stopped) return;
-      closedByServer++;
-      setTimeout(open, SECOND).unref();
-    });
-  };
-  for (let i = 0; i < count; i++) open();
+function idleFlood(t: TestContext, port: number, count: number) {
+  const script = `
+    const { connect } = require('node:net');
+    const sockets = new Set();
+    let opened = 0, closedByServer = 0;
+    const open = () => {
+      const socket = connect(${port}, '127.0.0.1');
+      opened++;
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.resume(); // read the server's 408 or FIN, so a close is seen
+      socket.on('close', () => { sockets.delete(socket); closedByServer++; setTimeout(open, 1000); });
+    };
+    for (let i = 0; i < ${count}; i++) open();
+    setInterval(() => process.stdout.write(JSON.stringify({ open: sockets.size, opened, closedByServer }) + '\\n'), 100);
+  `;
+  const child = spawnForTest(t, process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stats = { open: 0, opened: 0, closedByServer: 0 };
+  let pending = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    const lines = (pending + d.toString()).split('\n');
+    pending = lines.pop() ?? '';
+    const last = lines.filter(Boolean).at(-1);
+    if (last) stats = JSON.parse(last) as typeof stats;
+  });
   return {
-    stats: () => ({ open: sockets.size, opened, closedByServer }),
-    stop: () => {
-      stopped = true;
-      for (const socket of sockets) socket.destroy();
-    },
+    stats: () => stats,
+    stop: () => child.kill('SIGKILL'),
   };
 }
 
@@ -99,7 +103,7 @@ test('150 idle connections under `ulimit -n 64`: /healthz still answers and a de
   await until(() => `the sidecar to be ready; log:\n${log}`, 20_000, async () => (await probe(`${base}/readyz`, 2_000)) === 200);
   const token = (JSON.parse(readFileSync(tokenFile, 'utf8')) as { access_token: string }).access_token;
 
-  const flood = idleFlood(port, 150);
+  const flood = idleFlood(t, port, 150);
   t.after(() => flood.stop());
   await until('the flood to connect', 10_000, () => flood.stats().opened >= 150);
   await new Promise((r) => setTimeout(r, 1_500));
