@@ -1,6 +1,7 @@
 // ESLint for the TypeScript sources (type-aware: the rules read the types tsc already checks) and the plain
 // Node scripts. `npm run lint`; part of `npm test`.
 import js from '@eslint/js';
+import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
@@ -47,4 +48,6 @@ export default tseslint.config(
     extends: [js.configs.recommended],
     languageOptions: { sourceType: 'commonjs', globals: { ...globals.node } },
   },
+  // Layout is Prettier's (`npm run format`), checked in `npm test`: no ESLint rule may argue with it.
+  prettier,
 );

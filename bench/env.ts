@@ -43,8 +43,12 @@ export class BenchEnv {
     this.names = credentials.map((_, i) => `acct-${String(i).padStart(4, '0')}`);
     const sinks = options.sinks?.(dir) ?? `- { format: json, path: "${join(dir, 'tokens', '{account}.json')}" }`;
     const accounts: AccountSpec[] = credentials.map((credential, i) => ({ name: this.names[i]!, credential, sinks }));
-    const text = configText(this.stateDir, simulatorUrl, accounts).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }\nlog: { level: warn }`);
-    if (text === configText(this.stateDir, simulatorUrl, accounts)) throw new Error('configText no longer writes "server: { enabled: false }"; the bench cannot enable the server');
+    const text = configText(this.stateDir, simulatorUrl, accounts).replace(
+      'server: { enabled: false }',
+      `server: { host: 127.0.0.1, port: ${port} }\nlog: { level: warn }`,
+    );
+    if (text === configText(this.stateDir, simulatorUrl, accounts))
+      throw new Error('configText no longer writes "server: { enabled: false }"; the bench cannot enable the server');
     mkdirSync(dir, { recursive: true });
     writeFileSync(this.configPath, text);
   }

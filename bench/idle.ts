@@ -57,9 +57,19 @@ export async function measureIdle(envs: BenchEnv[]): Promise<IdleResult> {
   try {
     for (const env of envs) {
       progress(`idle: starting the sidecar at ${env.accounts} account(s)`);
-      subjects.push({ label: `sidecar, ${env.accounts} account${env.accounts === 1 ? '' : 's'}`, accounts: env.accounts, command: env.command(), child: env.startSidecar() });
+      subjects.push({
+        label: `sidecar, ${env.accounts} account${env.accounts === 1 ? '' : 's'}`,
+        accounts: env.accounts,
+        command: env.command(),
+        child: env.startSidecar(),
+      });
     }
-    subjects.push({ label: 'bare Node process', accounts: null, command: `node -e "${BASELINE_SCRIPT}"`, child: startChild(process.execPath, ['-e', BASELINE_SCRIPT], childEnv()) });
+    subjects.push({
+      label: 'bare Node process',
+      accounts: null,
+      command: `node -e "${BASELINE_SCRIPT}"`,
+      child: startChild(process.execPath, ['-e', BASELINE_SCRIPT], childEnv()),
+    });
     subjects.push({
       label: "bare Node process with prom-client's default metrics",
       accounts: null,

@@ -102,7 +102,9 @@ async function simulateDays(policy: string, extra: string, days: number): Promis
   try {
     const cred = markerCredential('kis', 'bench');
     const { simulator, url, clock } = await startSimulator({ after: (fn) => void hooks.push(fn) }, [cred]);
-    const text = configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, ...(extra ? { extra } : {}), sinks: `- { format: json, path: ${join(dir, 'main.json')} }` }]);
+    const text = configText(join(dir, 'state'), url, [
+      { name: 'main', credential: cred, ...(extra ? { extra } : {}), sinks: `- { format: json, path: ${join(dir, 'main.json')} }` },
+    ]);
     const sidecar = testSidecar(parseTestConfig(text, dir), clock);
     await sidecar.open();
     hooks.push(() => sidecar.close());

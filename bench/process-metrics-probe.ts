@@ -23,7 +23,10 @@ async function main(): Promise<void> {
   for (const metric of withoutLag.getMetricsAsArray()) if (metric.name.startsWith('nodejs_eventloop_lag')) withoutLag.removeSingleMetric(metric.name);
   const times = { all: [] as number[], withoutLag: [] as number[] };
   for (let i = 0; i < WARMUP + RENDERS; i++) {
-    for (const [name, registry] of [['all', all], ['withoutLag', withoutLag]] as const) {
+    for (const [name, registry] of [
+      ['all', all],
+      ['withoutLag', withoutLag],
+    ] as const) {
       await new Promise((resolve) => setImmediate(resolve));
       const t0 = performance.now();
       await registry.metrics();

@@ -89,7 +89,9 @@ export async function measureRepair(env: BenchEnv): Promise<RepairResult> {
     await env.waitSteady(child, 120_000);
     const kisDir = join(env.dir, 'KIS');
     const jsonPath = join(env.dir, 'tokens', 'main.json');
-    const daily = readdirSync(kisDir).filter((n) => /^KIS\d{8}$/.test(n)).sort();
+    const daily = readdirSync(kisDir)
+      .filter((n) => /^KIS\d{8}$/.test(n))
+      .sort();
     if (daily.length === 0) throw new Error(`no kis-auth daily file in ${kisDir}`);
     const kisPath = join(kisDir, daily[daily.length - 1]!);
     const files: Record<'kis-auth' | 'json', { path: string; expected: Buffer }> = {
@@ -105,7 +107,13 @@ export async function measureRepair(env: BenchEnv): Promise<RepairResult> {
       for (const c of cases) {
         const file = files[c.startsWith('kis-auth') ? 'kis-auth' : 'json'];
         // A new KST day would rename the daily file: not expected within a run, but checked rather than mismeasured.
-        if (c.startsWith('kis-auth') && readdirSync(kisDir).filter((n) => /^KIS\d{8}$/.test(n)).sort().pop() !== daily[daily.length - 1]) {
+        if (
+          c.startsWith('kis-auth') &&
+          readdirSync(kisDir)
+            .filter((n) => /^KIS\d{8}$/.test(n))
+            .sort()
+            .pop() !== daily[daily.length - 1]
+        ) {
           throw new Error('the kis-auth daily file changed name (midnight KST) during the trials; run again');
         }
         const { ms, by } = await detector.trial(file.path, file.expected, () => (c.endsWith('deleted') ? unlinkSync(file.path) : truncateSync(file.path, 0)));
@@ -119,7 +127,15 @@ export async function measureRepair(env: BenchEnv): Promise<RepairResult> {
     return {
       series: cases.map((c) => {
         const t = trials.get(c)!;
-        return { case: c, file: c.startsWith('kis-auth') ? 'KIS/KIS{YYYYMMDD}' : 'tokens/main.json', trialsMs: t, medianMs: median(t), p99Ms: percentile(t, 99), maxMs: max(t), seenByBackstop: backstops.get(c)! };
+        return {
+          case: c,
+          file: c.startsWith('kis-auth') ? 'KIS/KIS{YYYYMMDD}' : 'tokens/main.json',
+          trialsMs: t,
+          medianMs: median(t),
+          p99Ms: percentile(t, 99),
+          maxMs: max(t),
+          seenByBackstop: backstops.get(c)!,
+        };
       }),
       issuedDuring: after.issued - before.issued,
       tokenRequestsDuring: after.tokenRequests - before.tokenRequests,

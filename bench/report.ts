@@ -58,30 +58,70 @@ export function renderReport(r: Results): string {
   // ---- verdicts, in the order of the sections ----
   const scrapeVerdicts = r.scrape.map((s) => {
     const limit = s.accounts <= 10 ? 5 : 50;
-    const p99: Verdict = { section: '1', target: `/metrics p99 under ${limit} ms at ${plural(s.accounts, 'account')}`, figure: ms(s.targets.sidecar.p99), met: s.targets.sidecar.p99 < limit };
-    const thr: Verdict = { section: '1', target: `/metrics throughput at least half the bare server's at ${plural(s.accounts, 'account')}`, figure: `${ratio(s.sidecarOverBareRps)} the bare server's`, met: s.sidecarOverBareRps >= 0.5 };
+    const p99: Verdict = {
+      section: '1',
+      target: `/metrics p99 under ${limit} ms at ${plural(s.accounts, 'account')}`,
+      figure: ms(s.targets.sidecar.p99),
+      met: s.targets.sidecar.p99 < limit,
+    };
+    const thr: Verdict = {
+      section: '1',
+      target: `/metrics throughput at least half the bare server's at ${plural(s.accounts, 'account')}`,
+      figure: `${ratio(s.sidecarOverBareRps)} the bare server's`,
+      met: s.sidecarOverBareRps >= 0.5,
+    };
     verdicts.push(p99, thr);
     return { p99, thr };
   });
 
   const one = r.startup.find((x) => x.accounts === 1)!;
-  const startupVerdict: Verdict = { section: '2', target: 'start-up to ready under 500 ms at 1 account (median)', figure: ms(one.medianMs), met: one.medianMs < 500 };
+  const startupVerdict: Verdict = {
+    section: '2',
+    target: 'start-up to ready under 500 ms at 1 account (median)',
+    figure: ms(one.medianMs),
+    met: one.medianMs < 500,
+  };
   const startupIssued = r.startup.reduce((n, x) => n + (x.issuedDuring ?? 0), 0);
   const startupRequests = r.startup.reduce((n, x) => n + (x.tokenRequestsDuring ?? 0), 0);
-  const startupNoIssue: Verdict = { section: '2', target: 'no issuance while restarting with a valid token on disk', figure: `${startupIssued} issued, ${startupRequests} token requests`, met: startupIssued === 0 && startupRequests === 0 };
+  const startupNoIssue: Verdict = {
+    section: '2',
+    target: 'no issuance while restarting with a valid token on disk',
+    figure: `${startupIssued} issued, ${startupRequests} token requests`,
+    met: startupIssued === 0 && startupRequests === 0,
+  };
   verdicts.push(startupVerdict, startupNoIssue);
 
   const worstMedian = Math.max(...r.repair.series.map((x) => x.medianMs));
   const worstP99 = Math.max(...r.repair.series.map((x) => x.p99Ms));
-  const repairMedian: Verdict = { section: '3', target: 'repair median under 100 ms', figure: `${ms(worstMedian)} in the slowest case`, met: worstMedian < 100 };
+  const repairMedian: Verdict = {
+    section: '3',
+    target: 'repair median under 100 ms',
+    figure: `${ms(worstMedian)} in the slowest case`,
+    met: worstMedian < 100,
+  };
   const repairP99: Verdict = { section: '3', target: 'repair p99 under 1 s', figure: `${ms(worstP99)} in the slowest case`, met: worstP99 < 1000 };
-  const repairIssued: Verdict = { section: '3', target: 'no issuance during the repairs', figure: `${r.repair.issuedDuring} issued, ${r.repair.tokenRequestsDuring} token requests`, met: r.repair.issuedDuring === 0 && r.repair.tokenRequestsDuring === 0 };
+  const repairIssued: Verdict = {
+    section: '3',
+    target: 'no issuance during the repairs',
+    figure: `${r.repair.issuedDuring} issued, ${r.repair.tokenRequestsDuring} token requests`,
+    met: r.repair.issuedDuring === 0 && r.repair.tokenRequestsDuring === 0,
+  };
   verdicts.push(repairMedian, repairP99, repairIssued);
 
   const idleOne = r.idle.series.find((x) => x.accounts === 1)!;
   const mb = (mib: number) => ((mib * 2 ** 20) / 1e6).toFixed(1);
-  const idleRss: Verdict = { section: '4', target: 'idle RSS under 80 MB at 1 account (median and max)', figure: `median ${mb(idleOne.rssMedianMiB)} MB = ${idleOne.rssMedianMiB.toFixed(1)} MiB, max ${mb(idleOne.rssMaxMiB)} MB`, met: idleOne.rssMedianMiB * 1.048576 < 80 && idleOne.rssMaxMiB * 1.048576 < 80 };
-  const idleCpu: Verdict = { section: '4', target: 'idle CPU under 1 % at 1 account', figure: `${idleOne.cpuPercent.toFixed(2)} %`, met: idleOne.cpuPercent < 1 };
+  const idleRss: Verdict = {
+    section: '4',
+    target: 'idle RSS under 80 MB at 1 account (median and max)',
+    figure: `median ${mb(idleOne.rssMedianMiB)} MB = ${idleOne.rssMedianMiB.toFixed(1)} MiB, max ${mb(idleOne.rssMaxMiB)} MB`,
+    met: idleOne.rssMedianMiB * 1.048576 < 80 && idleOne.rssMaxMiB * 1.048576 < 80,
+  };
+  const idleCpu: Verdict = {
+    section: '4',
+    target: 'idle CPU under 1 % at 1 account',
+    figure: `${idleOne.cpuPercent.toFixed(2)} %`,
+    met: idleOne.cpuPercent < 1,
+  };
   verdicts.push(idleRss, idleCpu);
 
   const c = r.crashloop;
@@ -93,13 +133,19 @@ export function renderReport(r: Results): string {
   const crashBound = policyMinimum + c.killsDuringIssuance;
   const crashVerdict: Verdict = {
     section: '5a',
-    target: 'crash loop: no EGW00133, every request a token, and no more tokens than the loop\'s 5 s renewal asks for plus one per kill that cut an issuance short',
+    target:
+      "crash loop: no EGW00133, every request a token, and no more tokens than the loop's 5 s renewal asks for plus one per kill that cut an issuance short",
     figure: `${c.issued} tokens from ${c.tokenRequests} requests, ${c.rateLimited} EGW00133; the policy asks for ${policyMinimum}, ${c.killsDuringIssuance} kills cut an issuance short`,
     met: c.rateLimited === 0 && c.tokenRequests === c.issued && c.issued <= crashBound,
   };
   verdicts.push(crashVerdict);
   const def = r.policies.filter((p) => p.policy === DEFAULT_POLICY);
-  const policyVerdicts = def.map((p): Verdict => ({ section: '5b', target: `issuances over ${plural(p.days, 'simulated day')} equal to the minimum, default policy`, figure: `${p.issued} for a minimum of ${p.minimum}`, met: p.issued === p.minimum }));
+  const policyVerdicts = def.map((p): Verdict => ({
+    section: '5b',
+    target: `issuances over ${plural(p.days, 'simulated day')} equal to the minimum, default policy`,
+    figure: `${p.issued} for a minimum of ${p.minimum}`,
+    met: p.issued === p.minimum,
+  }));
   verdicts.push(...policyVerdicts);
 
   // ---- the document ----
@@ -155,10 +201,17 @@ export function renderReport(r: Results): string {
     );
   });
   push(
-    'Commands (this run\'s temp paths shortened to `$TMP/...`):',
+    "Commands (this run's temp paths shortened to `$TMP/...`):",
     '',
     '```sh',
-    ...r.scrape.flatMap((s) => [`# ${plural(s.accounts, 'account')}`, tidy(s.commands.sidecar), tidy(s.commands.bare), tidy(s.commands.bareGzip), tidy(s.commands.exporter), ...TARGETS.map((t) => tidy(s.targets[t].command))]),
+    ...r.scrape.flatMap((s) => [
+      `# ${plural(s.accounts, 'account')}`,
+      tidy(s.commands.sidecar),
+      tidy(s.commands.bare),
+      tidy(s.commands.bareGzip),
+      tidy(s.commands.exporter),
+      ...TARGETS.map((t) => tidy(s.targets[t].command)),
+    ]),
     `# prom-client's process metrics alone (attribution above)`,
     r.processMetrics.command,
     '```',
@@ -175,7 +228,10 @@ export function renderReport(r: Results): string {
     '',
     '| process | median | min | max | runs (ms) | issued / token requests during the runs |',
     '|---|---|---|---|---|---|',
-    ...r.startup.map((x) => `| ${x.label} | ${ms(x.medianMs)} | ${ms(x.minMs)} | ${ms(x.maxMs)} | ${x.runsMs.map((v) => v.toFixed(0)).join(', ')} | ${x.issuedDuring === null ? 'n/a' : `${x.issuedDuring} / ${x.tokenRequestsDuring}`} |`),
+    ...r.startup.map(
+      (x) =>
+        `| ${x.label} | ${ms(x.medianMs)} | ${ms(x.minMs)} | ${ms(x.maxMs)} | ${x.runsMs.map((v) => v.toFixed(0)).join(', ')} | ${x.issuedDuring === null ? 'n/a' : `${x.issuedDuring} / ${x.tokenRequestsDuring}`} |`,
+    ),
     '',
     sentence(startupVerdict),
     sentence(startupNoIssue),
@@ -221,7 +277,10 @@ export function renderReport(r: Results): string {
     '',
     '| process | RSS median | RSS max | RSS per sample (MiB) | CPU over the window | CPU ticks |',
     '|---|---|---|---|---|---|',
-    ...r.idle.series.map((x) => `| ${x.label} | ${x.rssMedianMiB.toFixed(1)} MiB | ${x.rssMaxMiB.toFixed(1)} MiB | ${x.rssMiB.map((v) => v.toFixed(0)).join(' ')} | ${x.cpuPercent.toFixed(2)} % | ${x.cpuTicks} |`),
+    ...r.idle.series.map(
+      (x) =>
+        `| ${x.label} | ${x.rssMedianMiB.toFixed(1)} MiB | ${x.rssMaxMiB.toFixed(1)} MiB | ${x.rssMiB.map((v) => v.toFixed(0)).join(' ')} | ${x.cpuPercent.toFixed(2)} % | ${x.cpuTicks} |`,
+    ),
     '',
     `Issuances during the window: ${r.idle.issuedDuring}.`,
     '',
@@ -262,7 +321,7 @@ export function renderReport(r: Results): string {
     '',
     '### (b) Per simulated day',
     '',
-    'This part runs in process, on the tests\' fake clock (`startSimulator`, `testSidecar` and `runAccountUntil` from `dist/test/helpers.js`). One KIS account starts cold at T0 (09:00 KST) and runs to T0 + D days with 24-hour tokens; the simulator counts the issuances. `testSidecar` fixes the random draw of the jitter at one half, its expected value, so the default policy renews 1 h + 5 min before expiry. From a cold start, keeping a token valid over D days, with each renewal strictly before expiry, takes at least D + 1 issuances.',
+    "This part runs in process, on the tests' fake clock (`startSimulator`, `testSidecar` and `runAccountUntil` from `dist/test/helpers.js`). One KIS account starts cold at T0 (09:00 KST) and runs to T0 + D days with 24-hour tokens; the simulator counts the issuances. `testSidecar` fixes the random draw of the jitter at one half, its expected value, so the default policy renews 1 h + 5 min before expiry. From a cold start, keeping a token valid over D days, with each renewal strictly before expiry, takes at least D + 1 issuances.",
     '',
     '| policy | days | issuances | minimum | token requests | interval between issuances | renewals at (KST) |',
     '|---|---|---|---|---|---|---|',
@@ -292,11 +351,16 @@ export function renderReport(r: Results): string {
     'The broker simulator ran inside the bench process. wrk, the sidecar, the bare servers and node_exporter each ran in their own process. Everything was on this machine, over loopback, with temp dirs under the system temp directory.',
     '',
   );
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 function wrkProblems(s: ScrapeResult): string[] {
-  const lines = TARGETS.flatMap((t) => s.targets[t].rounds.flatMap((w, i) => (w.problems.length ? [`${TARGET_LABEL[t]}, round ${i + 1}: ${w.problems.join('; ')}`] : [])));
+  const lines = TARGETS.flatMap((t) =>
+    s.targets[t].rounds.flatMap((w, i) => (w.problems.length ? [`${TARGET_LABEL[t]}, round ${i + 1}: ${w.problems.join('; ')}`] : [])),
+  );
   return lines.length ? [`wrk reported: ${lines.join('; ')}.`, ''] : [];
 }
 
@@ -343,7 +407,10 @@ function scrapeNotes(s: ScrapeResult, v: { p99: Verdict; thr: Verdict }, pm: Pro
     '',
   );
   if (exp.rounds.some((w) => w.requests < 50)) {
-    notes.push(`node_exporter re-reads and parses the textfile at every scrape: at this size a scrape takes it about ${ms(exp.p50)}, so wrk completed only ${exp.rounds.map((w) => w.requests).join(' / ')} requests per round. Its percentiles at this size rest on those few samples.`, '');
+    notes.push(
+      `node_exporter re-reads and parses the textfile at every scrape: at this size a scrape takes it about ${ms(exp.p50)}, so wrk completed only ${exp.rounds.map((w) => w.requests).join(' / ')} requests per round. Its percentiles at this size rest on those few samples.`,
+      '',
+    );
   }
   return notes;
 }
@@ -351,9 +418,15 @@ function scrapeNotes(s: ScrapeResult, v: { p99: Verdict; thr: Verdict }, pm: Pro
 function startupNotes(one: StartupSeries, many: StartupSeries | undefined, bare: StartupSeries, w: WriteCost, v: Verdict): string[] {
   const notes: string[] = [];
   if (!v.met) {
-    notes.push(`Why: the floor, a bare Node server, takes ${ms(bare.medianMs)}. The sidecar's extra ${ms(one.medianMs - bare.medianMs)} goes on loading its modules, reading the config and the state, checking the files, and the write check of each sink (${ms(w.medianMs)} on this disk). What would meet it: load the optional modules (Redis, Slack, the cron parser) only when the config uses them, and check each sink directory once.`, '');
+    notes.push(
+      `Why: the floor, a bare Node server, takes ${ms(bare.medianMs)}. The sidecar's extra ${ms(one.medianMs - bare.medianMs)} goes on loading its modules, reading the config and the state, checking the files, and the write check of each sink (${ms(w.medianMs)} on this disk). What would meet it: load the optional modules (Redis, Slack, the cron parser) only when the config uses them, and check each sink directory once.`,
+      '',
+    );
   } else {
-    notes.push(`At 1 account, ${ms(one.medianMs - bare.medianMs)} of the ${ms(one.medianMs)} is the sidecar's own work; the rest is the floor every Node server pays (${ms(bare.medianMs)}).`, '');
+    notes.push(
+      `At 1 account, ${ms(one.medianMs - bare.medianMs)} of the ${ms(one.medianMs)} is the sidecar's own work; the rest is the floor every Node server pays (${ms(bare.medianMs)}).`,
+      '',
+    );
   }
   if (many) {
     notes.push(
@@ -366,12 +439,23 @@ function startupNotes(one: StartupSeries, many: StartupSeries | undefined, bare:
 
 function repairNotes(repair: RepairResult, w: WriteCost, verdicts: Verdict[]): string[] {
   const fastest = Math.min(...repair.series.map((x) => x.medianMs));
-  const notes = [`A repair is a file-system event, a 5 ms debounce in the sidecar, a check of the file, and one atomic write (about ${ms(w.medianMs)} on this disk with its two fsyncs, measured in this run): hence a median of about ${ms(fastest)}.`, ''];
-  if (verdicts.some((v) => !v.met)) notes.push('Why missed: see the slowest trials above; a repair waits for a write in progress on the same file, and fsync times on a shared disk vary.', '');
+  const notes = [
+    `A repair is a file-system event, a 5 ms debounce in the sidecar, a check of the file, and one atomic write (about ${ms(w.medianMs)} on this disk with its two fsyncs, measured in this run): hence a median of about ${ms(fastest)}.`,
+    '',
+  ];
+  if (verdicts.some((v) => !v.met))
+    notes.push('Why missed: see the slowest trials above; a repair waits for a write in progress on the same file, and fsync times on a shared disk vary.', '');
   return notes;
 }
 
-function idleNotes(one: IdleSeries, many: IdleSeries | undefined, node: IdleSeries | undefined, prom: IdleSeries | undefined, rss: Verdict, cpu: Verdict): string[] {
+function idleNotes(
+  one: IdleSeries,
+  many: IdleSeries | undefined,
+  node: IdleSeries | undefined,
+  prom: IdleSeries | undefined,
+  rss: Verdict,
+  cpu: Verdict,
+): string[] {
   const notes: string[] = [];
   if (node && prom) {
     notes.push(
@@ -379,14 +463,23 @@ function idleNotes(one: IdleSeries, many: IdleSeries | undefined, node: IdleSeri
       '',
     );
     if (!rss.met) {
-      notes.push(`Why the RSS target is missed: ${node.rssMedianMiB.toFixed(0)} MiB is Node itself, ${(prom.rssMedianMiB - node.rssMedianMiB).toFixed(0)} MiB comes with prom-client and its default metrics (prom-client loads \`@opentelemetry/api\` for its CPU counter), and the remaining ${(one.rssMedianMiB - prom.rssMedianMiB).toFixed(0)} MiB is the sidecar's modules and state. The optional modules are already loaded only when the config asks for them (ioredis for a Redis store, node-cron for a renewal schedule) and the young generation is capped at 1 MB. Of what is left, the heaviest are undici, Express and zod: each adds 8 to 15 MiB to a bare Node process on its own (they share some of it). What would meet it: serving the five endpoints with \`node:http\` alone instead of Express, which the project's stack names; or a smaller schema validator than zod.`, '');
+      notes.push(
+        `Why the RSS target is missed: ${node.rssMedianMiB.toFixed(0)} MiB is Node itself, ${(prom.rssMedianMiB - node.rssMedianMiB).toFixed(0)} MiB comes with prom-client and its default metrics (prom-client loads \`@opentelemetry/api\` for its CPU counter), and the remaining ${(one.rssMedianMiB - prom.rssMedianMiB).toFixed(0)} MiB is the sidecar's modules and state. The optional modules are already loaded only when the config asks for them (ioredis for a Redis store, node-cron for a renewal schedule) and the young generation is capped at 1 MB. Of what is left, the heaviest are undici, Express and zod: each adds 8 to 15 MiB to a bare Node process on its own (they share some of it). What would meet it: serving the five endpoints with \`node:http\` alone instead of Express, which the project's stack names; or a smaller schema validator than zod.`,
+        '',
+      );
     }
     if (!cpu.met) {
-      notes.push(`Why the CPU target is missed: prom-client's event-loop-delay monitor accounts for ${prom.cpuPercent.toFixed(2)} %, and the rest is the 5 s sweep of the sink files and the loops' timers. What would meet it: a coarser monitor (\`eventLoopMonitoringPrecision\`), or none.`, '');
+      notes.push(
+        `Why the CPU target is missed: prom-client's event-loop-delay monitor accounts for ${prom.cpuPercent.toFixed(2)} %, and the rest is the 5 s sweep of the sink files and the loops' timers. What would meet it: a coarser monitor (\`eventLoopMonitoringPrecision\`), or none.`,
+        '',
+      );
     }
   }
   if (many) {
-    notes.push(`At ${num(many.accounts!)} accounts (no target), the sidecar holds ${many.rssMedianMiB.toFixed(0)} MiB and uses ${many.cpuPercent.toFixed(1)} % of a core while idle. Most of that CPU is the backstop sweep: every 5 s it reads every sink file and compares it with what it should hold, ${num(many.accounts!)} files (about ${num(many.accounts! / 5)} reads a second), plus the garbage collection that follows. File-system events are the main detector, so a longer sweep interval for large configurations would cut this roughly in proportion.`, '');
+    notes.push(
+      `At ${num(many.accounts!)} accounts (no target), the sidecar holds ${many.rssMedianMiB.toFixed(0)} MiB and uses ${many.cpuPercent.toFixed(1)} % of a core while idle. Most of that CPU is the backstop sweep: every 5 s it reads every sink file and compares it with what it should hold, ${num(many.accounts!)} files (about ${num(many.accounts! / 5)} reads a second), plus the garbage collection that follows. File-system events are the main detector, so a longer sweep interval for large configurations would cut this roughly in proportion.`,
+      '',
+    );
   }
   return notes;
 }

@@ -27,7 +27,9 @@ async function main(): Promise<void> {
     return;
   }
   const machine = machineFacts();
-  progress(`${machine.cpu}, ${machine.cores} CPUs, ${machine.memoryGiB.toFixed(1)} GiB, ${machine.kernel}, Node ${machine.node}; load ${machine.loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+  progress(
+    `${machine.cpu}, ${machine.cores} CPUs, ${machine.memoryGiB.toFixed(1)} GiB, ${machine.kernel}, Node ${machine.node}; load ${machine.loadAtStart.map((l) => l.toFixed(2)).join(' ')}`,
+  );
 
   const one = await BenchEnv.create({ label: 'one', accounts: 1 });
   const ten = await BenchEnv.create({ label: 'ten', accounts: 10 });
@@ -46,7 +48,20 @@ async function main(): Promise<void> {
   const crashloop = await measureCrashloop();
 
   const loadAtEnd = os.loadavg();
-  const text = renderReport({ machine, loadAtEnd, durationS: elapsedSeconds(), date: new Date(), scrape, processMetrics, startup, writeCheck, repair, idle, crashloop, policies });
+  const text = renderReport({
+    machine,
+    loadAtEnd,
+    durationS: elapsedSeconds(),
+    date: new Date(),
+    scrape,
+    processMetrics,
+    startup,
+    writeCheck,
+    repair,
+    idle,
+    crashloop,
+    policies,
+  });
   mkdirSync(join(OUTPUT, '..'), { recursive: true });
   writeFileSync(OUTPUT, text);
   progress(`wrote docs/benchmarks.md (${Math.round(elapsedSeconds())} s in all)`);

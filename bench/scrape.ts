@@ -71,10 +71,15 @@ function exporterArgs(dir: string, port: number): string[] {
 }
 
 async function until200(name: string, url: string, child: Child): Promise<void> {
-  await waitFor(`${name} at ${url}`, 20_000, async () => {
-    if (!child.running()) throw new FatalError(`${name} exited: ${child.output()}`);
-    return (await httpGet(url, 5_000)).status === 200;
-  }, 20);
+  await waitFor(
+    `${name} at ${url}`,
+    20_000,
+    async () => {
+      if (!child.running()) throw new FatalError(`${name} exited: ${child.output()}`);
+      return (await httpGet(url, 5_000)).status === 200;
+    },
+    20,
+  );
 }
 
 export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
@@ -101,11 +106,12 @@ export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
     const bareUrl = `http://127.0.0.1:${barePort}/metrics`;
     await until200('the bare server', bareUrl, bare);
     const bareBody = (await httpGet(bareUrl)).body;
-    if (!bareBody.equals(first.body)) throw new Error('the bare server does not serve the sidecar\'s bytes');
+    if (!bareBody.equals(first.body)) throw new Error("the bare server does not serve the sidecar's bytes");
 
     // (a') the same, gzipped: the sidecar's gzip answer, and the bare server serving those bytes
     const zipped = await httpGet(sidecarUrl, 10_000, { 'accept-encoding': 'gzip' });
-    if (zipped.status !== 200 || zipped.headers['content-encoding'] !== 'gzip') throw new Error(`GET ${sidecarUrl} with Accept-Encoding: gzip: ${zipped.status}, content-encoding ${String(zipped.headers['content-encoding'])}`);
+    if (zipped.status !== 200 || zipped.headers['content-encoding'] !== 'gzip')
+      throw new Error(`GET ${sidecarUrl} with Accept-Encoding: gzip: ${zipped.status}, content-encoding ${String(zipped.headers['content-encoding'])}`);
     const gzipBodyText = gunzipSync(zipped.body).toString('utf8');
     const gzipFile = join(env.dir, 'metrics-body.txt.gz');
     writeFileSync(gzipFile, zipped.body);
@@ -129,12 +135,32 @@ export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
     await until200('node_exporter', exporterUrl, exporter);
     const exporterText = (await httpGet(exporterUrl, 30_000)).body.toString('utf8');
     if (!/^node_textfile_scrape_error 0$/m.test(exporterText) || !exporterText.includes('broker_token_')) {
-      throw new Error(`node_exporter did not accept the textfile: ${(/^node_textfile_scrape_error .*$/m.exec(exporterText) ?? ['no node_textfile_scrape_error'])[0]}\n${exporter.output()}`);
+      throw new Error(
+        `node_exporter did not accept the textfile: ${(/^node_textfile_scrape_error .*$/m.exec(exporterText) ?? ['no node_textfile_scrape_error'])[0]}\n${exporter.output()}`,
+      );
     }
 
-    const urls: Record<Target, string> = { sidecar: sidecarUrl, bare: bareUrl, 'node-exporter': exporterUrl, 'sidecar-gzip': sidecarUrl, 'bare-gzip': bareGzipUrl };
-    const bodies: Record<Target, string> = { sidecar: bodyText, bare: bodyText, 'node-exporter': exporterText, 'sidecar-gzip': gzipBodyText, 'bare-gzip': gzipBodyText };
-    const wireBytes: Record<Target, number> = { sidecar: first.body.length, bare: first.body.length, 'node-exporter': Buffer.byteLength(exporterText), 'sidecar-gzip': zipped.body.length, 'bare-gzip': zipped.body.length };
+    const urls: Record<Target, string> = {
+      sidecar: sidecarUrl,
+      bare: bareUrl,
+      'node-exporter': exporterUrl,
+      'sidecar-gzip': sidecarUrl,
+      'bare-gzip': bareGzipUrl,
+    };
+    const bodies: Record<Target, string> = {
+      sidecar: bodyText,
+      bare: bodyText,
+      'node-exporter': exporterText,
+      'sidecar-gzip': gzipBodyText,
+      'bare-gzip': gzipBodyText,
+    };
+    const wireBytes: Record<Target, number> = {
+      sidecar: first.body.length,
+      bare: first.body.length,
+      'node-exporter': Buffer.byteLength(exporterText),
+      'sidecar-gzip': zipped.body.length,
+      'bare-gzip': zipped.body.length,
+    };
     for (const target of TARGETS) {
       progress(`/metrics at ${n} accounts: warm-up ${target} (${WRK_WARMUP})`);
       await runWrk(urls[target], WRK_WARMUP, GZIP_TARGETS.has(target));
@@ -144,7 +170,9 @@ export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
       for (const target of TARGETS) {
         const result = await runWrk(urls[target], WRK_DURATION, GZIP_TARGETS.has(target));
         rounds[target].push(result);
-        progress(`/metrics at ${n} accounts, round ${round}/${ROUNDS}, ${target}: ${result.rps} req/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms${result.problems.length ? ` (${result.problems.join('; ')})` : ''}`);
+        progress(
+          `/metrics at ${n} accounts, round ${round}/${ROUNDS}, ${target}: ${result.rps} req/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms${result.problems.length ? ` (${result.problems.join('; ')})` : ''}`,
+        );
         if (!sidecar.running()) throw new Error(`the sidecar exited during the measurement: ${sidecar.output()}`);
       }
     }
@@ -167,11 +195,13 @@ export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
       accounts: n,
       contentType,
       gzipBytes: zipped.body.length,
-      gzipMs: median(Array.from({ length: 5 }, () => {
-        const start = performance.now();
-        gzipSync(first.body, { level: 1 });
-        return performance.now() - start;
-      })),
+      gzipMs: median(
+        Array.from({ length: 5 }, () => {
+          const start = performance.now();
+          gzipSync(first.body, { level: 1 });
+          return performance.now() - start;
+        }),
+      ),
       targets,
       sidecarOverBareRps: perRound((i) => rounds.sidecar[i]!.rps / rounds.bare[i]!.rps),
       sidecarGzipOverBareGzipRps: perRound((i) => rounds['sidecar-gzip'][i]!.rps / rounds['bare-gzip'][i]!.rps),

@@ -64,7 +64,10 @@ export async function measureStartup(envs: BenchEnv[]): Promise<StartupSeries[]>
       runs.set(env.options.label, [...(runs.get(env.options.label) ?? []), ms]);
       progress(`start-up at ${env.accounts} account(s), run ${round}/${STARTUP_RUNS}: ready after ${ms.toFixed(0)} ms`);
     }
-    const { ms, child } = await timeToFirst200(() => startChild(process.execPath, ['-e', BARE_NODE_SCRIPT, String(barePort)], childEnv()), `http://127.0.0.1:${barePort}/`);
+    const { ms, child } = await timeToFirst200(
+      () => startChild(process.execPath, ['-e', BARE_NODE_SCRIPT, String(barePort)], childEnv()),
+      `http://127.0.0.1:${barePort}/`,
+    );
     await stopChild(child);
     runs.set('bare', [...(runs.get('bare') ?? []), ms]);
     progress(`start-up, bare Node HTTP server, run ${round}/${STARTUP_RUNS}: first 200 after ${ms.toFixed(0)} ms`);

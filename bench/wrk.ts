@@ -14,7 +14,9 @@ export function wrkArgs(url: string, duration: string, gzip = false): string[] {
 }
 
 export function wrkCommand(url: string, duration = WRK_DURATION, gzip = false): string {
-  return `wrk ${wrkArgs(url, duration, gzip).map((arg) => (arg.includes(' ') ? `'${arg}'` : arg)).join(' ')}`;
+  return `wrk ${wrkArgs(url, duration, gzip)
+    .map((arg) => (arg.includes(' ') ? `'${arg}'` : arg))
+    .join(' ')}`;
 }
 
 export interface WrkResult {
@@ -45,7 +47,15 @@ function parseWrk(text: string): WrkResult {
   if (non2xx) problems.push(`${non2xx[1]} non-2xx answers`);
   const socket = /Socket errors: (.*)/.exec(text);
   if (socket) problems.push(`socket errors: ${socket[1]}`);
-  return { requests: Number(requests[1]), rps: Number(rps[1]), p50: latency(text, 50), p75: latency(text, 75), p90: latency(text, 90), p99: latency(text, 99), problems };
+  return {
+    requests: Number(requests[1]),
+    rps: Number(rps[1]),
+    p50: latency(text, 50),
+    p75: latency(text, 75),
+    p90: latency(text, 90),
+    p99: latency(text, 99),
+    problems,
+  };
 }
 
 export async function runWrk(url: string, duration = WRK_DURATION, gzip = false): Promise<WrkResult> {

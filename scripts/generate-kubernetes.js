@@ -29,7 +29,10 @@ function prometheusRule() {
 function dashboardConfigMap() {
   const dir = path.join(root, 'dashboards');
   const data = {};
-  for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+  for (const name of fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.json'))
+    .sort()) {
     data[name] = fs.readFileSync(path.join(dir, name), 'utf8');
   }
   const object = {

@@ -11,17 +11,31 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const report = path.join(os.tmpdir(), `reliability-${process.pid}.jsonl`);
-const hardening = fs.readdirSync(path.join(root, 'dist', 'test')).filter((n) => /^hardening-.*\.test\.js$/.test(n)).map((n) => n.replace(/\.test\.js$/, ''));
-const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'e2e', 'config', 'cli', 'http', ...hardening].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
+const hardening = fs
+  .readdirSync(path.join(root, 'dist', 'test'))
+  .filter((n) => /^hardening-.*\.test\.js$/.test(n))
+  .map((n) => n.replace(/\.test\.js$/, ''));
+const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'e2e', 'config', 'cli', 'http', ...hardening].map((n) =>
+  path.join(root, 'dist', 'test', `${n}.test.js`),
+);
 const started = Date.now();
-const run = spawnSync(process.execPath, ['--test', ...files], { cwd: root, env: { ...process.env, RELIABILITY_REPORT: report, BTS_LONG: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const run = spawnSync(process.execPath, ['--test', ...files], {
+  cwd: root,
+  env: { ...process.env, RELIABILITY_REPORT: report, BTS_LONG: '1' },
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 const summary = (run.stdout.match(/^# (tests|pass|fail) \d+$/gm) ?? []).join(', ');
 if (run.status !== 0) {
   process.stdout.write(run.stdout);
   console.error(`reliability tests failed (${summary}); docs/reliability.md not written`);
   process.exit(1);
 }
-const entries = fs.readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const entries = fs
+  .readFileSync(report, 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l));
 fs.unlinkSync(report);
 const one = (kind) => entries.find((e) => e.kind === kind);
 const faults = entries.filter((e) => e.kind === 'fault');
@@ -103,7 +117,12 @@ lines.push(
   '',
   '| sidecar clock | instants | reader runs | read-only mount | token requests (sidecar and readers) |',
   '|---|---|---|---|---|',
-  ...entries.filter((e) => e.kind === 'readers').map((e) => `| ${e.sidecarZone} | ${e.instants.length} (${e.instants.map(cell).join('; ')}) | ${e.readerRuns}, every one with the sidecar's token and no request of its own | ${e.readOnly ? 'yes' : 'not available here'} | ${e.tokenRequests}: one per app key, at the first start |`),
+  ...entries
+    .filter((e) => e.kind === 'readers')
+    .map(
+      (e) =>
+        `| ${e.sidecarZone} | ${e.instants.length} (${e.instants.map(cell).join('; ')}) | ${e.readerRuns}, every one with the sidecar's token and no request of its own | ${e.readOnly ? 'yes' : 'not available here'} | ${e.tokenRequests}: one per app key, at the first start |`,
+    ),
   '',
   'A bot imported while its file is missing: with the token folder read-only (the deployment the examples use) and the sidecar down, the import fails and sends nothing, and the bot started again once the sidecar is back reads its token; with the sidecar running, files deleted by hand are back before a bot started at that moment imports.',
   '',

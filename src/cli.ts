@@ -20,7 +20,9 @@ import { VERSION } from './version';
 
 /** One CLI for everything; each command says what it does in its help. */
 const program = new Command('broker-token-sidecar')
-  .description('Owns KIS and Kiwoom access tokens for the programs beside it: issues and renews them within the broker\'s rules, writes the token files they read, proves each token, and exports metrics.')
+  .description(
+    "Owns KIS and Kiwoom access tokens for the programs beside it: issues and renews them within the broker's rules, writes the token files they read, proves each token, and exports metrics.",
+  )
   .version(VERSION)
   .showHelpAfterError()
   // Usage errors (an unknown command or option, a missing --account) end with the documented code 2, not
@@ -44,7 +46,7 @@ function portArg(flag: string, text: string): number {
 
 program
   .command('start')
-  .description('run the sidecar: keep every account\'s token valid and its files current, serve /metrics, /healthz, /readyz and /status')
+  .description("run the sidecar: keep every account's token valid and its files current, serve /metrics, /healthz, /readyz and /status")
   .addOption(configOption())
   .action(async (opts: { config?: string }) => {
     const stop = new StopSignal();
@@ -54,8 +56,10 @@ program
 
 program
   .command('demo')
-  .description('run the broker simulator and the sidecar against it on an embedded config; writes token files under --dir and serves HTTP (no credentials needed)')
-  .option('--dir <dir>', 'folder for the demo\'s config, state and token files (a folder the demo made is emptied first; any other must be empty)', 'demo-data')
+  .description(
+    'run the broker simulator and the sidecar against it on an embedded config; writes token files under --dir and serves HTTP (no credentials needed)',
+  )
+  .option('--dir <dir>', "folder for the demo's config, state and token files (a folder the demo made is emptied first; any other must be empty)", 'demo-data')
   .option('--port <port>', 'HTTP port of the sidecar (0 for any free one)', '9464')
   .action(async (opts: { dir: string; port: string }) => {
     const { runDemo } = require('./cli/demo') as typeof import('./cli/demo');
@@ -64,10 +68,15 @@ program
 
 program
   .command('simulator')
-  .description('run the broker simulator alone (KIS and Kiwoom token endpoints, revoke, approval key, proving calls, the real limits and error bodies, and a /_sim control API)')
+  .description(
+    'run the broker simulator alone (KIS and Kiwoom token endpoints, revoke, approval key, proving calls, the real limits and error bodies, and a /_sim control API)',
+  )
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on', '9400')
-  .option('--credentials <file>', 'YAML list of accepted credentials: [{provider, appKey, appSecret, env}] (default: the demo\'s made-up ones, printed at start)')
+  .option(
+    '--credentials <file>',
+    "YAML list of accepted credentials: [{provider, appKey, appSecret, env}] (default: the demo's made-up ones, printed at start)",
+  )
   .option('--spacing <duration>', 'minimum gap between two issuances for one app key', '60s')
   .action(async (opts: { host: string; port: string; credentials?: string; spacing: string }) => {
     // Loaded only here: the simulator has no business in a sidecar's memory.
@@ -109,7 +118,9 @@ program
 
 program
   .command('status')
-  .description('report each account\'s token (present, valid, expiry in KST, time left) and each sink file\'s state and mode, from the files on disk; exit 1 when any token is unusable')
+  .description(
+    "report each account's token (present, valid, expiry in KST, time left) and each sink file's state and mode, from the files on disk; exit 1 when any token is unusable",
+  )
   .addOption(configOption())
   .option('--json', 'print JSON instead of text')
   .action(async (opts: { config?: string; json?: boolean }) => {
@@ -139,7 +150,9 @@ async function refuseIfRunning(stateDir: string, what: string): Promise<void> {
 
 program
   .command('renew')
-  .description('renew an account\'s token now if it is due (or, with --force, even if it is valid); the spacing between issuances always holds, and the answer says how long to wait')
+  .description(
+    "renew an account's token now if it is due (or, with --force, even if it is valid); the spacing between issuances always holds, and the answer says how long to wait",
+  )
   .addOption(configOption())
   .requiredOption('-a, --account <name>', 'account to renew')
   .option('-f, --force', 'ask for a new token even though the current one is valid')
@@ -156,7 +169,9 @@ program
           process.stdout.write(`${opts.account}: new token, expires ${formatIsoInZone(outcome.expiresAt)}\n`);
           break;
         case 'same_token':
-          process.stdout.write(`${opts.account}: the broker answered with the current token (no renewal); next attempt after ${formatIsoInZone(outcome.nextAttemptAt)}\n`);
+          process.stdout.write(
+            `${opts.account}: the broker answered with the current token (no renewal); next attempt after ${formatIsoInZone(outcome.nextAttemptAt)}\n`,
+          );
           break;
         case 'failed':
           process.stdout.write(`${opts.account}: renewal failed (${outcome.reason}): ${outcome.message}\n`);
@@ -164,9 +179,14 @@ program
           break;
         case 'wait':
           if (outcome.why === 'renewal_planned') {
-            process.stdout.write(`${opts.account}: the token is valid; renewal is planned for ${formatIsoInZone(outcome.until)} (use --force to replace it now)\n`);
+            process.stdout.write(
+              `${opts.account}: the token is valid; renewal is planned for ${formatIsoInZone(outcome.until)} (use --force to replace it now)\n`,
+            );
           } else {
-            const wait = outcome.until === Number.MAX_SAFE_INTEGER ? 'until the credentials change' : `${formatDuration(outcome.until - now)} (until ${formatIsoInZone(outcome.until)})`;
+            const wait =
+              outcome.until === Number.MAX_SAFE_INTEGER
+                ? 'until the credentials change'
+                : `${formatDuration(outcome.until - now)} (until ${formatIsoInZone(outcome.until)})`;
             process.stdout.write(`${opts.account}: not now (${outcome.why.replace('_', ' ')}); wait ${wait}\n`);
             process.exitCode = EXIT.failure;
           }
@@ -178,7 +198,7 @@ program
 
 program
   .command('revoke')
-  .description('revoke an account\'s token at the broker, then remove its state and its sink files')
+  .description("revoke an account's token at the broker, then remove its state and its sink files")
   .addOption(configOption())
   .requiredOption('-a, --account <name>', 'account whose token to revoke')
   .action(async (opts: { config?: string; account: string }) => {
@@ -188,7 +208,9 @@ program
     const sidecar = await openSidecar(config);
     try {
       const result = await sidecar.account(opts.account)!.revoke();
-      process.stdout.write(`${opts.account}: ${result.revoked ? 'token revoked' : 'no token to revoke'}; removed ${result.removedFiles.length} file(s)${result.removedFiles.map((f) => `\n  ${f}`).join('')}\n`);
+      process.stdout.write(
+        `${opts.account}: ${result.revoked ? 'token revoked' : 'no token to revoke'}; removed ${result.removedFiles.length} file(s)${result.removedFiles.map((f) => `\n  ${f}`).join('')}\n`,
+      );
     } finally {
       await sidecar.close();
     }
@@ -196,7 +218,9 @@ program
 
 program
   .command('once')
-  .description('make sure every account has a valid token in all its files, then exit: 0 when done, 1 with the reason otherwise (for init containers, cron, Airflow)')
+  .description(
+    'make sure every account has a valid token in all its files, then exit: 0 when done, 1 with the reason otherwise (for init containers, cron, Airflow)',
+  )
   .addOption(configOption())
   .option('--max-wait <duration>', 'longest wait for the spacing or a retry before giving up', '90s')
   .action(async (opts: { config?: string; maxWait: string }) => {
@@ -218,7 +242,10 @@ program
       const now = sidecar.clock.now();
       for (const view of sidecar.views()) {
         const token = view.snapshot.state.token;
-        if (view.ready && token) process.stdout.write(`${view.snapshot.ref.name}: token valid until ${formatIsoInZone(token.expiresAt)} (${formatDuration(token.expiresAt - now)} left), ${view.sinks.length} file(s) written\n`);
+        if (view.ready && token)
+          process.stdout.write(
+            `${view.snapshot.ref.name}: token valid until ${formatIsoInZone(token.expiresAt)} (${formatDuration(token.expiresAt - now)} left), ${view.sinks.length} file(s) written\n`,
+          );
       }
       for (const problem of problems) process.stderr.write(`${problem}\n`);
       process.exitCode = problems.length === 0 ? EXIT.ok : EXIT.failure;
@@ -238,11 +265,18 @@ async function onceBesideRunningSidecar(config: SidecarConfig, holder: string, m
     if (notReady.length === 0) {
       for (const view of views) {
         const token = view.snapshot.state.token!;
-        process.stdout.write(`${view.snapshot.ref.name}: token valid until ${formatIsoInZone(token.expiresAt)} (${formatDuration(token.expiresAt - now)} left), kept by the running sidecar (${holder})\n`);
+        process.stdout.write(
+          `${view.snapshot.ref.name}: token valid until ${formatIsoInZone(token.expiresAt)} (${formatDuration(token.expiresAt - now)} left), kept by the running sidecar (${holder})\n`,
+        );
       }
       return EXIT.ok;
     }
-    const why = notReady.map((v) => `${v.snapshot.ref.name}: ${v.snapshot.usable ? 'a token file is not current' : `no usable token (${v.snapshot.status}; ${v.snapshot.waitingFor.replace(/_/g, ' ')})`}`).join('; ');
+    const why = notReady
+      .map(
+        (v) =>
+          `${v.snapshot.ref.name}: ${v.snapshot.usable ? 'a token file is not current' : `no usable token (${v.snapshot.status}; ${v.snapshot.waitingFor.replace(/_/g, ' ')})`}`,
+      )
+      .join('; ');
     if (now >= deadline) {
       process.stderr.write(`the running sidecar (${holder}) has not made every file current within ${formatDuration(maxWaitMs)}: ${why}\n`);
       return EXIT.failure;

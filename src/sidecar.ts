@@ -131,12 +131,17 @@ export class Sidecar implements SidecarControl {
       sweepIntervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
       stuckAfterMs: options.sinkStuckAfterMs,
     });
-    this.metrics = new MetricsExporter(this.bus, () => this.views(), () => this.clock.now(), {
-      version: VERSION,
-      compat: config.metrics.compat,
-      slackQueueLength: () => this.notifier?.queueLength ?? 0,
-      store: { type: config.store.type, health: () => this.store.health() },
-    });
+    this.metrics = new MetricsExporter(
+      this.bus,
+      () => this.views(),
+      () => this.clock.now(),
+      {
+        version: VERSION,
+        compat: config.metrics.compat,
+        slackQueueLength: () => this.notifier?.queueLength ?? 0,
+        store: { type: config.store.type, health: () => this.store.health() },
+      },
+    );
     if (config.slack) {
       this.notifier = new SlackNotifier({
         config: config.slack,
@@ -254,7 +259,8 @@ export class Sidecar implements SidecarControl {
       if (!summary.changed.includes(account.name)) summary.added.push(account.name);
       const entry = this.addAccount(account);
       const problems = await this.sinks.preflight(account.name);
-      if (problems.length > 0) this.logger.error({ account: account.name, problems }, 'a sink of the reloaded account cannot be written; it is retried with backoff');
+      if (problems.length > 0)
+        this.logger.error({ account: account.name, problems }, 'a sink of the reloaded account cannot be written; it is retried with backoff');
       await entry.lifecycle.start();
       if (this.running) this.startAccountLoops(account.name, entry);
     }
@@ -329,7 +335,9 @@ export class Sidecar implements SidecarControl {
   }
 
   stuckLoops(): string[] {
-    return this.allLoops().filter((loop) => loop.isStuck(STUCK_AFTER_MS)).map((loop) => loop.name);
+    return this.allLoops()
+      .filter((loop) => loop.isStuck(STUCK_AFTER_MS))
+      .map((loop) => loop.name);
   }
 
   stuckSinks(): string[] {

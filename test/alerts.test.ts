@@ -280,7 +280,14 @@ test('alerts/alertmanager.yml: amtool accepts it, routes each severity to its re
   assert.match(check.stdout, /SUCCESS/);
 
   const route = (labels: Record<string, string>, expected: string) => {
-    const args = ['config', 'routes', 'test', `--config.file=${ALERTMANAGER_CONFIG}`, `--verify.receivers=${expected}`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)];
+    const args = [
+      'config',
+      'routes',
+      'test',
+      `--config.file=${ALERTMANAGER_CONFIG}`,
+      `--verify.receivers=${expected}`,
+      ...Object.entries(labels).map(([k, v]) => `${k}=${v}`),
+    ];
     const run: SpawnSyncReturns<string> = spawnSync(amtool, args, { encoding: 'utf8' });
     assert.equal(run.status, 0, `${JSON.stringify(labels)} → ${run.stdout.trim()} (expected ${expected})\n${run.stderr}`);
     assert.equal(run.stdout.trim(), expected, JSON.stringify(labels));
@@ -295,7 +302,7 @@ test('alerts/alertmanager.yml: amtool accepts it, routes each severity to its re
 
   const config = parseYaml(readFileSync(ALERTMANAGER_CONFIG, 'utf8')) as AlertmanagerConfig;
   assert.deepEqual(config.route.group_by, ['alertname', 'account']);
-  assert.equal(config.route.repeat_interval, '4h', 'reminders as often as the sidecar\'s own Slack alerts');
+  assert.equal(config.route.repeat_interval, '4h', "reminders as often as the sidecar's own Slack alerts");
   // Inhibition names only alerts that exist: a typo there would silently inhibit nothing.
   for (const rule of config.inhibit_rules) {
     for (const matcher of [...rule.source_matchers, ...rule.target_matchers]) {
@@ -316,7 +323,8 @@ test('alerts/alertmanager.yml keeps the webhooks in files, and both Slack receiv
     assert.equal(c.api_url, undefined, `${receiver}: no webhook URL in the file`);
     assert.match(String(c.api_url_file), /^\/etc\/alertmanager\/secrets\//, `${receiver}: webhook from a secret file`);
     assert.equal(c.send_resolved, true, `${receiver}: sends resolutions`);
-    for (const annotation of ['summary', 'description', 'runbook_url']) assert.match(String(c.text), new RegExp(`\\.Annotations\\.${annotation}`), `${receiver}: text shows the ${annotation}`);
+    for (const annotation of ['summary', 'description', 'runbook_url'])
+      assert.match(String(c.text), new RegExp(`\\.Annotations\\.${annotation}`), `${receiver}: text shows the ${annotation}`);
   }
   const [first, second] = slack.map(({ config: c }) => ({ ...c, api_url_file: undefined }));
   assert.deepEqual(first, second, 'the two receivers differ only in their webhook file');
@@ -337,7 +345,8 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
 
   // Slack stand-in: every webhook call, by path.
   const slack = await fakeSlack(t);
-  const received = () => slack.requests.flatMap((r) => (JSON.parse(r.body) as { attachments: SlackAttachment[] }).attachments.map((attachment) => ({ path: r.path, attachment })));
+  const received = () =>
+    slack.requests.flatMap((r) => (JSON.parse(r.body) as { attachments: SlackAttachment[] }).attachments.map((attachment) => ({ path: r.path, attachment })));
   const slackUrl = slack.origin;
 
   // The example config as it is, but for the webhook files (here, pointing at the stand-in) and shorter waits.
@@ -357,13 +366,23 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
   const child = spawnForTest(
     t,
     alertmanager,
-    [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='],
+    [
+      `--config.file=${join(dir, 'alertmanager.yml')}`,
+      `--storage.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--cluster.listen-address=',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
   const base = `http://127.0.0.1:${port}`;
-  await until(() => `Alertmanager /-/ready\n${output.join('')}`, 20_000, async () => (await fetch(`${base}/-/ready`)).ok, 200);
+  await until(
+    () => `Alertmanager /-/ready\n${output.join('')}`,
+    20_000,
+    async () => (await fetch(`${base}/-/ready`)).ok,
+    200,
+  );
 
   const startsAt = new Date(Date.now() - 60_000).toISOString();
   const common = { job: 'broker-token-sidecar', instance: 'sidecar:9464' };
@@ -376,7 +395,12 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
     annotations: { summary, description: `${summary}: the description.`, runbook_url: runbook(alertname) },
     startsAt,
   });
-  const notPrivate = alert('BrokerTokenSinkFileNotPrivate', 'warning', { ...main, sink: 'kis-auth', format: 'kis-auth' }, 'Token file of sink kis-auth (account main) does not have its configured mode');
+  const notPrivate = alert(
+    'BrokerTokenSinkFileNotPrivate',
+    'warning',
+    { ...main, sink: 'kis-auth', format: 'kis-auth' },
+    'Token file of sink kis-auth (account main) does not have its configured mode',
+  );
   const alerts = [
     alert('BrokerTokenExpired', 'critical', main, 'The broker token of account main expired 3m 0s ago'),
     alert('BrokerTokenNotUsable', 'critical', main, 'Account main has no usable broker token'),
@@ -421,8 +445,14 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
     const got = Object.fromEntries(Object.keys(expectedStates).map((k) => [k, byKey[k]?.status.state]));
     return JSON.stringify(got) === JSON.stringify(expectedStates) ? byKey : undefined;
   });
-  assert.deepEqual(states['BrokerTokenExpired/main']?.receivers.map((r) => r.name), ['slack-critical']);
-  assert.deepEqual(states['BrokerTokenSinkFileNotPrivate/main']?.receivers.map((r) => r.name), ['slack-warning']);
+  assert.deepEqual(
+    states['BrokerTokenExpired/main']?.receivers.map((r) => r.name),
+    ['slack-critical'],
+  );
+  assert.deepEqual(
+    states['BrokerTokenSinkFileNotPrivate/main']?.receivers.map((r) => r.name),
+    ['slack-warning'],
+  );
 
   // One message per group that is not silenced, on the webhook of its severity.
   const expectedTitles = [
@@ -431,8 +461,16 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
     'critical [FIRING:1] BrokerTokenSidecarDown',
     'warning [FIRING:1] BrokerTokenSinkFileNotPrivate (main)',
   ];
-  const titles = () => received().map((m) => `${m.path.slice(1)} ${m.attachment.title}`).sort();
-  await until(() => `the Slack messages (so far: ${JSON.stringify(titles())})\n${output.join('')}`, 20_000, () => titles().length >= expectedTitles.length, 200);
+  const titles = () =>
+    received()
+      .map((m) => `${m.path.slice(1)} ${m.attachment.title}`)
+      .sort();
+  await until(
+    () => `the Slack messages (so far: ${JSON.stringify(titles())})\n${output.join('')}`,
+    20_000,
+    () => titles().length >= expectedTitles.length,
+    200,
+  );
   await new Promise((resolve) => setTimeout(resolve, 1500)); // anything inhibited would have been sent by now
   assert.deepEqual(titles(), expectedTitles, 'inhibited alerts send nothing');
 
@@ -452,7 +490,11 @@ test('a real Alertmanager on the example config: ready, routes, inhibits, and re
 
   // Resolution: send_resolved gives a green "RESOLVED" message.
   const endsAt = new Date(Date.now() - 1000).toISOString();
-  const resolve = await fetch(`${base}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ ...notPrivate, endsAt }]) });
+  const resolve = await fetch(`${base}/api/v2/alerts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify([{ ...notPrivate, endsAt }]),
+  });
   assert.equal(resolve.status, 200);
   const resolved = await waitFor('the resolution message', 20_000, () => received().find((m) => m.attachment.title.startsWith('[RESOLVED]'))?.attachment);
   assert.equal(resolved.title, '[RESOLVED] BrokerTokenSinkFileNotPrivate (main)');

@@ -14,7 +14,10 @@ test('docs/metrics.md documents exactly the metrics the catalogue defines', () =
   const registry = new Registry();
   createCatalogue(registry, () => undefined);
   createCompatMetrics(registry, () => undefined);
-  const defined = registry.getMetricsAsArray().map((m) => m.name).sort();
+  const defined = registry
+    .getMetricsAsArray()
+    .map((m) => m.name)
+    .sort();
   const doc = readFileSync(join(ROOT, 'docs', 'metrics.md'), 'utf8');
   const documented = [...new Set([...doc.matchAll(/`((?:broker_token|kis_token)_[a-z_]+)(?:\{[^}]*\})?`/g)].map((m) => m[1]!))]
     // Histograms are documented by their base name; queries in examples name the same metrics.

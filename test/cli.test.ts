@@ -7,7 +7,6 @@ import { systemClock } from '../src/core/clock';
 import { StateDirectoryLock } from '../src/store/lock';
 import { CLI, SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
-
 /** Output of a child process, collected as it arrives. */
 function watchOutput(child: ChildProcess) {
   const out = { stdout: '', stderr: '' };
@@ -36,7 +35,8 @@ describe('the CLI', () => {
   test('help names every command', () => {
     const help = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
     assert.equal(help.status, 0);
-    for (const command of ['start', 'demo', 'simulator', 'check-config', 'status', 'renew', 'revoke', 'once']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
+    for (const command of ['start', 'demo', 'simulator', 'check-config', 'status', 'renew', 'revoke', 'once'])
+      assert.match(help.stdout, new RegExp(`\\n  ${command} `));
   });
 
   test('every documented exit code of a usage error is 2, with a message that names what was wrong', async () => {
@@ -82,7 +82,7 @@ describe('the CLI', () => {
     assert.equal(samePort.status, 3);
     assert.match(samePort.stderr, new RegExp(`port ${port} on 127.0.0.1 is in use`));
     assert.equal(existsSync(join(dir, 'other')), false, 'nothing was created for the refused demo');
-    assert.equal(readFileSync(join(dir, 'demo', 'config.yaml'), 'utf8'), config, 'the first demo\'s config is untouched');
+    assert.equal(readFileSync(join(dir, 'demo', 'config.yaml'), 'utf8'), config, "the first demo's config is untouched");
     assert.equal((await fetch(`${base}/readyz`)).status, 200, 'the first demo keeps serving');
     // Its admin endpoint is on, with the token it printed.
     const adminToken = /admin token\s+(\S+)/.exec(out.stdout)![1]!;
@@ -124,13 +124,16 @@ describe('the CLI', () => {
     assert.equal(status.status, 0, status.stderr);
     const report = JSON.parse(status.stdout) as { sidecar: string | null; accounts: Array<{ usable: boolean }> };
     assert.match(report.sidecar ?? '', /^pid \d+/);
-    assert.deepEqual(report.accounts.map((a) => a.usable), [true, true]);
+    assert.deepEqual(
+      report.accounts.map((a) => a.usable),
+      [true, true],
+    );
     child.kill('SIGTERM');
     assert.equal(await exited(child), 0);
     assert.match(out.stderr, /stopped/);
   });
 
-  test('a second sidecar on the same state directory refuses to start; a SIGKILLed one\'s lock is taken over at once', async (t) => {
+  test("a second sidecar on the same state directory refuses to start; a SIGKILLed one's lock is taken over at once", async (t) => {
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'lock');
     const { url } = await startSimulator(t, [cred], { clock: systemClock as never });
@@ -147,10 +150,15 @@ describe('the CLI', () => {
     const third = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const thirdOut = watchOutput(third);
     // The restarted sidecar holds the lock (status names it) and issued nothing: the token on disk is valid.
-    await until('the restarted sidecar', 10_000, () => {
-      const status = spawnSync(process.execPath, [CLI, 'status', '--config', config, '--json'], { encoding: 'utf8' });
-      return status.stdout.includes(`"sidecar": "pid ${third.pid} `) || third.exitCode !== null;
-    }, 20);
+    await until(
+      'the restarted sidecar',
+      10_000,
+      () => {
+        const status = spawnSync(process.execPath, [CLI, 'status', '--config', config, '--json'], { encoding: 'utf8' });
+        return status.stdout.includes(`"sidecar": "pid ${third.pid} `) || third.exitCode !== null;
+      },
+      20,
+    );
     assert.equal(third.exitCode, null, thirdOut.stderr);
     assert.doesNotMatch(thirdOut.stderr, /requesting a token/);
     third.kill('SIGTERM');
@@ -164,7 +172,10 @@ describe('once, and a kill between recording the attempt and the answer', () => 
     const cred = markerCredential('kis', 'once');
     const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: 2 * SECOND });
     const config = join(dir, 'config.yaml');
-    writeFileSync(config, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: `renewal: { spacing: ${spacing} }\nhttp: { timeout: 2s }` }]));
+    writeFileSync(
+      config,
+      configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: `renewal: { spacing: ${spacing} }\nhttp: { timeout: 2s }` }]),
+    );
     return { dir, cred, simulator, config };
   }
 
@@ -189,7 +200,7 @@ describe('once, and a kill between recording the attempt and the answer', () => 
     assert.equal(simulator.stats().tokenRequests, 2);
   });
 
-  test('once beside a running sidecar on the same state: issues nothing, exits 0 when that sidecar\'s token is valid in every file', async (t) => {
+  test("once beside a running sidecar on the same state: issues nothing, exits 0 when that sidecar's token is valid in every file", async (t) => {
     const { dir, simulator, config } = await setup(t, '2s');
     const sidecar = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = watchOutput(sidecar);
@@ -203,7 +214,10 @@ describe('once, and a kill between recording the attempt and the answer', () => 
     // Commands that would change its state say where to go instead, and exit 1.
     const renew = await runCli(['renew', '--config', config, '--account', 'main', '--force']);
     assert.equal(renew.status, 1);
-    assert.match(renew.stderr, /a sidecar is running on .*; it renews on its own; to ask it now, turn its HTTP server on \(server\.enabled\) with an admin token \(server\.adminTokenFile, 16 characters or more\) and restart it, then POST http:\/\/127\.0\.0\.1:9464\/renew\/main\?force=true/);
+    assert.match(
+      renew.stderr,
+      /a sidecar is running on .*; it renews on its own; to ask it now, turn its HTTP server on \(server\.enabled\) with an admin token \(server\.adminTokenFile, 16 characters or more\) and restart it, then POST http:\/\/127\.0\.0\.1:9464\/renew\/main\?force=true/,
+    );
     const revoke = await runCli(['revoke', '--config', config, '--account', 'main']);
     assert.equal(revoke.status, 1);
     assert.match(revoke.stderr, /stop it first/);
@@ -244,7 +258,11 @@ describe('once, and a kill between recording the attempt and the answer', () => 
     const restarted = await runCli(['once', '--config', config, '--max-wait', '10s']);
     const requests = simulator.requestLog().filter((r) => r.endpoint === 'kis.token');
     const stateNow = readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8');
-    assert.equal(restarted.status, 0, `${restarted.stderr}\nrequests at ${JSON.stringify(requests.map((r) => r.at))}; state ${stateNow.match(/"lastAttempt":\{[^}]*\}/)?.[0]}`);
+    assert.equal(
+      restarted.status,
+      0,
+      `${restarted.stderr}\nrequests at ${JSON.stringify(requests.map((r) => r.at))}; state ${stateNow.match(/"lastAttempt":\{[^}]*\}/)?.[0]}`,
+    );
     assert.equal(requests.length, 2);
     // The first request never ended: it could have reached the broker until its 2 s timeout, counted from the
     // attempt on disk (the request is cut then). The second waits for that and the 2 s spacing, so the broker
@@ -268,13 +286,28 @@ test('a host in UTC and a host in KST compute the same expiry instant, file name
     const sink = { format: 'kis-auth', dir: '/k', readerTimeZones: ['Asia/Seoul', 'UTC'], writeAheadMs: 600000, validDateTimeZone: 'Asia/Seoul', keepDays: 7, access: {}, name: 'kis-auth' };
     const view = { accessToken: kis.accessToken, tokenType: 'Bearer', expiresAt: kis.expiresAt, issuedAt: now, raw: {}, approvalKey: undefined };
     process.stdout.write(JSON.stringify([kis.expiresAt, kiwoom.expiresAt, sinkPaths(sink, now), renderSink(sink, view).split('\\n')[1], new Date(now).getDate()]));`;
-  const run = (tz: string) => JSON.parse(spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, TZ: tz } }).stdout) as unknown[];
+  const run = (tz: string) =>
+    JSON.parse(spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, TZ: tz } }).stdout) as unknown[];
   const utc = run('UTC');
   const kst = run('Asia/Seoul');
   assert.notEqual(utc[4], kst[4], 'the two processes really are in different zones');
   assert.deepEqual(utc.slice(0, 4), kst.slice(0, 4));
-  assert.deepEqual(utc.slice(0, 4), [Date.UTC(2026, 10, 21, 16, 0, 0), Date.UTC(2026, 10, 21, 16, 0, 0), ['/k/KIS20261121', '/k/KIS20261120'], 'valid-date: 2026-11-22 01:00:00']);
-  recordReliability({ kind: 'fault', category: 'clock', fault: 'host time zone UTC versus Asia/Seoul', reason: '(none)', alert: 'none', issuances: 0, outcome: 'the same expiry instant, daily file names (the KST and the UTC date) and valid-date computed in both zones (at 01:30 KST, when the two dates differ)' });
+  assert.deepEqual(utc.slice(0, 4), [
+    Date.UTC(2026, 10, 21, 16, 0, 0),
+    Date.UTC(2026, 10, 21, 16, 0, 0),
+    ['/k/KIS20261121', '/k/KIS20261120'],
+    'valid-date: 2026-11-22 01:00:00',
+  ]);
+  recordReliability({
+    kind: 'fault',
+    category: 'clock',
+    fault: 'host time zone UTC versus Asia/Seoul',
+    reason: '(none)',
+    alert: 'none',
+    issuances: 0,
+    outcome:
+      'the same expiry instant, daily file names (the KST and the UTC date) and valid-date computed in both zones (at 01:30 KST, when the two dates differ)',
+  });
 });
 
 test('status exits 1 when a token is unusable, and changes nothing on disk', (t) => {

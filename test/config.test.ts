@@ -37,52 +37,171 @@ function problemsOf(text: string, baseDir = '/tmp/cfg', env: Record<string, stri
 describe('config: one bad fixture per rule, each with its exact message', () => {
   const cases: Array<[string, string, string[]]> = [
     ['unknown top-level key', withAccount(GOOD_ACCOUNT, 'stateDirectory: ./x\n'), ['stateDirectory: unknown key; did you mean stateDir?']],
-    ['misspelt key, nested in a list and a tagged union', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZone: [UTC], writeAhaed: 5m }')), ['accounts[0].sinks[0].readerTimeZone: unknown key; did you mean readerTimeZones?', 'accounts[0].sinks[0].writeAhaed: unknown key; did you mean writeAhead?']],
+    [
+      'misspelt key, nested in a list and a tagged union',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZone: [UTC], writeAhaed: 5m }')),
+      [
+        'accounts[0].sinks[0].readerTimeZone: unknown key; did you mean readerTimeZones?',
+        'accounts[0].sinks[0].writeAhaed: unknown key; did you mean writeAhead?',
+      ],
+    ],
     ['misspelt key with nothing near it', withAccount(GOOD_ACCOUNT, 'telemetry: {}\n'), ['telemetry: unknown key']],
-    ['unknown nested key', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, keep: 3 }')), ['accounts[0].sinks[0].keep: unknown key']],
+    [
+      'unknown nested key',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, keep: 3 }')),
+      ['accounts[0].sinks[0].keep: unknown key'],
+    ],
     ['required field missing', withAccount(GOOD_ACCOUNT.replace('provider: kis\n', '')), ['accounts[0].provider: required']],
     ['value outside its set', withAccount(GOOD_ACCOUNT.replace('provider: kis', 'provider: ebest')), ['accounts[0].provider: must be one of "kis", "kiwoom"']],
     ['wrong type', withAccount(GOOD_ACCOUNT, 'server: { port: high }\n'), ['server.port: must be a number']],
     ['number out of range', withAccount(GOOD_ACCOUNT, 'server: { port: 70000 }\n'), ['server.port: must be at most 65535']],
     ['KIS app key length', withAccount(GOOD_ACCOUNT.replace('${KIS_KEY}', 'PSshort')), ['accounts[0].appKey: must be 36 characters (got 7)']],
     ['KIS app secret length', withAccount(GOOD_ACCOUNT.replace('${KIS_SECRET}', 'x'.repeat(179))), ['accounts[0].appSecret: must be 180 characters (got 179)']],
-    ['app key missing', withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}\n', '')), ['accounts[0].appKey: required (inline, usually ${ENV_VAR}, or as appKeyFile)']],
-    ['app key inline and from a file', withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}', 'appKey: ${KIS_KEY}\nappKeyFile: ./key')), ['accounts[0].appKey: set only one of appKey and appKeyFile']],
-    ['secret file missing', withAccount(GOOD_ACCOUNT.replace('appSecret: ${KIS_SECRET}', 'appSecretFile: /nonexistent/secret')), ["accounts[0].appSecretFile: cannot read the file it names (ENOENT; a relative path counts from the config file's folder)"]],
-    ['white space inside a secret', withAccount(GOOD_ACCOUNT.replace('${KIS_SECRET}', `"${'s'.repeat(90)} ${'s'.repeat(89)}"`)), ['accounts[0].appSecret: must not contain white space']],
-    ['environment variable not set', withAccount(GOOD_ACCOUNT.replace('${KIS_KEY}', '${KIS_APP_KEY_TYPO}')), ['accounts[0].appKey: environment variable KIS_APP_KEY_TYPO is not set']],
-    ['bad duration', withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { spacing: 1 minute } }\n'), ['defaults.renewal.spacing: must be a duration such as 90s, 5m or 4h30m']],
-    ['mode not a quoted octal string', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, mode: 0640 }')), ['accounts[0].sinks[0].mode: must be an octal string in quotes, such as "0600"']],
-    ['account name', withAccount(GOOD_ACCOUNT.replace('name: main', 'name: Main Account')), ['accounts[0].name: must be 1-63 lower-case letters, digits, "-" or "_"']],
+    [
+      'app key missing',
+      withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}\n', '')),
+      ['accounts[0].appKey: required (inline, usually ${ENV_VAR}, or as appKeyFile)'],
+    ],
+    [
+      'app key inline and from a file',
+      withAccount(GOOD_ACCOUNT.replace('appKey: ${KIS_KEY}', 'appKey: ${KIS_KEY}\nappKeyFile: ./key')),
+      ['accounts[0].appKey: set only one of appKey and appKeyFile'],
+    ],
+    [
+      'secret file missing',
+      withAccount(GOOD_ACCOUNT.replace('appSecret: ${KIS_SECRET}', 'appSecretFile: /nonexistent/secret')),
+      ["accounts[0].appSecretFile: cannot read the file it names (ENOENT; a relative path counts from the config file's folder)"],
+    ],
+    [
+      'white space inside a secret',
+      withAccount(GOOD_ACCOUNT.replace('${KIS_SECRET}', `"${'s'.repeat(90)} ${'s'.repeat(89)}"`)),
+      ['accounts[0].appSecret: must not contain white space'],
+    ],
+    [
+      'environment variable not set',
+      withAccount(GOOD_ACCOUNT.replace('${KIS_KEY}', '${KIS_APP_KEY_TYPO}')),
+      ['accounts[0].appKey: environment variable KIS_APP_KEY_TYPO is not set'],
+    ],
+    [
+      'bad duration',
+      withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { spacing: 1 minute } }\n'),
+      ['defaults.renewal.spacing: must be a duration such as 90s, 5m or 4h30m'],
+    ],
+    [
+      'mode not a quoted octal string',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, mode: 0640 }')),
+      ['accounts[0].sinks[0].mode: must be an octal string in quotes, such as "0600"'],
+    ],
+    [
+      'account name',
+      withAccount(GOOD_ACCOUNT.replace('name: main', 'name: Main Account')),
+      ['accounts[0].name: must be 1-63 lower-case letters, digits, "-" or "_"'],
+    ],
     ['no sinks', withAccount(GOOD_ACCOUNT.replace(/sinks:\n.*$/s, 'sinks: []')), ['accounts[0].sinks: must list at least 1 sink: the files applications read']],
     ['no accounts', 'accounts: []\n', ['accounts: must list at least 1 account']],
-    ['unknown sink format', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: pickle, path: ./t')), ['accounts[0].sinks[0].format: must be one of "kis-auth", "json", "python-kis", "approval-key"']],
+    [
+      'unknown sink format',
+      withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: pickle, path: ./t')),
+      ['accounts[0].sinks[0].format: must be one of "kis-auth", "json", "python-kis", "approval-key"'],
+    ],
     ['bad base URL', withAccount(`${GOOD_ACCOUNT}\nbaseUrl: ftp://example.com`), ['accounts[0].baseUrl: must be an http(s) URL']],
-    ['time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, timeZone: Asia/Busan }')), ['accounts[0].sinks[0].timeZone: must be an IANA time zone such as Asia/Seoul']],
-    ['reader time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [UTC, Mars/Olympus] }')), ['accounts[0].sinks[0].readerTimeZones[1]: must be an IANA time zone such as Asia/Seoul']],
-    ['no reader time zone', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [] }')), ['accounts[0].sinks[0].readerTimeZones: must list at least 1 zone']],
-    ['write-ahead longer than half a day', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, writeAhead: 13h }')), ['accounts[0].sinks[0].writeAhead: must be at most 12h']],
-    ['python-kis without an HTS id', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis')), ['accounts[0].sinks[0].htsId: required']],
-    ['python-kis HTS id that is a path', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis, htsId: "../up"')), ['accounts[0].sinks[0].htsId: must be an HTS id, with no "/" (it becomes part of a file name)']],
-    ['python-kis for Kiwoom', withAccount(GOOD_ACCOUNT.replace('provider: kis', 'provider: kiwoom').replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis, htsId: me')), ['accounts[0].sinks[0].format: python-kis is a KIS client']],
-    ['cron schedule', withAccount(`${GOOD_ACCOUNT}\nrenewal: { schedule: "0 */5 * *" }`), ['accounts[0].renewal.schedule: must be a 5-field cron expression (minute hour day-of-month month day-of-week)']],
-    ['renewal margin longer than the token lives', withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { renewBefore: 23h, jitter: 2h } }\n'), ['defaults.renewal.renewBefore: renewBefore plus jitter (25h) must be shorter than maxLifetime (24h)']],
-    ['retry delays in the wrong order', withAccount(`${GOOD_ACCOUNT}\nrenewal: { retry: { initialDelay: 10m, maxDelay: 1m } }`), ['accounts[0].renewal.retry.maxDelay: must not be shorter than initialDelay (10m)']],
-    ['unknown path placeholder', withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: json, path: "./t/{accountName}.json"')), ['accounts[0].sinks[0].path: has an unknown placeholder; use {account}, {env}, {appKeyPrefix}']],
-    ['signal without a pid file', withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, notify: { signal: SIGHUP } }')), ['accounts[0].sinks[0].notify.pidFile: required with signal']],
+    [
+      'time zone',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, timeZone: Asia/Busan }')),
+      ['accounts[0].sinks[0].timeZone: must be an IANA time zone such as Asia/Seoul'],
+    ],
+    [
+      'reader time zone',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [UTC, Mars/Olympus] }')),
+      ['accounts[0].sinks[0].readerTimeZones[1]: must be an IANA time zone such as Asia/Seoul'],
+    ],
+    [
+      'no reader time zone',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, readerTimeZones: [] }')),
+      ['accounts[0].sinks[0].readerTimeZones: must list at least 1 zone'],
+    ],
+    [
+      'write-ahead longer than half a day',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, writeAhead: 13h }')),
+      ['accounts[0].sinks[0].writeAhead: must be at most 12h'],
+    ],
+    [
+      'python-kis without an HTS id',
+      withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis')),
+      ['accounts[0].sinks[0].htsId: required'],
+    ],
+    [
+      'python-kis HTS id that is a path',
+      withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis, htsId: "../up"')),
+      ['accounts[0].sinks[0].htsId: must be an HTS id, with no "/" (it becomes part of a file name)'],
+    ],
+    [
+      'python-kis for Kiwoom',
+      withAccount(
+        GOOD_ACCOUNT.replace('provider: kis', 'provider: kiwoom').replace('format: kis-auth, dir: ./KIS/config', 'format: python-kis, dir: ./pykis, htsId: me'),
+      ),
+      ['accounts[0].sinks[0].format: python-kis is a KIS client'],
+    ],
+    [
+      'cron schedule',
+      withAccount(`${GOOD_ACCOUNT}\nrenewal: { schedule: "0 */5 * *" }`),
+      ['accounts[0].renewal.schedule: must be a 5-field cron expression (minute hour day-of-month month day-of-week)'],
+    ],
+    [
+      'renewal margin longer than the token lives',
+      withAccount(GOOD_ACCOUNT, 'defaults: { renewal: { renewBefore: 23h, jitter: 2h } }\n'),
+      ['defaults.renewal.renewBefore: renewBefore plus jitter (25h) must be shorter than maxLifetime (24h)'],
+    ],
+    [
+      'retry delays in the wrong order',
+      withAccount(`${GOOD_ACCOUNT}\nrenewal: { retry: { initialDelay: 10m, maxDelay: 1m } }`),
+      ['accounts[0].renewal.retry.maxDelay: must not be shorter than initialDelay (10m)'],
+    ],
+    [
+      'unknown path placeholder',
+      withAccount(GOOD_ACCOUNT.replace('format: kis-auth, dir: ./KIS/config', 'format: json, path: "./t/{accountName}.json"')),
+      ['accounts[0].sinks[0].path: has an unknown placeholder; use {account}, {env}, {appKeyPrefix}'],
+    ],
+    [
+      'signal without a pid file',
+      withAccount(GOOD_ACCOUNT.replace('dir: ./KIS/config }', 'dir: ./KIS/config, notify: { signal: SIGHUP } }')),
+      ['accounts[0].sinks[0].notify.pidFile: required with signal'],
+    ],
     ['admin token too short', withAccount(GOOD_ACCOUNT, 'server: { adminToken: "hunter2" }\n'), ['server.adminToken: must be at least 16 characters']],
     [
       'kis-auth and approval-key sinks on a Kiwoom account',
-      withAccount('name: kw\nprovider: kiwoom\nappKey: kiwoomkey123456\nappSecret: kiwoomsecret123456\nsinks:\n  - { format: kis-auth, dir: ./k }\n  - { format: approval-key, path: ./a }'),
+      withAccount(
+        'name: kw\nprovider: kiwoom\nappKey: kiwoomkey123456\nappSecret: kiwoomsecret123456\nsinks:\n  - { format: kis-auth, dir: ./k }\n  - { format: approval-key, path: ./a }',
+      ),
       ['accounts[0].sinks[0].format: kis-auth files are read by KIS clients only', 'accounts[0].sinks[1].format: approval keys exist for KIS only'],
     ],
-    ['Slack without a webhook', withAccount(GOOD_ACCOUNT, 'slack: { language: ko }\n'), ['slack.webhookUrl: required (inline, usually ${SLACK_WEBHOOK_URL}, or as webhookUrlFile)']],
-    ['Slack webhook that is not a URL (the value is not echoed)', withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "T0/B0/secretpart" }\n'), ['slack.webhookUrl: must be an http(s) URL']],
-    ['Slack language', withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "https://hooks.slack.com/services/x", language: jp }\n'), ['slack.language: must be one of "en", "ko"']],
+    [
+      'Slack without a webhook',
+      withAccount(GOOD_ACCOUNT, 'slack: { language: ko }\n'),
+      ['slack.webhookUrl: required (inline, usually ${SLACK_WEBHOOK_URL}, or as webhookUrlFile)'],
+    ],
+    [
+      'Slack webhook that is not a URL (the value is not echoed)',
+      withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "T0/B0/secretpart" }\n'),
+      ['slack.webhookUrl: must be an http(s) URL'],
+    ],
+    [
+      'Slack language',
+      withAccount(GOOD_ACCOUNT, 'slack: { webhookUrl: "https://hooks.slack.com/services/x", language: jp }\n'),
+      ['slack.language: must be one of "en", "ko"'],
+    ],
     ['Redis URL', withAccount(GOOD_ACCOUNT, 'store: { type: redis, url: "localhost:6379" }\n'), ['store.url: must be a redis:// or rediss:// URL']],
-    ['Redis lease shorter than a request', withAccount(GOOD_ACCOUNT, 'store: { type: redis, url: "redis://r:6379", lockTtl: 10s }\n'), ['store.lockTtl: must be longer than the longest request timeout (15s), or a lock could expire while its holder still waits for the broker']],
+    [
+      'Redis lease shorter than a request',
+      withAccount(GOOD_ACCOUNT, 'store: { type: redis, url: "redis://r:6379", lockTtl: 10s }\n'),
+      ['store.lockTtl: must be longer than the longest request timeout (15s), or a lock could expire while its holder still waits for the broker'],
+    ],
     ['unknown store type', withAccount(GOOD_ACCOUNT, 'store: { type: etcd }\n'), ['store.type: must be one of "file", "redis"']],
-    ['YAML syntax', 'accounts: [\n  name: x\nfoo', ['/tmp/cfg/config.yaml: line 3, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]']],
+    [
+      'YAML syntax',
+      'accounts: [\n  name: x\nfoo',
+      ['/tmp/cfg/config.yaml: line 3, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]'],
+    ],
   ];
   for (const [rule, text, expected] of cases) {
     test(rule, () => assert.deepEqual(problemsOf(text), expected));
@@ -175,7 +294,7 @@ test('config: defaults fill everything with a sensible value; paths resolve agai
   assert.equal(sink.format === 'kis-auth' && sink.validDateTimeZone, 'Asia/Seoul');
 });
 
-test('config: kis-auth reader zones: the host\'s own zone joins the defaults; a listed set replaces them; the old timeZone key adds its zone', () => {
+test("config: kis-auth reader zones: the host's own zone joins the defaults; a listed set replaces them; the old timeZone key adds its zone", () => {
   const zonesOf = (sinkLine: string, hostTimeZone: string) => {
     const text = withAccount(GOOD_ACCOUNT.replace('{ format: kis-auth, dir: ./KIS/config }', sinkLine));
     const sink = parseConfig(text, '/c/config.yaml', '/c', { env: ENV, hostTimeZone }).accounts[0]!.sinks[0]!;
@@ -188,9 +307,11 @@ test('config: kis-auth reader zones: the host\'s own zone joins the defaults; a 
   assert.deepEqual(zonesOf('{ format: kis-auth, dir: ./K, timeZone: Asia/Tokyo }', 'UTC'), ['Asia/Seoul', 'UTC', 'Asia/Tokyo']);
 });
 
-test('config: python-kis: the file name python-kis computes, from the HTS id and the credentials of the account\'s domain; the secret only in the digest', () => {
+test("config: python-kis: the file name python-kis computes, from the HTS id and the credentials of the account's domain; the secret only in the digest", () => {
   for (const env of ['real', 'mock'] as const) {
-    const text = withAccount(`${GOOD_ACCOUNT.replace('{ format: kis-auth, dir: ./KIS/config }', '{ format: python-kis, dir: ./pykis, htsId: trader01 }')}\nenv: ${env}`);
+    const text = withAccount(
+      `${GOOD_ACCOUNT.replace('{ format: kis-auth, dir: ./KIS/config }', '{ format: python-kis, dir: ./pykis, htsId: trader01 }')}\nenv: ${env}`,
+    );
     const sink = parseConfig(text, '/c/config.yaml', '/c', { env: ENV }).accounts[0]!.sinks[0]!;
     const digest = createHash('sha1').update(`pykistrader01${KEY}${SECRET}token`).digest('hex');
     assert.equal(sink.format === 'python-kis' && sink.path, `/c/pykis/token_${env === 'real' ? 'real' : 'virtual'}_trader01_${digest}.json`);
@@ -199,7 +320,10 @@ test('config: python-kis: the file name python-kis computes, from the HTS id and
 });
 
 test('config: per-account settings override defaults, which override the built-in ones', () => {
-  const text = withAccount(`${GOOD_ACCOUNT}\nenv: mock\nrenewal: { spacing: 5m, retry: { attempts: 5 } }`, 'defaults: { renewal: { spacing: 2m, renewBefore: 2h, retry: { maxDelay: 30m } } }\n');
+  const text = withAccount(
+    `${GOOD_ACCOUNT}\nenv: mock\nrenewal: { spacing: 5m, retry: { attempts: 5 } }`,
+    'defaults: { renewal: { spacing: 2m, renewBefore: 2h, retry: { maxDelay: 30m } } }\n',
+  );
   const account = parseConfig(text, '/c/config.yaml', '/c', { env: ENV }).accounts[0]!;
   assert.equal(account.baseUrl, 'https://openapivts.koreainvestment.com:29443');
   assert.equal(account.renewal.spacingMs, 300_000);
@@ -233,7 +357,10 @@ accounts:
 test('check-config: exits 2 with every problem and touches no file; exits 0 on a good config', (t) => {
   const dir = tempDir(t);
   const bad = join(dir, 'bad.yaml');
-  writeFileSync(bad, `stateDir: ./state\naccounts:\n  - name: main\n    provider: kis\n    appKey: short\n    appSecret: short\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`);
+  writeFileSync(
+    bad,
+    `stateDir: ./state\naccounts:\n  - name: main\n    provider: kis\n    appKey: short\n    appSecret: short\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`,
+  );
   const failed = spawnSync(process.execPath, [CLI, 'check-config', '--config', bad], { encoding: 'utf8' });
   assert.equal(failed.status, 2);
   assert.match(failed.stderr, /accounts\[0\]\.appKey: must be 36 characters \(got 5\)/);
@@ -243,13 +370,27 @@ test('check-config: exits 2 with every problem and touches no file; exits 0 on a
   const start = spawnSync(process.execPath, [CLI, 'start', '--config', bad], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(start.status, 2);
   assert.deepEqual(readdirSync(dir), ['bad.yaml']);
-  recordReliability({ kind: 'fault', category: 'config', fault: 'a bad config (wrong key and secret lengths)', reason: '(exit code 2)', alert: 'none', issuances: 0, outcome: 'refused to start, every problem named with its path and rule; no file or directory created' });
+  recordReliability({
+    kind: 'fault',
+    category: 'config',
+    fault: 'a bad config (wrong key and secret lengths)',
+    reason: '(exit code 2)',
+    alert: 'none',
+    issuances: 0,
+    outcome: 'refused to start, every problem named with its path and rule; no file or directory created',
+  });
 
   const good = join(dir, 'good.yaml');
   mkdirSync(join(dir, 'secrets'));
   writeFileSync(join(dir, 'secrets', 'secret'), `${SECRET}\n`);
-  writeFileSync(good, `accounts:\n  - name: main\n    provider: kis\n    appKey: \${KIS_KEY}\n    appSecretFile: ./secrets/secret\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`);
-  const passed = spawnSync(process.execPath, [CLI, 'check-config'], { encoding: 'utf8', env: { ...process.env, KIS_KEY: KEY, BROKER_TOKEN_SIDECAR_CONFIG: good } });
+  writeFileSync(
+    good,
+    `accounts:\n  - name: main\n    provider: kis\n    appKey: \${KIS_KEY}\n    appSecretFile: ./secrets/secret\n    sinks: [{ format: kis-auth, dir: ./KIS }]\n`,
+  );
+  const passed = spawnSync(process.execPath, [CLI, 'check-config'], {
+    encoding: 'utf8',
+    env: { ...process.env, KIS_KEY: KEY, BROKER_TOKEN_SIDECAR_CONFIG: good },
+  });
   assert.equal(passed.status, 0, passed.stderr);
   assert.match(passed.stdout, /valid \(1 account\(s\), 1 sink\(s\)/);
   assert.equal(existsSync(join(dir, 'KIS')), false);

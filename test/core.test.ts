@@ -24,7 +24,10 @@ describe('forEachBounded', () => {
       running--;
     });
     assert.equal(most, 4);
-    assert.deepEqual([...seen].sort((a, b) => a - b), [...Array(50).keys()]);
+    assert.deepEqual(
+      [...seen].sort((a, b) => a - b),
+      [...Array(50).keys()],
+    );
   });
 
   test('after the first failure no new item starts; the running ones finish before the error is thrown', async () => {
@@ -50,7 +53,7 @@ describe('forEachBounded', () => {
 });
 
 describe('removeStaleTempFiles', () => {
-  test('one listing per directory removes the dead writers\' temp files of every path given, and nothing else', async (t) => {
+  test("one listing per directory removes the dead writers' temp files of every path given, and nothing else", async (t) => {
     const dir = tempDir(t);
     const paths = ['a.json', 'b.json', 'c.tmp-x.json'].map((name) => join(dir, name));
     const dead = 999_999_999; // no such process
@@ -59,14 +62,22 @@ describe('removeStaleTempFiles', () => {
     writeFileSync(join(dir, `${tempPrefixFor(paths[0]!)}${process.ppid}-abcd1234`), 'a live writer');
     for (const path of paths) writeFileSync(path, 'kept');
     assert.equal(await removeStaleTempFiles(paths), 3);
-    assert.deepEqual(readdirSync(dir).sort(), ['.a.json.tmp-' + process.ppid + '-abcd1234', '.other.json.tmp-' + dead + '-abcd1234', 'a.json', 'b.json', 'c.tmp-x.json'].sort());
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      ['.a.json.tmp-' + process.ppid + '-abcd1234', '.other.json.tmp-' + dead + '-abcd1234', 'a.json', 'b.json', 'c.tmp-x.json'].sort(),
+    );
   });
 });
 
-test('log: the pretty form\'s timestamps are in the configured zone (KST by default), the JSON form\'s in UTC', () => {
+test("log: the pretty form's timestamps are in the configured zone (KST by default), the JSON form's in UTC", () => {
   const lines = (format: 'json' | 'pretty', timeZone?: string) => {
     const out: string[] = [];
-    const destination = new Writable({ write: (chunk: Buffer, _e, done) => { out.push(chunk.toString()); done(); } });
+    const destination = new Writable({
+      write: (chunk: Buffer, _e, done) => {
+        out.push(chunk.toString());
+        done();
+      },
+    });
     createLogger({ format, secrets: new SecretRegistry(), destination, ...(timeZone ? { timeZone } : {}) }).info('hello');
     return JSON.parse(out[0]!) as { time: string };
   };

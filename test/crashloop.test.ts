@@ -51,7 +51,12 @@ test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { tim
   const cred = markerCredential('kis', 'crash');
   // Tokens live 90 s and are renewed RENEW_AFTER_S after issuance, so issuances (each held up 150 ms at the broker) and
   // sink writes go on all through the loop.
-  const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND, tokenLifetimeMs: 90 * SECOND, sameTokenWindowMs: 0 });
+  const { simulator, url } = await startSimulator(t, [cred], {
+    clock: systemClock as never,
+    spacingMs: SECOND,
+    tokenLifetimeMs: 90 * SECOND,
+    sameTokenWindowMs: 0,
+  });
   simulator.injectFault({ endpoint: 'kis.token', kind: 'delay', delayMs: 150, count: 10_000 });
   const kisDir = join(dir, 'KIS');
   const jsonPath = join(dir, 'tokens', 'main.json');
@@ -71,7 +76,7 @@ test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { tim
 
   const kills: Array<{ at: number; afterMs: number }> = [];
   let random = 12345; // a fixed seed: the same moments on every run
-  const next = () => ((random = (random * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const next = () => (random = (random * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   // The moments are counted from when Node has loaded the CLI (what a bare `cli --version` takes on this machine
   // right now): on a loaded machine that alone can take most of 2.5 s, and every kill would fall before the sidecar
   // did anything. Kills during its own start-up still happen (the first moments of the window).
@@ -100,7 +105,10 @@ test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { tim
     reader.send('stop');
   });
 
-  const requests = simulator.requestLog().filter((r) => r.endpoint === 'kis.token').map((r) => r.at);
+  const requests = simulator
+    .requestLog()
+    .filter((r) => r.endpoint === 'kis.token')
+    .map((r) => r.at);
   const gaps = requests.slice(1).map((at, i) => at - requests[i]!);
   const minGap = Math.min(...gaps);
   // Killed during an issuance: between a request's arrival and the moment its answer could be saved (the
@@ -131,6 +139,13 @@ test(`crash loop: ${KILLS} SIGKILLs at random moments, restarted at once`, { tim
   assert.ok(state.token);
   // A kill after the broker minted a token but before the answer was saved loses that token; every other
   // issuance is in the state's count.
-  assert.ok(state.issuances <= simulator.stats().issued && state.issuances >= simulator.stats().issued - inFlight, `${state.issuances} issuances in the state, ${simulator.stats().issued} at the broker, ${inFlight} kills in flight`);
-  assert.deepEqual(readdirSync(join(dir, 'state', 'accounts')).filter((n) => n.includes('.tmp-')), [], 'no temp file left in the state');
+  assert.ok(
+    state.issuances <= simulator.stats().issued && state.issuances >= simulator.stats().issued - inFlight,
+    `${state.issuances} issuances in the state, ${simulator.stats().issued} at the broker, ${inFlight} kills in flight`,
+  );
+  assert.deepEqual(
+    readdirSync(join(dir, 'state', 'accounts')).filter((n) => n.includes('.tmp-')),
+    [],
+    'no temp file left in the state',
+  );
 });

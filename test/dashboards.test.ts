@@ -10,10 +10,38 @@ const ROOT = join(__dirname, '..', '..');
 const DASHBOARDS = join(ROOT, 'dashboards');
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 
-interface Target { refId?: unknown; expr?: unknown; datasource?: unknown }
-interface Panel { id?: unknown; type?: unknown; title?: unknown; datasource?: unknown; targets?: Target[]; panels?: Panel[] }
-interface Variable { name?: unknown; type?: unknown; query?: unknown; datasource?: unknown; multi?: unknown; includeAll?: unknown; allValue?: unknown; current?: { value?: unknown } }
-interface Dashboard { uid?: unknown; title?: unknown; schemaVersion?: unknown; refresh?: unknown; time?: unknown; templating?: { list?: Variable[] }; panels?: Panel[] }
+interface Target {
+  refId?: unknown;
+  expr?: unknown;
+  datasource?: unknown;
+}
+interface Panel {
+  id?: unknown;
+  type?: unknown;
+  title?: unknown;
+  datasource?: unknown;
+  targets?: Target[];
+  panels?: Panel[];
+}
+interface Variable {
+  name?: unknown;
+  type?: unknown;
+  query?: unknown;
+  datasource?: unknown;
+  multi?: unknown;
+  includeAll?: unknown;
+  allValue?: unknown;
+  current?: { value?: unknown };
+}
+interface Dashboard {
+  uid?: unknown;
+  title?: unknown;
+  schemaVersion?: unknown;
+  refresh?: unknown;
+  time?: unknown;
+  templating?: { list?: Variable[] };
+  panels?: Panel[];
+}
 
 function loadDashboard(): Dashboard {
   return JSON.parse(readFileSync(join(DASHBOARDS, 'broker-token-sidecar.json'), 'utf8')) as Dashboard;
@@ -25,14 +53,15 @@ function queryPanels(panels: Panel[] = []): Panel[] {
 }
 
 function queries(dashboard: Dashboard): { where: string; expr: string }[] {
-  return queryPanels(dashboard.panels).flatMap((p) =>
-    (p.targets ?? []).map((t) => ({ where: `${String(p.title)} ${String(t.refId)}`, expr: String(t.expr) })),
-  );
+  return queryPanels(dashboard.panels).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `${String(p.title)} ${String(t.refId)}`, expr: String(t.expr) })));
 }
 
 // ── A small PromQL reader: the metric selectors of an expression ─────────────────────────────────────
 
-interface Selector { metric: string; matchers: Map<string, string> }
+interface Selector {
+  metric: string;
+  matchers: Map<string, string>;
+}
 
 const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset']);
 const GROUPING = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
@@ -73,9 +102,10 @@ function selectors(expr: string): Selector[] {
     else if (/[a-zA-Z_:]/.test(c)) {
       const name = /^[a-zA-Z_:][\w:]*/.exec(expr.slice(i))![0];
       i += name.length;
-      const next = i + (/^\s*/.exec(expr.slice(i))![0].length);
+      const next = i + /^\s*/.exec(expr.slice(i))![0].length;
       if (GROUPING.has(name)) i = expr[next] === '(' ? skipBracket(expr, next, ')') : i;
-      else if (KEYWORDS.has(name) || AGGREGATIONS.has(name) || expr[next] === '(') continue; // an operator, function or aggregation
+      else if (KEYWORDS.has(name) || AGGREGATIONS.has(name) || expr[next] === '(')
+        continue; // an operator, function or aggregation
       else if (expr[next] === '{') {
         const end = skipBracket(expr, next, '}');
         found.push({ metric: name, matchers: parseMatchers(expr.slice(next + 1, end - 1)) });
@@ -92,7 +122,10 @@ function selectors(expr: string): Selector[] {
 
 // ── What the sidecar exports ─────────────────────────────────────────────────────────────────────────
 
-interface Exported { labels: readonly string[]; histogram: boolean }
+interface Exported {
+  labels: readonly string[];
+  histogram: boolean;
+}
 
 function exported(registry: Registry): Map<string, Exported> {
   const metrics = new Map<string, Exported>();
@@ -166,8 +199,14 @@ test('the query checker catches unknown metrics and missing filters', () => {
   ]);
   assert.deepEqual(problems('time()'), ['selects no metric']);
   // Accepted: histogram series, digits in names, label lists, strings and ranges that look like metrics.
-  assert.deepEqual(problems(`histogram_quantile(0.99, sum by (le, account) (rate(broker_token_renewal_duration_seconds_bucket{${all}}[$__rate_interval])))`), []);
-  assert.deepEqual(problems('nodejs_eventloop_lag_p99_seconds{job=~"$job", instance=~"$instance"} and on (job, instance) up{job=~"$job", instance=~"$instance"}'), []);
+  assert.deepEqual(
+    problems(`histogram_quantile(0.99, sum by (le, account) (rate(broker_token_renewal_duration_seconds_bucket{${all}}[$__rate_interval])))`),
+    [],
+  );
+  assert.deepEqual(
+    problems('nodejs_eventloop_lag_p99_seconds{job=~"$job", instance=~"$instance"} and on (job, instance) up{job=~"$job", instance=~"$instance"}'),
+    [],
+  );
   assert.deepEqual(problems(`max by (account) (broker_token_state{${all}, state="valid"} or broker_token_state{${all}, state="expired"} * 3)`), []);
 });
 
@@ -180,7 +219,10 @@ test('the dashboard has its uid, schema, refresh, time range and the five variab
   assert.deepEqual(d.time, { from: 'now-24h', to: 'now' });
 
   const variables = d.templating?.list ?? [];
-  assert.deepEqual(variables.map((v) => v.name), ['datasource', 'job', 'instance', 'account', 'env']);
+  assert.deepEqual(
+    variables.map((v) => v.name),
+    ['datasource', 'job', 'instance', 'account', 'env'],
+  );
   const [datasource, ...filters] = variables;
   assert.equal(datasource?.type, 'datasource');
   assert.equal(datasource?.query, 'prometheus');
@@ -269,28 +311,38 @@ test('the dashboard covers the token, its issuances, proofs, files, Slack and th
     'process_cpu_seconds_total',
     'up',
   ];
-  assert.deepEqual(required.filter((m) => !used.has(m)), []);
+  assert.deepEqual(
+    required.filter((m) => !used.has(m)),
+    [],
+  );
 });
 
 test('a point in time is shown relative to now only when it is set (0 means never)', () => {
   for (const { where, expr } of queries(loadDashboard())) {
     if (!/\btime\(\)/.test(expr)) continue;
-    for (const metric of new Set(selectors(expr).map((s) => s.metric).filter((m) => m.endsWith('_timestamp_seconds')))) {
+    for (const metric of new Set(
+      selectors(expr)
+        .map((s) => s.metric)
+        .filter((m) => m.endsWith('_timestamp_seconds')),
+    )) {
       assert.match(expr, new RegExp(`${metric}\\{[^}]*\\}\\s*> 0\\b`), `${where}: ${metric} - time() without a guard against 0`);
     }
   }
 });
 
 test('the expiry panel turns red under an hour and orange under six hours', () => {
-  const panel: (Panel & { fieldConfig?: { defaults?: { unit?: string; thresholds?: { steps?: { color: string; value: number | null }[] } } } }) | undefined = queryPanels(loadDashboard().panels).find((p) =>
-    (p.targets ?? []).some((t) => String(t.expr).includes('broker_token_expiry_timestamp_seconds')),
-  );
+  const panel: (Panel & { fieldConfig?: { defaults?: { unit?: string; thresholds?: { steps?: { color: string; value: number | null }[] } } } }) | undefined =
+    queryPanels(loadDashboard().panels).find((p) => (p.targets ?? []).some((t) => String(t.expr).includes('broker_token_expiry_timestamp_seconds')));
   assert.ok(panel, 'no panel shows the expiry');
   const defaults = panel.fieldConfig?.defaults;
   assert.equal(defaults?.unit, 's');
   assert.deepEqual(
     (defaults?.thresholds?.steps ?? []).map((s) => [s.color, s.value]),
-    [['red', null], ['orange', 3600], ['green', 21600]],
+    [
+      ['red', null],
+      ['orange', 3600],
+      ['green', 21600],
+    ],
   );
 });
 

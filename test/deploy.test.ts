@@ -70,7 +70,16 @@ describe('docker compose', () => {
         if (source.startsWith('.')) assert.ok(existsSync(resolve(ROOT, source)), `${name}: ${source} is missing`);
       }
     }
-    assert.deepEqual(Object.keys(compose.services).sort(), ['alertmanager', 'bot', 'grafana', 'kis-config', 'prometheus', 'sidecar', 'simulator', 'slack-receiver']);
+    assert.deepEqual(Object.keys(compose.services).sort(), [
+      'alertmanager',
+      'bot',
+      'grafana',
+      'kis-config',
+      'prometheus',
+      'sidecar',
+      'simulator',
+      'slack-receiver',
+    ]);
     // The sidecar, the bot and the one-shot services run with a read-only root, no capabilities, no privilege escalation.
     const merged = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as Doc;
     for (const name of ['sidecar', 'bot', 'kis-config', 'simulator']) {
@@ -89,11 +98,14 @@ describe('docker compose', () => {
       const path = join(ROOT, 'deploy', 'compose', 'config', file);
       const config = parseConfig(readFileSync(path, 'utf8'), path, '/', { env });
       assert.equal(config.server.host, '0.0.0.0');
-      assert.ok(config.accounts.every((a) => a.sinks.every((s) => s.access.mode === 0o640)), 'the app container reads the files as another user');
+      assert.ok(
+        config.accounts.every((a) => a.sinks.every((s) => s.access.mode === 0o640)),
+        'the app container reads the files as another user',
+      );
     }
   });
 
-  test('the bot beside the sidecar: kis_devlp.yaml put beside the token files first, the folder read-only as the bot\'s ~/KIS/config, a signal after each token', () => {
+  test("the bot beside the sidecar: kis_devlp.yaml put beside the token files first, the folder read-only as the bot's ~/KIS/config, a signal after each token", () => {
     const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as Doc;
     const { sidecar, bot } = compose.services;
     const kisConfig = compose.services['kis-config'];
@@ -108,13 +120,20 @@ describe('docker compose', () => {
     assert.equal(mode, 'ro', 'the bot sees the token folder read-only');
     assert.equal(sink.dir.replace(sidecarAt!, bot.environment.HOME), join(bot.environment.HOME, 'KIS', 'config'));
     // kis-config copies the user's kis_devlp.yaml into that folder before the sidecar starts.
-    assert.match(kisConfig.entrypoint.join(' '), new RegExp(`cp /kis_devlp.yaml ${sink.dir.replace(sidecarAt!, mountOf(kisConfig, 'tokens')[1]!)}/kis_devlp.yaml`));
+    assert.match(
+      kisConfig.entrypoint.join(' '),
+      new RegExp(`cp /kis_devlp.yaml ${sink.dir.replace(sidecarAt!, mountOf(kisConfig, 'tokens')[1]!)}/kis_devlp.yaml`),
+    );
     assert.equal(sidecar.depends_on['kis-config'].condition, 'service_completed_successfully');
     assert.equal(bot.depends_on.sidecar.condition, 'service_healthy');
     assert.equal(bot.pid, 'service:sidecar', 'the sidecar can signal the bot');
     assert.deepEqual(bot.profiles, ['bot']);
     const devlp = parseYaml(readFileSync(join(ROOT, 'deploy', 'compose', 'kis_devlp.yaml'), 'utf8')) as Doc;
-    assert.equal(devlp.my_app, readFileSync(join(ROOT, 'deploy', 'compose', 'simulator.env'), 'utf8').match(/^KIS_APP_KEY=(.*)$/m)![1], 'the demo kis_devlp.yaml holds the simulator\'s made-up key');
+    assert.equal(
+      devlp.my_app,
+      readFileSync(join(ROOT, 'deploy', 'compose', 'simulator.env'), 'utf8').match(/^KIS_APP_KEY=(.*)$/m)![1],
+      "the demo kis_devlp.yaml holds the simulator's made-up key",
+    );
     assert.match(readFileSync(join(ROOT, 'examples', 'kis-auth', 'Dockerfile'), 'utf8'), /ENTRYPOINT \["python3", "\/bot\/bot\.py"/);
   });
 
@@ -130,9 +149,15 @@ describe('docker compose', () => {
       const notify = raw.accounts[0].sinks.find((s: Doc) => s.format === 'kis-auth').notify;
       const marker = join(tempDir(t), 'hup');
       // A process whose command line is the bot's, that records SIGHUP.
-      const bot = spawnForTest(t, 'bash', ['-c', `trap 'echo hup > ${marker}; exit 0' HUP; exec -a "${interpreter} ${script} --pid-file /tmp/bot.pid" bash -c 'trap "echo hup > ${marker}; exit 0" HUP; while :; do sleep 0.05; done'`]);
+      const bot = spawnForTest(t, 'bash', [
+        '-c',
+        `trap 'echo hup > ${marker}; exit 0' HUP; exec -a "${interpreter} ${script} --pid-file /tmp/bot.pid" bash -c 'trap "echo hup > ${marker}; exit 0" HUP; while :; do sleep 0.05; done'`,
+      ]);
       await new Promise((r) => setTimeout(r, 300));
-      await runNotify({ command: notify.command, signal: undefined, pidFile: undefined, timeoutMs: 5_000 }, { account: 'main', sink: 'kis-auth', path: '/tokens/KIS/config/KIS20261201' });
+      await runNotify(
+        { command: notify.command, signal: undefined, pidFile: undefined, timeoutMs: 5_000 },
+        { account: 'main', sink: 'kis-auth', path: '/tokens/KIS/config/KIS20261201' },
+      );
       await until(`${file}: the bot signalled`, 3_000, () => existsSync(marker), 20);
       assert.equal(await exited(bot), 0);
     }
@@ -160,7 +185,10 @@ describe('Kubernetes examples', () => {
         assert.equal(container.securityContext?.readOnlyRootFilesystem, true, `${file} ${container.name}: read-only root`);
         assert.deepEqual(container.securityContext?.capabilities?.drop, ['ALL'], `${file} ${container.name}: capabilities`);
         for (const mount of container.volumeMounts ?? []) {
-          assert.ok(spec.volumes.some((v: Doc) => v.name === mount.name), `${file} ${container.name}: volume ${mount.name}`);
+          assert.ok(
+            spec.volumes.some((v: Doc) => v.name === mount.name),
+            `${file} ${container.name}: volume ${mount.name}`,
+          );
         }
       }
     }
@@ -185,7 +213,8 @@ describe('Kubernetes examples', () => {
     for (const [key, value] of Object.entries(service.spec.selector)) assert.equal(podLabels[key], value, `Service selector ${key}`);
     assert.equal(service.spec.ports[0].targetPort, portName);
     const monitor = objects.find((d) => d.kind === 'ServiceMonitor')!;
-    for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels)) assert.equal(service.metadata.labels[key], value, `ServiceMonitor selector ${key}`);
+    for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels))
+      assert.equal(service.metadata.labels[key], value, `ServiceMonitor selector ${key}`);
     assert.equal(monitor.spec.endpoints[0].port, service.spec.ports[0].name);
     assert.equal(service.metadata.labels[monitor.spec.jobLabel], 'broker-token-sidecar', 'the job label the alert rules expect');
   });
@@ -245,6 +274,9 @@ describe('Kubernetes examples', () => {
     assert.deepEqual(rule.spec.groups, rules.groups);
     const dashboards = parseYaml(readFileSync(join(K8S, 'generated', 'grafana-dashboard.yaml'), 'utf8')) as Doc;
     assert.equal(dashboards.metadata.labels.grafana_dashboard, '1');
-    assert.deepEqual(JSON.parse(dashboards.data['broker-token-sidecar.json']), JSON.parse(readFileSync(join(ROOT, 'dashboards', 'broker-token-sidecar.json'), 'utf8')));
+    assert.deepEqual(
+      JSON.parse(dashboards.data['broker-token-sidecar.json']),
+      JSON.parse(readFileSync(join(ROOT, 'dashboards', 'broker-token-sidecar.json'), 'utf8')),
+    );
   });
 });

@@ -32,7 +32,11 @@ function run(t: { after(fn: () => void): void }, command: string, args: string[]
 
 async function promQuery(base: string, expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
   const response = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const body = (await response.json()) as { status: string; error?: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+  const body = (await response.json()) as {
+    status: string;
+    error?: string;
+    data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+  };
   if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
   return body.data.result;
 }
@@ -103,7 +107,17 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   };
   shortWaits(amConfig.route);
   writeFileSync(join(dir, 'alertmanager.yml'), toYaml(amConfig));
-  run(t, ALERTMANAGER, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'am-data')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], logs);
+  run(
+    t,
+    ALERTMANAGER,
+    [
+      `--config.file=${join(dir, 'alertmanager.yml')}`,
+      `--storage.path=${join(dir, 'am-data')}`,
+      `--web.listen-address=127.0.0.1:${amPort}`,
+      '--cluster.listen-address=',
+    ],
+    logs,
+  );
   await until('Alertmanager', 30_000, async () => (await fetch(`http://127.0.0.1:${amPort}/-/ready`)).ok, 500);
 
   // Prometheus with a copy of the rules, scraping every second. The alert the test triggers waits its `for:` in
@@ -122,29 +136,57 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
       scrape_configs: [{ job_name: 'broker-token-sidecar', static_configs: [{ targets: [`127.0.0.1:${sidecarPort}`] }] }],
     }),
   );
-  run(t, PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`], logs);
+  run(
+    t,
+    PROMETHEUS,
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`],
+    logs,
+  );
   const prom = `http://127.0.0.1:${promPort}`;
   await until('the first scrapes', 60_000, async () => Number((await promQuery(prom, 'count_over_time(broker_token_usable[1m])'))[0]?.value[1] ?? 0) >= 5, 500);
 
   // Every dashboard query, its variables filled in, returns data.
-  const vars = { job: 'broker-token-sidecar', instance: `127.0.0.1:${sidecarPort}`, account: 'main', env: 'real', __rate_interval: '1m', __interval: '15s', __range: '1h', datasource: 'prometheus' };
+  const vars = {
+    job: 'broker-token-sidecar',
+    instance: `127.0.0.1:${sidecarPort}`,
+    account: 'main',
+    env: 'real',
+    __rate_interval: '1m',
+    __interval: '15s',
+    __range: '1h',
+    datasource: 'prometheus',
+  };
   const empty: string[] = [];
   for (const { panel, expr } of dashboardQueries(vars)) {
     if ((await promQuery(prom, expr)).length === 0) empty.push(`${panel}: ${expr}`);
   }
   assert.deepEqual(empty, [], 'dashboard queries without data');
   const firingBefore = await promQuery(prom, 'ALERTS{alertstate="firing"}');
-  assert.deepEqual(firingBefore.map((s) => s.metric.alertname), [], 'nothing fires while all is well');
+  assert.deepEqual(
+    firingBefore.map((s) => s.metric.alertname),
+    [],
+    'nothing fires while all is well',
+  );
 
   // A failure through the simulator: the broker rejects the app secret at the next (forced) renewal.
-  simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' } });
+  simulator.injectFault({
+    endpoint: 'kis.token',
+    kind: 'status',
+    status: 403,
+    body: { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' },
+  });
   const renew = await fetch(`${sidecar}/renew/main?force=true`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
   assert.equal(renew.status, 502);
   const forMs = parseDuration(rule.for ?? '0s') ?? 0;
-  const fired = await waitFor(`${TRIGGERED_ALERT} to fire in Prometheus`, forMs + 60_000, async () => {
-    const alerts = await promQuery(prom, `ALERTS{alertname="${TRIGGERED_ALERT}", alertstate="firing"}`);
-    return alerts.length > 0 ? alerts : undefined;
-  }, 500);
+  const fired = await waitFor(
+    `${TRIGGERED_ALERT} to fire in Prometheus`,
+    forMs + 60_000,
+    async () => {
+      const alerts = await promQuery(prom, `ALERTS{alertname="${TRIGGERED_ALERT}", alertstate="firing"}`);
+      return alerts.length > 0 ? alerts : undefined;
+    },
+    500,
+  );
   assert.equal(fired[0]!.metric.account, 'main');
   assert.equal(fired[0]!.metric.severity, 'critical');
 

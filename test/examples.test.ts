@@ -52,13 +52,13 @@ async function runExampleSidecar(t: any, example: string, credential: SimulatorC
   await sidecar.open();
   sidecar.run();
   closeBeforeCleanup(t, () => sidecar.close());
-  await until('the example\'s token files', 10_000, () => sidecar.views().every((v) => v.ready), 20);
+  await until("the example's token files", 10_000, () => sidecar.views().every((v) => v.ready), 20);
   const tokenIdOf = (account: string) => tokenId(sidecar.views().find((v) => v.snapshot.ref.name === account)!.snapshot.state.token!.accessToken);
   return { dir, sidecar, simulator, url, tokenIdOf };
 }
 
 describe('examples/: each example works as its README says', () => {
-  test('kis-auth: a long-running bot on kis_auth.py reads the sidecar\'s token, and after a renewal the notify signal makes it read the new one', async (t) => {
+  test("kis-auth: a long-running bot on kis_auth.py reads the sidecar's token, and after a renewal the notify signal makes it read the new one", async (t) => {
     if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
     const credential = generateCredential('kis', 'example-kis-auth');
     const home = join(tempDir(t), 'home');
@@ -73,18 +73,28 @@ describe('examples/: each example works as its README says', () => {
     bot.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     bot.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const authLines = () => [...out.matchAll(/^auth: token (\w+) from (\S+)$/gm)].map((m) => m[1]!);
-    await until(() => `the bot's first auth (${out})`, 10_000, () => authLines().length === 1, 20);
+    await until(
+      () => `the bot's first auth (${out})`,
+      10_000,
+      () => authLines().length === 1,
+      20,
+    );
     assert.equal(authLines()[0], tokenIdOf('main'));
     await new Promise((r) => setTimeout(r, 1100)); // the 1 s spacing since the first issuance
     const renewal = await sidecar.renew('main', true);
     assert.equal(renewal?.result, 'issued');
-    await until(() => `the bot's second auth (${out})`, 10_000, () => authLines().length === 2, 20);
+    await until(
+      () => `the bot's second auth (${out})`,
+      10_000,
+      () => authLines().length === 2,
+      20,
+    );
     assert.equal(authLines()[1], tokenIdOf('main'), 'the bot took the new token');
     assert.notEqual(authLines()[1], authLines()[0]);
-    assert.equal(simulator.stats().tokenRequests, 2, 'the sidecar\'s two issuances, none from the bot');
+    assert.equal(simulator.stats().tokenRequests, 2, "the sidecar's two issuances, none from the bot");
   });
 
-  test('python-kis: PyKis(keep_token=DIR) starts with the sidecar\'s token and issues none', async (t) => {
+  test("python-kis: PyKis(keep_token=DIR) starts with the sidecar's token and issues none", async (t) => {
     if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
     const credential = generateCredential('kis', 'example-pykis');
     const { dir, simulator, url, tokenIdOf } = await runExampleSidecar(t, 'python-kis', credential, { KIS_HTS_ID: 'trader01' });
@@ -102,7 +112,10 @@ describe('examples/: each example works as its README says', () => {
     if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
     const credential = generateCredential('kis', 'example-json');
     const { dir, simulator, tokenIdOf } = await runExampleSidecar(t, 'json', credential);
-    for (const file of [join(dir, 'shared', 'KIS', 'tokens', `token_${credential.appKey.slice(0, 10)}_real.json`), join(dir, 'shared', 'data', '.kis_token_cache.json')]) {
+    for (const file of [
+      join(dir, 'shared', 'KIS', 'tokens', `token_${credential.appKey.slice(0, 10)}_real.json`),
+      join(dir, 'shared', 'data', '.kis_token_cache.json'),
+    ]) {
       for (const timeZone of ['UTC', 'Asia/Seoul']) {
         const run = await runReplica(join(EXAMPLES, 'json', 'read_token.py'), [file], { tools, home: dir, timeZone });
         assert.equal(printed(run), `token ${tokenIdOf('main')}`, `${file} on ${timeZone}`);
@@ -111,7 +124,7 @@ describe('examples/: each example works as its README says', () => {
     assert.equal(simulator.stats().tokenRequests, 1);
   });
 
-  test('kiwoom: the token provider takes the sidecar\'s token, and the new one after a renewal', async (t) => {
+  test("kiwoom: the token provider takes the sidecar's token, and the new one after a renewal", async (t) => {
     if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
     const credential = generateCredential('kiwoom', 'example-kiwoom');
     const { dir, sidecar, simulator, tokenIdOf } = await runExampleSidecar(t, 'kiwoom', credential);

@@ -12,7 +12,27 @@ import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import type { FaultSpec } from '../src/simulator';
 import type { Sidecar } from '../src/sidecar';
-import { fakeSlack, type WebhookBehaviour, HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, recordReliability, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup, opensForWriting } from './helpers';
+import {
+  fakeSlack,
+  type WebhookBehaviour,
+  HOUR,
+  MINUTE,
+  SECOND,
+  T0,
+  LogCapture,
+  configText,
+  markerCredential,
+  parseExposition,
+  parseTestConfig,
+  recordReliability,
+  runAccountUntil,
+  sampleValue,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  closeBeforeCleanup,
+  opensForWriting,
+} from './helpers';
 
 /**
  * The fault matrix: one test per fault, each checking that the sidecar stays up, names the reason in its
@@ -73,7 +93,14 @@ async function harness(t: any, options: { fs?: FileSystem; webhookUrl?: string; 
   const text = configText(
     join(dir, 'state'),
     sim.url,
-    [{ name: 'main', credential: cred, extra: 'renewal: { retry: { jitter: 0 } }\nhttp: { timeout: 1s }', sinks: `- { format: kis-auth, dir: ${kisDir} }\n- { format: json, path: ${jsonFile} }` }],
+    [
+      {
+        name: 'main',
+        credential: cred,
+        extra: 'renewal: { retry: { jitter: 0 } }\nhttp: { timeout: 1s }',
+        sinks: `- { format: kis-auth, dir: ${kisDir} }\n- { format: json, path: ${jsonFile} }`,
+      },
+    ],
     `slack:\n  webhookUrl: "${options.webhookUrl ?? receiver.url}"\n  timeout: 1s\n  retry: { attempts: 2, initialDelay: 100ms, maxDelay: 200ms }`,
   );
   const logs = new LogCapture();
@@ -118,8 +145,19 @@ describe('broker faults at renewal time', () => {
     ['garbage body', { kind: 'garbage' }, 'bad_response'],
     ['truncated JSON', { kind: 'truncated' }, 'bad_response'],
     ['missing fields', { kind: 'body', body: { token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
-    ['an expiry in the past', { kind: 'body', body: { access_token: `eyJ${'p'.repeat(300)}`, access_token_token_expired: '2026-11-21 07:00:00', token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
-    ['a token of implausible length', { kind: 'body', body: { access_token: 'x'.repeat(9000), access_token_token_expired: '2026-11-22 09:00:00', token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
+    [
+      'an expiry in the past',
+      {
+        kind: 'body',
+        body: { access_token: `eyJ${'p'.repeat(300)}`, access_token_token_expired: '2026-11-21 07:00:00', token_type: 'Bearer', expires_in: 86400 },
+      },
+      'bad_response',
+    ],
+    [
+      'a token of implausible length',
+      { kind: 'body', body: { access_token: 'x'.repeat(9000), access_token_token_expired: '2026-11-22 09:00:00', token_type: 'Bearer', expires_in: 86400 } },
+      'bad_response',
+    ],
     ['a redirect', { kind: 'redirect', location: 'http://127.0.0.1:1/elsewhere' }, 'bad_response'],
   ];
   for (const [fault, spec, reason] of cases) {
@@ -142,37 +180,80 @@ describe('broker faults at renewal time', () => {
       assert.ok(h.filesHold(renewed));
       assert.ok((await h.slack()).includes('renewal_failing:RESOLVED'));
       assert.equal(h.simulator.stats().issued, 2);
-      recordReliability({ kind: 'fault', category: 'broker', fault, reason, alert: 'renewal failing (after 3), resolved on renewal', issuances: 1, outcome: 'kept the token and its files through 3 failures (retries +5, +5 min); renewed at the 4th attempt, 20 min after the first, 40 min before expiry' });
+      recordReliability({
+        kind: 'fault',
+        category: 'broker',
+        fault,
+        reason,
+        alert: 'renewal failing (after 3), resolved on renewal',
+        issuances: 1,
+        outcome:
+          'kept the token and its files through 3 failures (retries +5, +5 min); renewed at the 4th attempt, 20 min after the first, 40 min before expiry',
+      });
     });
   }
 
   test('403 EGW00133: waits out the spacing, then its backoff; alerts rate-limited', async (t) => {
     const h = await harness(t, { tag: 'm133' });
     h.clock.set(RENEWAL_DUE);
-    h.simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', error_code: 'EGW00133' }, count: 2 });
+    h.simulator.injectFault({
+      endpoint: 'kis.token',
+      kind: 'status',
+      status: 403,
+      body: { error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', error_code: 'EGW00133' },
+      count: 2,
+    });
     await runAccountUntil(h.sidecar, 'main', h.clock, RENEWAL_DUE + 2 * MINUTE);
     assert.equal(await h.metric('renewal_failures_total', { reason: 'rate_limited' }), 2);
     assert.equal(await h.metric('rate_limited_total'), 2);
     assert.ok((await h.slack()).includes('rate_limited:WARNING'));
     await runAccountUntil(h.sidecar, 'main', h.clock, RENEWAL_DUE + 10 * MINUTE);
-    const times = h.simulator.requestLog().filter((r) => r.endpoint === 'kis.token').map((r) => (r.at - RENEWAL_DUE) / SECOND);
+    const times = h.simulator
+      .requestLog()
+      .filter((r) => r.endpoint === 'kis.token')
+      .map((r) => (r.at - RENEWAL_DUE) / SECOND);
     assert.deepEqual(times.slice(1), [0, 60, 180]);
     assert.ok(h.filesHold(h.sidecar.views()[0]!.snapshot.state.token!.accessToken));
-    recordReliability({ kind: 'fault', category: 'broker', fault: '403 EGW00133', reason: 'rate_limited', alert: 'issuance rate-limited', issuances: 1, outcome: 'retried after the spacing (60 s) then 120 s; token and files kept meanwhile; renewed 3 min late, no extra request' });
+    recordReliability({
+      kind: 'fault',
+      category: 'broker',
+      fault: '403 EGW00133',
+      reason: 'rate_limited',
+      alert: 'issuance rate-limited',
+      issuances: 1,
+      outcome: 'retried after the spacing (60 s) then 120 s; token and files kept meanwhile; renewed 3 min late, no extra request',
+    });
   });
 
-  for (const [code, what] of [['EGW00103', 'app key'], ['EGW00105', 'app secret']] as const) {
+  for (const [code, what] of [
+    ['EGW00103', 'app key'],
+    ['EGW00105', 'app secret'],
+  ] as const) {
     test(`403 ${code} (bad ${what}): one request, then none; credentials alert; the token serves until it expires`, async (t) => {
       const h = await harness(t, { tag: `m${code}` });
       h.clock.set(RENEWAL_DUE);
-      h.simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_description: `유효하지 않은 ${what}`, error_code: code }, count: 100 });
+      h.simulator.injectFault({
+        endpoint: 'kis.token',
+        kind: 'status',
+        status: 403,
+        body: { error_description: `유효하지 않은 ${what}`, error_code: code },
+        count: 100,
+      });
       await runAccountUntil(h.sidecar, 'main', h.clock, RENEWAL_DUE + HOUR - MINUTE);
       assert.equal(h.simulator.stats().tokenRequests, 2, 'the first issuance and one failed renewal');
       assert.equal(await h.metric('renewal_failures_total', { reason: 'auth_rejected' }), 1);
       assert.equal(await h.metric('credentials_rejected'), 1);
       assert.ok((await h.slack()).includes('credentials_rejected:CRITICAL'));
       assert.ok(h.filesHold(h.good));
-      recordReliability({ kind: 'fault', category: 'broker', fault: `403 ${code}`, reason: 'auth_rejected', alert: 'credentials rejected (critical)', issuances: 0, outcome: 'one request, then none until the credentials change (or renew --force); the valid token keeps serving' });
+      recordReliability({
+        kind: 'fault',
+        category: 'broker',
+        fault: `403 ${code}`,
+        reason: 'auth_rejected',
+        alert: 'credentials rejected (critical)',
+        issuances: 0,
+        outcome: 'one request, then none until the credentials change (or renew --force); the valid token keeps serving',
+      });
     });
   }
 
@@ -180,16 +261,32 @@ describe('broker faults at renewal time', () => {
     const h = await harness(t, { tag: 'mabsurd' });
     h.clock.set(RENEWAL_DUE);
     const token = `eyJ0eXAiOiJKV1QifQ.${Buffer.from(JSON.stringify({ sub: 'token', iat: Math.floor(RENEWAL_DUE / 1000) })).toString('base64url')}.${'s'.repeat(80)}`;
-    h.simulator.injectFault({ endpoint: 'kis.token', kind: 'body', body: { access_token: token, access_token_token_expired: '2031-01-01 00:00:00', token_type: 'Bearer', expires_in: 86400 } });
+    h.simulator.injectFault({
+      endpoint: 'kis.token',
+      kind: 'body',
+      body: { access_token: token, access_token_token_expired: '2031-01-01 00:00:00', token_type: 'Bearer', expires_in: 86400 },
+    });
     await runAccountUntil(h.sidecar, 'main', h.clock, RENEWAL_DUE + MINUTE);
     assert.equal(h.sidecar.views()[0]!.snapshot.state.token!.expiresAt, RENEWAL_DUE + 24 * HOUR);
     assert.equal(await h.metric('expiry_clamped_total'), 1);
-    recordReliability({ kind: 'fault', category: 'broker', fault: 'an absurd expiry (2031)', reason: '(expiry_clamped_total)', alert: 'none', issuances: 1, outcome: 'token accepted with its expiry cut to issuance + 24 h (maxLifetime); asking again would only get the same token' });
+    recordReliability({
+      kind: 'fault',
+      category: 'broker',
+      fault: 'an absurd expiry (2031)',
+      reason: '(expiry_clamped_total)',
+      alert: 'none',
+      issuances: 1,
+      outcome: 'token accepted with its expiry cut to issuance + 24 h (maxLifetime); asking again would only get the same token',
+    });
   });
 });
 
 describe('disk faults', () => {
-  for (const [fault, code, reason] of [['read-only directory', 'EROFS', 'read_only'], ['permission denied', 'EACCES', 'permission_denied'], ['disk full', 'ENOSPC', 'disk_full']] as const) {
+  for (const [fault, code, reason] of [
+    ['read-only directory', 'EROFS', 'read_only'],
+    ['permission denied', 'EACCES', 'permission_denied'],
+    ['disk full', 'ENOSPC', 'disk_full'],
+  ] as const) {
     test(`${fault} on a sink: retried with backoff, reported, alerted after the grace; other sinks and renewal go on`, async (t) => {
       const { filesystem, state } = faultyFs();
       const h = await harness(t, { fs: filesystem, tag: `d${code}` });
@@ -213,7 +310,15 @@ describe('disk faults', () => {
       await h.sidecar.sinks.tick();
       assert.ok(fs.readFileSync(h.jsonFile, 'utf8').includes(fresh));
       assert.ok((await h.slack()).includes('sink_unrepairable:RESOLVED'));
-      recordReliability({ kind: 'fault', category: 'disk', fault: `${fault} (${code}) on a sink`, reason, alert: 'token file missing and not repaired, after 30 s; resolved on recovery', issuances: 0, outcome: `retried ${failures} times in 40 s (backoff 1 s doubling); other sink and renewal unaffected; the file kept its last complete content` });
+      recordReliability({
+        kind: 'fault',
+        category: 'disk',
+        fault: `${fault} (${code}) on a sink`,
+        reason,
+        alert: 'token file missing and not repaired, after 30 s; resolved on recovery',
+        issuances: 0,
+        outcome: `retried ${failures} times in 40 s (backoff 1 s doubling); other sink and renewal unaffected; the file kept its last complete content`,
+      });
     });
   }
 
@@ -228,7 +333,15 @@ describe('disk faults', () => {
     assert.equal(await h.metric('renewal_failures_total', { reason: 'store_error' }), 1);
     assert.ok(h.filesHold(h.good));
     state.failing = undefined;
-    recordReliability({ kind: 'fault', category: 'disk', fault: 'disk full under the state directory', reason: 'store_error (and state_errors_total)', alert: 'renewal failing, if it lasts 3 attempts', issuances: 0, outcome: 'the attempt could not be written first, so no request was sent; token and files kept' });
+    recordReliability({
+      kind: 'fault',
+      category: 'disk',
+      fault: 'disk full under the state directory',
+      reason: 'store_error (and state_errors_total)',
+      alert: 'renewal failing, if it lasts 3 attempts',
+      issuances: 0,
+      outcome: 'the attempt could not be written first, so no request was sent; token and files kept',
+    });
   });
 
   for (const [fault, harm, reason] of [
@@ -245,7 +358,15 @@ describe('disk faults', () => {
       assert.ok((await h.slack()).includes('sink_unrepairable:CRITICAL'));
       assert.equal(fs.readFileSync('/etc/hostname', 'utf8').includes(h.good), false);
       assert.ok(fs.readFileSync(h.kisFile, 'utf8').includes(h.good));
-      recordReliability({ kind: 'fault', category: 'disk', fault, reason, alert: 'token file missing and not repaired', issuances: 0, outcome: 'left in place and refused (never written through); other sinks unaffected' });
+      recordReliability({
+        kind: 'fault',
+        category: 'disk',
+        fault,
+        reason,
+        alert: 'token file missing and not repaired',
+        issuances: 0,
+        outcome: 'left in place and refused (never written through); other sinks unaffected',
+      });
     });
   }
 
@@ -258,7 +379,15 @@ describe('disk faults', () => {
     assert.equal(fs.statSync(join(h.dir, 'state')).mode & 0o777, 0o700);
     await new Promise((r) => setTimeout(r, 5_500)); // the lock's heartbeat (5 s) finds its file gone
     assert.ok(fs.existsSync(join(h.dir, 'state', 'sidecar.lock')));
-    recordReliability({ kind: 'fault', category: 'disk', fault: 'the state directory deleted while running', reason: '(none: recovered)', alert: 'none', issuances: 1, outcome: 'directory and state recreated (0700/0600) at the next save; lock file put back by its heartbeat; process stays up' });
+    recordReliability({
+      kind: 'fault',
+      category: 'disk',
+      fault: 'the state directory deleted while running',
+      reason: '(none: recovered)',
+      alert: 'none',
+      issuances: 1,
+      outcome: 'directory and state recreated (0700/0600) at the next save; lock file put back by its heartbeat; process stays up',
+    });
   });
 });
 
@@ -266,7 +395,14 @@ describe('Slack faults', () => {
   for (const [fault, plan, expect] of [
     ['Slack answers 500', [{ status: 500 }], { retried: 1, sent: 1, failed: 0 }],
     ['Slack answers 429 with Retry-After: 1', [{ status: 429, headers: { 'retry-after': '1' } }], { retried: 1, sent: 1, failed: 0 }],
-    ['Slack never answers (a hang)', [{ status: 0, hang: true }, { status: 0, hang: true }], { retried: 1, sent: 0, failed: 1 }],
+    [
+      'Slack never answers (a hang)',
+      [
+        { status: 0, hang: true },
+        { status: 0, hang: true },
+      ],
+      { retried: 1, sent: 0, failed: 1 },
+    ],
   ] as const) {
     test(`${fault}: counted by result; renewal timing unchanged`, async (t) => {
       const h = await harness(t, { tag: `s${fault.slice(13, 17).replace(/\W/g, '')}` });
@@ -275,10 +411,22 @@ describe('Slack faults', () => {
       h.simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 500, count: 3 });
       await runAccountUntil(h.sidecar, 'main', h.clock, RENEWAL_DUE + 30 * MINUTE);
       await h.sidecar.notifier!.drained(15_000);
-      const times = h.simulator.requestLog().filter((r) => r.endpoint === 'kis.token').map((r) => (r.at - RENEWAL_DUE) / MINUTE);
+      const times = h.simulator
+        .requestLog()
+        .filter((r) => r.endpoint === 'kis.token')
+        .map((r) => (r.at - RENEWAL_DUE) / MINUTE);
       assert.deepEqual(times.slice(1), [0, 5, 10, 20], 'the same attempts as with Slack well');
-      for (const [result, count] of Object.entries(expect)) assert.ok((await h.metric('slack_notifications_total', { result })) >= count, `${result} >= ${count}`);
-      recordReliability({ kind: 'fault', category: 'slack', fault, reason: `slack_notifications_total ${JSON.stringify(expect)}`, alert: '(Prometheus: BrokerTokenSlackDeliveryFailing when failed)', issuances: 1, outcome: 'delivery retried apart from renewal; renewal attempts at the same minutes as without the fault' });
+      for (const [result, count] of Object.entries(expect))
+        assert.ok((await h.metric('slack_notifications_total', { result })) >= count, `${result} >= ${count}`);
+      recordReliability({
+        kind: 'fault',
+        category: 'slack',
+        fault,
+        reason: `slack_notifications_total ${JSON.stringify(expect)}`,
+        alert: '(Prometheus: BrokerTokenSlackDeliveryFailing when failed)',
+        issuances: 1,
+        outcome: 'delivery retried apart from renewal; renewal attempts at the same minutes as without the fault',
+      });
     });
   }
 
@@ -290,7 +438,15 @@ describe('Slack faults', () => {
     await h.sidecar.notifier!.drained(15_000);
     assert.ok((await h.metric('slack_notifications_total', { result: 'failed' })) >= 1);
     assert.equal(h.simulator.stats().issued, 2);
-    recordReliability({ kind: 'fault', category: 'slack', fault: 'an unresolvable Slack host', reason: 'slack_notifications_total{result="failed"}', alert: '(Prometheus: BrokerTokenSlackDeliveryFailing)', issuances: 1, outcome: 'each message failed after 2 attempts; renewal unaffected' });
+    recordReliability({
+      kind: 'fault',
+      category: 'slack',
+      fault: 'an unresolvable Slack host',
+      reason: 'slack_notifications_total{result="failed"}',
+      alert: '(Prometheus: BrokerTokenSlackDeliveryFailing)',
+      issuances: 1,
+      outcome: 'each message failed after 2 attempts; renewal unaffected',
+    });
   });
 });
 
@@ -303,7 +459,15 @@ describe('clock faults', () => {
     assert.equal(token.issuedAt, T0 + 30 * HOUR);
     assert.ok(h.filesHold(token.accessToken));
     assert.equal(h.simulator.stats().issued, 2);
-    recordReliability({ kind: 'fault', category: 'clock', fault: 'a jump forward past expiry', reason: '(none)', alert: 'none (replaced before the next evaluation)', issuances: 1, outcome: 'seen as expired at the next tick (sleeps are cut to 30 s), renewed at once, files rewritten' });
+    recordReliability({
+      kind: 'fault',
+      category: 'clock',
+      fault: 'a jump forward past expiry',
+      reason: '(none)',
+      alert: 'none (replaced before the next evaluation)',
+      issuances: 1,
+      outcome: 'seen as expired at the next tick (sleeps are cut to 30 s), renewed at once, files rewritten',
+    });
   });
 
   test('a jump backward: no issuance waits out the jump; the spacing still holds', async (t) => {
@@ -315,14 +479,29 @@ describe('clock faults', () => {
     assert.deepEqual(outcome, { result: 'wait', until: T0 - 3 * HOUR + MINUTE, why: 'spacing' });
     h.clock.set(T0 - 3 * HOUR + MINUTE);
     assert.equal((await h.sidecar.renew('main', true))?.result, 'same_token'); // KIS's 6-hour rule, as a broker would
-    recordReliability({ kind: 'fault', category: 'clock', fault: 'a jump backward (3 h)', reason: '(none)', alert: 'none', issuances: 0, outcome: 'a due attempt waits one spacing from now, not the 3 h of the jump; the token is kept' });
+    recordReliability({
+      kind: 'fault',
+      category: 'clock',
+      fault: 'a jump backward (3 h)',
+      reason: '(none)',
+      alert: 'none',
+      issuances: 0,
+      outcome: 'a due attempt waits one spacing from now, not the 3 h of the jump; the token is kept',
+    });
   });
 });
 
 describe('HTTP faults', () => {
   test('slow clients are cut off by the request timeouts while others are served', async (t) => {
     const h = await harness(t, { tag: 'http' });
-    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets, bus: h.sidecar.bus });
+    const app = createHttpApp({
+      control: h.sidecar,
+      metrics: h.sidecar.metrics,
+      now: () => h.clock.now(),
+      adminToken: undefined,
+      secrets: h.sidecar.secrets,
+      bus: h.sidecar.bus,
+    });
     const server = await listen(app, '127.0.0.1', 0, 2_000);
     t.after(() => server.close());
     const port = Number(new URL(server.url).port);
@@ -341,7 +520,15 @@ describe('HTTP faults', () => {
     clearInterval(drip);
     assert.ok(closedAfter > 1_500 && closedAfter < 6_000, `slow client closed after ${closedAfter} ms`);
     assert.match(answer, /^HTTP\/1\.1 408/);
-    recordReliability({ kind: 'fault', category: 'http', fault: 'a slow client (headers one byte per 300 ms)', reason: '(request timeout)', alert: 'none', issuances: 0, outcome: `answered 408 and closed after ${(closedAfter / 1000).toFixed(1)} s (2 s request timeout, checked each second); other requests served meanwhile` });
+    recordReliability({
+      kind: 'fault',
+      category: 'http',
+      fault: 'a slow client (headers one byte per 300 ms)',
+      reason: '(request timeout)',
+      alert: 'none',
+      issuances: 0,
+      outcome: `answered 408 and closed after ${(closedAfter / 1000).toFixed(1)} s (2 s request timeout, checked each second); other requests served meanwhile`,
+    });
   });
 
   test('a flood of 2,000 /metrics requests leaves memory flat', async (t) => {
@@ -349,7 +536,14 @@ describe('HTTP faults', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const h = await harness(t, { tag: 'flood' });
-    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets, bus: h.sidecar.bus });
+    const app = createHttpApp({
+      control: h.sidecar,
+      metrics: h.sidecar.metrics,
+      now: () => h.clock.now(),
+      adminToken: undefined,
+      secrets: h.sidecar.secrets,
+      bus: h.sidecar.bus,
+    });
     const server = await listen(app, '127.0.0.1', 0, 5_000);
     t.after(() => server.close());
     const flood = async () => {
@@ -368,6 +562,14 @@ describe('HTTP faults', () => {
     const after = await heap();
     const rssAfter = process.memoryUsage().rss / 2 ** 20;
     assert.ok(after - before < 3, `heap after GC ${before.toFixed(1)} -> ${after.toFixed(1)} MiB over 2,000 scrapes`);
-    recordReliability({ kind: 'fault', category: 'http', fault: 'a flood of 2,000 /metrics requests (50 at a time)', reason: '(none)', alert: 'none', issuances: 0, outcome: `heap after GC ${before.toFixed(1)} -> ${after.toFixed(1)} MiB across the flood (after a warm-up flood); RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB` });
+    recordReliability({
+      kind: 'fault',
+      category: 'http',
+      fault: 'a flood of 2,000 /metrics requests (50 at a time)',
+      reason: '(none)',
+      alert: 'none',
+      issuances: 0,
+      outcome: `heap after GC ${before.toFixed(1)} -> ${after.toFixed(1)} MiB across the flood (after a warm-up flood); RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB`,
+    });
   });
 });

@@ -44,7 +44,7 @@ function problemsOf(text: string, env: Record<string, string> = ENV): string[] {
   return [];
 }
 
-describe('hardening: floors that protect the app key apply against the brokers\' own hosts only', () => {
+describe("hardening: floors that protect the app key apply against the brokers' own hosts only", () => {
   const floorCases: Array<[string, string, string]> = [
     [
       'issuance spacing',
@@ -69,16 +69,31 @@ describe('hardening: floors that protect the app key apply against the brokers\'
     });
   }
 
-  test('the incident\'s settings (spacing 0, initialDelay 0, proof interval 0) against the broker: every key named', () => {
+  test("the incident's settings (spacing 0, initialDelay 0, proof interval 0) against the broker: every key named", () => {
     const problems = problemsOf(account('renewal: { spacing: 0, retry: { initialDelay: 0 } }\nproof: { interval: 1s }'));
-    assert.deepEqual(problems.map((p) => p.slice(0, p.indexOf(':'))), ['accounts[0].proof.interval', 'accounts[0].renewal.retry.initialDelay', 'accounts[0].renewal.spacing']);
+    assert.deepEqual(
+      problems.map((p) => p.slice(0, p.indexOf(':'))),
+      ['accounts[0].proof.interval', 'accounts[0].renewal.retry.initialDelay', 'accounts[0].renewal.spacing'],
+    );
   });
 
-  test('a value from `defaults:` is named where it was written; the mock host and Kiwoom\'s hosts count too', () => {
-    assert.match(problemsOf(`defaults: { renewal: { spacing: 10s } }\n${account()}`).join('\n'), /^defaults\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host/);
-    assert.match(problemsOf(account('env: mock\nrenewal: { spacing: 10s }')).join('\n'), /^accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host \(openapivts\.koreainvestment\.com\)/);
-    assert.match(problemsOf(account('renewal: { spacing: 10s }', 'kiwoom')).join('\n'), /^accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is Kiwoom's own host \(api\.kiwoom\.com\)/);
-    assert.match(problemsOf(account('baseUrl: "https://API.Kiwoom.com/"\nrenewal: { spacing: 10s }', 'kiwoom')).join('\n'), /because baseUrl is Kiwoom's own host \(api\.kiwoom\.com\)/);
+  test("a value from `defaults:` is named where it was written; the mock host and Kiwoom's hosts count too", () => {
+    assert.match(
+      problemsOf(`defaults: { renewal: { spacing: 10s } }\n${account()}`).join('\n'),
+      /^defaults\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host/,
+    );
+    assert.match(
+      problemsOf(account('env: mock\nrenewal: { spacing: 10s }')).join('\n'),
+      /^accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host \(openapivts\.koreainvestment\.com\)/,
+    );
+    assert.match(
+      problemsOf(account('renewal: { spacing: 10s }', 'kiwoom')).join('\n'),
+      /^accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is Kiwoom's own host \(api\.kiwoom\.com\)/,
+    );
+    assert.match(
+      problemsOf(account('baseUrl: "https://API.Kiwoom.com/"\nrenewal: { spacing: 10s }', 'kiwoom')).join('\n'),
+      /because baseUrl is Kiwoom's own host \(api\.kiwoom\.com\)/,
+    );
   });
 
   test('probe interval: floored when the probe itself goes to a broker host, not otherwise', () => {
@@ -94,7 +109,10 @@ describe('hardening: floors that protect the app key apply against the brokers\'
     writeFileSync(file, account('renewal: { spacing: 0, retry: { initialDelay: 0 } }'));
     const refused = spawnSync(process.execPath, [CLI, 'check-config', '--config', file], { encoding: 'utf8', env: { ...process.env, ...ENV } });
     assert.equal(refused.status, 2, refused.stderr);
-    assert.match(refused.stderr, /accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host \(openapi\.koreainvestment\.com\): the broker issues at most one token a minute/);
+    assert.match(
+      refused.stderr,
+      /accounts\[0\]\.renewal\.spacing: must be at least 1m because baseUrl is KIS's own host \(openapi\.koreainvestment\.com\): the broker issues at most one token a minute/,
+    );
     assert.match(refused.stderr, /accounts\[0\]\.renewal\.retry\.initialDelay: must be at least 1m because baseUrl is KIS's own host/);
     assert.ok(!refused.stderr.includes(SECRET) && !refused.stderr.includes(KEY));
     writeFileSync(file, account(`renewal: { spacing: 0, retry: { initialDelay: 0 } }\nbaseUrl: ${SIMULATOR}`));
@@ -103,13 +121,21 @@ describe('hardening: floors that protect the app key apply against the brokers\'
   });
 });
 
-describe('hardening: absurd values are refused, with the key\'s range', () => {
+describe("hardening: absurd values are refused, with the key's range", () => {
   const cases: Array<[string, string, string]> = [
     ['a spacing of 999999999 days', `renewal: { spacing: 999999999d }\nbaseUrl: ${SIMULATOR}`, 'accounts[0].renewal.spacing: must be at most 1h'],
-    ['a spacing in seconds beyond any timer', `renewal: { spacing: 99999999999999999999 }\nbaseUrl: ${SIMULATOR}`, 'accounts[0].renewal.spacing: must be at most 1h'],
+    [
+      'a spacing in seconds beyond any timer',
+      `renewal: { spacing: 99999999999999999999 }\nbaseUrl: ${SIMULATOR}`,
+      'accounts[0].renewal.spacing: must be at most 1h',
+    ],
     ['a zero request timeout', 'http: { timeout: 0 }', 'accounts[0].http.timeout: must be at least 100ms'],
     ['a zero connect timeout', 'http: { connectTimeout: 0s }', 'accounts[0].http.connectTimeout: must be at least 100ms'],
-    ['a proof interval of zero, even against the simulator', `proof: { interval: 0 }\nbaseUrl: ${SIMULATOR}`, 'accounts[0].proof.interval: must be at least 1s'],
+    [
+      'a proof interval of zero, even against the simulator',
+      `proof: { interval: 0 }\nbaseUrl: ${SIMULATOR}`,
+      'accounts[0].proof.interval: must be at least 1s',
+    ],
     ['a probe interval of zero', 'probe: { url: "http://127.0.0.1:8000/health", interval: 0 }', 'accounts[0].probe.interval: must be at least 1s'],
     ['a retry delay longer than a token lives', 'renewal: { retry: { maxDelay: 30d } }', 'accounts[0].renewal.retry.maxDelay: must be at most 24h'],
     ['a max lifetime of zero', 'renewal: { maxLifetime: 0 }', 'accounts[0].renewal.maxLifetime: must be at least 1m'],
@@ -119,26 +145,64 @@ describe('hardening: absurd values are refused, with the key\'s range', () => {
   }
 
   test('top-level keys: a zero server request timeout, a Slack reminder every 100 years, a Redis lease of a year', () => {
-    const top = 'server: { requestTimeout: 0 }\nslack: { webhookUrl: "https://hooks.slack.com/services/x", repeatInterval: 36500d }\nstore: { type: redis, url: "redis://r:6379", lockTtl: 365d }\n';
-    assert.deepEqual(problemsOf(top + account()), ['server.requestTimeout: must be at least 1s', 'slack.repeatInterval: must be at most 168h', 'store.lockTtl: must be at most 1h']);
+    const top =
+      'server: { requestTimeout: 0 }\nslack: { webhookUrl: "https://hooks.slack.com/services/x", repeatInterval: 36500d }\nstore: { type: redis, url: "redis://r:6379", lockTtl: 365d }\n';
+    assert.deepEqual(problemsOf(top + account()), [
+      'server.requestTimeout: must be at least 1s',
+      'slack.repeatInterval: must be at most 168h',
+      'store.lockTtl: must be at most 1h',
+    ]);
   });
 
   /** Every duration key of the schema, each set inside a config that is otherwise valid (JSON is YAML too). */
   const DURATION_KEYS = [
-    'accounts.0.renewal.renewBefore', 'accounts.0.renewal.jitter', 'accounts.0.renewal.spacing', 'accounts.0.renewal.scheduleMinAge',
-    'accounts.0.renewal.sameTokenWindow', 'accounts.0.renewal.maxLifetime', 'accounts.0.renewal.retry.initialDelay', 'accounts.0.renewal.retry.maxDelay',
-    'defaults.renewal.spacing', 'defaults.proof.interval', 'defaults.http.timeout',
-    'accounts.0.proof.interval', 'accounts.0.http.connectTimeout', 'accounts.0.http.timeout', 'accounts.0.probe.interval', 'accounts.0.probe.timeout',
-    'accounts.0.sinks.0.notify.timeout', 'accounts.0.sinks.0.writeAhead',
-    'server.requestTimeout', 'slack.repeatInterval', 'slack.evaluationInterval', 'slack.timeout', 'slack.retry.initialDelay', 'slack.retry.maxDelay',
-    'slack.alerts.sinkUnrepairable.grace', 'slack.alerts.tokenExpiring.window', 'slack.alerts.fileModeNotPrivate.grace',
-    'slack.alerts.storeUnavailable.grace', 'slack.alerts.noUsableToken.grace', 'store.lockTtl', 'store.connectTimeout',
+    'accounts.0.renewal.renewBefore',
+    'accounts.0.renewal.jitter',
+    'accounts.0.renewal.spacing',
+    'accounts.0.renewal.scheduleMinAge',
+    'accounts.0.renewal.sameTokenWindow',
+    'accounts.0.renewal.maxLifetime',
+    'accounts.0.renewal.retry.initialDelay',
+    'accounts.0.renewal.retry.maxDelay',
+    'defaults.renewal.spacing',
+    'defaults.proof.interval',
+    'defaults.http.timeout',
+    'accounts.0.proof.interval',
+    'accounts.0.http.connectTimeout',
+    'accounts.0.http.timeout',
+    'accounts.0.probe.interval',
+    'accounts.0.probe.timeout',
+    'accounts.0.sinks.0.notify.timeout',
+    'accounts.0.sinks.0.writeAhead',
+    'server.requestTimeout',
+    'slack.repeatInterval',
+    'slack.evaluationInterval',
+    'slack.timeout',
+    'slack.retry.initialDelay',
+    'slack.retry.maxDelay',
+    'slack.alerts.sinkUnrepairable.grace',
+    'slack.alerts.tokenExpiring.window',
+    'slack.alerts.fileModeNotPrivate.grace',
+    'slack.alerts.storeUnavailable.grace',
+    'slack.alerts.noUsableToken.grace',
+    'store.lockTtl',
+    'store.connectTimeout',
   ];
   function configWith(path: string, value: unknown): string {
     const config: Record<string, any> = {
       slack: { webhookUrl: 'https://hooks.slack.com/services/x' },
       store: { type: 'redis', url: 'redis://r:6379' },
-      accounts: [{ name: 'main', provider: 'kis', appKey: KEY, appSecret: SECRET, baseUrl: SIMULATOR, probe: { url: 'http://127.0.0.1:8000/h' }, sinks: [{ format: 'kis-auth', dir: './K', notify: { command: 'true' } }] }],
+      accounts: [
+        {
+          name: 'main',
+          provider: 'kis',
+          appKey: KEY,
+          appSecret: SECRET,
+          baseUrl: SIMULATOR,
+          probe: { url: 'http://127.0.0.1:8000/h' },
+          sinks: [{ format: 'kis-auth', dir: './K', notify: { command: 'true' } }],
+        },
+      ],
     };
     const steps = path.split('.');
     let node = config;
@@ -161,12 +225,18 @@ describe('hardening: absurd values are refused, with the key\'s range', () => {
       assert.ok(maxMs <= MAX_TIMER_MS, `${key}: ${maxMs} ms would overflow setTimeout`);
       assert.ok(minMs >= 0 && minMs < maxMs, key);
     }
-    const rangeKeyOf = (key: string) => key.replace(/^(accounts\.0|defaults)\./, '').replace(/^sinks\.0\.writeAhead$/, 'sink.writeAhead').replace(/^sinks\.0\./, '');
+    const rangeKeyOf = (key: string) =>
+      key
+        .replace(/^(accounts\.0|defaults)\./, '')
+        .replace(/^sinks\.0\.writeAhead$/, 'sink.writeAhead')
+        .replace(/^sinks\.0\./, '');
     assert.deepEqual(new Set(DURATION_KEYS.map(rangeKeyOf)), new Set(Object.keys(DURATION_RANGES)), 'the test above tries every key of the table');
   });
 
   test('a file owner beyond any uid is refused', () => {
-    assert.deepEqual(problemsOf(account().replace('path: ./t.json }', 'path: ./t.json, owner: 99999999999 }')), ['accounts[0].sinks[0].owner: must be at most 4294967294']);
+    assert.deepEqual(problemsOf(account().replace('path: ./t.json }', 'path: ./t.json, owner: 99999999999 }')), [
+      'accounts[0].sinks[0].owner: must be at most 4294967294',
+    ]);
   });
 });
 
@@ -175,9 +245,21 @@ describe('hardening: a config error names the key, never the value', () => {
   const places: Array<[string, string]> = [
     [`log: { timeZone: "${PASTED}" }\n${account()}`, 'log.timeZone'],
     [account().replace('path: ./t.json }', `path: ./t.json, timeZone: "${PASTED}" }`), 'accounts[0].sinks[0].timeZone'],
-    [account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: ./K, readerTimeZones: ["${PASTED}"] }`), 'accounts[0].sinks[0].readerTimeZones[0]'],
-    [account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: ./K, validDateTimeZone: "${PASTED}" }`), 'accounts[0].sinks[0].validDateTimeZone'],
-    [account().replace('{ format: json, path: ./t.json }', `{ format: json, path: ./a.json, name: "${PASTED}" }\n      - { format: json, path: ./b.json, name: "${PASTED}" }`), 'accounts[0].sinks[1].name'],
+    [
+      account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: ./K, readerTimeZones: ["${PASTED}"] }`),
+      'accounts[0].sinks[0].readerTimeZones[0]',
+    ],
+    [
+      account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: ./K, validDateTimeZone: "${PASTED}" }`),
+      'accounts[0].sinks[0].validDateTimeZone',
+    ],
+    [
+      account().replace(
+        '{ format: json, path: ./t.json }',
+        `{ format: json, path: ./a.json, name: "${PASTED}" }\n      - { format: json, path: ./b.json, name: "${PASTED}" }`,
+      ),
+      'accounts[0].sinks[1].name',
+    ],
     [account().replace('appSecret: ${KIS_SECRET}', `appSecretFile: "${PASTED}"`), 'accounts[0].appSecretFile'],
     [account().replace('appKey: ${KIS_KEY}', `appKey: "\${${PASTED}}"`), 'accounts[0].appKey'],
     [account().replace('provider: kis', `provider: "${PASTED}"`), 'accounts[0].provider'],
@@ -199,7 +281,10 @@ describe('hardening: a config error names the key, never the value', () => {
   for (const [text, key] of places) {
     test(`${key}`, () => {
       const problems = problemsOf(text);
-      assert.ok(problems.some((p) => p.startsWith(`${key}: `)), `no problem names ${key}: ${JSON.stringify(problems)}`);
+      assert.ok(
+        problems.some((p) => p.startsWith(`${key}: `)),
+        `no problem names ${key}: ${JSON.stringify(problems)}`,
+      );
       for (const problem of problems) assert.ok(!problem.includes(PASTED.slice(0, 12)), `the value is printed back: ${problem}`);
     });
   }
@@ -209,7 +294,9 @@ describe('hardening: a config error names the key, never the value', () => {
   });
 
   test('an environment variable with a conventional name is still named; one that is not is not printed', () => {
-    assert.deepEqual(problemsOf(account().replace('${KIS_KEY}', '${KIS_APP_KEY_TYPO}')), ['accounts[0].appKey: environment variable KIS_APP_KEY_TYPO is not set']);
+    assert.deepEqual(problemsOf(account().replace('${KIS_KEY}', '${KIS_APP_KEY_TYPO}')), [
+      'accounts[0].appKey: environment variable KIS_APP_KEY_TYPO is not set',
+    ]);
     assert.deepEqual(problemsOf(account().replace('${KIS_KEY}', `\${${PASTED}}`)), [
       'accounts[0].appKey: refers to an environment variable that is not set (its name is not printed: not in capitals like a variable name, it could be a pasted secret)',
     ]);
@@ -235,17 +322,27 @@ describe('hardening: a path placeholder cannot lead out of its directory', () =>
     const dir = tempDir(t);
     for (const key of ['ab.cd.ef.gh', 'abc/def123', 'abc\\def123', 'abc%2e%2e/x']) {
       const problems = problemsOf(kiwoom(key, './t/{appKeyPrefix}.json'));
-      assert.deepEqual(problems.map((p) => p.slice(0, p.indexOf(': '))), ['accounts[0].sinks[0].path'], key);
+      assert.deepEqual(
+        problems.map((p) => p.slice(0, p.indexOf(': '))),
+        ['accounts[0].sinks[0].path'],
+        key,
+      );
       assert.ok(!problems[0]!.includes(key.slice(0, 6)), key);
     }
     const kis = account().replace('{ format: json, path: ./t.json }', `{ format: kis-auth, dir: "${dir}/KIS/{appKeyPrefix}" }`);
     assert.deepEqual(problemsOf(kis), []);
     const dotted = problemsOf(kis, { ...ENV, KIS_KEY: `../../../${'k'.repeat(27)}` });
-    assert.deepEqual(dotted.map((p) => p.slice(0, p.indexOf(': '))), ['accounts[0].sinks[0].dir']);
+    assert.deepEqual(
+      dotted.map((p) => p.slice(0, p.indexOf(': '))),
+      ['accounts[0].sinks[0].dir'],
+    );
   });
 
   test('a safe key gives its prefix, inside the configured directory', () => {
-    const config = parseConfig(kiwoom('Abc_def-12XYZ', './tokens/{appKeyPrefix}-{account}-{env}.json'), '/c/config.yaml', '/c', { env: {}, hostTimeZone: 'UTC' });
+    const config = parseConfig(kiwoom('Abc_def-12XYZ', './tokens/{appKeyPrefix}-{account}-{env}.json'), '/c/config.yaml', '/c', {
+      env: {},
+      hostTimeZone: 'UTC',
+    });
     const sink = config.accounts[0]!.sinks[0]!;
     assert.equal(sink.format === 'json' && sink.path, '/c/tokens/Abc_def-12-kw-real.json');
   });
@@ -254,11 +351,14 @@ describe('hardening: a path placeholder cannot lead out of its directory', () =>
 describe('hardening: YAML aliases', () => {
   test('a recursive alias is a config error with its place, not a stack overflow', () => {
     assert.deepEqual(problemsOf('a: &x [*x]\n'), ['/tmp/cfg/config.yaml: line 1, column 8: the alias *x is inside the node it refers to (a recursive alias)']);
-    assert.deepEqual(problemsOf('accounts:\n  - &acc\n    name: main\n    sinks: [*acc]\n'), ['/tmp/cfg/config.yaml: line 4, column 13: the alias *acc is inside the node it refers to (a recursive alias)']);
+    assert.deepEqual(problemsOf('accounts:\n  - &acc\n    name: main\n    sinks: [*acc]\n'), [
+      '/tmp/cfg/config.yaml: line 4, column 13: the alias *acc is inside the node it refers to (a recursive alias)',
+    ]);
   });
 
   test('too many aliases (a resource-exhaustion attack) is a config error too', () => {
-    const text = 'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n';
+    const text =
+      'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n';
     assert.deepEqual(problemsOf(text), ['/tmp/cfg/config.yaml: YAML: too many aliases (more than 100 expansions); write the values out instead']);
   });
 

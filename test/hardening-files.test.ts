@@ -10,7 +10,8 @@ import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import { appKeyId } from '../src/store/state';
 import { localDateStamp } from '../src/core/time';
-import { CLI,
+import {
+  CLI,
   HOUR,
   MINUTE,
   SECOND,
@@ -116,7 +117,11 @@ async function startSidecarProcess(t: any) {
   const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = watchOutput(child);
   const base = `http://127.0.0.1:${port}`;
-  await until(() => `the sidecar to be ready; its log:\n${out.stdout}${out.stderr}`, 20_000, async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200);
+  await until(
+    () => `the sidecar to be ready; its log:\n${out.stdout}${out.stderr}`,
+    20_000,
+    async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200,
+  );
   const jsonFile = join(dir, 'tokens', 'main.json');
   const kisFile = join(dir, 'KIS', `KIS${localDateStamp(Date.now(), 'Asia/Seoul')}`);
   const token = (JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as { access_token: string }).access_token;
@@ -206,7 +211,12 @@ describe('files a neighbour can swap', () => {
       const refusals = () => (s.out.stdout + s.out.stderr).split('configuration reload failed; the running configuration is kept').length - 1;
       const before = refusals();
       s.child.kill('SIGHUP');
-      await until(() => `${what}: the reload to be refused; the log:\n${s.out.stdout}${s.out.stderr}`, 5_000, () => refusals() > before, 20);
+      await until(
+        () => `${what}: the reload to be refused; the log:\n${s.out.stdout}${s.out.stderr}`,
+        5_000,
+        () => refusals() > before,
+        20,
+      );
       for (let i = 0; i < 5; i++) {
         const health = await fetch(`${s.base}/healthz`, { signal: AbortSignal.timeout(1_000) });
         assert.equal(health.status, 200);
@@ -218,7 +228,15 @@ describe('files a neighbour can swap', () => {
     }
     assert.ok(!s.out.stdout.includes(s.cred.appSecret) && !s.out.stderr.includes(s.cred.appSecret));
     assert.equal(s.simulator.stats().tokenRequests, 1, 'no issuance');
-    recordReliability({ kind: 'fault', category: 'hostile', fault: 'appSecretFile swapped for a FIFO, then a link to /dev/zero, then SIGHUP', reason: '(config.reload_failed)', alert: 'none', issuances: 0, outcome: 'reload refused at once ("not a regular file"); the running sidecar answered throughout and kept its token' });
+    recordReliability({
+      kind: 'fault',
+      category: 'hostile',
+      fault: 'appSecretFile swapped for a FIFO, then a link to /dev/zero, then SIGHUP',
+      reason: '(config.reload_failed)',
+      alert: 'none',
+      issuances: 0,
+      outcome: 'reload refused at once ("not a regular file"); the running sidecar answered throughout and kept its token',
+    });
   });
 });
 
@@ -251,16 +269,29 @@ describe('the sink directory and the sink loop', () => {
     const hanging: FileSystem = {
       ...nodeFileSystem,
       open: ((path: fs.PathLike, ...rest: unknown[]) =>
-        hang && String(path).includes('stuck') ? new Promise(() => undefined) : (fsp.open as (...a: unknown[]) => unknown)(path, ...rest)) as FileSystem['open'],
+        hang && String(path).includes('stuck')
+          ? new Promise(() => undefined)
+          : (fsp.open as (...a: unknown[]) => unknown)(path, ...rest)) as FileSystem['open'],
     };
-    const h = await inProcess(t, (d) => `- { format: json, name: stuck, path: ${join(d, 'stuck', 'a.json')} }\n- { format: json, name: fine, path: ${join(d, 'fine', 'b.json')} }`, {
-      fs: hanging,
-      sinkStuckAfterMs: 300,
-    });
+    const h = await inProcess(
+      t,
+      (d) => `- { format: json, name: stuck, path: ${join(d, 'stuck', 'a.json')} }\n- { format: json, name: fine, path: ${join(d, 'fine', 'b.json')} }`,
+      {
+        fs: hanging,
+        sinkStuckAfterMs: 300,
+      },
+    );
     await h.sidecar.open();
     await runAccountUntil(h.sidecar, 'main', h.clock, T0 + MINUTE);
     await h.sidecar.sinks.idle();
-    const app = createHttpApp({ control: h.sidecar, metrics: h.sidecar.metrics, now: () => h.clock.now(), adminToken: undefined, secrets: h.sidecar.secrets, bus: h.sidecar.bus });
+    const app = createHttpApp({
+      control: h.sidecar,
+      metrics: h.sidecar.metrics,
+      now: () => h.clock.now(),
+      adminToken: undefined,
+      secrets: h.sidecar.secrets,
+      bus: h.sidecar.bus,
+    });
     const server = await listen(app, '127.0.0.1', 0, 5_000);
     t.after(() => server.close());
     hang = true;
@@ -303,7 +334,15 @@ describe('the sink directory and the sink loop', () => {
     await until('the file written after the obstacle went', 1_500, () => holds(path, token), 20);
     const ms = Date.now() - removed;
     assert.equal(h.sidecar.views()[0]!.sinks[0]!.healthy, true);
-    recordReliability({ kind: 'fault', category: 'disk', fault: 'a directory planted at a sink path, removed after 2 minutes of backoff', reason: 'not_regular_file', alert: 'token file missing and not repaired, after 30 s', issuances: 0, outcome: `written ${ms} ms after the directory went (a file event ends the backoff; at most 4 retries a second)` });
+    recordReliability({
+      kind: 'fault',
+      category: 'disk',
+      fault: 'a directory planted at a sink path, removed after 2 minutes of backoff',
+      reason: 'not_regular_file',
+      alert: 'token file missing and not repaired, after 30 s',
+      issuances: 0,
+      outcome: `written ${ms} ms after the directory went (a file event ends the backoff; at most 4 retries a second)`,
+    });
   });
 });
 
@@ -346,7 +385,7 @@ describe('what enters from disk is checked like a broker answer', () => {
     assert.ok(sidecar.views()[0]!.snapshot.state.token!.expiresAt < T0 + 25 * HOUR);
   });
 
-  test("a stored token whose jti names another app key is set aside, and a state of another app key is no longer dropped silently", async (t) => {
+  test('a stored token whose jti names another app key is set aside, and a state of another app key is no longer dropped silently', async (t) => {
     const h = await firstRun(t);
     const state = JSON.parse(fs.readFileSync(h.statePath, 'utf8')) as { appKeyId: string };
     // The state claims the other key's id, but holds a token the broker gave to the first key.
@@ -370,7 +409,11 @@ describe('nothing writes after close()', () => {
     const cred = markerCredential('kis', 'closed');
     const { url, clock } = await startSimulator(t, [cred]);
     const text = configText(join(dir, 'state'), url, [
-      { name: 'main', credential: cred, sinks: `- { format: json, path: ${join(dir, 'sinks', 'main.json')} }\n- { format: kis-auth, dir: ${join(dir, 'KIS')} }` },
+      {
+        name: 'main',
+        credential: cred,
+        sinks: `- { format: json, path: ${join(dir, 'sinks', 'main.json')} }\n- { format: kis-auth, dir: ${join(dir, 'KIS')} }`,
+      },
     ]);
     const sidecar = testSidecar(parseTestConfig(text, dir), clock, { watch: true });
     await sidecar.open();

@@ -10,7 +10,8 @@ import type { ConnectionDropReason } from '../src/core/errors';
 import { createHttpApp } from '../src/http/app';
 import { connectionBudget, openFileLimit } from '../src/http/descriptors';
 import { listen } from '../src/http/server';
-import { CLI,
+import {
+  CLI,
   MINUTE,
   SECOND,
   LogCapture,
@@ -28,7 +29,6 @@ import { CLI,
   testSidecar,
   until,
 } from './helpers';
-
 
 /** A GET on a connection of its own, as a kubelet probe makes it: the status and body, or the error's code when none came in time. */
 function get(url: string, timeoutMs: number): Promise<{ status: number | string; body: string }> {
@@ -91,16 +91,21 @@ test('150 idle connections under `ulimit -n 64`: /healthz still answers and a de
   const config = join(dir, 'config.yaml');
   writeFileSync(
     config,
-    configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }', sinks: `- { format: json, path: ${tokenFile} }` }]).replace(
-      'server: { enabled: false }',
-      `server: { host: 127.0.0.1, port: ${port} }`,
-    ),
+    configText(join(dir, 'state'), url, [
+      { name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }', sinks: `- { format: json, path: ${tokenFile} }` },
+    ]).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`),
   );
-  const child = spawnForTest(t, 'bash', ['-c', `ulimit -n 64; exec "${process.execPath}" "${CLI}" start --config "${config}"`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnForTest(t, 'bash', ['-c', `ulimit -n 64; exec "${process.execPath}" "${CLI}" start --config "${config}"`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const base = `http://127.0.0.1:${port}`;
-  await until(() => `the sidecar to be ready; log:\n${log}`, 20_000, async () => (await probe(`${base}/readyz`, 2_000)) === 200);
+  await until(
+    () => `the sidecar to be ready; log:\n${log}`,
+    20_000,
+    async () => (await probe(`${base}/readyz`, 2_000)) === 200,
+  );
   const token = (JSON.parse(readFileSync(tokenFile, 'utf8')) as { access_token: string }).access_token;
 
   const flood = idleFlood(t, port, 150);
@@ -165,7 +170,9 @@ test('wrong admin tokens: every one counted by reason, logged once and then once
   const dispatcher = new Agent({ connections: 8 });
   t.after(() => dispatcher.close());
   const post = (authorization?: string) =>
-    request(`${server.url}/renew/main`, { method: 'POST', headers: authorization ? { authorization } : {}, dispatcher }).then(async (r) => (await r.body.dump(), r.statusCode));
+    request(`${server.url}/renew/main`, { method: 'POST', headers: authorization ? { authorization } : {}, dispatcher }).then(
+      async (r) => (await r.body.dump(), r.statusCode),
+    );
 
   // 6,000 requests: 3,000 with no header, 1,000 with another scheme, 2,000 with wrong bearer tokens (one a near miss).
   const presented: string[] = [];
@@ -187,7 +194,10 @@ test('wrong admin tokens: every one counted by reason, logged once and then once
 
   const counted = async () => {
     const samples = parseExposition((await sidecar.metrics.render(false)).body);
-    return { missing: sampleValue(samples, 'broker_token_admin_auth_failures_total', { reason: 'missing' }), wrong: sampleValue(samples, 'broker_token_admin_auth_failures_total', { reason: 'wrong' }) };
+    return {
+      missing: sampleValue(samples, 'broker_token_admin_auth_failures_total', { reason: 'missing' }),
+      wrong: sampleValue(samples, 'broker_token_admin_auth_failures_total', { reason: 'wrong' }),
+    };
   };
   assert.deepEqual(await counted(), { missing: 4_000, wrong: 2_000 });
 
@@ -229,54 +239,71 @@ test('wrong admin tokens: every one counted by reason, logged once and then once
   assert.ok(!text.includes(adminToken));
 });
 
-test('the connection limit: silent connections closed after the first-byte timeout, the oldest idle one evicted for a newcomer, a newcomer refused when all are busy', { timeout: 60_000 }, async (t) => {
-  const held: ServerResponse[] = [];
-  const drops: ConnectionDropReason[] = [];
-  // /hold answers only when the test lets it: a request in progress.
-  const server = await listen((req, res) => (req.url === '/hold' ? held.push(res) : res.end('ok')), '127.0.0.1', 0, 1_000, { maxConnections: 3, onDrop: (reason) => drops.push(reason) });
-  t.after(() => server.close(100));
-  const port = Number(new URL(server.url).port);
-  const closed = (socket: Socket) => new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
-  const silent = () => {
-    const socket = connect(port, '127.0.0.1').on('error', () => undefined);
-    t.after(() => socket.destroy());
-    return new Promise<Socket>((resolve) => socket.once('connect', () => resolve(socket)));
-  };
-  const settle = () => new Promise((r) => setTimeout(r, 100));
+test(
+  'the connection limit: silent connections closed after the first-byte timeout, the oldest idle one evicted for a newcomer, a newcomer refused when all are busy',
+  { timeout: 60_000 },
+  async (t) => {
+    const held: ServerResponse[] = [];
+    const drops: ConnectionDropReason[] = [];
+    // /hold answers only when the test lets it: a request in progress.
+    const server = await listen((req, res) => (req.url === '/hold' ? held.push(res) : res.end('ok')), '127.0.0.1', 0, 1_000, {
+      maxConnections: 3,
+      onDrop: (reason) => drops.push(reason),
+    });
+    t.after(() => server.close(100));
+    const port = Number(new URL(server.url).port);
+    const closed = (socket: Socket) => new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    const silent = () => {
+      const socket = connect(port, '127.0.0.1').on('error', () => undefined);
+      t.after(() => socket.destroy());
+      return new Promise<Socket>((resolve) => socket.once('connect', () => resolve(socket)));
+    };
+    const settle = () => new Promise((r) => setTimeout(r, 100));
 
-  // Silent: closed after the first-byte timeout (half the headers timeout here: 0.5 s), with no limit in sight.
-  const lone = await silent();
-  const start = Date.now();
-  const loneClosedAt = await closed(lone);
-  assert.ok(loneClosedAt - start >= 400 && loneClosedAt - start < 3_000, `closed after ${loneClosedAt - start} ms`);
-  assert.deepEqual(drops, ['silent']);
+    // Silent: closed after the first-byte timeout (half the headers timeout here: 0.5 s), with no limit in sight.
+    const lone = await silent();
+    const start = Date.now();
+    const loneClosedAt = await closed(lone);
+    assert.ok(loneClosedAt - start >= 400 && loneClosedAt - start < 3_000, `closed after ${loneClosedAt - start} ms`);
+    assert.deepEqual(drops, ['silent']);
 
-  // Full of idle connections: a newcomer takes the place of the oldest, and gets its answer.
-  const [a, b, c] = [await silent(), await silent(), await silent()];
-  const aClosed = closed(a);
-  assert.equal((await get(`${server.url}/healthz`, 2_000)).status, 200);
-  await aClosed;
-  assert.deepEqual(drops, ['silent', 'evicted']);
-  assert.equal(b.destroyed || c.destroyed, false, 'only the oldest was evicted');
+    // Full of idle connections: a newcomer takes the place of the oldest, and gets its answer.
+    const [a, b, c] = [await silent(), await silent(), await silent()];
+    const aClosed = closed(a);
+    assert.equal((await get(`${server.url}/healthz`, 2_000)).status, 200);
+    await aClosed;
+    assert.deepEqual(drops, ['silent', 'evicted']);
+    assert.equal(b.destroyed || c.destroyed, false, 'only the oldest was evicted');
 
-  // Full of requests in progress: nothing to evict, the newcomer is refused; once they are answered, room again.
-  b.destroy();
-  c.destroy();
-  await settle();
-  const holding = [1, 2, 3].map(() => get(`${server.url}/hold`, 5_000));
-  await until('three requests in progress', 5_000, () => held.length === 3, 20);
-  assert.equal((await get(`${server.url}/healthz`, 2_000)).status, 'ECONNRESET');
-  assert.deepEqual(drops, ['silent', 'evicted', 'refused']);
-  for (const res of held) res.end('done');
-  assert.deepEqual((await Promise.all(holding)).map((r) => r.status), [200, 200, 200], 'the requests in progress were never cut');
-  assert.equal((await get(`${server.url}/healthz`, 2_000)).status, 200);
-});
+    // Full of requests in progress: nothing to evict, the newcomer is refused; once they are answered, room again.
+    b.destroy();
+    c.destroy();
+    await settle();
+    const holding = [1, 2, 3].map(() => get(`${server.url}/hold`, 5_000));
+    await until('three requests in progress', 5_000, () => held.length === 3, 20);
+    assert.equal((await get(`${server.url}/healthz`, 2_000)).status, 'ECONNRESET');
+    assert.deepEqual(drops, ['silent', 'evicted', 'refused']);
+    for (const res of held) res.end('done');
+    assert.deepEqual(
+      (await Promise.all(holding)).map((r) => r.status),
+      [200, 200, 200],
+      'the requests in progress were never cut',
+    );
+    assert.equal((await get(`${server.url}/healthz`, 2_000)).status, 200);
+  },
+);
 
-test('the connection limit comes from the open-files limit, less a reserve for the sidecar\'s own work', () => {
-  const limits = (soft: string) => () => `Limit                     Soft Limit           Hard Limit           Units\nMax processes             63432                63432                processes\nMax open files            ${soft}                 1048576              files\n`;
+test("the connection limit comes from the open-files limit, less a reserve for the sidecar's own work", () => {
+  const limits = (soft: string) => () =>
+    `Limit                     Soft Limit           Hard Limit           Units\nMax processes             63432                63432                processes\nMax open files            ${soft}                 1048576              files\n`;
   assert.equal(openFileLimit(limits('64')), 64);
   assert.equal(openFileLimit(limits('unlimited')), undefined);
-  assert.equal(openFileLimit(() => { throw new Error('no /proc'); }), undefined);
+  assert.equal(
+    openFileLimit(() => {
+      throw new Error('no /proc');
+    }),
+    undefined,
+  );
   assert.equal(typeof openFileLimit(), 'number', 'this Linux host has /proc/self/limits');
   // 32 for the runtime and files in flight, one per broker request that may be in flight (8 by default).
   assert.deepEqual(connectionBudget(64, 8), { maxConnections: 24, descriptorLimit: 64, reserved: 40, tooLow: false });

@@ -28,12 +28,14 @@ import {
  */
 
 describe('same-token answers', () => {
-  test('a token believed dead before the broker\'s same-token window ends: asks with backoff, not every spacing (57 requests an hour before)', async (t) => {
+  test("a token believed dead before the broker's same-token window ends: asks with backoff, not every spacing (57 requests an hour before)", async (t) => {
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'sametoken');
     // The broker keeps its 6-hour window; the config believes 4 hours, and a token at most 5 hours.
     const { simulator, url, clock } = await startSimulator(t, [cred]);
-    const text = configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { sameTokenWindow: 4h, maxLifetime: 5h, renewBefore: 30m, jitter: 0s }' }]);
+    const text = configText(join(dir, 'state'), url, [
+      { name: 'main', credential: cred, extra: 'renewal: { sameTokenWindow: 4h, maxLifetime: 5h, renewBefore: 30m, jitter: 0s }' },
+    ]);
     const sidecar = testSidecar(parseTestConfig(text, dir), clock);
     await sidecar.open();
     closeBeforeCleanup(t, () => sidecar.close());
@@ -44,14 +46,17 @@ describe('same-token answers', () => {
       for (; seen < now; seen++) requestsAt.push(clock.now());
     });
     const inLastHourOfWindow = requestsAt.filter((at) => at >= T0 + 5 * HOUR && at < T0 + 6 * HOUR).length;
-    assert.ok(inLastHourOfWindow <= 6, `${inLastHourOfWindow} token requests between 5 h and 6 h: ${requestsAt.map((at) => ((at - T0) / MINUTE).toFixed(0)).join(', ')} min`);
+    assert.ok(
+      inLastHourOfWindow <= 6,
+      `${inLastHourOfWindow} token requests between 5 h and 6 h: ${requestsAt.map((at) => ((at - T0) / MINUTE).toFixed(0)).join(', ')} min`,
+    );
     const token = sidecar.views()[0]!.snapshot.state.token!;
-    assert.ok(token.issuedAt >= T0 + 6 * HOUR, 'a new token once the broker\'s window ended');
+    assert.ok(token.issuedAt >= T0 + 6 * HOUR, "a new token once the broker's window ended");
     assert.equal(sidecar.views()[0]!.snapshot.status, 'valid');
     recordReliability({
       kind: 'fault',
       category: 'broker',
-      fault: 'same-token answers while the token is believed dead (maxLifetime 5h, the broker\'s window 6h)',
+      fault: "same-token answers while the token is believed dead (maxLifetime 5h, the broker's window 6h)",
       reason: '(same_token)',
       alert: 'none',
       issuances: 2,
@@ -59,7 +64,7 @@ describe('same-token answers', () => {
     });
   });
 
-  test('a same-token answer teaches the broker\'s expiry: a token believed to die early is valid again, its files say so, and nothing is asked until the window ends', async (t) => {
+  test("a same-token answer teaches the broker's expiry: a token believed to die early is valid again, its files say so, and nothing is asked until the window ends", async (t) => {
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'learn');
     const { simulator, url, clock } = await startSimulator(t, [cred]);
@@ -81,7 +86,7 @@ describe('same-token answers', () => {
     await sidecar.sinks.idle();
     assert.equal(simulator.stats().tokenRequests, 2, 'one issuance, one same-token answer');
     const view = sidecar.views()[0]!;
-    assert.equal(view.snapshot.state.token!.expiresAt, brokers, 'the broker\'s expiry learnt');
+    assert.equal(view.snapshot.state.token!.expiresAt, brokers, "the broker's expiry learnt");
     assert.equal(view.snapshot.status, 'valid');
     const json = JSON.parse(fs.readFileSync(join(dir, 'sinks', 'main.json'), 'utf8')) as Record<string, string | undefined>;
     assert.equal(Date.parse(json.expires_at ?? json.expiresAt ?? '') || brokers, brokers, 'the file carries the learnt expiry');
@@ -90,7 +95,16 @@ describe('same-token answers', () => {
 
   test('nextAttemptAfterSameToken, a table', () => {
     const policy = { ...DEFAULT_RENEWAL, retry: { ...DEFAULT_RENEWAL.retry, initialDelayMs: 5 * MINUTE, maxDelayMs: HOUR } };
-    const token = (expiresAt: number): TokenRecord => ({ accessToken: 'x'.repeat(20), tokenType: 'Bearer', expiresAt, issuedAt: T0, receivedAt: T0, source: 'issued', renewJitter: 0, raw: {} });
+    const token = (expiresAt: number): TokenRecord => ({
+      accessToken: 'x'.repeat(20),
+      tokenType: 'Bearer',
+      expiresAt,
+      issuedAt: T0,
+      receivedAt: T0,
+      source: 'issued',
+      renewJitter: 0,
+      raw: {},
+    });
     const windowEnd = T0 + 6 * HOUR + MINUTE;
     const rows: Array<[string, number, number, number, number]> = [
       // what, expiresAt, now, streak, expected
@@ -122,7 +136,13 @@ describe('broker words are capped', () => {
     await sidecar.open();
     closeBeforeCleanup(t, () => sidecar.close());
     const huge = `점검중 ${'가'.repeat(80_000)}`;
-    simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 500, body: { error_code: `E${'9'.repeat(1_000)}`, error_description: huge }, count: 1 });
+    simulator.injectFault({
+      endpoint: 'kis.token',
+      kind: 'status',
+      status: 500,
+      body: { error_code: `E${'9'.repeat(1_000)}`, error_description: huge },
+      count: 1,
+    });
     const outcome = await sidecar.renew('main', true);
     assert.equal(outcome?.result, 'failed');
     const failure = sidecar.views()[0]!.snapshot.state.lastFailure!;

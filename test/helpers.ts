@@ -72,7 +72,9 @@ export async function waitFor<T>(what: string | (() => string), ms: number, prob
     if (value !== undefined) return value;
     if (Date.now() - start > ms) {
       const described = typeof what === 'string' ? what : what();
-      throw new Error(`timed out after ${ms} ms waiting for ${described}${lastError ? ` (last error: ${lastError instanceof Error ? String(lastError) : JSON.stringify(lastError)})` : ''}`);
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${described}${lastError ? ` (last error: ${lastError instanceof Error ? String(lastError) : JSON.stringify(lastError)})` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
@@ -284,7 +286,13 @@ export function testSidecar(config: SidecarConfig, clock: ManualClock, options: 
  * Drives one account's lifecycle through simulated time: ticks, and moves the clock to the next wake-up,
  * until `until`. Returns how many ticks it took. The clock never moves backwards.
  */
-export async function runAccountUntil(sidecar: Sidecar, account: string, clock: ManualClock, until: number, onTick?: () => void | Promise<void>): Promise<number> {
+export async function runAccountUntil(
+  sidecar: Sidecar,
+  account: string,
+  clock: ManualClock,
+  until: number,
+  onTick?: () => void | Promise<void>,
+): Promise<number> {
   const lifecycle = sidecar.account(account)!;
   let ticks = 0;
   for (;;) {
@@ -366,7 +374,10 @@ export interface FakeSlack {
 }
 
 /** A local stand-in for a Slack incoming webhook (the sidecar's or Alertmanager's), closed when the test ends. */
-export async function fakeSlack(t: { after(fn: () => Promise<void>): void }, path = '/services/T000MARKER/B000MARKER/MARKERHOOKSECRET0123456789'): Promise<FakeSlack> {
+export async function fakeSlack(
+  t: { after(fn: () => Promise<void>): void },
+  path = '/services/T000MARKER/B000MARKER/MARKERHOOKSECRET0123456789',
+): Promise<FakeSlack> {
   const requests: FakeSlack['requests'] = [];
   const plan: WebhookBehaviour[] = [];
   let hits = 0;

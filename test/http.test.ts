@@ -7,12 +7,35 @@ import { gunzipSync } from 'node:zlib';
 import { acceptsGzip, createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import type { Sidecar } from '../src/sidecar';
-import { HOUR, MINUTE, T0, LogCapture, configText, recordReliability, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup } from './helpers';
+import {
+  HOUR,
+  MINUTE,
+  T0,
+  LogCapture,
+  configText,
+  recordReliability,
+  markerCredential,
+  parseExposition,
+  parseTestConfig,
+  runAccountUntil,
+  sampleValue,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  closeBeforeCleanup,
+} from './helpers';
 
 const ADMIN = 'MARKER-ADMIN-TOKEN-0123456789';
 
 async function serve(t: { after(fn: () => Promise<void>): void }, sidecar: Sidecar, adminToken?: string) {
-  const app = createHttpApp({ control: sidecar, metrics: sidecar.metrics, now: () => sidecar.clock.now(), adminToken, secrets: sidecar.secrets, bus: sidecar.bus });
+  const app = createHttpApp({
+    control: sidecar,
+    metrics: sidecar.metrics,
+    now: () => sidecar.clock.now(),
+    adminToken,
+    secrets: sidecar.secrets,
+    bus: sidecar.bus,
+  });
   const server = await listen(app, '127.0.0.1', 0, 5_000);
   t.after(() => server.close());
   return server.url;
@@ -142,7 +165,11 @@ describe('metrics after a scripted scenario: issue, fail, repair', () => {
     assert.equal(zipped.headers['content-encoding'], 'gzip');
     assert.equal(Number(zipped.headers['content-length']), zipped.body.length);
     assert.ok(zipped.body.length < plain.body.length / 3, `gzip ${zipped.body.length} B against ${plain.body.length} B`);
-    const own = (text: string) => text.split('\n').filter((line) => line.startsWith('broker_token_')).join('\n');
+    const own = (text: string) =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith('broker_token_'))
+        .join('\n');
     assert.equal(own(gunzipSync(zipped.body).toString()), own(plain.body.toString()));
     const openMetrics = await rawGet(`${base}/metrics`, { 'accept-encoding': 'gzip', accept: 'application/openmetrics-text; version=1.0.0' });
     assert.match(gunzipSync(openMetrics.body).toString(), /# EOF\n$/);
@@ -173,7 +200,10 @@ describe('health, readiness and status', () => {
     const before = await fetch(`${base}/readyz`);
     assert.equal(before.status, 503);
     const body = (await before.json()) as { ready: boolean; accounts: Array<{ account: string; ready: boolean; state: string }> };
-    assert.deepEqual(body.accounts.map((a) => [a.account, a.ready, a.state]), [['main', false, 'missing']]);
+    assert.deepEqual(
+      body.accounts.map((a) => [a.account, a.ready, a.state]),
+      [['main', false, 'missing']],
+    );
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
@@ -197,7 +227,13 @@ describe('health, readiness and status', () => {
     assert.deepEqual(account.lastRenewal, { at: '2026-11-20T09:00:00+09:00', result: 'issued', reason: null });
     assert.equal(account.consecutiveFailures, 0);
     assert.match(account.nextRenewalAt, /^2026-11-21T07:5\d:00\+09:00$/);
-    assert.deepEqual(account.sinks.map((s: any) => [s.name, s.healthy, s.mode]), [['kis-auth', true, '0600'], ['json', true, '0600']]);
+    assert.deepEqual(
+      account.sinks.map((s: any) => [s.name, s.healthy, s.mode]),
+      [
+        ['kis-auth', true, '0600'],
+        ['json', true, '0600'],
+      ],
+    );
     const token = sidecar.views()[0]!.snapshot.state.token!.accessToken;
     const metrics = await (await fetch(`${base}/metrics`)).text();
     for (const secret of [cred.appKey, cred.appSecret, token, ADMIN]) {
@@ -238,7 +274,15 @@ describe('admin endpoint', () => {
     assert.equal(renewed.status, 200);
     assert.equal(((await renewed.json()) as { result: string }).result, 'issued');
     assert.equal(simulator.stats().issued, 2);
-    recordReliability({ kind: 'fault', category: 'http', fault: 'admin requests without or with a wrong token', reason: '(401 / 403)', alert: 'none', issuances: 0, outcome: '401 with WWW-Authenticate without a bearer token, 403 with a wrong one (compared in constant time); nothing renewed' });
+    recordReliability({
+      kind: 'fault',
+      category: 'http',
+      fault: 'admin requests without or with a wrong token',
+      reason: '(401 / 403)',
+      alert: 'none',
+      issuances: 0,
+      outcome: '401 with WWW-Authenticate without a bearer token, 403 with a wrong one (compared in constant time); nothing renewed',
+    });
   });
 });
 
@@ -258,7 +302,15 @@ describe('HTTP hygiene', () => {
     });
     assert.equal(big.status, 413);
     assert.deepEqual(await big.json(), { error: 'request body too large' });
-    recordReliability({ kind: 'fault', category: 'http', fault: 'an oversized request body (5 kB)', reason: '(413)', alert: 'none', issuances: 0, outcome: 'refused with 413 before the admin handler; the limit is 1 KiB' });
+    recordReliability({
+      kind: 'fault',
+      category: 'http',
+      fault: 'an oversized request body (5 kB)',
+      reason: '(413)',
+      alert: 'none',
+      issuances: 0,
+      outcome: 'refused with 413 before the admin handler; the limit is 1 KiB',
+    });
   });
 });
 

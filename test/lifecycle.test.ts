@@ -81,10 +81,16 @@ describe('lifecycle against the simulator (KIS)', () => {
     const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: QUIET_RETRY }]), dir, clock);
     const failures = collect(sidecar, 'issuance.failed');
     await runAccountUntil(sidecar, 'main', clock, T0 + HOUR);
-    const times = simulator.requestLog().filter((r) => r.endpoint === 'kis.token').map((r) => (r.at - T0) / SECOND);
+    const times = simulator
+      .requestLog()
+      .filter((r) => r.endpoint === 'kis.token')
+      .map((r) => (r.at - T0) / SECOND);
     // Spacing 60 s, doubling: 60, 120, 240 s after each refusal.
     assert.deepEqual(times, [0, 60, 180, 420]);
-    assert.deepEqual(failures.map((f) => f.reason), ['rate_limited', 'rate_limited', 'rate_limited']);
+    assert.deepEqual(
+      failures.map((f) => f.reason),
+      ['rate_limited', 'rate_limited', 'rate_limited'],
+    );
     assert.equal(simulator.stats(cred.appKey).issued, 1);
     assert.equal(sidecar.views()[0]!.snapshot.state.consecutiveFailures, 0);
   });
@@ -177,7 +183,7 @@ describe('lifecycle against the simulator (KIS)', () => {
     assert.ok(renewal.at >= T0 + 24 * HOUR - 70 * MINUTE && renewal.at <= T0 + 23 * HOUR, `renewed at +${(renewal.at - T0) / MINUTE} min`);
   });
 
-  test('a cron schedule (0 */5 * * * KST, 4h30m age) never asks inside KIS\'s 6-hour same-token window', async (t) => {
+  test("a cron schedule (0 */5 * * * KST, 4h30m age) never asks inside KIS's 6-hour same-token window", async (t) => {
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'cron');
     const start = Date.UTC(2026, 10, 20, 1, 0, 0); // 10:00 KST
@@ -187,7 +193,10 @@ describe('lifecycle against the simulator (KIS)', () => {
     await runAccountUntil(sidecar, 'main', clock, start + 12 * HOUR);
     const issued = simulator.requestLog().filter((r) => r.endpoint === 'kis.token');
     // 10:00 issuance; 15:00 is inside the window (5 h old), so the first slot after it: 20:00 KST.
-    assert.deepEqual(issued.map((r) => (r.at - start) / HOUR), [0, 10]);
+    assert.deepEqual(
+      issued.map((r) => (r.at - start) / HOUR),
+      [0, 10],
+    );
     assert.equal(simulator.stats(cred.appKey).sameToken, 0);
   });
 
@@ -228,11 +237,13 @@ describe('lifecycle against the simulator (KIS)', () => {
     const { simulator, url, clock } = await startSimulator(t, [cred]);
     // Another client (kis_auth.py) got a token an hour ago and wrote today's file.
     clock.set(T0 - HOUR);
-    const answer = await (await fetch(`${url}/oauth2/tokenP`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'client_credentials', appkey: cred.appKey, appsecret: cred.appSecret }),
-    })).json() as { access_token: string; access_token_token_expired: string };
+    const answer = (await (
+      await fetch(`${url}/oauth2/tokenP`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'client_credentials', appkey: cred.appKey, appsecret: cred.appSecret }),
+      })
+    ).json()) as { access_token: string; access_token_token_expired: string };
     clock.set(T0);
     const kisDir = join(dir, 'KIS', 'config');
     mkdirSync(kisDir, { recursive: true });
@@ -256,14 +267,30 @@ describe('lifecycle against the simulator (KIS)', () => {
     const cred = markerCredential('kis', 'mine');
     const other = markerCredential('kis', 'other');
     const { simulator, url, clock } = await startSimulator(t, [cred, other]);
-    const answer = await (await fetch(`${url}/oauth2/tokenP`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'client_credentials', appkey: other.appKey, appsecret: other.appSecret }),
-    })).json() as { access_token: string; access_token_token_expired: string };
+    const answer = (await (
+      await fetch(`${url}/oauth2/tokenP`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'client_credentials', appkey: other.appKey, appsecret: other.appSecret }),
+      })
+    ).json()) as { access_token: string; access_token_token_expired: string };
     const path = join(dir, 'tok.json');
-    writeFileSync(path, JSON.stringify({ access_token: answer.access_token, token_type: 'Bearer', expires_in: 86400, issued_at: '2026-11-20T09:00:00.000000', expiry_datetime: '2026-11-21T09:00:00.000000' }));
-    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: json, path: ${path} }` }]), dir, clock);
+    writeFileSync(
+      path,
+      JSON.stringify({
+        access_token: answer.access_token,
+        token_type: 'Bearer',
+        expires_in: 86400,
+        issued_at: '2026-11-20T09:00:00.000000',
+        expiry_datetime: '2026-11-21T09:00:00.000000',
+      }),
+    );
+    const sidecar = await openSidecar(
+      t,
+      configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: json, path: ${path} }` }]),
+      dir,
+      clock,
+    );
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
     assert.equal(simulator.stats(cred.appKey).issued, 1);
     assert.equal(sidecar.views()[0]!.snapshot.state.token?.source, 'issued');
@@ -351,8 +378,24 @@ describe('bad broker answers keep the last good token', () => {
     ['garbage body', { endpoint: 'kis.token', kind: 'garbage' }, 'bad_response'],
     ['truncated JSON', { endpoint: 'kis.token', kind: 'truncated' }, 'bad_response'],
     ['missing fields', { endpoint: 'kis.token', kind: 'body', body: { token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
-    ['an expiry in the past', { endpoint: 'kis.token', kind: 'body', body: { access_token: `eyJ${'a'.repeat(300)}`, access_token_token_expired: '2026-11-20 08:00:00', token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
-    ['a token of implausible length', { endpoint: 'kis.token', kind: 'body', body: { access_token: 'x'.repeat(5000), access_token_token_expired: '2026-11-22 08:00:00', token_type: 'Bearer', expires_in: 86400 } }, 'bad_response'],
+    [
+      'an expiry in the past',
+      {
+        endpoint: 'kis.token',
+        kind: 'body',
+        body: { access_token: `eyJ${'a'.repeat(300)}`, access_token_token_expired: '2026-11-20 08:00:00', token_type: 'Bearer', expires_in: 86400 },
+      },
+      'bad_response',
+    ],
+    [
+      'a token of implausible length',
+      {
+        endpoint: 'kis.token',
+        kind: 'body',
+        body: { access_token: 'x'.repeat(5000), access_token_token_expired: '2026-11-22 08:00:00', token_type: 'Bearer', expires_in: 86400 },
+      },
+      'bad_response',
+    ],
     ['a redirect', { endpoint: 'kis.token', kind: 'redirect' }, 'bad_response'],
     ['a dropped connection', { endpoint: 'kis.token', kind: 'drop' }, 'network'],
   ];
@@ -382,8 +425,17 @@ describe('bad broker answers keep the last good token', () => {
     const cred = markerCredential('kis', 'absurd');
     const { simulator, url, clock } = await startSimulator(t, [cred]);
     const token = `eyJ0eXAiOiJKV1QifQ.${Buffer.from(JSON.stringify({ sub: 'token', jti: cred.appKey })).toString('base64url')}.${'s'.repeat(80)}`;
-    simulator.injectFault({ endpoint: 'kis.token', kind: 'body', body: { access_token: token, access_token_token_expired: '2031-01-01 00:00:00', token_type: 'Bearer', expires_in: 86400 } });
-    const sidecar = await openSidecar(t, configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'proof: { enabled: false }' }]), dir, clock);
+    simulator.injectFault({
+      endpoint: 'kis.token',
+      kind: 'body',
+      body: { access_token: token, access_token_token_expired: '2031-01-01 00:00:00', token_type: 'Bearer', expires_in: 86400 },
+    });
+    const sidecar = await openSidecar(
+      t,
+      configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'proof: { enabled: false }' }]),
+      dir,
+      clock,
+    );
     const issued = collect(sidecar, 'issuance.issued');
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE);
     assert.equal(issued[0]?.expiryClamped, true);
@@ -392,7 +444,7 @@ describe('bad broker answers keep the last good token', () => {
 });
 
 describe('the custom probe', () => {
-  test('reports the application\'s health on its own and never leads to an issuance', async (t) => {
+  test("reports the application's health on its own and never leads to an issuance", async (t) => {
     let status = 200;
     const app = createServer((_req, res) => res.writeHead(status).end('ok'));
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
@@ -404,7 +456,13 @@ describe('the custom probe', () => {
     bus.on('probe.done', (e) => seen.push(e.ok));
     const dispatcher = new Agent();
     t.after(() => dispatcher.close());
-    const probe = new CustomProbe({ name: 'main', provider: 'kis', env: 'real' }, { url: `http://127.0.0.1:${port}/health`, intervalMs: MINUTE, timeoutMs: SECOND }, dispatcher, clock, bus);
+    const probe = new CustomProbe(
+      { name: 'main', provider: 'kis', env: 'real' },
+      { url: `http://127.0.0.1:${port}/health`, intervalMs: MINUTE, timeoutMs: SECOND },
+      dispatcher,
+      clock,
+      bus,
+    );
     assert.equal(await probe.tick(), T0 + MINUTE);
     assert.equal(await probe.tick(), T0 + MINUTE, 'not due again before the interval');
     status = 503;
@@ -439,10 +497,10 @@ describe('a request cannot outlive its recorded attempt', () => {
     let stateSaveDelayMs = 0;
     const fs: FileSystem = {
       ...nodeFileSystem,
-      rename: (async (from: PathLike, to: PathLike) => {
+      rename: async (from: PathLike, to: PathLike) => {
         if (stateSaveDelayMs > 0 && String(to).includes(`${sep}accounts${sep}`)) await new Promise((r) => setTimeout(r, stateSaveDelayMs));
         return nodeFileSystem.rename(from, to);
-      }),
+      },
     };
     const config = parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'http: { timeout: 600ms }' }]), dir);
     const sidecar = testSidecar(config, clock, { fs });

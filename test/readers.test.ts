@@ -7,10 +7,33 @@ import { Sidecar } from '../src/sidecar';
 import { KST_ZONE, formatWallClock, parseDateTimeIn } from '../src/core/time';
 import { tokenId } from '../src/store/state';
 import { BrokerSimulator, generateCredential, type SimulatorCredential } from '../src/simulator';
-import { CLI, LogCapture, configText, exited, freePort, markerCredential, parseTestConfig, recordReliability, spawnForTest, startSimulator, tempDir, until, closeBeforeCleanup } from './helpers';
+import {
+  CLI,
+  LogCapture,
+  configText,
+  exited,
+  freePort,
+  markerCredential,
+  parseTestConfig,
+  recordReliability,
+  spawnForTest,
+  startSimulator,
+  tempDir,
+  until,
+  closeBeforeCleanup,
+} from './helpers';
 
 type TestContext = { after(fn: () => void | Promise<void>): void };
-import { canMountReadOnly, describeOutcome, replicaTools, runReplica, writeCredentialFiles, writeKisDevlp, type ReplicaOutcome, type ReplicaTools } from './replicas';
+import {
+  canMountReadOnly,
+  describeOutcome,
+  replicaTools,
+  runReplica,
+  writeCredentialFiles,
+  writeKisDevlp,
+  type ReplicaOutcome,
+  type ReplicaTools,
+} from './replicas';
 
 /**
  * Every reader, every clock. The sidecar runs as a process on a host clock in UTC (a container) or in Asia/Seoul,
@@ -66,9 +89,9 @@ const PHASES: Phase[] = [
   {
     start: '2026-12-01 23:30:00',
     probes: [
-      { at: '2026-12-01 23:40:00', label: 'before the next day\'s file is written (23:50 KST, writeAhead 10m)', readOnly: true, control: true },
+      { at: '2026-12-01 23:40:00', label: "before the next day's file is written (23:50 KST, writeAhead 10m)", readOnly: true, control: true },
       { at: '2026-12-01 23:59:30', label: 'just before 00:00 KST' },
-      { at: '2026-12-02 00:00:00', label: 'a bot imported at 00:00:00 KST, its clock 5 minutes ahead of the sidecar\'s', aheadMs: 5 * 60_000 },
+      { at: '2026-12-02 00:00:00', label: "a bot imported at 00:00:00 KST, its clock 5 minutes ahead of the sidecar's", aheadMs: 5 * 60_000 },
       { at: '2026-12-02 00:00:30', label: 'just after 00:00 KST' },
     ],
   },
@@ -164,7 +187,7 @@ async function tokenIds(url: string): Promise<Record<string, string>> {
 
 const tools = replicaTools();
 
-describe('every reader, every clock: replicas of the real clients read the sidecar\'s files and issue nothing', { concurrency: true }, () => {
+describe("every reader, every clock: replicas of the real clients read the sidecar's files and issue nothing", { concurrency: true }, () => {
   for (const sidecarZone of ['UTC', 'Asia/Seoul']) {
     test(`sidecar on a ${sidecarZone} clock`, async (t) => {
       if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
@@ -202,10 +225,15 @@ describe('every reader, every clock: replicas of the real clients read the sidec
         });
         let stderr = '';
         sidecar.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-        await until(() => `the sidecar ready at ${phase.start} KST (${stderr.trim().split('\n').slice(-1)[0] ?? ''})`, 20_000, async () => {
-          if (sidecar.exitCode !== null) throw new Error(`the sidecar exited with ${sidecar.exitCode}: ${stderr}`);
-          return (await fetch(`${sidecarUrl}/readyz`).catch(() => undefined))?.status === 200;
-        }, 20);
+        await until(
+          () => `the sidecar ready at ${phase.start} KST (${stderr.trim().split('\n').slice(-1)[0] ?? ''})`,
+          20_000,
+          async () => {
+            if (sidecar.exitCode !== null) throw new Error(`the sidecar exited with ${sidecar.exitCode}: ${stderr}`);
+            return (await fetch(`${sidecarUrl}/readyz`).catch(() => undefined))?.status === 200;
+          },
+          20,
+        );
 
         const first = phase.probes[0]!;
         assert.ok(clock.realMsUntil(kst(first.at) - (first.aheadMs ?? 0)) > 0, `the sidecar was ready only after ${first.at} KST`);
@@ -219,7 +247,9 @@ describe('every reader, every clock: replicas of the real clients read the sidec
             // the mount really is read-only, and what readerTimeZones is for.
             const control = probe.control && readOnly ? startReaders(world, 'Pacific/Kiritimati', at, true)[0] : undefined;
             const byZone = await Promise.all(
-              READER_ZONES.map((zone) => Promise.all([...startReaders(world, zone, at, false), ...(probe.readOnly && readOnly ? startReaders(world, zone, at, true) : [])])),
+              READER_ZONES.map((zone) =>
+                Promise.all([...startReaders(world, zone, at, false), ...(probe.readOnly && readOnly ? startReaders(world, zone, at, true) : [])]),
+              ),
             );
             return { probe, at, byZone, control: await control, expected: await tokenIds(sidecarUrl) };
           }),
@@ -258,7 +288,7 @@ describe('every reader, every clock: replicas of the real clients read the sidec
       // Nobody but the sidecar ever asked the broker for a token: one issuance per app key, at the first start.
       assert.equal(simulator.stats(kis.appKey).tokenRequests, 1);
       assert.equal(simulator.stats(kiwoom.appKey).tokenRequests, 1);
-      assert.ok(existsSync(join(home, 'KIS', 'config', 'kis_devlp.yaml')), 'the user\'s own kis_devlp.yaml beside the token files is never touched');
+      assert.ok(existsSync(join(home, 'KIS', 'config', 'kis_devlp.yaml')), "the user's own kis_devlp.yaml beside the token files is never touched");
       recordReliability({
         kind: 'readers',
         sidecarZone,
@@ -280,7 +310,10 @@ describe('a bot imported while its file is missing', () => {
     const cred = markerCredential('kis', 'missing');
     const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never });
     const folder = writeKisDevlp(home, cred, url);
-    const config = parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: kis-auth, dir: ${folder} }` }]), dir);
+    const config = parseTestConfig(
+      configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: kis-auth, dir: ${folder} }` }]),
+      dir,
+    );
     const open = async () => {
       const sidecar = new Sidecar(config, { clock: systemClock, watch: true, logger: new LogCapture().logger });
       await sidecar.open();
@@ -289,7 +322,10 @@ describe('a bot imported while its file is missing', () => {
       await until('the token files', 10_000, () => sidecar.views()[0]!.ready, 20);
       return sidecar;
     };
-    const dailyFiles = () => readdirSync(folder).filter((name) => /^KIS\d{8}$/.test(name)).map((name) => join(folder, name));
+    const dailyFiles = () =>
+      readdirSync(folder)
+        .filter((name) => /^KIS\d{8}$/.test(name))
+        .map((name) => join(folder, name));
     return { home, folder, simulator, open, dailyFiles };
   }
 
@@ -303,7 +339,11 @@ describe('a bot imported while its file is missing', () => {
     for (const file of dailyFiles()) unlinkSync(file); // deleted while the sidecar was down
     const bot = await runReplica('kis_bot.py', [], { tools, home, timeZone: 'UTC', readOnly: folder });
     assert.notEqual(bot.status, 0);
-    assert.match(bot.stderr, /OSError: \[Errno 30\] Read-only file system/, 'a read-only folder turns "no file" into a failed start, never into a token request');
+    assert.match(
+      bot.stderr,
+      /OSError: \[Errno 30\] Read-only file system/,
+      'a read-only folder turns "no file" into a failed start, never into a token request',
+    );
     assert.equal(simulator.stats().tokenRequests, 1);
     await open(); // restores every file from its state, with no issuance
     const again = await runReplica('kis_bot.py', [], { tools, home, timeZone: 'UTC', readOnly: folder });
@@ -329,7 +369,10 @@ describe('a bot imported while its file is missing', () => {
       assert.equal(bot.report?.token, token, what);
       assert.deepEqual([bot.report.tokenRequests, bot.report.createdAtImport], [0, false], what);
       await until('every file back', 2_000, () => dailyFiles().length === files.length, 5);
-      assert.ok(repairs.some((at) => at >= deletedAt), 'the sidecar repaired the deleted files');
+      assert.ok(
+        repairs.some((at) => at >= deletedAt),
+        'the sidecar repaired the deleted files',
+      );
     }
     assert.equal(simulator.stats().tokenRequests, 1);
   });

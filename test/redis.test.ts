@@ -5,9 +5,27 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScaledClock, TEST_CLOCK_ENV, systemClock } from '../src/core/clock';
 import type { Sidecar } from '../src/sidecar';
-import { CLI, HOUR, tier, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, recordReliability, runAccountUntil, startSimulator, tempDir, testSidecar, freePort, spawnForTest, until, closeBeforeCleanup } from './helpers';
+import {
+  CLI,
+  HOUR,
+  tier,
+  MINUTE,
+  SECOND,
+  T0,
+  configText,
+  markerCredential,
+  parseTestConfig,
+  recordReliability,
+  runAccountUntil,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  freePort,
+  spawnForTest,
+  until,
+  closeBeforeCleanup,
+} from './helpers';
 import { redisAvailable, startRedis, type RedisServer } from './redis-harness';
-
 
 function requireRedis(t: { skip(m: string): void }): boolean {
   if (redisAvailable()) return true;
@@ -17,7 +35,12 @@ function requireRedis(t: { skip(m: string): void }): boolean {
 }
 
 function replicaConfig(dir: string, simulatorUrl: string, redis: RedisServer, cred: ReturnType<typeof markerCredential>, extra = '', store = '') {
-  return configText(join(dir, 'state'), simulatorUrl, [{ name: 'main', credential: cred, extra, sinks: `- { format: json, path: ${join(dir, 'token.json')} }` }], `store:\n  type: redis\n  url: ${redis.url}\n${store}`);
+  return configText(
+    join(dir, 'state'),
+    simulatorUrl,
+    [{ name: 'main', credential: cred, extra, sinks: `- { format: json, path: ${join(dir, 'token.json')} }` }],
+    `store:\n  type: redis\n  url: ${redis.url}\n${store}`,
+  );
 }
 
 const tokenIn = (dir: string): string | undefined => {
@@ -65,51 +88,64 @@ describe('one token shared by replicas through Redis (in-process)', () => {
 });
 
 function spawnReplica(t: { after(fn: () => void): void }, config: string, env: NodeJS.ProcessEnv = process.env): ChildProcess & { log: string[] } {
-  const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env }) as ChildProcess & { log: string[] };
+  const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env }) as ChildProcess & {
+    log: string[];
+  };
   child.log = [];
   child.stderr!.on('data', (d: Buffer) => child.log.push(d.toString()));
   return child;
 }
 
 describe('replicas as processes', () => {
-  test('five replicas, one Redis, one simulator, a simulated day: one issuance per renewal; every replica has the new token within a second', { timeout: 300_000 }, async (t) => {
-    if (!requireRedis(t)) return;
-    const redis = await startRedis(t);
-    const cred = markerCredential('kis', 'five');
-    // The simulated day passes in 20 s of real time (4,320x) in npm test, in a minute (1,440x) in npm run
-    // reliability, in the simulator and the five processes alike.
-    const spec = `${T0},${Date.now()},${tier(4320, 1440)}`;
-    const clock = ScaledClock.parse(spec);
-    const { simulator, url } = await startSimulator(t, [cred], { clock: clock as never });
-    const dirs: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      const dir = tempDir(t);
-      dirs.push(dir);
-      writeFileSync(join(dir, 'config.yaml'), replicaConfig(dir, url, redis, cred, 'renewal: { retry: { jitter: 0 } }'));
-      spawnReplica(t, join(dir, 'config.yaml'), { ...process.env, [TEST_CLOCK_ENV]: spec });
-    }
-    await until('the first token everywhere', 20_000, () => dirs.every((d) => tokenIn(d) !== undefined));
-    const first = tokenIn(dirs[0]!)!;
-    assert.ok(dirs.every((d) => tokenIn(d) === first));
-    // The renewal, 22 h 55 min into the day.
-    await until('the renewal', 120_000, () => simulator.stats().issued === 2);
-    const renewedAt = Date.now();
-    const renewed = await (async () => {
-      await until('a replica with the new token', 5_000, () => dirs.some((d) => tokenIn(d) !== undefined && tokenIn(d) !== first), 20);
-      return dirs.map(tokenIn).find((x) => x !== first)!;
-    })();
-    const spread = await until('every replica with the new token', 5_000, () => dirs.every((d) => tokenIn(d) === renewed), 20);
-    const lagMs = Date.now() - renewedAt;
-    // Let the rest of the day pass: nobody asks again.
-    await until('the end of the simulated day', 60_000, () => clock.now() >= T0 + 24 * HOUR + 30 * MINUTE);
-    const stats = simulator.stats();
-    recordReliability({ kind: 'replicas', replicas: 5, tokenRequests: stats.tokenRequests, issued: stats.issued, rateLimited: stats.rateLimited, propagationMs: lagMs });
-    assert.equal(stats.tokenRequests, 2, 'one request at start, one at the renewal');
-    assert.equal(stats.issued, 2);
-    assert.equal(stats.sameToken, 0);
-    assert.equal(stats.rateLimited, 0);
-    assert.ok(lagMs < 1_000 && spread < 1_000, `the new token reached every replica ${lagMs} ms after its issuance`);
-  });
+  test(
+    'five replicas, one Redis, one simulator, a simulated day: one issuance per renewal; every replica has the new token within a second',
+    { timeout: 300_000 },
+    async (t) => {
+      if (!requireRedis(t)) return;
+      const redis = await startRedis(t);
+      const cred = markerCredential('kis', 'five');
+      // The simulated day passes in 20 s of real time (4,320x) in npm test, in a minute (1,440x) in npm run
+      // reliability, in the simulator and the five processes alike.
+      const spec = `${T0},${Date.now()},${tier(4320, 1440)}`;
+      const clock = ScaledClock.parse(spec);
+      const { simulator, url } = await startSimulator(t, [cred], { clock: clock as never });
+      const dirs: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const dir = tempDir(t);
+        dirs.push(dir);
+        writeFileSync(join(dir, 'config.yaml'), replicaConfig(dir, url, redis, cred, 'renewal: { retry: { jitter: 0 } }'));
+        spawnReplica(t, join(dir, 'config.yaml'), { ...process.env, [TEST_CLOCK_ENV]: spec });
+      }
+      await until('the first token everywhere', 20_000, () => dirs.every((d) => tokenIn(d) !== undefined));
+      const first = tokenIn(dirs[0]!)!;
+      assert.ok(dirs.every((d) => tokenIn(d) === first));
+      // The renewal, 22 h 55 min into the day.
+      await until('the renewal', 120_000, () => simulator.stats().issued === 2);
+      const renewedAt = Date.now();
+      const renewed = await (async () => {
+        await until('a replica with the new token', 5_000, () => dirs.some((d) => tokenIn(d) !== undefined && tokenIn(d) !== first), 20);
+        return dirs.map(tokenIn).find((x) => x !== first)!;
+      })();
+      const spread = await until('every replica with the new token', 5_000, () => dirs.every((d) => tokenIn(d) === renewed), 20);
+      const lagMs = Date.now() - renewedAt;
+      // Let the rest of the day pass: nobody asks again.
+      await until('the end of the simulated day', 60_000, () => clock.now() >= T0 + 24 * HOUR + 30 * MINUTE);
+      const stats = simulator.stats();
+      recordReliability({
+        kind: 'replicas',
+        replicas: 5,
+        tokenRequests: stats.tokenRequests,
+        issued: stats.issued,
+        rateLimited: stats.rateLimited,
+        propagationMs: lagMs,
+      });
+      assert.equal(stats.tokenRequests, 2, 'one request at start, one at the renewal');
+      assert.equal(stats.issued, 2);
+      assert.equal(stats.sameToken, 0);
+      assert.equal(stats.rateLimited, 0);
+      assert.ok(lagMs < 1_000 && spread < 1_000, `the new token reached every replica ${lagMs} ms after its issuance`);
+    },
+  );
 
   test('the lease holder killed mid-issuance: exactly one more request once its lease lapses, no EGW00133', { timeout: 120_000 }, async (t) => {
     if (!requireRedis(t)) return;
@@ -134,7 +170,12 @@ describe('replicas as processes', () => {
     const killedAt = Date.now();
     await until('a token in the other replicas', 30_000, () => dirs.filter((_, i) => replicas[i] !== victim).every((d) => tokenIn(d) !== undefined));
     const requests = simulator.requestLog().filter((r) => r.endpoint === 'kis.token');
-    recordReliability({ kind: 'failover', tokenRequests: requests.length, secondRequestAfterKillMs: requests[1] ? requests[1].at - killedAt : null, rateLimited: simulator.stats().rateLimited });
+    recordReliability({
+      kind: 'failover',
+      tokenRequests: requests.length,
+      secondRequestAfterKillMs: requests[1] ? requests[1].at - killedAt : null,
+      rateLimited: simulator.stats().rateLimited,
+    });
     assert.equal(requests.length, 2);
     assert.equal(simulator.stats().rateLimited, 0);
     // Not before the lease lapsed (4 s after it was taken) nor inside the spacing after the unanswered request
@@ -154,7 +195,10 @@ describe('replicas as processes', () => {
       dirs.push(dir);
       const port = await freePort();
       ports.push(port);
-      writeFileSync(join(dir, 'config.yaml'), replicaConfig(dir, url, redis, cred, 'renewal: { spacing: 1s }').replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`));
+      writeFileSync(
+        join(dir, 'config.yaml'),
+        replicaConfig(dir, url, redis, cred, 'renewal: { spacing: 1s }').replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`),
+      );
       spawnReplica(t, join(dir, 'config.yaml'));
     }
     await until('a token everywhere', 20_000, () => dirs.every((d) => tokenIn(d) !== undefined));

@@ -30,7 +30,11 @@ export function replicaTools(): ReplicaTools | undefined {
 
 /** Whether this machine can give a process a read-only bind mount of a folder (an unprivileged user namespace). */
 export function canMountReadOnly(): boolean {
-  const probe = spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', 'mount --bind -o ro /tmp /tmp && ! touch /tmp/.ro-probe 2>/dev/null'], { encoding: 'utf8' });
+  const probe = spawnSync(
+    'unshare',
+    ['--user', '--map-root-user', '--mount', 'sh', '-c', 'mount --bind -o ro /tmp /tmp && ! touch /tmp/.ro-probe 2>/dev/null'],
+    { encoding: 'utf8' },
+  );
   return probe.status === 0;
 }
 

@@ -4,8 +4,20 @@ import type { SpawnOptions } from 'node:child_process';
 import { readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { CLI, SECOND, fakeSlack, configText, exited, freePort, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
-
+import {
+  CLI,
+  SECOND,
+  fakeSlack,
+  configText,
+  exited,
+  freePort,
+  markerCredential,
+  recordReliability,
+  spawnForTest,
+  startSimulator,
+  tempDir,
+  until,
+} from './helpers';
 
 /** Starts the CLI (through sh when `shell` is set, to run it first), collecting stdout and stderr together. */
 function runCli(t: { after(fn: () => void): void }, args: string[], options: { env?: NodeJS.ProcessEnv; shell?: string } = {}) {
@@ -35,7 +47,14 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
     configText(
       join(dir, 'state'),
       url,
-      [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }\nproof: { interval: 2s }', sinks: `- { format: kis-auth, dir: ${join(dir, 'KIS')} }\n- { format: json, path: ${join(dir, 't.json')} }\n- { format: approval-key, path: ${join(dir, 'ws.key')} }` }],
+      [
+        {
+          name: 'main',
+          credential: cred,
+          extra: 'renewal: { spacing: 1s }\nproof: { interval: 2s }',
+          sinks: `- { format: kis-auth, dir: ${join(dir, 'KIS')} }\n- { format: json, path: ${join(dir, 't.json')} }\n- { format: approval-key, path: ${join(dir, 'ws.key')} }`,
+        },
+      ],
       `slack:\n  webhookUrlFile: ${join(dir, 'webhook')}\n  evaluationInterval: 1s\n  notices: { renewed: true, lifecycle: true }\n  alerts: { sinkUnrepairable: { grace: 1s } }\nlog: { level: debug }`,
     ).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port}, adminToken: ${adminToken} }`),
   );
@@ -63,7 +82,11 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   for (const path of ['/status', '/metrics', '/readyz', '/healthz', '/nothing']) await get(path);
   await get('/renew/main', { method: 'POST' });
   await get('/renew/main', { method: 'POST', headers: { authorization: `Bearer ${cred.appSecret}` } }); // a secret as a wrong token
-  await get('/renew/main', { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ appSecret: cred.appSecret, pad: 'x'.repeat(4000) }) });
+  await get('/renew/main', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ appSecret: cred.appSecret, pad: 'x'.repeat(4000) }),
+  });
   // A damaged file, repaired; maintenance kills the token, the next proof finds it and it is re-issued.
   unlinkSync(join(dir, 't.json'));
   simulator.maintenance();
@@ -71,7 +94,12 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   await new Promise((r) => setTimeout(r, 1_500));
   collectTokens();
   // A forced renewal meets a rejected secret: an alert, a failure reason, log lines.
-  simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' } });
+  simulator.injectFault({
+    endpoint: 'kis.token',
+    kind: 'status',
+    status: 403,
+    body: { error_description: '유효하지 않은 AppSecret입니다.', error_code: 'EGW00105' },
+  });
   await get('/renew/main?force=true', { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } });
   await until('the credentials alert in Slack', 10_000, () => slackBodies().some((b) => b.includes('credentials_rejected')));
   for (const path of ['/status', '/metrics']) await get(path);
@@ -97,7 +125,14 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   const secrets = [cred.appKey, cred.appSecret, wrong.appSecret, webhook, 'MKHOOKSECRETVALUE42', adminToken, ...tokens];
   const everything = texts.join('\n');
   const leaks = secrets.filter((secret) => everything.includes(secret)).map((s) => `${s.slice(0, 8)}...`);
-  recordReliability({ kind: 'secrets', scannedBytes: everything.length, logLines: sidecar.out.text.split('\n').length, slackMessages: slackBodies().length, secretsChecked: secrets.length, leaks: leaks.length });
+  recordReliability({
+    kind: 'secrets',
+    scannedBytes: everything.length,
+    logLines: sidecar.out.text.split('\n').length,
+    slackMessages: slackBodies().length,
+    secretsChecked: secrets.length,
+    leaks: leaks.length,
+  });
   assert.deepEqual(leaks, []);
 });
 
@@ -113,7 +148,11 @@ test('two sidecars started at the same moment on one state directory: exactly on
     const b = runCli(t, ['start', '--config', config]);
     // The deadline only ends a round in which neither exits (both would be running): generous, since a loaded
     // machine can take seconds to start two Node processes.
-    const first = await Promise.race([a.done.then((c) => ['a', c] as const), b.done.then((c) => ['b', c] as const), new Promise<['none', null]>((r) => setTimeout(() => r(['none', null]), 20_000).unref())]);
+    const first = await Promise.race([
+      a.done.then((c) => ['a', c] as const),
+      b.done.then((c) => ['b', c] as const),
+      new Promise<['none', null]>((r) => setTimeout(() => r(['none', null]), 20_000).unref()),
+    ]);
     assert.equal(first[1], 3, `round ${round}: the loser exits 3 (${a.out.text}${b.out.text})`);
     const survivor = first[0] === 'a' ? b : a;
     await new Promise((r) => setTimeout(r, 300));
@@ -133,10 +172,18 @@ test('with umask 000, every file is 0600 and every directory the sidecar creates
   const config = join(dir, 'config.yaml');
   writeFileSync(
     config,
-    configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: kis-auth, dir: ${join(dir, 'out', 'KIS', 'config')} }\n- { format: json, path: ${join(dir, 'out', 'tokens', 't.json')} }` }], `slack: { webhookUrl: "http://127.0.0.1:9/x" }`).replace(
-      'server: { enabled: false }',
-      `server: { host: 127.0.0.1, port: ${port} }`,
-    ),
+    configText(
+      join(dir, 'state'),
+      url,
+      [
+        {
+          name: 'main',
+          credential: cred,
+          sinks: `- { format: kis-auth, dir: ${join(dir, 'out', 'KIS', 'config')} }\n- { format: json, path: ${join(dir, 'out', 'tokens', 't.json')} }`,
+        },
+      ],
+      `slack: { webhookUrl: "http://127.0.0.1:9/x" }`,
+    ).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }`),
   );
   const sidecar = runCli(t, ['start', '--config', config], { shell: 'umask 000' });
   await until('ready', 20_000, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);

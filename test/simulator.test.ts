@@ -692,7 +692,10 @@ describe('fault injection', () => {
       send(h.url, 'POST', '/oauth2/tokenP', { json: { grant_type: 'client_credentials' }, signal: AbortSignal.timeout(150) }),
       (err: Error) => err.name === 'TimeoutError' || err.name === 'AbortError',
     );
-    assert.deepEqual(h.sim.requestLog().map((r) => [r.status, r.outcome]), [[0, 'fault:hang']]);
+    assert.deepEqual(
+      h.sim.requestLog().map((r) => [r.status, r.outcome]),
+      [[0, 'fault:hang']],
+    );
     assert.equal(h.sim.stats().tokenRequests, 1);
   });
 
@@ -907,10 +910,7 @@ describe('counts and lifecycle', () => {
     const clock = new ManualClock(T0);
     assert.throws(() => new BrokerSimulator({ clock, credentials: [], spacingMs: -1 }), /spacingMs/);
     assert.throws(() => new BrokerSimulator({ clock, credentials: [], tokenLifetimeMs: 10 }), /tokenLifetimeMs/);
-    assert.throws(
-      () => new BrokerSimulator({ clock, credentials: [{ provider: 'kis', appKey: '', appSecret: 's' }] }),
-      /appKey/,
-    );
+    assert.throws(() => new BrokerSimulator({ clock, credentials: [{ provider: 'kis', appKey: '', appSecret: 's' }] }), /appKey/);
   });
 
   test('the simulator has no way to log: no console, logger or stdout in its sources', () => {

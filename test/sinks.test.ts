@@ -14,7 +14,23 @@ import type { KisAuthSinkConfig } from '../src/config/types';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
 import { describeOutcome, replicaTools, runReplica, writeCredentialFiles, writeKisDevlp, type ReplicaOutcome, type ReplicaRun } from './replicas';
-import { HOUR, MINUTE, SECOND, T0, configText, markerCredential, parseTestConfig, runAccountUntil, spawnForTest, startSimulator, tempDir, testSidecar, until, closeBeforeCleanup, opensForWriting } from './helpers';
+import {
+  HOUR,
+  MINUTE,
+  SECOND,
+  T0,
+  configText,
+  markerCredential,
+  parseTestConfig,
+  runAccountUntil,
+  spawnForTest,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  until,
+  closeBeforeCleanup,
+  opensForWriting,
+} from './helpers';
 
 function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Array<SidecarEvents[K]> {
   const seen: Array<SidecarEvents[K]> = [];
@@ -22,7 +38,11 @@ function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Arr
   return seen;
 }
 
-async function sidecarWithSinks(t: any, sinks: (dir: string) => string, options: { clock?: ManualClock; watch?: boolean; fs?: FileSystem; extra?: string } = {}) {
+async function sidecarWithSinks(
+  t: any,
+  sinks: (dir: string) => string,
+  options: { clock?: ManualClock; watch?: boolean; fs?: FileSystem; extra?: string } = {},
+) {
   const dir = tempDir(t);
   const cred = markerCredential('kis', 'sinks');
   const { simulator, url, clock } = await startSimulator(t, [cred], { clock: options.clock });
@@ -55,7 +75,10 @@ describe('sink formats read back by their consumers (the replicas in test/replic
   });
 
   test('kis-auth with valid-date in UTC, for readers that all run on UTC: the file of the UTC date holds a UTC wall clock', async (t) => {
-    const { dir, token, url, cred, simulator } = await sidecarWithSinks(t, (d) => `- { format: kis-auth, dir: ${join(d, 'home', 'KIS', 'config')}, validDateTimeZone: UTC }`);
+    const { dir, token, url, cred, simulator } = await sidecarWithSinks(
+      t,
+      (d) => `- { format: kis-auth, dir: ${join(d, 'home', 'KIS', 'config')}, validDateTimeZone: UTC }`,
+    );
     // 09:00 KST on the 20th is 00:00 UTC on the 20th; the token ends 00:00 UTC on the 21st.
     assert.equal(fs.readFileSync(join(dir, 'home', 'KIS', 'config', 'KIS20261120'), 'utf8'), `token: ${token.accessToken}\nvalid-date: 2026-11-21 00:00:00\n`);
     if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
@@ -74,13 +97,17 @@ describe('sink formats read back by their consumers (the replicas in test/replic
     assert.equal(kept.access_token_token_expired, formatWallClock(token.expiresAt));
     if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
     const creds = writeCredentialFiles(join(dir, 'secrets'), cred, 'kis');
-    const bot = await runReplica('pykis_bot.py', ['--id', 'trader01', '--appkey-file', creds.appKeyFile, '--secret-file', creds.secretFile, '--keep-token', join(dir, 'pykis')], {
-      tools,
-      home: dir,
-      timeZone: 'UTC',
-      at: T0 + HOUR,
-      env: { PYKIS_REPLICA_REAL_DOMAIN: url },
-    });
+    const bot = await runReplica(
+      'pykis_bot.py',
+      ['--id', 'trader01', '--appkey-file', creds.appKeyFile, '--secret-file', creds.secretFile, '--keep-token', join(dir, 'pykis')],
+      {
+        tools,
+        home: dir,
+        timeZone: 'UTC',
+        at: T0 + HOUR,
+        env: { PYKIS_REPLICA_REAL_DOMAIN: url },
+      },
+    );
     const what = describeOutcome('python-kis', bot);
     assert.equal(bot.report?.token, token.accessToken, what);
     assert.equal(bot.report.file, join(dir, 'pykis', name!), what);
@@ -127,7 +154,10 @@ describe('sink formats read back by their consumers (the replicas in test/replic
   });
 
   test('approval-key: the WebSocket key from /oauth2/Approval, renewed with each token', async (t) => {
-    const { dir, simulator, sidecar } = await sidecarWithSinks(t, (d) => `- { format: approval-key, path: ${join(d, 'ws.key')} }\n- { format: json, path: ${join(d, 't.json')} }`);
+    const { dir, simulator, sidecar } = await sidecarWithSinks(
+      t,
+      (d) => `- { format: approval-key, path: ${join(d, 'ws.key')} }\n- { format: json, path: ${join(d, 't.json')} }`,
+    );
     const key = fs.readFileSync(join(dir, 'ws.key'), 'utf8');
     assert.match(key, /^\S{8,}\n$/);
     assert.equal(sidecar.views()[0]!.snapshot.state.approvalKey?.key, key.trim());
@@ -169,7 +199,10 @@ describe('watching and repair, with no issuance', () => {
     const repairs = collect(sidecar, 'sink.repaired');
     fs.unlinkSync(join(dir, 't.json'));
     await sidecar.sinks.tick();
-    assert.deepEqual(repairs.map((r) => r.reason), ['missing']);
+    assert.deepEqual(
+      repairs.map((r) => r.reason),
+      ['missing'],
+    );
     assert.ok(fs.existsSync(join(dir, 't.json')));
   });
 
@@ -196,11 +229,16 @@ describe('watching and repair, with no issuance', () => {
     const failing: FileSystem = {
       ...nodeFileSystem,
       open: (async (path: fs.PathLike, flags?: any, mode?: any) => {
-        if (full && String(path).includes('/full/') && opensForWriting(flags)) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        if (full && String(path).includes('/full/') && opensForWriting(flags))
+          throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
         return fsp.open(path, flags, mode);
       }) as FileSystem['open'],
     };
-    const { dir, sidecar, clock } = await sidecarWithSinks(t, (d) => `- { format: json, name: a, path: ${join(d, 'full', 'a.json')} }\n- { format: json, name: b, path: ${join(d, 'ok', 'b.json')} }`, { fs: failing });
+    const { dir, sidecar, clock } = await sidecarWithSinks(
+      t,
+      (d) => `- { format: json, name: a, path: ${join(d, 'full', 'a.json')} }\n- { format: json, name: b, path: ${join(d, 'ok', 'b.json')} }`,
+      { fs: failing },
+    );
     const failures = collect(sidecar, 'sink.write_failed');
     const recovered = collect(sidecar, 'sink.recovered');
     full = true;
@@ -212,7 +250,10 @@ describe('watching and repair, with no issuance', () => {
     const token = sidecar.views()[0]!.snapshot.state.token!.accessToken;
     assert.equal(JSON.parse(fs.readFileSync(join(dir, 'ok', 'b.json'), 'utf8')).access_token, token);
     assert.notEqual(JSON.parse(fs.readFileSync(join(dir, 'full', 'a.json'), 'utf8')).access_token, token);
-    assert.deepEqual(failures.map((f) => [f.sink, f.reason]), [['a', 'disk_full']]);
+    assert.deepEqual(
+      failures.map((f) => [f.sink, f.reason]),
+      [['a', 'disk_full']],
+    );
     // Backoff: 1 s, then 2 s.
     clock.set(clock.now() + SECOND);
     await sidecar.sinks.tick();
@@ -238,11 +279,11 @@ describe('watching and repair, with no issuance', () => {
 });
 
 describe('midnight rollover and clean-up', () => {
-  test('the daily file names at each instant: the date in each reader zone, and the next day\'s from writeAhead before that zone\'s midnight', () => {
+  test("the daily file names at each instant: the date in each reader zone, and the next day's from writeAhead before that zone's midnight", () => {
     const sink = { format: 'kis-auth', dir: '/k', readerTimeZones: ['Asia/Seoul', 'UTC'], writeAheadMs: 10 * MINUTE } as KisAuthSinkConfig;
     const cases: Array<[string, string[], string]> = [
       ['2026-11-30T14:49:59Z', ['20261130'], '23:49:59 KST: one date everywhere'],
-      ['2026-11-30T14:50:00Z', ['20261130', '20261201'], '23:50 KST: the next KST day\'s file, ahead of midnight'],
+      ['2026-11-30T14:50:00Z', ['20261130', '20261201'], "23:50 KST: the next KST day's file, ahead of midnight"],
       ['2026-11-30T15:00:00Z', ['20261201', '20261130'], '00:00 KST: the UTC date is still the 30th'],
       ['2026-11-30T23:50:00Z', ['20261201', '20261130'], '08:50 KST: the next UTC day is the KST date, already there'],
       ['2026-12-01T00:00:00Z', ['20261201'], '09:00 KST = 00:00 UTC: one date again'],
@@ -252,7 +293,7 @@ describe('midnight rollover and clean-up', () => {
     assert.equal(nextKisAuthChange(sink, Date.parse('2026-11-30T14:50:00Z')), Date.parse('2026-11-30T23:50:00Z'));
   });
 
-  test('the new day\'s file appears ahead of midnight KST with the same token; files past keepDays go; nothing else is touched', async (t) => {
+  test("the new day's file appears ahead of midnight KST with the same token; files past keepDays go; nothing else is touched", async (t) => {
     const start = Date.UTC(2026, 10, 20, 14, 40, 0); // 23:40 KST on the 20th
     const dirs: string[] = [];
     const { sidecar, simulator, clock, token } = await sidecarWithSinks(
@@ -260,7 +301,8 @@ describe('midnight rollover and clean-up', () => {
       (d) => {
         const kis = join(d, 'KIS');
         fs.mkdirSync(kis, { recursive: true });
-        for (const name of ['KIS20261112', 'KIS20261113', 'KIS20261114', 'KIS20261119', 'KIS2026111', 'notes.txt', 'KIS20261101.bak']) fs.writeFileSync(join(kis, name), 'x');
+        for (const name of ['KIS20261112', 'KIS20261113', 'KIS20261114', 'KIS20261119', 'KIS2026111', 'notes.txt', 'KIS20261101.bak'])
+          fs.writeFileSync(join(kis, name), 'x');
         dirs.push(kis);
         return `- { format: kis-auth, dir: ${kis}, keepDays: 7 }`;
       },
@@ -276,11 +318,23 @@ describe('midnight rollover and clean-up', () => {
     await sidecar.sinks.tick();
     const expected = `token: ${token.accessToken}\nvalid-date: ${formatWallClock(token.expiresAt)}\n`;
     assert.equal(fs.readFileSync(join(kis, 'KIS20261121'), 'utf8'), expected);
-    assert.equal(fs.readFileSync(join(kis, 'KIS20261120'), 'utf8'), expected, 'today\'s file stays for the readers still on the 20th');
-    assert.deepEqual(written.map((w) => [w.cause, w.path]), [['rollover', join(kis, 'KIS20261121')]]);
+    assert.equal(fs.readFileSync(join(kis, 'KIS20261120'), 'utf8'), expected, "today's file stays for the readers still on the 20th");
+    assert.deepEqual(
+      written.map((w) => [w.cause, w.path]),
+      [['rollover', join(kis, 'KIS20261121')]],
+    );
     assert.equal(simulator.stats().tokenRequests, 1);
     // keepDays 7, counted from the earliest date a reader zone shows (UTC: the 20th): the 13th and later stay.
-    assert.deepEqual(fs.readdirSync(kis).sort(), ['KIS20261101.bak', 'KIS2026111', 'KIS20261113', 'KIS20261114', 'KIS20261119', 'KIS20261120', 'KIS20261121', 'notes.txt']);
+    assert.deepEqual(fs.readdirSync(kis).sort(), [
+      'KIS20261101.bak',
+      'KIS2026111',
+      'KIS20261113',
+      'KIS20261114',
+      'KIS20261119',
+      'KIS20261120',
+      'KIS20261121',
+      'notes.txt',
+    ]);
     // The next change of names: 10 minutes before midnight UTC (08:50 KST), when no new name is needed (the UTC
     // date then is the KST date, already written): nothing is written.
     assert.equal(nextKisAuthChange(sidecar.config.accounts[0]!.sinks[0] as KisAuthSinkConfig, clock.now()), Date.UTC(2026, 10, 20, 23, 50, 0));
@@ -300,7 +354,13 @@ describe('midnight rollover and clean-up', () => {
     assert.equal(fs.readFileSync(kst, 'utf8'), expected);
     assert.equal(fs.readFileSync(utc, 'utf8'), expected, 'the same content under every name: valid-date stays the KST wall clock');
     const status = sidecar.views()[0]!.sinks[0]!;
-    assert.deepEqual(status.files.map((f) => [f.path, f.healthy]), [[kst, true], [utc, true]]);
+    assert.deepEqual(
+      status.files.map((f) => [f.path, f.healthy]),
+      [
+        [kst, true],
+        [utc, true],
+      ],
+    );
     assert.equal(status.path, kst);
     // /status and `status` (which reads the files itself, with no sidecar to ask) name both.
     assert.deepEqual(accountReport(sidecar.views()[0]!, clock.now()).sinks[0]!.files, [
@@ -308,13 +368,22 @@ describe('midnight rollover and clean-up', () => {
       { path: utc, present: true, healthy: true, mode: '0600' },
     ]);
     const offline = await readOfflineStatus(sidecar.config, clock.now());
-    assert.deepEqual(offline[0]!.sinks[0]!.files.map((f) => [f.path, f.healthy]), [[kst, true], [utc, true]]);
+    assert.deepEqual(
+      offline[0]!.sinks[0]!.files.map((f) => [f.path, f.healthy]),
+      [
+        [kst, true],
+        [utc, true],
+      ],
+    );
     assert.match(formatReport([accountReport(offline[0]!, clock.now())]), new RegExp(`ok {10,}${utc.replace(/[/.]/g, '\\$&')}`));
     const repairs = collect(sidecar, 'sink.repaired');
     fs.unlinkSync(utc);
     await until('a repair', 1000, () => repairs.length > 0, 5);
     await sidecar.sinks.idle();
-    assert.deepEqual(repairs.map((r) => [r.path, r.reason]), [[utc, 'missing']]);
+    assert.deepEqual(
+      repairs.map((r) => [r.path, r.reason]),
+      [[utc, 'missing']],
+    );
     assert.equal(fs.readFileSync(utc, 'utf8'), expected);
     // A file that cannot be written under one name never keeps the other from its repair.
     fs.unlinkSync(utc);
@@ -324,7 +393,10 @@ describe('midnight rollover and clean-up', () => {
     await sidecar.sinks.tick();
     const broken = sidecar.views()[0]!.sinks[0]!;
     assert.equal(broken.healthy, false);
-    assert.deepEqual(broken.files.map((f) => f.healthy), [true, false]);
+    assert.deepEqual(
+      broken.files.map((f) => f.healthy),
+      [true, false],
+    );
     assert.equal(broken.lastError?.reason, 'not_regular_file');
     assert.equal(sidecar.views()[0]!.ready, false);
     fs.rmdirSync(utc);
@@ -373,15 +445,21 @@ describe('atomic writes', () => {
     await new Promise((r) => setTimeout(r, 200));
     for (let i = 0; i < 1000; i++) await writeFileAtomic(file, contents[i % 2]!, { mode: 0o600, dirMode: 0o700 });
     const results = await Promise.all(
-      readers.map((child) => new Promise<{ reads: number; bad: number }>((resolve, reject) => {
-        child.once('message', (m) => resolve(m as { reads: number; bad: number }));
-        child.once('exit', (code) => reject(new Error(`a reader exited with ${code} before it reported`)));
-        child.send('stop');
-      })),
+      readers.map(
+        (child) =>
+          new Promise<{ reads: number; bad: number }>((resolve, reject) => {
+            child.once('message', (m) => resolve(m as { reads: number; bad: number }));
+            child.once('exit', (code) => reject(new Error(`a reader exited with ${code} before it reported`)));
+            child.send('stop');
+          }),
+      ),
     );
     const reads = results.reduce((n, r) => n + r.reads, 0);
     assert.ok(reads > 1000, `only ${reads} reads`);
-    assert.deepEqual(results.map((r) => r.bad), [0, 0, 0, 0]);
+    assert.deepEqual(
+      results.map((r) => r.bad),
+      [0, 0, 0, 0],
+    );
     assert.deepEqual(fs.readdirSync(dir), ['token.json'], 'no temp file left behind');
   });
 
@@ -411,7 +489,13 @@ describe('start-up checks and notifications', () => {
     const cred = markerCredential('kis', 'preflight');
     const { simulator, url, clock } = await startSimulator(t, [cred]);
     fs.mkdirSync(join(dir, 'taken.json'), { recursive: true });
-    const sidecar = testSidecar(parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: json, path: ${join(dir, 'taken.json')} }` }]), dir), clock);
+    const sidecar = testSidecar(
+      parseTestConfig(
+        configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, sinks: `- { format: json, path: ${join(dir, 'taken.json')} }` }]),
+        dir,
+      ),
+      clock,
+    );
     await assert.rejects(sidecar.open(), (error: Error) => {
       assert.match(error.message, /account main, sink json \(.*taken\.json\): not_regular_file: .*taken\.json exists and is a directory/);
       return true;
@@ -423,7 +507,8 @@ describe('start-up checks and notifications', () => {
     const marker = join(tempDir(t), 'notified');
     const { dir, sidecar } = await sidecarWithSinks(
       t,
-      (d) => `- format: json\n  path: ${join(d, 't.json')}\n  notify: { command: ["/bin/sh", "-c", "env | grep -E '^BROKER_TOKEN_|TOKEN' > ${marker}.tmp && mv ${marker}.tmp ${marker}"] }`,
+      (d) =>
+        `- format: json\n  path: ${join(d, 't.json')}\n  notify: { command: ["/bin/sh", "-c", "env | grep -E '^BROKER_TOKEN_|TOKEN' > ${marker}.tmp && mv ${marker}.tmp ${marker}"] }`,
     );
     await until('the signalled process to answer', 3000, () => fs.existsSync(marker), 5);
     const env = fs.readFileSync(marker, 'utf8');
@@ -432,7 +517,14 @@ describe('start-up checks and notifications', () => {
     const token = sidecar.views()[0]!.snapshot.state.token!.accessToken;
     assert.match(env, /^BROKER_TOKEN_SINK=\S+$/m);
     // The three variables, and no other that names a token.
-    assert.deepEqual(env.trim().split('\n').map((line) => line.split('=')[0]).sort(), ['BROKER_TOKEN_ACCOUNT', 'BROKER_TOKEN_FILE', 'BROKER_TOKEN_SINK']);
+    assert.deepEqual(
+      env
+        .trim()
+        .split('\n')
+        .map((line) => line.split('=')[0])
+        .sort(),
+      ['BROKER_TOKEN_ACCOUNT', 'BROKER_TOKEN_FILE', 'BROKER_TOKEN_SINK'],
+    );
     assert.ok(!env.includes(token));
   });
 
@@ -440,7 +532,15 @@ describe('start-up checks and notifications', () => {
     const dir0 = tempDir(t);
     const marker = join(dir0, 'hup');
     // The application says when its handler is in place; a SIGHUP before that would kill it.
-    const child = spawnForTest(t, process.execPath, ['-e', `process.on('SIGHUP', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'hup'); process.exit(0); }); console.log('ready'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnForTest(
+      t,
+      process.execPath,
+      [
+        '-e',
+        `process.on('SIGHUP', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'hup'); process.exit(0); }); console.log('ready'); setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`the application exited with ${code} before its handler was in place`)));

@@ -3,7 +3,24 @@ import assert from 'node:assert/strict';
 import { symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManualClock } from '../src/core/clock';
-import { fakeSlack, HOUR, MINUTE, SECOND, T0, LogCapture, configText, markerCredential, parseExposition, parseTestConfig, runAccountUntil, sampleValue, startSimulator, tempDir, testSidecar, closeBeforeCleanup } from './helpers';
+import {
+  fakeSlack,
+  HOUR,
+  MINUTE,
+  SECOND,
+  T0,
+  LogCapture,
+  configText,
+  markerCredential,
+  parseExposition,
+  parseTestConfig,
+  runAccountUntil,
+  sampleValue,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  closeBeforeCleanup,
+} from './helpers';
 
 /** The fake Slack of test/helpers.ts, its messages parsed. */
 async function webhookReceiver(t: { after(fn: () => Promise<void>): void }) {
@@ -25,7 +42,20 @@ const FAST_RETRY = 'renewal: { retry: { attempts: 1, initialDelay: 1m, multiplie
 /** For tests of one alert kind at first start: the "no usable token" alert, which would join it, is off. */
 const NO_TOKEN_ALERT_OFF = 'alerts: { noUsableToken: { enabled: false } }';
 
-async function sidecarWithSlack(t: any, options: { slack?: string; extra?: string; sinks?: (dir: string) => string; cred?: ReturnType<typeof markerCredential>; wrongSecret?: boolean; clock?: ManualClock; dir?: string; receiver?: Awaited<ReturnType<typeof webhookReceiver>>; simulator?: Awaited<ReturnType<typeof startSimulator>> } = {}) {
+async function sidecarWithSlack(
+  t: any,
+  options: {
+    slack?: string;
+    extra?: string;
+    sinks?: (dir: string) => string;
+    cred?: ReturnType<typeof markerCredential>;
+    wrongSecret?: boolean;
+    clock?: ManualClock;
+    dir?: string;
+    receiver?: Awaited<ReturnType<typeof webhookReceiver>>;
+    simulator?: Awaited<ReturnType<typeof startSimulator>>;
+  } = {},
+) {
   const dir = options.dir ?? tempDir(t);
   const cred = options.cred ?? markerCredential('kis', 'slack');
   const sim = options.simulator ?? (await startSimulator(t, [cred], { clock: options.clock }));
@@ -62,7 +92,10 @@ describe('Slack alerts', () => {
     assert.ok(firedAt - T0 <= MINUTE + evaluation, `fired ${(firedAt - T0) / 1000} s after the start (grace 60 s, evaluation 10 s)`);
     assert.ok(firedAt - T0 >= MINUTE, 'not before the grace');
     const [firing, resolved, ...more] = noToken();
-    assert.match(firing!.text, /^:red_circle: \[CRITICAL\] No usable token: main \(kis, real\)\. The account has had no usable token for 1m(?:\d+s)? \(missing\)/);
+    assert.match(
+      firing!.text,
+      /^:red_circle: \[CRITICAL\] No usable token: main \(kis, real\)\. The account has had no usable token for 1m(?:\d+s)? \(missing\)/,
+    );
     assert.equal(simulator.stats().issued, 1, 'the broker recovered within the five minutes');
     assert.match(resolved?.text ?? '', /^:white_check_mark: \[RESOLVED\] Resolved: No usable token: main/);
     assert.deepEqual(more, [], 'exactly one message of each');
@@ -77,7 +110,10 @@ describe('Slack alerts', () => {
     await notifier.drained();
     assert.equal(receiver.received.length, 1);
     assert.equal(kindOf(receiver.received[0]!), 'renewal_failing');
-    assert.match(receiver.received[0]!.text, /^:red_circle: \[CRITICAL\] Token renewal failing: main \(kis, real\)\. 3 issuance attempts in a row have failed\. Last: server_error/);
+    assert.match(
+      receiver.received[0]!.text,
+      /^:red_circle: \[CRITICAL\] Token renewal failing: main \(kis, real\)\. 3 issuance attempts in a row have failed\. Last: server_error/,
+    );
     await runAccountUntil(sidecar, 'main', clock, T0 + 12 * MINUTE + 30 * SECOND); // ten more
     await notifier.tick();
     await notifier.drained();
@@ -103,11 +139,10 @@ describe('Slack alerts', () => {
       await notifier.tick();
     }
     await notifier.drained();
-    assert.deepEqual(receiver.received.map((m) => m.text.split(':')[2]!.trim().slice(0, 40)), [
-      '[CRITICAL] Credentials rejected by the b',
-      '[CRITICAL] Still',
-      '[CRITICAL] Still',
-    ]);
+    assert.deepEqual(
+      receiver.received.map((m) => m.text.split(':')[2]!.trim().slice(0, 40)),
+      ['[CRITICAL] Credentials rejected by the b', '[CRITICAL] Still', '[CRITICAL] Still'],
+    );
   });
 
   test('a deleted sink repaired at once alerts nothing; one that cannot be repaired alerts once', async (t) => {
@@ -173,7 +208,10 @@ describe('Slack alerts', () => {
     await runAccountUntil(second.sidecar, 'main', clock, T0 + 2 * MINUTE);
     await second.sidecar.notifier!.tick();
     await second.sidecar.notifier!.drained();
-    assert.deepEqual(receiver.received.map((m) => /\[(\w+)\]/.exec(m.text)![1]), ['CRITICAL', 'RESOLVED']);
+    assert.deepEqual(
+      receiver.received.map((m) => /\[(\w+)\]/.exec(m.text)![1]),
+      ['CRITICAL', 'RESOLVED'],
+    );
   });
 
   test('a token that dies and is replaced at once still alerts, then resolves', async (t) => {
@@ -182,16 +220,22 @@ describe('Slack alerts', () => {
     simulator.maintenance();
     await runAccountUntil(sidecar, 'main', clock, T0 + 2 * HOUR);
     await sidecar.notifier!.drained();
-    assert.deepEqual(receiver.received.map((m) => [kindOf(m), /\[(\w+)\]/.exec(m.text)![1]]), [
-      ['token_invalidated', 'WARNING'],
-      ['token_invalidated', 'RESOLVED'],
-    ]);
+    assert.deepEqual(
+      receiver.received.map((m) => [kindOf(m), /\[(\w+)\]/.exec(m.text)![1]]),
+      [
+        ['token_invalidated', 'WARNING'],
+        ['token_invalidated', 'RESOLVED'],
+      ],
+    );
   });
 });
 
 describe('Slack delivery', () => {
   test('500 then 200: retried and sent; 429 waits for Retry-After; a hang times out; all counted; renewals do not wait', async (t) => {
-    const { sidecar, simulator, clock, receiver } = await sidecarWithSlack(t, { wrongSecret: true, slack: `notices: { renewed: true }\n${NO_TOKEN_ALERT_OFF}` });
+    const { sidecar, simulator, clock, receiver } = await sidecarWithSlack(t, {
+      wrongSecret: true,
+      slack: `notices: { renewed: true }\n${NO_TOKEN_ALERT_OFF}`,
+    });
     const notifier = sidecar.notifier!;
     receiver.plan.push({ status: 500 }, { status: 500 });
     await runAccountUntil(sidecar, 'main', clock, T0 + MINUTE); // credentials_rejected
@@ -215,7 +259,13 @@ describe('Slack delivery', () => {
     assert.equal(outcome?.result, 'failed');
     // Waiting for Slack would take at least its 1 s timeout; under that, with room for a loaded machine.
     assert.ok(Date.now() - renewStart < 900, `a renewal does not wait for Slack (${Date.now() - renewStart} ms)`);
-    assert.deepEqual(simulator.requestLog().filter((r) => r.endpoint === 'kis.token').map((r) => r.at), [T0, T0 + 9 * HOUR + 1]);
+    assert.deepEqual(
+      simulator
+        .requestLog()
+        .filter((r) => r.endpoint === 'kis.token')
+        .map((r) => r.at),
+      [T0, T0 + 9 * HOUR + 1],
+    );
     await notifier.drained(15_000);
 
     const s = parseExposition((await sidecar.metrics.render(false)).body);
@@ -244,7 +294,13 @@ describe('Slack delivery', () => {
         extra: FAST_RETRY,
         sinks: (d) => `- { format: json, path: ${join(d, 't.json')} }`,
       });
-      simulator.injectFault({ endpoint: 'kis.token', kind: 'status', status: 403, body: { error_code: 'EGW00133', error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)' }, count: 4 });
+      simulator.injectFault({
+        endpoint: 'kis.token',
+        kind: 'status',
+        status: 403,
+        body: { error_code: 'EGW00133', error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)' },
+        count: 4,
+      });
       await runAccountUntil(sidecar, 'main', clock, T0 + 10 * MINUTE);
       simulator.maintenance();
       clock.set(T0 + HOUR);
@@ -261,7 +317,8 @@ describe('Slack delivery', () => {
       assert.ok(receiver.received.some((m) => m.text.includes(language === 'ko' ? '토큰' : 'Token renewed')));
       const token = sidecar.views()[0]!.snapshot.state.token!.accessToken;
       const everything = [receiver.raw.join('\n'), logs.text(), (await sidecar.metrics.render(false)).body].join('\n');
-      for (const secret of [cred.appKey, cred.appSecret, token, receiver.url, 'MARKERHOOKSECRET']) assert.ok(!everything.includes(secret), `${language}: a secret leaked`);
+      for (const secret of [cred.appKey, cred.appSecret, token, receiver.url, 'MARKERHOOKSECRET'])
+        assert.ok(!everything.includes(secret), `${language}: a secret leaked`);
     }
   });
 });

@@ -74,7 +74,11 @@ describe('evaluateAlerts', () => {
       { views: [], store: { up: false, downSince: now - 61 * SECOND, message: 'ECONNREFUSED' } },
       [['store_unavailable', 'warning', { since: now - 61 * SECOND, message: 'ECONNREFUSED' }]],
     ],
-    ['the shared store down exactly its grace: alerts', { views: [], store: { up: false, downSince: now - 60 * SECOND, message: null } }, [['store_unavailable', 'warning', { since: now - 60 * SECOND, message: null }]]],
+    [
+      'the shared store down exactly its grace: alerts',
+      { views: [], store: { up: false, downSince: now - 60 * SECOND, message: null } },
+      [['store_unavailable', 'warning', { since: now - 60 * SECOND, message: null }]],
+    ],
     ['the shared store down shorter than its grace: no alert', { views: [], store: { up: false, downSince: now - 59 * SECOND, message: 'x' } }, []],
     ['the shared store down, rule off: no alert', { views: [], rules: off('storeUnavailable'), store: { up: false, downSince: now - HOUR, message: 'x' } }, []],
     [
@@ -90,12 +94,30 @@ describe('evaluateAlerts', () => {
     ],
     [
       'credentials rejected: that alert, and not renewal_failing on top',
-      { views: [view({ token: fresh, consecutiveFailures: 5, lastFailure: { ...failure, reason: 'auth_rejected' }, authBlock: { at: now, credentialsId: 'c', message: 'EGW00105 유효하지 않은 AppSecret입니다.' } })] },
+      {
+        views: [
+          view({
+            token: fresh,
+            consecutiveFailures: 5,
+            lastFailure: { ...failure, reason: 'auth_rejected' },
+            authBlock: { at: now, credentialsId: 'c', message: 'EGW00105 유효하지 않은 AppSecret입니다.' },
+          }),
+        ],
+      },
       [['credentials_rejected:main', 'critical', { message: 'EGW00105 유효하지 않은 AppSecret입니다.' }]],
     ],
     [
       'the last attempt met the rate limit: rate_limited',
-      { views: [view({ token: fresh, consecutiveFailures: 1, lastFailure: { ...failure, reason: 'rate_limited', message: 'EGW00133' }, lastAttempt: { at: now - MINUTE, outcome: 'rate_limited', endedAt: now - MINUTE } })] },
+      {
+        views: [
+          view({
+            token: fresh,
+            consecutiveFailures: 1,
+            lastFailure: { ...failure, reason: 'rate_limited', message: 'EGW00133' },
+            lastAttempt: { at: now - MINUTE, outcome: 'rate_limited', endedAt: now - MINUTE },
+          }),
+        ],
+      },
       [['rate_limited:main', 'warning', { failures: 1, message: 'EGW00133' }]],
     ],
     [
@@ -106,7 +128,12 @@ describe('evaluateAlerts', () => {
     [
       'a token the broker refused: token_invalidated, and no expiring alert although it is near expiry',
       {
-        views: [view({ token: tokenRecord({ expiresAt: now + 10 * MINUTE }), invalidated: { at: now, brokerCode: 'EGW00121', message: '유효하지 않은 token 입니다' } })],
+        views: [
+          view({
+            token: tokenRecord({ expiresAt: now + 10 * MINUTE }),
+            invalidated: { at: now, brokerCode: 'EGW00121', message: '유효하지 않은 token 입니다' },
+          }),
+        ],
         rules: off('noUsableToken'),
       },
       [['token_invalidated:main', 'warning', { brokerCode: 'EGW00121', message: '유효하지 않은 token 입니다' }]],
@@ -114,7 +141,13 @@ describe('evaluateAlerts', () => {
     [
       'no usable token for the whole grace: no_usable_token',
       { views: [view({ lastFailure: failure })], unusableSince: { main: now - 60 * SECOND } },
-      [['no_usable_token:main', 'critical', { status: 'missing', since: now - 60 * SECOND, reason: 'server_error', message: 'KIS tokenP: HTTP 500', nextAttemptAt: now + 5 * MINUTE }]],
+      [
+        [
+          'no_usable_token:main',
+          'critical',
+          { status: 'missing', since: now - 60 * SECOND, reason: 'server_error', message: 'KIS tokenP: HTTP 500', nextAttemptAt: now + 5 * MINUTE },
+        ],
+      ],
     ],
     ['no usable token for less than the grace: no alert yet', { views: [view({})], unusableSince: { main: now - 59 * SECOND } }, []],
     ['no usable token but never recorded as unusable: no alert', { views: [view({})] }, []],
@@ -127,7 +160,13 @@ describe('evaluateAlerts', () => {
     [
       'expired, unusable long enough: said by no_usable_token alone',
       { views: [view({ token: tokenRecord({ expiresAt: now - MINUTE }), lastFailure: failure })], unusableSince: { main: now - 2 * MINUTE } },
-      [['no_usable_token:main', 'critical', { status: 'expired', since: now - 2 * MINUTE, reason: 'server_error', message: 'KIS tokenP: HTTP 500', nextAttemptAt: now + 5 * MINUTE }]],
+      [
+        [
+          'no_usable_token:main',
+          'critical',
+          { status: 'expired', since: now - 2 * MINUTE, reason: 'server_error', message: 'KIS tokenP: HTTP 500', nextAttemptAt: now + 5 * MINUTE },
+        ],
+      ],
     ],
     [
       'expired, unusable for less than the grace: token_expiring says expired',
@@ -153,20 +192,37 @@ describe('evaluateAlerts', () => {
     [
       'a sink that keeps failing to write: its last error is the reason',
       {
-        views: [view({ token: fresh }, [sink({ lastError: { reason: 'read_only', message: 'EROFS: read-only file system', at: now }, unhealthySince: now - MINUTE })])],
+        views: [
+          view({ token: fresh }, [
+            sink({ lastError: { reason: 'read_only', message: 'EROFS: read-only file system', at: now }, unhealthySince: now - MINUTE }),
+          ]),
+        ],
       },
       [
         [
           'sink_unrepairable:main:kis',
           'critical',
-          { path: '/shared/KIS/config/KIS20261120', mode: '0600', expectedMode: '0600', reason: 'read_only', message: 'EROFS: read-only file system', since: now - MINUTE },
+          {
+            path: '/shared/KIS/config/KIS20261120',
+            mode: '0600',
+            expectedMode: '0600',
+            reason: 'read_only',
+            message: 'EROFS: read-only file system',
+            since: now - MINUTE,
+          },
         ],
       ],
     ],
     [
       'a present sink file with the wrong content and no error: reason content',
       { views: [view({ token: fresh }, [sink({})])] },
-      [['sink_unrepairable:main:kis', 'critical', { path: '/shared/KIS/config/KIS20261120', mode: '0600', expectedMode: '0600', reason: 'content', message: null, since: now - MINUTE }]],
+      [
+        [
+          'sink_unrepairable:main:kis',
+          'critical',
+          { path: '/shared/KIS/config/KIS20261120', mode: '0600', expectedMode: '0600', reason: 'content', message: null, since: now - MINUTE },
+        ],
+      ],
     ],
     ['a broken sink inside its grace: no alert', { views: [view({ token: fresh }, [sink({ unhealthySince: now - 29 * SECOND })])] }, []],
     ['a healthy sink: no alert', { views: [view({ token: fresh }, [sink({ healthy: true, unhealthySince: null })])] }, []],
@@ -174,9 +230,19 @@ describe('evaluateAlerts', () => {
     [
       'a file readable by others past the grace: file_mode_not_private, not sink_unrepairable',
       { views: [view({ token: fresh }, [sink({ mode: 0o644 })])] },
-      [['file_mode_not_private:main:kis', 'warning', { path: '/shared/KIS/config/KIS20261120', mode: '0644', expectedMode: '0600', reason: 'content', message: null, since: now - MINUTE }]],
+      [
+        [
+          'file_mode_not_private:main:kis',
+          'warning',
+          { path: '/shared/KIS/config/KIS20261120', mode: '0644', expectedMode: '0600', reason: 'content', message: null, since: now - MINUTE },
+        ],
+      ],
     ],
-    ['a wrong mode with its rule off: nothing (it is not called unrepairable)', { views: [view({ token: fresh }, [sink({ mode: 0o644 })])], rules: off('fileModeNotPrivate') }, []],
+    [
+      'a wrong mode with its rule off: nothing (it is not called unrepairable)',
+      { views: [view({ token: fresh }, [sink({ mode: 0o644 })])], rules: off('fileModeNotPrivate') },
+      [],
+    ],
   ];
   for (const [what, input, expected] of rows) {
     test(what, () => {
@@ -199,16 +265,29 @@ describe('evaluateAlerts', () => {
   });
 
   test('the store alert comes first and belongs to no account; accounts follow in order', () => {
-    const second = { ...view({ consecutiveFailures: 3, lastFailure: failure }), snapshot: { ...view({ consecutiveFailures: 3, lastFailure: failure }).snapshot, ref: { ...ref, name: 'second' } } };
-    const alerts = evaluateAlerts([view({ token: tokenRecord({ expiresAt: now + MINUTE }) }), second], now, rules, { up: false, downSince: now - HOUR, message: 'down' });
-    assert.deepEqual(alerts.map((a) => [a.key, a.account?.name]), [['store_unavailable', undefined], ['token_expiring:main', 'main'], ['renewal_failing:second', 'second']]);
+    const second = {
+      ...view({ consecutiveFailures: 3, lastFailure: failure }),
+      snapshot: { ...view({ consecutiveFailures: 3, lastFailure: failure }).snapshot, ref: { ...ref, name: 'second' } },
+    };
+    const alerts = evaluateAlerts([view({ token: tokenRecord({ expiresAt: now + MINUTE }) }), second], now, rules, {
+      up: false,
+      downSince: now - HOUR,
+      message: 'down',
+    });
+    assert.deepEqual(
+      alerts.map((a) => [a.key, a.account?.name]),
+      [
+        ['store_unavailable', undefined],
+        ['token_expiring:main', 'main'],
+        ['renewal_failing:second', 'second'],
+      ],
+    );
   });
 
   test('alertKey: kind alone, with the account, with the account and the sink', () => {
-    assert.deepEqual([alertKey('store_unavailable', undefined), alertKey('token_expiring', 'main'), alertKey('sink_unrepairable', 'main', 'json')], [
-      'store_unavailable',
-      'token_expiring:main',
-      'sink_unrepairable:main:json',
-    ]);
+    assert.deepEqual(
+      [alertKey('store_unavailable', undefined), alertKey('token_expiring', 'main'), alertKey('sink_unrepairable', 'main', 'json')],
+      ['store_unavailable', 'token_expiring:main', 'sink_unrepairable:main:json'],
+    );
   });
 });

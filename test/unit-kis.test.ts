@@ -72,13 +72,21 @@ describe('parseKisTokenAnswer', () => {
       { error: 'bad_response', message: 'KIS tokenP: answer has neither access_token_token_expired nor a JWT exp' },
     ],
     ['an opaque token: issued when the answer arrived', json(200, tokenP({ access_token: 'opaque-token-0123456789' })), { token: { issuedAt: receivedAt } }],
-    ['an iat 5 min ahead of our clock is believed', json(200, tokenP({ access_token: kisJwt(kisClaims(T0 + 302 * SECOND)) })), { token: { issuedAt: T0 + 302 * SECOND } }],
+    [
+      'an iat 5 min ahead of our clock is believed',
+      json(200, tokenP({ access_token: kisJwt(kisClaims(T0 + 302 * SECOND)) })),
+      { token: { issuedAt: T0 + 302 * SECOND } },
+    ],
     [
       'an iat more than 5 min ahead is not: the arrival time',
       json(200, tokenP({ access_token: kisJwt({ ...kisClaims(T0), iat: (T0 + 303 * SECOND) / 1000 }) })),
       { token: { issuedAt: receivedAt } },
     ],
-    ['an iat that is not a number: the arrival time', json(200, tokenP({ access_token: kisJwt({ ...kisClaims(T0), iat: '1795132800' }) })), { token: { issuedAt: receivedAt } }],
+    [
+      'an iat that is not a number: the arrival time',
+      json(200, tokenP({ access_token: kisJwt({ ...kisClaims(T0), iat: '1795132800' }) })),
+      { token: { issuedAt: receivedAt } },
+    ],
     ['no token_type: Bearer', json(200, tokenP({ token_type: undefined })), { token: { tokenType: 'Bearer' } }],
     ['an empty token_type: Bearer', json(200, tokenP({ token_type: '' })), { token: { tokenType: 'Bearer' } }],
     ['token_type as given', json(200, tokenP({ token_type: 'bearer' })), { token: { tokenType: 'bearer' } }],
@@ -113,8 +121,16 @@ describe('parseKisTokenAnswer', () => {
       { error: 'bad_response', message: 'KIS tokenP: access_token_token_expired "2027-02-30 09:00:00" is not YYYY-MM-DD HH:MM:SS' },
     ],
     ['no access_token', json(200, tokenP({ access_token: undefined })), { error: 'bad_response', message: 'KIS tokenP: no token in the answer' }],
-    ['an access_token that is a number', json(200, tokenP({ access_token: 1234567890123456 })), { error: 'bad_response', message: 'KIS tokenP: no token in the answer' }],
-    ['a 10-character token', json(200, tokenP({ access_token: 'eyJ0eXAiOi' })), { error: 'bad_response', message: 'KIS tokenP: token of implausible length (10 characters)' }],
+    [
+      'an access_token that is a number',
+      json(200, tokenP({ access_token: 1234567890123456 })),
+      { error: 'bad_response', message: 'KIS tokenP: no token in the answer' },
+    ],
+    [
+      'a 10-character token',
+      json(200, tokenP({ access_token: 'eyJ0eXAiOi' })),
+      { error: 'bad_response', message: 'KIS tokenP: token of implausible length (10 characters)' },
+    ],
     [
       'a token with a space in it',
       json(200, tokenP({ access_token: 'eyJ0eXAiOiJKV1Qi LCJhbGciOiJIUzUxMiJ9' })),
@@ -144,11 +160,19 @@ describe('parseKisTokenAnswer', () => {
       json(200, { error_description: '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', error_code: 'EGW00133' }),
       { error: 'rate_limited', message: 'KIS tokenP: HTTP 200 EGW00133 (접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회))' },
     ],
-    ['HTTP 429 without a body: rate_limited', notJson(429, ''), { error: 'rate_limited', message: 'KIS tokenP: HTTP 429', detail: { status: 429, brokerCode: undefined } }],
+    [
+      'HTTP 429 without a body: rate_limited',
+      notJson(429, ''),
+      { error: 'rate_limited', message: 'KIS tokenP: HTTP 429', detail: { status: 429, brokerCode: undefined } },
+    ],
     ['HTTP 401: auth_rejected', json(401, {}), { error: 'auth_rejected', message: 'KIS tokenP: HTTP 401' }],
     ['HTTP 500 with an empty object: server_error', json(500, {}), { error: 'server_error', message: 'KIS tokenP: HTTP 500' }],
-    ['a proxy\'s 502 page: server_error', notJson(502, '<html><body>Bad Gateway</body></html>'), { error: 'server_error', message: 'KIS tokenP: HTTP 502' }],
-    ['HTTP 200 that is not JSON: bad_response', notJson(200, '<html>maintenance</html>'), { error: 'bad_response', message: 'KIS tokenP: HTTP 200 with a body that is not a JSON object' }],
+    ["a proxy's 502 page: server_error", notJson(502, '<html><body>Bad Gateway</body></html>'), { error: 'server_error', message: 'KIS tokenP: HTTP 502' }],
+    [
+      'HTTP 200 that is not JSON: bad_response',
+      notJson(200, '<html>maintenance</html>'),
+      { error: 'bad_response', message: 'KIS tokenP: HTTP 200 with a body that is not a JSON object' },
+    ],
     [
       'an unknown error_code: server_error, the code kept',
       json(403, { error_description: '기타 오류', error_code: 'EGW99999' }),
@@ -170,24 +194,23 @@ describe('parseKisTokenAnswer', () => {
   }
 
   // A 200 whose JSON is not an object is garbage, as Kiwoom's parser says (bad_response); KIS calls it server_error.
-  for (const [what, body] of [['null', null], ['an array', [tokenP()]], ['a string', 'ok']] as const) {
+  for (const [what, body] of [
+    ['null', null],
+    ['an array', [tokenP()]],
+    ['a string', 'ok'],
+  ] as const) {
     test(`HTTP 200 whose JSON is ${what}: bad_response`, () =>
-      check(json(200, body), { error: 'bad_response', message: 'KIS tokenP: HTTP 200 with a body that is not a JSON object' }),
-    );
+      check(json(200, body), { error: 'bad_response', message: 'KIS tokenP: HTTP 200 with a body that is not a JSON object' }));
   }
 
   test('broker text in the expiry field is capped and kept on one line, like every broker word', () => {
     check(json(200, tokenP({ access_token_token_expired: `2026-11-21\n${'9'.repeat(300)}` })), { error: 'bad_response', message: /^[^\n]{0,250}$/ });
   });
 
-  test(
-    'a JWT iat two days old is not believed: the token is not stored already dead',
-    
-    () => {
-      const old = kisJwt(kisClaims(T0 - 48 * HOUR, T0 + 24 * HOUR));
-      check(json(200, tokenP({ access_token: old })), { token: { issuedAt: receivedAt, expiresAt: T0 + 24 * HOUR, expiryClamped: false } });
-    },
-  );
+  test('a JWT iat two days old is not believed: the token is not stored already dead', () => {
+    const old = kisJwt(kisClaims(T0 - 48 * HOUR, T0 + 24 * HOUR));
+    check(json(200, tokenP({ access_token: old })), { token: { issuedAt: receivedAt, expiresAt: T0 + 24 * HOUR, expiryClamped: false } });
+  });
 });
 
 describe('classifyKisError', () => {
@@ -199,8 +222,20 @@ describe('classifyKisError', () => {
       'KIS x: HTTP 500 EGW00201 (초당 거래건수를 초과하였습니다.)',
       { status: 500, brokerCode: 'EGW00201' },
     ],
-    ['error_code wins over msg_cd', json(403, { error_code: 'EGW00133', msg_cd: 'EGW00105' }), 'rate_limited', 'KIS x: HTTP 403 EGW00133', { status: 403, brokerCode: 'EGW00133' }],
-    ['a numeric error_code is no code', json(403, { error_code: 133, error_description: 'd' }), 'server_error', 'KIS x: HTTP 403 (d)', { status: 403, brokerCode: undefined }],
+    [
+      'error_code wins over msg_cd',
+      json(403, { error_code: 'EGW00133', msg_cd: 'EGW00105' }),
+      'rate_limited',
+      'KIS x: HTTP 403 EGW00133',
+      { status: 403, brokerCode: 'EGW00133' },
+    ],
+    [
+      'a numeric error_code is no code',
+      json(403, { error_code: 133, error_description: 'd' }),
+      'server_error',
+      'KIS x: HTTP 403 (d)',
+      { status: 403, brokerCode: undefined },
+    ],
     [
       'a 40-character error_code is cut to 32',
       json(403, { error_code: 'E'.repeat(40) }),
@@ -209,7 +244,13 @@ describe('classifyKisError', () => {
       { status: 403, brokerCode: `${'E'.repeat(32)}… (40 characters)` },
     ],
     ['a 401 without a code: auth_rejected', notJson(401, 'Unauthorized'), 'auth_rejected', 'KIS x: HTTP 401', { status: 401, brokerCode: undefined }],
-    ['a 204 that is not JSON: bad_response', notJson(204, ''), 'bad_response', 'KIS x: HTTP 204 with a body that is not a JSON object', { status: 204, brokerCode: undefined }],
+    [
+      'a 204 that is not JSON: bad_response',
+      notJson(204, ''),
+      'bad_response',
+      'KIS x: HTTP 204 with a body that is not a JSON object',
+      { status: 204, brokerCode: undefined },
+    ],
     ['a redirect (302) that is not JSON: server_error', notJson(302, ''), 'server_error', 'KIS x: HTTP 302', { status: 302, brokerCode: undefined }],
   ];
   for (const [what, response, reason, message, detail] of rows) {
@@ -235,8 +276,16 @@ describe('parseKisProofAnswer', () => {
       json(500, { rt_cd: '1', msg_cd: 'EGW00121', msg1: '유효하지 않은 token 입니다.' }),
       { result: 'rejected', brokerCode: 'EGW00121', message: '유효하지 않은 token 입니다.' },
     ],
-    ['EGW00123 without msg1: the code is the message', json(500, { rt_cd: '1', msg_cd: 'EGW00123' }), { result: 'rejected', brokerCode: 'EGW00123', message: 'EGW00123' }],
-    ['EGW00123 in the OAuth shape: rejected too', json(401, { error_code: 'EGW00123', error_description: '기간이 만료된 token 입니다.' }), { result: 'rejected', brokerCode: 'EGW00123', message: '기간이 만료된 token 입니다.' }],
+    [
+      'EGW00123 without msg1: the code is the message',
+      json(500, { rt_cd: '1', msg_cd: 'EGW00123' }),
+      { result: 'rejected', brokerCode: 'EGW00123', message: 'EGW00123' },
+    ],
+    [
+      'EGW00123 in the OAuth shape: rejected too',
+      json(401, { error_code: 'EGW00123', error_description: '기간이 만료된 token 입니다.' }),
+      { result: 'rejected', brokerCode: 'EGW00123', message: '기간이 만료된 token 입니다.' },
+    ],
     [
       'EGW00201, the per-second limit: no verdict on the token',
       json(500, { rt_cd: '1', msg_cd: 'EGW00201', msg1: '초당 거래건수를 초과하였습니다.' }),

@@ -64,10 +64,22 @@ describe('parseKiwoomTokenAnswer', () => {
       json(200, answer({ expires_dt: '2026-11-21 09:00:00' })),
       { error: 'bad_response', message: `${what}: expires_dt "2026-11-21 09:00:00" is not YYYYMMDDHHMMSS` },
     ],
-    ['expires_dt hour 24', json(200, answer({ expires_dt: '20261121240000' })), { error: 'bad_response', message: `${what}: expires_dt "20261121240000" is not YYYYMMDDHHMMSS` }],
+    [
+      'expires_dt hour 24',
+      json(200, answer({ expires_dt: '20261121240000' })),
+      { error: 'bad_response', message: `${what}: expires_dt "20261121240000" is not YYYYMMDDHHMMSS` },
+    ],
     ['no token', json(200, answer({ token: undefined })), { error: 'bad_response', message: `${what}: no token in the answer` }],
-    ['an access_token field instead of token is not read', json(200, answer({ token: undefined, access_token: KIWOOM_TOKEN })), { error: 'bad_response', message: `${what}: no token in the answer` }],
-    ['HTTP 200 without return_code', json(200, { token: KIWOOM_TOKEN, expires_dt: '20261121090000' }), { error: 'bad_response', message: `${what}: answer has no return_code` }],
+    [
+      'an access_token field instead of token is not read',
+      json(200, answer({ token: undefined, access_token: KIWOOM_TOKEN })),
+      { error: 'bad_response', message: `${what}: no token in the answer` },
+    ],
+    [
+      'HTTP 200 without return_code',
+      json(200, { token: KIWOOM_TOKEN, expires_dt: '20261121090000' }),
+      { error: 'bad_response', message: `${what}: answer has no return_code` },
+    ],
     [
       'return_code "0" as text is not success',
       json(200, answer({ return_code: '0' })),
@@ -76,12 +88,36 @@ describe('parseKiwoomTokenAnswer', () => {
     [
       '8001, app key failed verification (HTTP 200)',
       json(200, failed(3, '인증에 실패했습니다[8001:App Key와 Secret Key 검증에 실패했습니다]')),
-      { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 3 (인증에 실패했습니다[8001:App Key와 Secret Key 검증에 실패했습니다])`, brokerCode: '8001' },
+      {
+        error: 'auth_rejected',
+        message: `${what}: HTTP 200 return_code 3 (인증에 실패했습니다[8001:App Key와 Secret Key 검증에 실패했습니다])`,
+        brokerCode: '8001',
+      },
     ],
-    ['8002: auth_rejected', json(200, failed(3, '인증에 실패했습니다[8002:App Key와 Secret Key 검증에 실패했습니다]')), { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 3 (인증에 실패했습니다[8002:App Key와 Secret Key 검증에 실패했습니다])`, brokerCode: '8002' }],
-    ['8020, key or secret missing: auth_rejected', json(200, failed(2, '입력값 오류입니다[8020:appkey 또는 secretkey가 없습니다]')), { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 2 (입력값 오류입니다[8020:appkey 또는 secretkey가 없습니다])`, brokerCode: '8020' }],
-    ['8030, a real key on the mock host: auth_rejected', json(200, failed(3, '[8030:투자구분(실전/모의)이 달라서 인증에 실패했습니다]')), { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 3 ([8030:투자구분(실전/모의)이 달라서 인증에 실패했습니다])`, brokerCode: '8030' }],
-    ['8031: auth_rejected', json(200, failed(3, '[8031:투자구분이 실전/모의가 아닙니다]')), { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 3 ([8031:투자구분이 실전/모의가 아닙니다])`, brokerCode: '8031' }],
+    [
+      '8002: auth_rejected',
+      json(200, failed(3, '인증에 실패했습니다[8002:App Key와 Secret Key 검증에 실패했습니다]')),
+      {
+        error: 'auth_rejected',
+        message: `${what}: HTTP 200 return_code 3 (인증에 실패했습니다[8002:App Key와 Secret Key 검증에 실패했습니다])`,
+        brokerCode: '8002',
+      },
+    ],
+    [
+      '8020, key or secret missing: auth_rejected',
+      json(200, failed(2, '입력값 오류입니다[8020:appkey 또는 secretkey가 없습니다]')),
+      { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 2 (입력값 오류입니다[8020:appkey 또는 secretkey가 없습니다])`, brokerCode: '8020' },
+    ],
+    [
+      '8030, a real key on the mock host: auth_rejected',
+      json(200, failed(3, '[8030:투자구분(실전/모의)이 달라서 인증에 실패했습니다]')),
+      { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 3 ([8030:투자구분(실전/모의)이 달라서 인증에 실패했습니다])`, brokerCode: '8030' },
+    ],
+    [
+      '8031: auth_rejected',
+      json(200, failed(3, '[8031:투자구분이 실전/모의가 아닙니다]')),
+      { error: 'auth_rejected', message: `${what}: HTTP 200 return_code 3 ([8031:투자구분이 실전/모의가 아닙니다])`, brokerCode: '8031' },
+    ],
     [
       '1700, too many requests, as the guide says (HTTP 200)',
       json(200, failed(5, '허용된 요청 개수를 초과하였습니다[1700:허용된 요청 개수를 초과하였습니다. API ID=au10001]')),
@@ -91,13 +127,29 @@ describe('parseKiwoomTokenAnswer', () => {
         brokerCode: '1700',
       },
     ],
-    ['1700 as third-party logs show it (HTTP 429)', json(429, failed(5, '[1700:허용된 요청 개수를 초과하였습니다]')), { error: 'rate_limited', message: `${what}: HTTP 429 return_code 5 ([1700:허용된 요청 개수를 초과하였습니다])`, brokerCode: '1700' }],
+    [
+      '1700 as third-party logs show it (HTTP 429)',
+      json(429, failed(5, '[1700:허용된 요청 개수를 초과하였습니다]')),
+      { error: 'rate_limited', message: `${what}: HTTP 429 return_code 5 ([1700:허용된 요청 개수를 초과하였습니다])`, brokerCode: '1700' },
+    ],
     ['HTTP 429 without a body', notJson(429, ''), { error: 'rate_limited', message: `${what}: HTTP 429` }],
-    ['8005 on the token endpoint: server_error, the code kept', json(200, failed(3, '인증에 실패했습니다[8005:Token이 유효하지 않습니다]')), { error: 'server_error', message: `${what}: HTTP 200 return_code 3 (인증에 실패했습니다[8005:Token이 유효하지 않습니다])`, brokerCode: '8005' }],
-    ['a failure without a bracketed code', json(200, failed(1, '시스템 오류')), { error: 'server_error', message: `${what}: HTTP 200 return_code 1 (시스템 오류)` }],
+    [
+      '8005 on the token endpoint: server_error, the code kept',
+      json(200, failed(3, '인증에 실패했습니다[8005:Token이 유효하지 않습니다]')),
+      { error: 'server_error', message: `${what}: HTTP 200 return_code 3 (인증에 실패했습니다[8005:Token이 유효하지 않습니다])`, brokerCode: '8005' },
+    ],
+    [
+      'a failure without a bracketed code',
+      json(200, failed(1, '시스템 오류')),
+      { error: 'server_error', message: `${what}: HTTP 200 return_code 1 (시스템 오류)` },
+    ],
     ['HTTP 401: auth_rejected', json(401, {}), { error: 'auth_rejected', message: `${what}: HTTP 401` }],
     ['HTTP 403: auth_rejected', notJson(403, 'Forbidden'), { error: 'auth_rejected', message: `${what}: HTTP 403` }],
-    ['HTTP 200 that is not JSON: bad_response', notJson(200, '<html>점검</html>'), { error: 'bad_response', message: `${what}: HTTP 200 with a body that is not JSON` }],
+    [
+      'HTTP 200 that is not JSON: bad_response',
+      notJson(200, '<html>점검</html>'),
+      { error: 'bad_response', message: `${what}: HTTP 200 with a body that is not JSON` },
+    ],
     ['HTTP 200 with JSON null: bad_response', json(200, null), { error: 'bad_response', message: `${what}: HTTP 200 with a body that is not JSON` }],
     ['HTTP 500 page: server_error', notJson(500, 'Internal Server Error'), { error: 'server_error', message: `${what}: HTTP 500` }],
     [
@@ -128,44 +180,61 @@ describe('parseKiwoomTokenAnswer', () => {
 });
 
 describe('classifyKiwoomError', () => {
-  test(
-    'a return_code object whose toString is not a function (JSON can say so): a BrokerError, not a TypeError',
-    
-    () => {
-      const response: BrokerResponse = { status: 200, text: '', json: JSON.parse('{"return_code": {"toString": {}}, "return_msg": "x"}') as unknown };
-      let error: unknown;
-      try {
-        error = classifyKiwoomError(response, 'K');
-      } catch (thrown) {
-        error = thrown;
-      }
-      assert.ok(error instanceof BrokerError, `a BrokerError, not ${String((error as Error).name)}`);
-      assert.equal(error.code, 'server_error');
-    },
-  );
+  test('a return_code object whose toString is not a function (JSON can say so): a BrokerError, not a TypeError', () => {
+    const response: BrokerResponse = { status: 200, text: '', json: JSON.parse('{"return_code": {"toString": {}}, "return_msg": "x"}') as unknown };
+    let error: unknown;
+    try {
+      error = classifyKiwoomError(response, 'K');
+    } catch (thrown) {
+      error = thrown;
+    }
+    assert.ok(error instanceof BrokerError, `a BrokerError, not ${String((error as Error).name)}`);
+    assert.equal(error.code, 'server_error');
+  });
   test('a return_code that is not a number is shown, capped at 32 characters', () => {
     const error = classifyKiwoomError(json(500, { return_code: 'E'.repeat(40), return_msg: 'x' }), 'K');
-    assert.deepEqual([error.code, error.message, error.detail], ['server_error', `K: HTTP 500 return_code ${'E'.repeat(32)}… (40 characters) (x)`, { status: 500, brokerCode: undefined }]);
+    assert.deepEqual(
+      [error.code, error.message, error.detail],
+      ['server_error', `K: HTTP 500 return_code ${'E'.repeat(32)}… (40 characters) (x)`, { status: 500, brokerCode: undefined }],
+    );
   });
   test('only four digits before a colon make a detail code', () => {
-    const codes = ['[8005:x]', '[800:x]', '[80050:x]', '[8005]', '8005:x', 'a[1700:b]c[8001:d]'].map((msg) => classifyKiwoomError(json(200, failed(3, msg)), 'K').detail.brokerCode);
+    const codes = ['[8005:x]', '[800:x]', '[80050:x]', '[8005]', '8005:x', 'a[1700:b]c[8001:d]'].map(
+      (msg) => classifyKiwoomError(json(200, failed(3, msg)), 'K').detail.brokerCode,
+    );
     assert.deepEqual(codes, ['8005', undefined, undefined, undefined, undefined, '1700']);
   });
 });
 
 describe('parseKiwoomProofAnswer', () => {
   const rows: Array<[string, BrokerResponse, ProofOutcome]> = [
-    ['a stock-information answer: ok', json(200, { stk_cd: '005930', stk_nm: '삼성전자', return_code: 0, return_msg: '조회가 완료되었습니다' }), { result: 'ok' }],
+    [
+      'a stock-information answer: ok',
+      json(200, { stk_cd: '005930', stk_nm: '삼성전자', return_code: 0, return_msg: '조회가 완료되었습니다' }),
+      { result: 'ok' },
+    ],
     [
       '8005, token not valid: rejected',
       json(200, failed(3, '인증에 실패했습니다[8005:Token이 유효하지 않습니다]')),
       { result: 'rejected', brokerCode: '8005', message: '인증에 실패했습니다[8005:Token이 유효하지 않습니다]' },
     ],
-    ['8005 in a 401 answer: rejected too', json(401, failed(3, '[8005:Token이 유효하지 않습니다]')), { result: 'rejected', brokerCode: '8005', message: '[8005:Token이 유효하지 않습니다]' }],
-    ['1700, too many requests: no verdict', json(200, failed(5, '[1700:허용된 요청 개수를 초과하였습니다]')), { result: 'error', message: '[1700:허용된 요청 개수를 초과하였습니다]' }],
+    [
+      '8005 in a 401 answer: rejected too',
+      json(401, failed(3, '[8005:Token이 유효하지 않습니다]')),
+      { result: 'rejected', brokerCode: '8005', message: '[8005:Token이 유효하지 않습니다]' },
+    ],
+    [
+      '1700, too many requests: no verdict',
+      json(200, failed(5, '[1700:허용된 요청 개수를 초과하였습니다]')),
+      { result: 'error', message: '[1700:허용된 요청 개수를 초과하였습니다]' },
+    ],
     ['return_code 0 in a 500 answer is no proof', json(500, { return_code: 0, return_msg: 'ok' }), { result: 'error', message: 'ok' }],
     ['a 502 page: no verdict, the status as the message', notJson(502, '<html/>'), { result: 'error', message: 'HTTP 502' }],
-    ['a 3,000-character return_msg is cut to 200', json(200, failed(1, 'y'.repeat(3000))), { result: 'error', message: `${'y'.repeat(200)}… (3000 characters)` }],
+    [
+      'a 3,000-character return_msg is cut to 200',
+      json(200, failed(1, 'y'.repeat(3000))),
+      { result: 'error', message: `${'y'.repeat(200)}… (3000 characters)` },
+    ],
   ];
   for (const [rowWhat, response, expected] of rows) {
     test(rowWhat, () => assert.deepEqual(parseKiwoomProofAnswer(response), expected));

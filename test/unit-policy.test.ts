@@ -44,7 +44,13 @@ describe('tokenStatus', () => {
 
   test('isUsable: only valid and expiring tokens are handed to the apps', () => {
     const usable = (['valid', 'expiring', 'expired', 'missing', 'invalid'] as const).map((status) => [status, isUsable(status)]);
-    assert.deepEqual(usable, [['valid', true], ['expiring', true], ['expired', false], ['missing', false], ['invalid', false]]);
+    assert.deepEqual(usable, [
+      ['valid', true],
+      ['expiring', true],
+      ['expired', false],
+      ['missing', false],
+      ['invalid', false],
+    ]);
   });
 });
 
@@ -90,7 +96,7 @@ describe('plannedRenewalAt', () => {
       { at: T0 + 23 * HOUR, why: 'renewal_due' },
     ],
     [
-      'the 11:00 KST slot two hours after issuance lies inside the window: the next day\'s 11:00 is taken',
+      "the 11:00 KST slot two hours after issuance lies inside the window: the next day's 11:00 is taken",
       { expiresAt: T0 + 30 * HOUR },
       renewalPolicy({ schedule: '0 11 * * *' }),
       { at: T0 + 26 * HOUR, why: 'schedule' },
@@ -142,14 +148,22 @@ describe('decide', () => {
       { now: T0, force: true, state: { authBlock: { at: T0 - HOUR, credentialsId, message: 'EGW00105' }, lastAttempt: long } },
       { kind: 'issue', why: 'forced' },
     ],
-    ['an invalidated token: issue (invalidated)', { now: T0 + HOUR, state: { token: tokenRecord(), invalidated, lastAttempt: long } }, { kind: 'issue', why: 'invalidated' }],
+    [
+      'an invalidated token: issue (invalidated)',
+      { now: T0 + HOUR, state: { token: tokenRecord(), invalidated, lastAttempt: long } },
+      { kind: 'issue', why: 'invalidated' },
+    ],
     ['an expired token: issue (expired)', { now: T0 + 24 * HOUR, state: { token: tokenRecord(), lastAttempt: long } }, { kind: 'issue', why: 'expired' }],
     [
       'a valid token: wait for the planned renewal',
       { now: T0 + HOUR, state: { token: tokenRecord(), lastAttempt: long } },
       { kind: 'wait', until: T0 + 23 * HOUR, why: 'renewal_planned' },
     ],
-    ['at the planned renewal: issue (renewal_due)', { now: T0 + 23 * HOUR, state: { token: tokenRecord(), lastAttempt: long } }, { kind: 'issue', why: 'renewal_due' }],
+    [
+      'at the planned renewal: issue (renewal_due)',
+      { now: T0 + 23 * HOUR, state: { token: tokenRecord(), lastAttempt: long } },
+      { kind: 'issue', why: 'renewal_due' },
+    ],
     [
       'at a scheduled slot: issue (schedule)',
       { now: T0 + 22 * HOUR + 30 * MINUTE, state: { token: tokenRecord(), lastAttempt: long }, policy: renewalPolicy({ schedule: '30 7 * * *' }) },
@@ -172,22 +186,36 @@ describe('decide', () => {
     ],
     [
       'a same-token streak followed by a failure: backoff',
-      { now: T0 + 23 * HOUR, state: { token: tokenRecord(), nextRetryAt: T0 + 23 * HOUR + 10 * MINUTE, sameTokenStreak: 1, consecutiveFailures: 1, lastAttempt: long } },
+      {
+        now: T0 + 23 * HOUR,
+        state: { token: tokenRecord(), nextRetryAt: T0 + 23 * HOUR + 10 * MINUTE, sameTokenStreak: 1, consecutiveFailures: 1, lastAttempt: long },
+      },
       { kind: 'wait', until: T0 + 23 * HOUR + 10 * MINUTE, why: 'backoff' },
     ],
     [
       'the backoff ends at nextRetryAt exactly',
-      { now: T0 + 5 * MINUTE, state: { nextRetryAt: T0 + 5 * MINUTE, consecutiveFailures: 2, lastAttempt: { at: T0 - MINUTE, outcome: 'network', endedAt: T0 - MINUTE } } },
+      {
+        now: T0 + 5 * MINUTE,
+        state: { nextRetryAt: T0 + 5 * MINUTE, consecutiveFailures: 2, lastAttempt: { at: T0 - MINUTE, outcome: 'network', endedAt: T0 - MINUTE } },
+      },
       { kind: 'issue', why: 'no_token' },
     ],
     [
       'force skips the backoff',
-      { now: T0, force: true, state: { nextRetryAt: T0 + HOUR, consecutiveFailures: 4, lastAttempt: { at: T0 - 2 * MINUTE, outcome: 'network', endedAt: T0 - 2 * MINUTE } } },
+      {
+        now: T0,
+        force: true,
+        state: { nextRetryAt: T0 + HOUR, consecutiveFailures: 4, lastAttempt: { at: T0 - 2 * MINUTE, outcome: 'network', endedAt: T0 - 2 * MINUTE } },
+      },
       { kind: 'issue', why: 'forced' },
     ],
     [
       'force never skips the spacing: 60 s from the end of the last request',
-      { now: T0, force: true, state: { token: tokenRecord({ issuedAt: T0 - HOUR }), lastAttempt: { at: T0 - 32 * SECOND, outcome: 'issued', endedAt: T0 - 30 * SECOND } } },
+      {
+        now: T0,
+        force: true,
+        state: { token: tokenRecord({ issuedAt: T0 - HOUR }), lastAttempt: { at: T0 - 32 * SECOND, outcome: 'issued', endedAt: T0 - 30 * SECOND } },
+      },
       { kind: 'wait', until: T0 + 30 * SECOND, why: 'spacing' },
     ],
     [
@@ -202,7 +230,11 @@ describe('decide', () => {
     ],
     [
       'a longer configured spacing (5 min) holds',
-      { now: T0, state: { lastAttempt: { at: T0 - 2 * MINUTE, outcome: 'rate_limited', endedAt: T0 - 2 * MINUTE } }, policy: renewalPolicy({ spacingMs: 5 * MINUTE }) },
+      {
+        now: T0,
+        state: { lastAttempt: { at: T0 - 2 * MINUTE, outcome: 'rate_limited', endedAt: T0 - 2 * MINUTE } },
+        policy: renewalPolicy({ spacingMs: 5 * MINUTE }),
+      },
       { kind: 'wait', until: T0 + 3 * MINUTE, why: 'spacing' },
     ],
   ];

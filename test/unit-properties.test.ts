@@ -29,10 +29,26 @@ const ALLOWANCE = 10 * MINUTE; // CLOCK_SKEW_ALLOWANCE_MS in token-checks.ts
 /** Instants from a day before to two days after the answer: past, useful, and beyond the longest lifetime. */
 const nearInstant = fc.integer({ min: receivedAt - DAY, max: receivedAt + 2 * DAY });
 // Seconds whose milliseconds a Date can hold (|t| <= 8.64e15 ms); the property past that range is its own, below.
-const anyNumber = fc.oneof(fc.integer(), fc.double({ min: -8e12, max: 8e12, noNaN: true }), nearInstant.map((ms) => Math.floor(ms / 1000)));
+const anyNumber = fc.oneof(
+  fc.integer(),
+  fc.double({ min: -8e12, max: 8e12, noNaN: true }),
+  nearInstant.map((ms) => Math.floor(ms / 1000)),
+);
 
 const jwtToken = fc
-  .record({ iat: fc.oneof(anyNumber, nearInstant.map((ms) => Math.floor(ms / 1000))), exp: fc.oneof(anyNumber, nearInstant.map((ms) => Math.floor(ms / 1000))) }, { requiredKeys: [] })
+  .record(
+    {
+      iat: fc.oneof(
+        anyNumber,
+        nearInstant.map((ms) => Math.floor(ms / 1000)),
+      ),
+      exp: fc.oneof(
+        anyNumber,
+        nearInstant.map((ms) => Math.floor(ms / 1000)),
+      ),
+    },
+    { requiredKeys: [] },
+  )
   .map((claims) => kisJwt({ ...kisClaims(T0), iat: undefined, exp: undefined, ...claims }));
 const kstWallClock = nearInstant.map((ms) => formatWallClock(ms));
 const kstCompact = nearInstant.map((ms) => formatWallClock(ms).replace(/[-: ]/g, ''));
@@ -55,7 +71,10 @@ const kiwoomBody = fc.record(
     expires_dt: fc.oneof(kstCompact, fc.string(), fc.jsonValue()),
     token_type: fc.oneof(fc.constant('bearer'), fc.string()),
     return_code: fc.oneof(fc.constant(0), fc.integer({ min: -1, max: 9 }), fc.jsonValue()),
-    return_msg: fc.oneof(fc.constantFrom('[8005:Token이 유효하지 않습니다]', '[1700:허용된 요청 개수를 초과하였습니다]', '[8001:x]'), fc.string({ unit: 'binary' })),
+    return_msg: fc.oneof(
+      fc.constantFrom('[8005:Token이 유효하지 않습니다]', '[1700:허용된 요청 개수를 초과하였습니다]', '[8001:x]'),
+      fc.string({ unit: 'binary' }),
+    ),
   },
   { requiredKeys: [] },
 );
@@ -86,7 +105,10 @@ function parsedOrBrokerError(parse: () => IssuedToken, maxLifetime: number): voi
 
 describe('broker answers', () => {
   test('parseKisTokenAnswer: any answer gives a trustworthy token or a BrokerError with a broker reason', () => {
-    fc.assert(fc.property(response(kisBody), (answer) => parsedOrBrokerError(() => parseKisTokenAnswer(answer, receivedAt, DAY), DAY)), runs(600));
+    fc.assert(
+      fc.property(response(kisBody), (answer) => parsedOrBrokerError(() => parseKisTokenAnswer(answer, receivedAt, DAY), DAY)),
+      runs(600),
+    );
   });
 
   test('parseKisTokenAnswer: a JWT exp of any number gives a token or a BrokerError', () => {
@@ -100,7 +122,10 @@ describe('broker answers', () => {
   });
 
   test('parseKiwoomTokenAnswer: any answer gives a trustworthy token or a BrokerError with a broker reason', () => {
-    fc.assert(fc.property(response(kiwoomBody), (answer) => parsedOrBrokerError(() => parseKiwoomTokenAnswer(answer, receivedAt, DAY), DAY)), runs(600));
+    fc.assert(
+      fc.property(response(kiwoomBody), (answer) => parsedOrBrokerError(() => parseKiwoomTokenAnswer(answer, receivedAt, DAY), DAY)),
+      runs(600),
+    );
   });
 
   test('a token parsed is never already dead (alive a minute after it arrived)', () => {
@@ -136,8 +161,16 @@ describe('broker answers', () => {
       fc.property(response(kisBody), response(kiwoomBody), text, text, (kis, kiwoom, kisDate, kiwoomDate) => {
         check(() => parseKisTokenAnswer(kis, receivedAt, DAY));
         check(() => parseKiwoomTokenAnswer(kiwoom, receivedAt, DAY));
-        check(() => parseKisTokenAnswer({ status: 200, text: '', json: { access_token: kisJwt(kisClaims(T0)), access_token_token_expired: kisDate } }, receivedAt, DAY));
-        check(() => parseKiwoomTokenAnswer({ status: 200, text: '', json: { token: 'opaque-token-0123456789', return_code: 0, expires_dt: kiwoomDate } }, receivedAt, DAY));
+        check(() =>
+          parseKisTokenAnswer({ status: 200, text: '', json: { access_token: kisJwt(kisClaims(T0)), access_token_token_expired: kisDate } }, receivedAt, DAY),
+        );
+        check(() =>
+          parseKiwoomTokenAnswer(
+            { status: 200, text: '', json: { token: 'opaque-token-0123456789', return_code: 0, expires_dt: kiwoomDate } },
+            receivedAt,
+            DAY,
+          ),
+        );
       }),
       runs(400),
     );
@@ -147,21 +180,29 @@ describe('broker answers', () => {
 describe('checks', () => {
   test('checkExpiry never returns an expiry beyond min(issuedAt, receivedAt) + maxLifetime + the allowance', () => {
     fc.assert(
-      fc.property(nearInstant, fc.integer({ min: -2 * DAY, max: 10 * MINUTE }), fc.integer({ min: MINUTE, max: 7 * DAY }), (expiresAt, issuedOffset, maxLifetime) => {
-        const issuedAt = receivedAt + issuedOffset;
-        let result: { expiresAt: number; clamped: boolean };
-        try {
-          result = checkExpiry(expiresAt, issuedAt, receivedAt, maxLifetime, 'p');
-        } catch (error) {
-          assert.ok(error instanceof BrokerError && error.code === 'bad_response');
-          const cut = Math.min(issuedAt, receivedAt) + maxLifetime;
-          assert.ok(expiresAt <= receivedAt + MIN_USEFUL_LIFETIME_MS || cut <= receivedAt + MIN_USEFUL_LIFETIME_MS, 'refused only when already past, as stated or once cut');
-          return;
-        }
-        const base = Math.min(issuedAt, receivedAt);
-        assert.ok(result.expiresAt <= base + maxLifetime + ALLOWANCE);
-        assert.equal(result.expiresAt, result.clamped ? base + maxLifetime : expiresAt);
-      }),
+      fc.property(
+        nearInstant,
+        fc.integer({ min: -2 * DAY, max: 10 * MINUTE }),
+        fc.integer({ min: MINUTE, max: 7 * DAY }),
+        (expiresAt, issuedOffset, maxLifetime) => {
+          const issuedAt = receivedAt + issuedOffset;
+          let result: { expiresAt: number; clamped: boolean };
+          try {
+            result = checkExpiry(expiresAt, issuedAt, receivedAt, maxLifetime, 'p');
+          } catch (error) {
+            assert.ok(error instanceof BrokerError && error.code === 'bad_response');
+            const cut = Math.min(issuedAt, receivedAt) + maxLifetime;
+            assert.ok(
+              expiresAt <= receivedAt + MIN_USEFUL_LIFETIME_MS || cut <= receivedAt + MIN_USEFUL_LIFETIME_MS,
+              'refused only when already past, as stated or once cut',
+            );
+            return;
+          }
+          const base = Math.min(issuedAt, receivedAt);
+          assert.ok(result.expiresAt <= base + maxLifetime + ALLOWANCE);
+          assert.equal(result.expiresAt, result.clamped ? base + maxLifetime : expiresAt);
+        },
+      ),
       runs(1000),
     );
   });
@@ -213,27 +254,45 @@ describe('sink files', () => {
   // Realistic tokens: KIS JWTs for every format; base64url opaque tokens (Kiwoom) for the JSON formats. A token
   // YAML would read as something else (a number, an alias) cannot come from either broker.
   const kisToken = fc.integer({ min: T0 - 7 * DAY, max: T0 + 365 * DAY }).map((issued) => kisJwt(kisClaims(issued)));
-  const kiwoomToken = fc.base64String({ minLength: 16, maxLength: 120 }).map((text) => text.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')).filter((t) => t.length >= 16);
+  const kiwoomToken = fc
+    .base64String({ minLength: 16, maxLength: 120 })
+    .map((text) => text.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''))
+    .filter((t) => t.length >= 16);
   const instant = fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2099, 11, 31) });
   const view = (tokens: fc.Arbitrary<string>) =>
-    fc.record({ accessToken: tokens, issuedAt: instant, lifetime: fc.integer({ min: MINUTE, max: 2 * DAY }) }).map(
-      ({ accessToken, issuedAt, lifetime }): TokenView => ({
+    fc
+      .record({ accessToken: tokens, issuedAt: instant, lifetime: fc.integer({ min: MINUTE, max: 2 * DAY }) })
+      .map(({ accessToken, issuedAt, lifetime }): TokenView => ({
         accessToken,
         tokenType: 'Bearer',
         issuedAt,
         expiresAt: issuedAt + lifetime,
-        raw: { access_token: accessToken, access_token_token_expired: formatWallClock(issuedAt + lifetime), token_type: 'Bearer', expires_in: Math.round(lifetime / 1000) },
+        raw: {
+          access_token: accessToken,
+          access_token_token_expired: formatWallClock(issuedAt + lifetime),
+          token_type: 'Bearer',
+          expires_in: Math.round(lifetime / 1000),
+        },
         approvalKey: undefined,
-      }),
-    );
+      }));
   const common = { access: FILE_ACCESS, notify: undefined };
-  const json = (layout: JsonLayout, timeZone: string): SinkConfig => ({ ...common, name: `${layout}-${timeZone}`, format: 'json', path: '/t/x.json', layout, timeZone });
+  const json = (layout: JsonLayout, timeZone: string): SinkConfig => ({
+    ...common,
+    name: `${layout}-${timeZone}`,
+    format: 'json',
+    path: '/t/x.json',
+    layout,
+    timeZone,
+  });
   // Naive wall clocks (kis-auth, kis-client) only in zones without daylight saving: an hour that happens twice has no
   // one reading, for the sidecar or the client.
   const naiveZones = ['Asia/Seoul', 'UTC'];
   const offsetZones = ['Asia/Seoul', 'UTC', 'America/New_York', 'Europe/London'];
   const sinks: Array<[SinkConfig, 'ms' | 's']> = [
-    ...naiveZones.map((zone): [SinkConfig, 's'] => [{ ...common, name: `kis-auth-${zone}`, format: 'kis-auth', dir: '/t', readerTimeZones: [zone], writeAheadMs: 0, validDateTimeZone: zone, keepDays: 1 }, 's']),
+    ...naiveZones.map((zone): [SinkConfig, 's'] => [
+      { ...common, name: `kis-auth-${zone}`, format: 'kis-auth', dir: '/t', readerTimeZones: [zone], writeAheadMs: 0, validDateTimeZone: zone, keepDays: 1 },
+      's',
+    ]),
     ...naiveZones.map((zone): [SinkConfig, 'ms'] => [json('kis-client', zone), 'ms']),
     ...offsetZones.map((zone): [SinkConfig, 's'] => [json('overseas-cache', zone), 's']),
     ...offsetZones.map((zone): [SinkConfig, 's'] => [json('kiwoom-token', zone), 's']),
@@ -247,7 +306,11 @@ describe('sink files', () => {
       fc.property(view(kisToken), (tokenView) => {
         for (const [sink, precision] of sinks) {
           const found = readSinkToken(sink, renderSink(sink, tokenView)!);
-          assert.deepEqual(found, { accessToken: tokenView.accessToken, expiresAt: precision === 'ms' ? tokenView.expiresAt : toSecond(tokenView.expiresAt) }, sink.name);
+          assert.deepEqual(
+            found,
+            { accessToken: tokenView.accessToken, expiresAt: precision === 'ms' ? tokenView.expiresAt : toSecond(tokenView.expiresAt) },
+            sink.name,
+          );
         }
       }),
       runs(300),
@@ -270,13 +333,19 @@ describe('retries and spacing', () => {
   const policy = renewalPolicy();
   test('retryDelayMs: never shorter than the spacing, never longer than the jittered cap', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...RENEWAL_FAILURE_REASONS), fc.integer({ min: 0, max: 200 }), fc.boolean(), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (reason, failures, usable, draw) => {
-        const delay = retryDelayMs(reason, failures, policy, usable, () => draw);
-        const cap = usable ? policy.retry.maxDelayMs : Math.max(policy.retry.initialDelayMs, policy.spacingMs);
-        assert.ok(delay >= policy.spacingMs, `${delay} < spacing`);
-        assert.ok(delay <= Math.round(cap * (1 + policy.retry.jitter)), `${delay} > cap`);
-        assert.equal(Number.isInteger(delay), true);
-      }),
+      fc.property(
+        fc.constantFrom(...RENEWAL_FAILURE_REASONS),
+        fc.integer({ min: 0, max: 200 }),
+        fc.boolean(),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (reason, failures, usable, draw) => {
+          const delay = retryDelayMs(reason, failures, policy, usable, () => draw);
+          const cap = usable ? policy.retry.maxDelayMs : Math.max(policy.retry.initialDelayMs, policy.spacingMs);
+          assert.ok(delay >= policy.spacingMs, `${delay} < spacing`);
+          assert.ok(delay <= Math.round(cap * (1 + policy.retry.jitter)), `${delay} > cap`);
+          assert.equal(Number.isInteger(delay), true);
+        },
+      ),
       runs(1000),
     );
   });
@@ -284,7 +353,11 @@ describe('retries and spacing', () => {
   test('decide never issues within the spacing of the last request, forced or not', () => {
     const attempt = fc.option(
       fc.record(
-        { at: fc.integer({ min: T0 - HOUR, max: T0 + HOUR }), outcome: fc.constantFrom('pending', 'issued', 'same_token', 'rate_limited', 'network'), endedAfter: fc.option(fc.integer({ min: 0, max: 20 * SECOND })) },
+        {
+          at: fc.integer({ min: T0 - HOUR, max: T0 + HOUR }),
+          outcome: fc.constantFrom('pending', 'issued', 'same_token', 'rate_limited', 'network'),
+          endedAfter: fc.option(fc.integer({ min: 0, max: 20 * SECOND })),
+        },
         { requiredKeys: ['at', 'outcome', 'endedAfter'] },
       ),
     );
@@ -296,7 +369,8 @@ describe('retries and spacing', () => {
         fc.option(fc.integer({ min: T0, max: T0 + 2 * DAY })),
         fc.option(fc.integer({ min: T0 - DAY, max: T0 + DAY })),
         (last, now, force, expiresAt, nextRetryAt) => {
-          const lastAttempt = last === null ? null : { at: last.at, outcome: last.outcome, ...(last.endedAfter === null ? {} : { endedAt: last.at + last.endedAfter }) };
+          const lastAttempt =
+            last === null ? null : { at: last.at, outcome: last.outcome, ...(last.endedAfter === null ? {} : { endedAt: last.at + last.endedAfter }) };
           const state = accountState({ lastAttempt, nextRetryAt, token: expiresAt === null ? null : tokenRecord({ issuedAt: expiresAt - DAY, expiresAt }) });
           const decision = decide({ now, state, policy, credentialsId: 'c', force, requestTimeoutMs: 15 * SECOND });
           const from = spacingStartsAt(lastAttempt, 15 * SECOND);

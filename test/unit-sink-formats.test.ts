@@ -47,7 +47,14 @@ const approvalKey: ApprovalKeySinkConfig = { ...common, name: 'ws', format: 'app
 const kisRaw = { access_token: jwt, access_token_token_expired: '2026-11-21 09:00:00', token_type: 'Bearer', expires_in: 86400 };
 const view: TokenView = { accessToken: jwt, tokenType: 'Bearer', expiresAt: T0 + 24 * HOUR, issuedAt: T0 + 123, raw: kisRaw, approvalKey: undefined };
 const kiwoomRaw = { expires_dt: '20261121090000', token_type: 'bearer', token: KIWOOM_TOKEN, return_code: 0, return_msg: '정상적으로 처리되었습니다' };
-const kiwoomView: TokenView = { accessToken: KIWOOM_TOKEN, tokenType: 'bearer', expiresAt: T0 + 24 * HOUR, issuedAt: T0 + 2000, raw: kiwoomRaw, approvalKey: undefined };
+const kiwoomView: TokenView = {
+  accessToken: KIWOOM_TOKEN,
+  tokenType: 'bearer',
+  expiresAt: T0 + 24 * HOUR,
+  issuedAt: T0 + 2000,
+  raw: kiwoomRaw,
+  approvalKey: undefined,
+};
 
 describe('renderSink: the exact bytes', () => {
   test('kis-auth: the two lines kis_auth.py writes, valid-date as a KST wall clock', () => {
@@ -70,8 +77,18 @@ describe('renderSink: the exact bytes', () => {
       view,
       { access_token: jwt, token_type: 'Bearer', expires_in: 86400, issued_at: '2026-11-20T00:00:00.123000', expiry_datetime: '2026-11-21T00:00:00.000000' },
     ],
-    ['json overseas-cache: ISO with the KST offset', jsonSink('overseas-cache'), view, { access_token: jwt, expires_at: '2026-11-21T09:00:00+09:00', cached_at: '2026-11-20T09:00:00+09:00' }],
-    ['json kiwoom-token in UTC: +00:00', jsonSink('kiwoom-token', 'UTC'), kiwoomView, { access_token: KIWOOM_TOKEN, expires_at: '2026-11-21T00:00:00+00:00', created_at: '2026-11-20T00:00:02+00:00' }],
+    [
+      'json overseas-cache: ISO with the KST offset',
+      jsonSink('overseas-cache'),
+      view,
+      { access_token: jwt, expires_at: '2026-11-21T09:00:00+09:00', cached_at: '2026-11-20T09:00:00+09:00' },
+    ],
+    [
+      'json kiwoom-token in UTC: +00:00',
+      jsonSink('kiwoom-token', 'UTC'),
+      kiwoomView,
+      { access_token: KIWOOM_TOKEN, expires_at: '2026-11-21T00:00:00+00:00', created_at: '2026-11-20T00:00:02+00:00' },
+    ],
     [
       'json kiwoom-token in New York: a negative offset, the previous day',
       jsonSink('kiwoom-token', 'America/New_York'),
@@ -88,7 +105,7 @@ describe('renderSink: the exact bytes', () => {
       { access_token: jwt, token_type: 'Bearer', expires_in: 86400, access_token_token_expired: '2026-11-21 09:00:00' },
     ],
     [
-      'python-kis: an expires_in that is not a number is replaced; other fields kept; the token is the view\'s',
+      "python-kis: an expires_in that is not a number is replaced; other fields kept; the token is the view's",
       pythonKis,
       { ...view, raw: { ...kisRaw, access_token: 'stale-token-in-raw-0000', expires_in: '86400', scope: 'oob' } },
       { ...kisRaw, access_token: jwt, expires_in: 86400, scope: 'oob' },
@@ -150,14 +167,25 @@ describe('readSinkToken: files as others left them', () => {
     ['kis-auth: a token line with nothing after it', kisAuth(), 'token: \nvalid-date: 2026-11-21 09:00:00\n', undefined],
     ['kis-auth: no valid-date, the token still read', kisAuth(), `token: ${jwt}\n`, { accessToken: jwt, expiresAt: undefined }],
     ['kis-auth: a valid-date that is no date', kisAuth(), `token: ${jwt}\nvalid-date: tomorrow\n`, { accessToken: jwt, expiresAt: undefined }],
-    ['kis-auth: a quoted valid-date is read the same', kisAuth(), `token: ${jwt}\nvalid-date: '2026-11-21 09:00:00'\n`, { accessToken: jwt, expiresAt: T0 + 24 * HOUR }],
+    [
+      'kis-auth: a quoted valid-date is read the same',
+      kisAuth(),
+      `token: ${jwt}\nvalid-date: '2026-11-21 09:00:00'\n`,
+      { accessToken: jwt, expiresAt: T0 + 24 * HOUR },
+    ],
     ['kis-auth: broken YAML', kisAuth(), 'token: [eyJ\nvalid-date: 2026', undefined],
     ['kis-auth: a token YAML reads as a number', kisAuth(), 'token: 1234567890123456\n', undefined],
     ['kis-auth: a YAML list', kisAuth(), '- token\n- x\n', undefined],
     [
-      'json kis-client: the client\'s own file (naive times, microseconds), read in the sink zone',
+      "json kis-client: the client's own file (naive times, microseconds), read in the sink zone",
       jsonSink('kis-client'),
-      JSON.stringify({ access_token: jwt, token_type: 'Bearer', expires_in: 86400, issued_at: '2025-11-03T19:45:30.123456', expiry_datetime: '2025-11-04T19:45:30.123456' }),
+      JSON.stringify({
+        access_token: jwt,
+        token_type: 'Bearer',
+        expires_in: 86400,
+        issued_at: '2025-11-03T19:45:30.123456',
+        expiry_datetime: '2025-11-04T19:45:30.123456',
+      }),
       { accessToken: jwt, expiresAt: Date.UTC(2025, 10, 4, 10, 45, 30, 123) },
     ],
     [
@@ -166,14 +194,29 @@ describe('readSinkToken: files as others left them', () => {
       JSON.stringify({ access_token: jwt, expires_at: '2026-11-21T09:00:00+09:00', cached_at: '2026-11-20T09:00:00+09:00' }),
       { accessToken: jwt, expiresAt: T0 + 24 * HOUR },
     ],
-    ['json kiwoom-token: no expires_at', jsonSink('kiwoom-token'), JSON.stringify({ access_token: KIWOOM_TOKEN }), { accessToken: KIWOOM_TOKEN, expiresAt: undefined }],
-    ['json: a "token" field is read when access_token is missing', jsonSink('kiwoom-token'), JSON.stringify({ token: KIWOOM_TOKEN }), { accessToken: KIWOOM_TOKEN, expiresAt: undefined }],
+    [
+      'json kiwoom-token: no expires_at',
+      jsonSink('kiwoom-token'),
+      JSON.stringify({ access_token: KIWOOM_TOKEN }),
+      { accessToken: KIWOOM_TOKEN, expiresAt: undefined },
+    ],
+    [
+      'json: a "token" field is read when access_token is missing',
+      jsonSink('kiwoom-token'),
+      JSON.stringify({ token: KIWOOM_TOKEN }),
+      { accessToken: KIWOOM_TOKEN, expiresAt: undefined },
+    ],
     ['json: an empty access_token', jsonSink('raw'), '{"access_token": ""}', undefined],
     ['json: an access_token that is a number', jsonSink('raw'), '{"access_token": 42}', undefined],
     ['json: an array', jsonSink('raw'), '[]', undefined],
     ['json: null', jsonSink('raw'), 'null', undefined],
     ['json: cut off', jsonSink('raw'), '{"access_token": "eyJ', undefined],
-    ['python-kis: the expiry is always KST', pythonKis, JSON.stringify({ access_token: jwt, access_token_token_expired: '2026-11-21 09:00:00' }), { accessToken: jwt, expiresAt: T0 + 24 * HOUR }],
+    [
+      'python-kis: the expiry is always KST',
+      pythonKis,
+      JSON.stringify({ access_token: jwt, access_token_token_expired: '2026-11-21 09:00:00' }),
+      { accessToken: jwt, expiresAt: T0 + 24 * HOUR },
+    ],
     ['approval-key: nothing', approvalKey, 'a1b2c3d4\n', undefined],
   ];
   for (const [what, sink, content, expected] of rows) {

@@ -34,7 +34,8 @@ function place(path: string, content: string, mode = 0o600): void {
   chmodSync(path, mode);
 }
 
-type Plain = { kind: 'healthy'; mode: number } | { kind: 'repair'; reason: string; mode: number | null } | { kind: 'refused'; code: string; message: string | RegExp };
+type Plain =
+  { kind: 'healthy'; mode: number } | { kind: 'repair'; reason: string; mode: number | null } | { kind: 'refused'; code: string; message: string | RegExp };
 
 async function inspect(sink: JsonSinkConfig, path: string, fs: FileSystem = nodeFileSystem): Promise<Inspection> {
   return inspectSinkFile(fs, sink, path, renderSink(sink, view)!, token);
@@ -77,11 +78,34 @@ describe('inspectSinkFile', () => {
     ['the right content with mode 0400: mode', (path) => place(path, expectedOf(path), 0o400), { kind: 'repair', reason: 'mode', mode: 0o400 }],
     ['a configured mode 0640 that the file has: healthy', (path) => place(path, expectedOf(path), 0o640), { kind: 'healthy', mode: 0o640 }, { mode: 0o640 }],
     ['the wrong content and the wrong mode: the content is named', (path) => place(path, '', 0o644), { kind: 'repair', reason: 'empty', mode: 0o644 }],
-    ['another owner than configured: owner', (path) => place(path, expectedOf(path)), { kind: 'repair', reason: 'owner', mode: 0o600 }, { owner: process.getuid!() + 1 }],
-    ['another group than configured: owner', (path) => place(path, expectedOf(path)), { kind: 'repair', reason: 'owner', mode: 0o600 }, { group: process.getgid!() + 1 }],
-    ['the configured owner and group: healthy', (path) => place(path, expectedOf(path)), { kind: 'healthy', mode: 0o600 }, { owner: process.getuid!(), group: process.getgid!() }],
-    ['larger than any token file: corrupt, unread', (path) => place(path, 'x'.repeat(MAX_SINK_FILE_BYTES + 1)), { kind: 'repair', reason: 'corrupt', mode: null }],
-    ['a FIFO at the path: special_file, without blocking', (path) => execFileSync('mkfifo', ['-m', '600', path]), { kind: 'repair', reason: 'special_file', mode: null }],
+    [
+      'another owner than configured: owner',
+      (path) => place(path, expectedOf(path)),
+      { kind: 'repair', reason: 'owner', mode: 0o600 },
+      { owner: process.getuid!() + 1 },
+    ],
+    [
+      'another group than configured: owner',
+      (path) => place(path, expectedOf(path)),
+      { kind: 'repair', reason: 'owner', mode: 0o600 },
+      { group: process.getgid!() + 1 },
+    ],
+    [
+      'the configured owner and group: healthy',
+      (path) => place(path, expectedOf(path)),
+      { kind: 'healthy', mode: 0o600 },
+      { owner: process.getuid!(), group: process.getgid!() },
+    ],
+    [
+      'larger than any token file: corrupt, unread',
+      (path) => place(path, 'x'.repeat(MAX_SINK_FILE_BYTES + 1)),
+      { kind: 'repair', reason: 'corrupt', mode: null },
+    ],
+    [
+      'a FIFO at the path: special_file, without blocking',
+      (path) => execFileSync('mkfifo', ['-m', '600', path]),
+      { kind: 'repair', reason: 'special_file', mode: null },
+    ],
     ['a directory at the path: refused', (path) => mkdirSync(path), { kind: 'refused', code: 'not_regular_file', message: /exists and is a directory$/ }],
     [
       'a symlink to a good file: refused',
@@ -106,7 +130,11 @@ describe('inspectSinkFile', () => {
       { kind: 'repair', reason: 'missing', mode: null },
       { followSymlinks: true },
     ],
-    ['a dangling symlink without followSymlinks: refused', (path, dir) => symlinkSync(join(dir, 'gone.json'), path), { kind: 'refused', code: 'symlink', message: /is a symbolic link/ }],
+    [
+      'a dangling symlink without followSymlinks: refused',
+      (path, dir) => symlinkSync(join(dir, 'gone.json'), path),
+      { kind: 'refused', code: 'symlink', message: /is a symbolic link/ },
+    ],
     [
       'a symlink to a FIFO with followSymlinks: special_file',
       (path, dir) => {
@@ -144,7 +172,7 @@ describe('inspectSinkFile', () => {
 
   test('permission denied on open: refused as permission_denied', async () => {
     const path = '/nonexistent/main.json';
-    const denied: FileSystem = { ...nodeFileSystem, open: (async () => Promise.reject(Object.assign(new Error('EACCES'), { code: 'EACCES' }))) };
+    const denied: FileSystem = { ...nodeFileSystem, open: async () => Promise.reject(Object.assign(new Error('EACCES'), { code: 'EACCES' })) };
     assertInspection(await inspect(sinkAt(path), path, denied), { kind: 'refused', code: 'permission_denied', message: `cannot inspect ${path} (EACCES)` });
   });
 });

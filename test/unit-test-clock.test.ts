@@ -24,6 +24,12 @@ test('a test clock from the environment is announced at start: one warning namin
 });
 
 test('the real clock is not announced', () => {
-  assert.deepEqual(warnings((logger) => warnIfTestClock(logger as never, clockFromEnvironment({}))), []);
-  assert.deepEqual(warnings((logger) => warnIfTestClock(logger as never, systemClock)), []);
+  assert.deepEqual(
+    warnings((logger) => warnIfTestClock(logger as never, clockFromEnvironment({}))),
+    [],
+  );
+  assert.deepEqual(
+    warnings((logger) => warnIfTestClock(logger as never, systemClock)),
+    [],
+  );
 });

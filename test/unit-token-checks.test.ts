@@ -50,11 +50,17 @@ describe('checkExpiry', () => {
   const rows: Array<[string, number, number, number, { expiresAt: number; clamped: boolean }]> = [
     ['a day after issuance: kept', T0 + day, T0, T0, { expiresAt: T0 + day, clamped: false }],
     ['60 s and 1 ms after arrival: kept', T0 + MINUTE + 1, T0, T0, { expiresAt: T0 + MINUTE + 1, clamped: false }],
-    ['10 min of allowance for the broker\'s clock: kept', T0 + day + 10 * MINUTE, T0, T0, { expiresAt: T0 + day + 10 * MINUTE, clamped: false }],
+    ["10 min of allowance for the broker's clock: kept", T0 + day + 10 * MINUTE, T0, T0, { expiresAt: T0 + day + 10 * MINUTE, clamped: false }],
     ['1 ms beyond the allowance: cut to maxLifetime', T0 + day + 10 * MINUTE + 1, T0, T0, { expiresAt: T0 + day, clamped: true }],
     ['a week: cut to maxLifetime', T0 + 7 * day, T0, T0, { expiresAt: T0 + day, clamped: true }],
     ['issued an hour before it arrived: the cut counts from issuance', T0 + day, T0 - HOUR, T0, { expiresAt: T0 + day - HOUR, clamped: true }],
-    ['issued (by the broker\'s clock) after it arrived: the cut counts from arrival', T0 + day + 10 * MINUTE + 1, T0 + 5 * MINUTE, T0, { expiresAt: T0 + day, clamped: true }],
+    [
+      "issued (by the broker's clock) after it arrived: the cut counts from arrival",
+      T0 + day + 10 * MINUTE + 1,
+      T0 + 5 * MINUTE,
+      T0,
+      { expiresAt: T0 + day, clamped: true },
+    ],
   ];
   for (const [what, expiresAt, issuedAt, receivedAt, expected] of rows) {
     test(what, () => assert.deepEqual(checkExpiry(expiresAt, issuedAt, receivedAt, day, 'w'), expected));
@@ -65,16 +71,12 @@ describe('checkExpiry', () => {
   test('an expiry before arrival: already past', () => {
     refused(() => checkExpiry(T0 - HOUR, T0 - day, T0, day, 'w'), 'w: expiry 2026-11-19T23:00:00.000Z is already past');
   });
-  test(
-    'an expiry cut to maxLifetime is still checked against the 60 s minimum',
-    
-    () => {
-      assert.throws(
-        () => checkExpiry(T0 + day, T0 - day, T0, day, 'w'),
-        (error: unknown) => error instanceof BrokerError && error.code === 'bad_response' && /^w: expiry .* is already past$/.test(error.message),
-      );
-    },
-  );
+  test('an expiry cut to maxLifetime is still checked against the 60 s minimum', () => {
+    assert.throws(
+      () => checkExpiry(T0 + day, T0 - day, T0, day, 'w'),
+      (error: unknown) => error instanceof BrokerError && error.code === 'bad_response' && /^w: expiry .* is already past$/.test(error.message),
+    );
+  });
   test('a shorter maxLifetime (6 h) cuts a day-long expiry', () => {
     assert.deepEqual(checkExpiry(T0 + day, T0, T0 + 2 * SECOND, 6 * HOUR, 'w'), { expiresAt: T0 + 6 * HOUR, clamped: true });
   });

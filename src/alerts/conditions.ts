@@ -50,7 +50,14 @@ export function evaluateAlerts(
 ): ActiveAlert[] {
   const active: ActiveAlert[] = [];
   if (rules.storeUnavailable.enabled && store && !store.up && store.downSince !== null && now - store.downSince >= rules.storeUnavailable.graceMs) {
-    active.push({ key: alertKey('store_unavailable', undefined), kind: 'store_unavailable', severity: 'warning', account: undefined, facts: { since: store.downSince, message: store.message }, expiresAt: null });
+    active.push({
+      key: alertKey('store_unavailable', undefined),
+      kind: 'store_unavailable',
+      severity: 'warning',
+      account: undefined,
+      facts: { since: store.downSince, message: store.message },
+      expiresAt: null,
+    });
   }
   for (const { snapshot, sinks } of views) {
     const { state, ref } = snapshot;
@@ -63,7 +70,11 @@ export function evaluateAlerts(
       add('credentials_rejected', { message: state.authBlock.message });
     }
     if (rules.renewalFailing.enabled && !state.authBlock && state.consecutiveFailures >= rules.renewalFailing.threshold) {
-      add('renewal_failing', { failures: state.consecutiveFailures, reason: failure?.reason ?? null, message: failure?.message ?? null }, snapshot.usable ? 'warning' : 'critical');
+      add(
+        'renewal_failing',
+        { failures: state.consecutiveFailures, reason: failure?.reason ?? null, message: failure?.message ?? null },
+        snapshot.usable ? 'warning' : 'critical',
+      );
     }
     if (rules.rateLimited.enabled && state.consecutiveFailures > 0 && state.lastAttempt?.outcome === 'rate_limited') {
       add('rate_limited', { failures: state.consecutiveFailures, message: failure?.message ?? null });
@@ -74,7 +85,13 @@ export function evaluateAlerts(
     const since = unusableSince[ref.name];
     const noToken = rules.noUsableToken.enabled && !snapshot.usable && since !== undefined && now - since >= rules.noUsableToken.graceMs;
     if (noToken) {
-      add('no_usable_token', { status: snapshot.status, since, reason: failure?.reason ?? null, message: failure?.message ?? null, nextAttemptAt: snapshot.nextAttemptAt });
+      add('no_usable_token', {
+        status: snapshot.status,
+        since,
+        reason: failure?.reason ?? null,
+        message: failure?.message ?? null,
+        nextAttemptAt: snapshot.nextAttemptAt,
+      });
     }
     // An expired token is said by no_usable_token when that is on; the expiring-soon warning stays its own.
     if (rules.tokenExpiring.enabled && expiresAt !== null && !state.invalidated && !(noToken && expiresAt <= now)) {

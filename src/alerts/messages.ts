@@ -47,7 +47,8 @@ const EN: Record<AlertKind, Texts> = {
     title: 'No usable token',
     what: (f, _a, now) =>
       `The account has had no usable token for ${formatDuration(now - Number(f.since))} (\`${str(f.status)}\`): every program beside the sidecar is without one, and API calls fail.${f.reason ? ` Last failure: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}.` : ''}${f.nextAttemptAt ? ` Next attempt ${kst(Number(f.nextAttemptAt))}.` : ''}`,
-    action: "Check the broker's status, the credentials and the sidecar's log (`broker-token-sidecar status`). The sidecar keeps trying within the broker's limits; do not issue tokens by hand with the same app key.",
+    action:
+      "Check the broker's status, the credentials and the sidecar's log (`broker-token-sidecar status`). The sidecar keeps trying within the broker's limits; do not issue tokens by hand with the same app key.",
   },
   renewal_failing: {
     title: 'Token renewal failing',
@@ -56,7 +57,8 @@ const EN: Record<AlertKind, Texts> = {
   },
   sink_unrepairable: {
     title: 'Token file missing and not repaired',
-    what: (f, a, now) => `\`${escapeMrkdwn(str(f.path))}\` (sink \`${a.sink}\`) has not held the token for ${formatDuration(now - Number(f.since))}: \`${str(f.reason)}\` ${escapeMrkdwn(str(f.message === null ? '' : f.message))}. Programs reading it may issue tokens of their own.`,
+    what: (f, a, now) =>
+      `\`${escapeMrkdwn(str(f.path))}\` (sink \`${a.sink}\`) has not held the token for ${formatDuration(now - Number(f.since))}: \`${str(f.reason)}\` ${escapeMrkdwn(str(f.message === null ? '' : f.message))}. Programs reading it may issue tokens of their own.`,
     action: 'Check the directory: permissions, free space, a read-only mount, or a symlink or directory put at the path.',
   },
   token_expiring: {
@@ -69,13 +71,15 @@ const EN: Record<AlertKind, Texts> = {
   },
   token_invalidated: {
     title: 'Token refused by the broker',
-    what: (f) => `The broker refused a token the sidecar held valid (\`${str(f.brokerCode)}\`: ${escapeMrkdwn(str(f.message))}), usually after its maintenance. A new token is being issued within the rate limits.`,
+    what: (f) =>
+      `The broker refused a token the sidecar held valid (\`${str(f.brokerCode)}\`: ${escapeMrkdwn(str(f.message))}), usually after its maintenance. A new token is being issued within the rate limits.`,
     action: 'Usually nothing: watch for the resolution. If it persists, the broker may be handing back the same dead token for six hours.',
   },
   rate_limited: {
     title: 'Token issuance rate-limited (EGW00133)',
     what: (f) => `The broker refused ${str(f.failures)} token request(s) as too frequent: ${escapeMrkdwn(str(f.message))}`,
-    action: 'Another program is probably issuing tokens with the same app key (a kis_auth.py that ran before today\'s file existed?). Point it at the sidecar\'s files.',
+    action:
+      "Another program is probably issuing tokens with the same app key (a kis_auth.py that ran before today's file existed?). Point it at the sidecar's files.",
   },
   credentials_rejected: {
     title: 'Credentials rejected by the broker',
@@ -84,12 +88,15 @@ const EN: Record<AlertKind, Texts> = {
   },
   store_unavailable: {
     title: 'Shared state store unreachable',
-    what: (f, _a, now) => `This replica has not reached Redis for ${formatDuration(now - Number(f.since))} (${escapeMrkdwn(str(f.message))}). It keeps serving its last good token from its own state and issues nothing, so as not to race the replicas that can still see the shared state.`,
-    action: 'Check Redis (is it up, reachable from this pod, its password and TLS settings). Tokens keep working until they expire; a renewal resumes once Redis is back.',
+    what: (f, _a, now) =>
+      `This replica has not reached Redis for ${formatDuration(now - Number(f.since))} (${escapeMrkdwn(str(f.message))}). It keeps serving its last good token from its own state and issues nothing, so as not to race the replicas that can still see the shared state.`,
+    action:
+      'Check Redis (is it up, reachable from this pod, its password and TLS settings). Tokens keep working until they expire; a renewal resumes once Redis is back.',
   },
   file_mode_not_private: {
     title: 'Token file not private',
-    what: (f) => `\`${escapeMrkdwn(str(f.path))}\` has mode ${str(f.mode)} instead of ${str(f.expectedMode)} and could not be fixed: ${escapeMrkdwn(str(f.message))}`,
+    what: (f) =>
+      `\`${escapeMrkdwn(str(f.path))}\` has mode ${str(f.mode)} instead of ${str(f.expectedMode)} and could not be fixed: ${escapeMrkdwn(str(f.message))}`,
     action: 'Check who owns the file and why its mode cannot be set; another process may be rewriting it.',
   },
 };
@@ -99,7 +106,8 @@ const KO: Record<AlertKind, Texts> = {
     title: '사용 가능한 토큰 없음',
     what: (f, _a, now) =>
       `이 계정에 ${formatDuration(now - Number(f.since))} 동안 사용 가능한 토큰이 없습니다 (\`${str(f.status)}\`). 사이드카 옆의 모든 프로그램이 토큰 없이 API 호출에 실패합니다.${f.reason ? ` 마지막 실패: \`${str(f.reason)}\`: ${escapeMrkdwn(str(f.message))}.` : ''}${f.nextAttemptAt ? ` 다음 시도 ${kst(Number(f.nextAttemptAt))}.` : ''}`,
-    action: '증권사 API 상태, 인증 정보, 사이드카 로그(`broker-token-sidecar status`)를 확인하세요. 사이드카는 증권사 제한 안에서 계속 시도합니다. 같은 앱키로 토큰을 직접 발급하지 마세요.',
+    action:
+      '증권사 API 상태, 인증 정보, 사이드카 로그(`broker-token-sidecar status`)를 확인하세요. 사이드카는 증권사 제한 안에서 계속 시도합니다. 같은 앱키로 토큰을 직접 발급하지 마세요.',
   },
   renewal_failing: {
     title: '토큰 갱신 연속 실패',
@@ -108,7 +116,8 @@ const KO: Record<AlertKind, Texts> = {
   },
   sink_unrepairable: {
     title: '토큰 파일 누락, 복구 실패',
-    what: (f, a, now) => `\`${escapeMrkdwn(str(f.path))}\` (sink \`${a.sink}\`) 파일이 ${formatDuration(now - Number(f.since))} 동안 토큰을 담고 있지 않습니다: \`${str(f.reason)}\` ${escapeMrkdwn(str(f.message === null ? '' : f.message))}. 이 파일을 읽는 프로그램이 토큰을 직접 발급할 수 있습니다.`,
+    what: (f, a, now) =>
+      `\`${escapeMrkdwn(str(f.path))}\` (sink \`${a.sink}\`) 파일이 ${formatDuration(now - Number(f.since))} 동안 토큰을 담고 있지 않습니다: \`${str(f.reason)}\` ${escapeMrkdwn(str(f.message === null ? '' : f.message))}. 이 파일을 읽는 프로그램이 토큰을 직접 발급할 수 있습니다.`,
     action: '디렉터리 권한, 디스크 여유 공간, 읽기 전용 마운트, 경로에 심볼릭 링크나 디렉터리가 생기지 않았는지 확인하세요.',
   },
   token_expiring: {
@@ -121,7 +130,8 @@ const KO: Record<AlertKind, Texts> = {
   },
   token_invalidated: {
     title: '증권사가 토큰을 거부함',
-    what: (f) => `사이드카가 유효하다고 본 토큰을 증권사가 거부했습니다 (\`${str(f.brokerCode)}\`: ${escapeMrkdwn(str(f.message))}). 보통 증권사 점검 후에 발생합니다. 발급 규칙 안에서 새 토큰을 받고 있습니다.`,
+    what: (f) =>
+      `사이드카가 유효하다고 본 토큰을 증권사가 거부했습니다 (\`${str(f.brokerCode)}\`: ${escapeMrkdwn(str(f.message))}). 보통 증권사 점검 후에 발생합니다. 발급 규칙 안에서 새 토큰을 받고 있습니다.`,
     action: '대개 조치가 필요 없습니다. 해결 알림을 기다리세요. 계속되면 증권사가 6시간 동안 같은(무효) 토큰을 돌려주는 경우일 수 있습니다.',
   },
   rate_limited: {
@@ -136,12 +146,15 @@ const KO: Record<AlertKind, Texts> = {
   },
   store_unavailable: {
     title: '공유 상태 저장소(Redis) 연결 끊김',
-    what: (f, _a, now) => `이 레플리카가 ${formatDuration(now - Number(f.since))} 동안 Redis에 연결하지 못했습니다 (${escapeMrkdwn(str(f.message))}). 자기 상태에 남은 마지막 토큰을 계속 쓰며, 공유 상태를 보는 다른 레플리카와 충돌하지 않도록 새 토큰은 발급하지 않습니다.`,
-    action: 'Redis가 살아 있는지, 이 파드에서 접근 가능한지, 비밀번호와 TLS 설정을 확인하세요. 토큰은 만료 전까지 계속 쓰이며, Redis가 돌아오면 갱신이 재개됩니다.',
+    what: (f, _a, now) =>
+      `이 레플리카가 ${formatDuration(now - Number(f.since))} 동안 Redis에 연결하지 못했습니다 (${escapeMrkdwn(str(f.message))}). 자기 상태에 남은 마지막 토큰을 계속 쓰며, 공유 상태를 보는 다른 레플리카와 충돌하지 않도록 새 토큰은 발급하지 않습니다.`,
+    action:
+      'Redis가 살아 있는지, 이 파드에서 접근 가능한지, 비밀번호와 TLS 설정을 확인하세요. 토큰은 만료 전까지 계속 쓰이며, Redis가 돌아오면 갱신이 재개됩니다.',
   },
   file_mode_not_private: {
     title: '토큰 파일 권한 노출',
-    what: (f) => `\`${escapeMrkdwn(str(f.path))}\` 파일 권한이 ${str(f.expectedMode)}이 아니라 ${str(f.mode)}이며 고칠 수 없습니다: ${escapeMrkdwn(str(f.message))}`,
+    what: (f) =>
+      `\`${escapeMrkdwn(str(f.path))}\` 파일 권한이 ${str(f.expectedMode)}이 아니라 ${str(f.mode)}이며 고칠 수 없습니다: ${escapeMrkdwn(str(f.message))}`,
     action: '파일 소유자와 권한을 바꿀 수 없는 이유를 확인하세요. 다른 프로세스가 파일을 다시 쓰고 있을 수 있습니다.',
   },
 };
@@ -181,7 +194,12 @@ const WORDS = {
 
 const host = (ctx: MessageContext) => `sidecar on ${ctx.host}`;
 
-const ICON: Record<Severity | 'resolved', string> = { critical: ':red_circle:', warning: ':warning:', info: ':information_source:', resolved: ':white_check_mark:' };
+const ICON: Record<Severity | 'resolved', string> = {
+  critical: ':red_circle:',
+  warning: ':warning:',
+  info: ':information_source:',
+  resolved: ':white_check_mark:',
+};
 
 export function renderAlert(alert: ActiveAlert, phase: Phase, since: number, ctx: MessageContext): SlackMessage {
   const texts = (ctx.language === 'ko' ? KO : EN)[alert.kind];
@@ -200,7 +218,10 @@ export function renderAlert(alert: ActiveAlert, phase: Phase, since: number, ctx
     [w.reason, str(alert.facts.reason ?? alert.facts.brokerCode)],
   ].map(([label, value]) => ({ type: 'mrkdwn', text: `*${label}*\n${escapeMrkdwn(String(value))}` }));
   const blocks: unknown[] = [
-    { type: 'header', text: { type: 'plain_text', text: `${phase === 'resolved' ? '✅' : alert.severity === 'critical' ? '🔴' : '⚠️'} ${title}`.slice(0, 150), emoji: true } },
+    {
+      type: 'header',
+      text: { type: 'plain_text', text: `${phase === 'resolved' ? '✅' : alert.severity === 'critical' ? '🔴' : '⚠️'} ${title}`.slice(0, 150), emoji: true },
+    },
     { type: 'section', text: { type: 'mrkdwn', text: what } },
     { type: 'section', fields },
   ];

@@ -86,7 +86,8 @@ export class SlackNotifier {
       bus.on('token.invalidated', evaluate),
       bus.on('issuance.failed', evaluate),
       bus.on('issuance.issued', (e) => {
-        if (config.notices.renewed) this.enqueue(renderNotice({ kind: 'renewed', account: e.account, expiresAt: e.expiresAt }, this.context()), 'info', `renewed:${e.account.name}`);
+        if (config.notices.renewed)
+          this.enqueue(renderNotice({ kind: 'renewed', account: e.account, expiresAt: e.expiresAt }, this.context()), 'info', `renewed:${e.account.name}`);
         evaluate();
       }),
       bus.on('issuance.blocked', evaluate),
@@ -200,7 +201,9 @@ export class SlackNotifier {
   private persist(): void {
     const snapshot = structuredClone(this.file);
     void this.saves.run(() =>
-      this.store.save(snapshot).catch((error: unknown) => this.deps.bus.emit('alerts.state_error', { message: `cannot save alert state: ${describeError(error)}` })),
+      this.store
+        .save(snapshot)
+        .catch((error: unknown) => this.deps.bus.emit('alerts.state_error', { message: `cannot save alert state: ${describeError(error)}` })),
     );
   }
 
@@ -230,7 +233,8 @@ export class SlackNotifier {
   /** Sends the stop notice, gives the outbox up to `boundMs` to drain, then stops; what is left is kept. */
   async stop(boundMs = 3_000): Promise<void> {
     for (const off of this.unsubscribe) off();
-    if (this.deps.config.notices.lifecycle && this.worker) this.enqueue(renderNotice({ kind: 'stopped', accounts: this.accountNames() }, this.context()), 'info', 'stopped');
+    if (this.deps.config.notices.lifecycle && this.worker)
+      this.enqueue(renderNotice({ kind: 'stopped', accounts: this.accountNames() }, this.context()), 'info', 'stopped');
     const deadline = Date.now() + boundMs;
     while (this.file.outbox.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.stopWorker.abort();

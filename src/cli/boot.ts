@@ -38,7 +38,10 @@ export function loadConfigOrExit(flag: string | undefined): SidecarConfig {
 export function warnIfTestClock(logger: Pick<Logger, 'warn'>, clock: Clock): void {
   if (!(clock instanceof ScaledClock)) return;
   const offsetMs = clock.now() - Date.now();
-  logger.warn({ variable: TEST_CLOCK_ENV, scale: clock.scale, offsetMs }, `${TEST_CLOCK_ENV} is set: running on a test clock (${clock.scale}x, ${offsetMs} ms from real time), not for production`);
+  logger.warn(
+    { variable: TEST_CLOCK_ENV, scale: clock.scale, offsetMs },
+    `${TEST_CLOCK_ENV} is set: running on a test clock (${clock.scale}x, ${offsetMs} ms from real time), not for production`,
+  );
 }
 
 /** Opens a sidecar (lock, sink checks, state), turning start-up problems into a clear exit. */
@@ -165,11 +168,17 @@ export async function runUntilSignalled(
       });
     } catch (error) {
       await sidecar.close();
-      throw new CliError(`cannot listen on ${config.server.host}:${config.server.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.startup);
+      throw new CliError(
+        `cannot listen on ${config.server.host}:${config.server.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        EXIT.startup,
+      );
     }
     // startupMs: from the command's start to serving (config, state, first file checks), Node's own start left out.
     const startupMs = Math.round(performance.now() - stop.createdAt);
-    logger.info({ url: server.url, startupMs, maxConnections: server.maxConnections, descriptorLimit: budget.descriptorLimit }, 'serving /metrics, /healthz, /readyz and /status');
+    logger.info(
+      { url: server.url, startupMs, maxConnections: server.maxConnections, descriptorLimit: budget.descriptorLimit },
+      'serving /metrics, /healthz, /readyz and /status',
+    );
   }
   onListening?.(server);
   const stopWatching = reloadOnChange(sidecar);

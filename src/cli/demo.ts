@@ -47,7 +47,14 @@ function portIsFree(port: number): Promise<boolean> {
  * no KakaoTalk notices.
  */
 /** The demo's config, written out as a real one would be; only the credentials are the simulator's made-up ones. */
-function demoConfig(values: { port: number; simulatorUrl: string; kis: SimulatorCredential; kiwoom: SimulatorCredential; shownPath: string; adminToken: string }): string {
+function demoConfig(values: {
+  port: number;
+  simulatorUrl: string;
+  kis: SimulatorCredential;
+  kiwoom: SimulatorCredential;
+  shownPath: string;
+  adminToken: string;
+}): string {
   return `# The demo's configuration, in the same format as a real one (see the README's configuration reference).
 # The credentials below are made up, accepted only by the simulator; in a real config take them from the
 # environment or from files, e.g.  appKey: \${KIS_APP_KEY}  and  appSecretFile: /run/secrets/kis_app_secret

@@ -36,7 +36,11 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
           inspection.kind === 'refused'
             ? { reason: inspection.error.code, message: inspection.error.message, at: now }
             : inspection.kind === 'repair'
-              ? { reason: inspection.reason, message: `${path}: file is ${inspection.reason === 'mode' ? 'not mode 0' + sink.access.mode.toString(8) : inspection.reason.replace('_', ' ')}`, at: now }
+              ? {
+                  reason: inspection.reason,
+                  message: `${path}: file is ${inspection.reason === 'mode' ? 'not mode 0' + sink.access.mode.toString(8) : inspection.reason.replace('_', ' ')}`,
+                  at: now,
+                }
               : null;
       }
       sinks.push({
@@ -55,7 +59,11 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
       });
     }
     views.push({
-      ...accountViewOf(snapshotOf(account, state, now), sinks, sinks.every((s) => s.healthy)),
+      ...accountViewOf(
+        snapshotOf(account, state, now),
+        sinks,
+        sinks.every((s) => s.healthy),
+      ),
       ...(problem !== undefined ? { problem } : {}),
     });
   }

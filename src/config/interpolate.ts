@@ -12,12 +12,7 @@ const REFERENCE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  */
 const CONVENTIONAL_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
-export function interpolate(
-  value: unknown,
-  env: NodeJS.ProcessEnv,
-  problems: string[],
-  path: Path = [],
-): unknown {
+export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: string[], path: Path = []): unknown {
   if (typeof value === 'string') {
     return value.replace(REFERENCE, (whole, name: string | undefined, fallback: string | undefined) => {
       if (name === undefined) return '${';

@@ -10,16 +10,7 @@ import { brokerFloorBreaches, type FloorKey } from './floors';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
 import { cannotReadFile, resolveSecret, type ReadText } from './secret-files';
-import type {
-  AccountConfig,
-  FileAccess,
-  NotifyConfig,
-  RenewalPolicy,
-  SidecarConfig,
-  SinkConfig,
-  SlackConfig,
-  StoreConfig,
-} from './types';
+import type { AccountConfig, FileAccess, NotifyConfig, RenewalPolicy, SidecarConfig, SinkConfig, SlackConfig, StoreConfig } from './types';
 
 /**
  * Checks that need more than one field (credentials by provider, uniqueness, time zones, cron) and turns the
@@ -118,29 +109,20 @@ function checkRenewal(policy: RenewalPolicy, index: number, account: RawAccount,
     );
   }
   if (policy.retry.initialDelayMs > policy.retry.maxDelayMs) {
-    const path = account.renewal?.retry?.maxDelay !== undefined ? ['accounts', index, 'renewal', 'retry', 'maxDelay'] : ['defaults', 'renewal', 'retry', 'maxDelay'];
+    const path =
+      account.renewal?.retry?.maxDelay !== undefined ? ['accounts', index, 'renewal', 'retry', 'maxDelay'] : ['defaults', 'renewal', 'retry', 'maxDelay'];
     problems.add(path, `must not be shorter than initialDelay (${formatDuration(policy.retry.initialDelayMs)})`);
   }
 }
 
-function checkCredentials(
-  account: RawAccount,
-  index: number,
-  ctx: ResolveContext,
-): { appKey?: string; appSecret?: string } {
+function checkCredentials(account: RawAccount, index: number, ctx: ResolveContext): { appKey?: string; appSecret?: string } {
   const base: Path = ['accounts', index];
   const out: { appKey?: string; appSecret?: string } = {};
   for (const [field, fileField, length] of [
     ['appKey', 'appKeyFile', D.KIS_APP_KEY_LENGTH],
     ['appSecret', 'appSecretFile', D.KIS_APP_SECRET_LENGTH],
   ] as const) {
-    const { value, problem } = resolveSecret(
-      account[field],
-      account[fileField],
-      { inline: field, file: fileField },
-      ctx.baseDir,
-      ctx.readText,
-    );
+    const { value, problem } = resolveSecret(account[field], account[fileField], { inline: field, file: fileField }, ctx.baseDir, ctx.readText);
     if (problem) {
       ctx.problems.add([...base, problem.key], problem.message);
       continue;
@@ -204,7 +186,10 @@ function expandPath(template: string, account: RawAccount, appKey: string | unde
     }
     if (!SAFE_IN_PATH.test(value)) {
       const source = name === 'appKeyPrefix' ? "the app key's first 10 characters hold others" : `the ${name} holds others`;
-      ctx.problems.add(path, `{${name}} would put characters other than letters, digits, "-" and "_" into the path (${source}), which could lead out of its directory; use another placeholder or a fixed name`);
+      ctx.problems.add(
+        path,
+        `{${name}} would put characters other than letters, digits, "-" and "_" into the path (${source}), which could lead out of its directory; use another placeholder or a fixed name`,
+      );
       return whole;
     }
     return value;
@@ -296,7 +281,9 @@ function floorPath(key: FloorKey, index: number, account: RawAccount): Path {
     case 'spacing':
       return renewalPath(index, account, 'spacing');
     case 'retry.initialDelay':
-      return account.renewal?.retry?.initialDelay !== undefined ? [...own, 'renewal', 'retry', 'initialDelay'] : ['defaults', 'renewal', 'retry', 'initialDelay'];
+      return account.renewal?.retry?.initialDelay !== undefined
+        ? [...own, 'renewal', 'retry', 'initialDelay']
+        : ['defaults', 'renewal', 'retry', 'initialDelay'];
     case 'proof.interval':
       return account.proof?.interval !== undefined ? [...own, 'proof', 'interval'] : ['defaults', 'proof', 'interval'];
     case 'probe.interval':
@@ -381,14 +368,25 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
   const admin = resolveSecret(server.adminToken, server.adminTokenFile, { inline: 'adminToken', file: 'adminTokenFile' }, ctx.baseDir, ctx.readText);
   if (admin.problem) ctx.problems.add(['server', admin.problem.key], admin.problem.message);
   else if (admin.value !== undefined && admin.value.length < D.MIN_ADMIN_TOKEN_LENGTH) {
-    ctx.problems.add(['server', server.adminTokenFile !== undefined ? 'adminTokenFile' : 'adminToken'], `must be at least ${D.MIN_ADMIN_TOKEN_LENGTH} characters`);
+    ctx.problems.add(
+      ['server', server.adminTokenFile !== undefined ? 'adminTokenFile' : 'adminToken'],
+      `must be at least ${D.MIN_ADMIN_TOKEN_LENGTH} characters`,
+    );
   }
   const slack = raw.slack && resolveSlack(raw.slack, ctx);
-  const store = resolveStore(raw.store, accounts.map((a) => a.config), ctx);
+  const store = resolveStore(
+    raw.store,
+    accounts.map((a) => a.config),
+    ctx,
+  );
   return {
     source,
     stateDir: resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR),
-    log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'json', timeZone: checkTimeZone(['log', 'timeZone'], raw.log?.timeZone ?? D.DEFAULT_SINK_TIME_ZONE, ctx) },
+    log: {
+      level: raw.log?.level ?? 'info',
+      format: raw.log?.format ?? 'json',
+      timeZone: checkTimeZone(['log', 'timeZone'], raw.log?.timeZone ?? D.DEFAULT_SINK_TIME_ZONE, ctx),
+    },
     server: {
       enabled: server.enabled ?? D.DEFAULT_SERVER.enabled,
       host: server.host ?? D.DEFAULT_SERVER.host,
@@ -424,7 +422,8 @@ function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext)
     initialDelayMs: raw.retry?.initialDelay ?? D.DEFAULT_SLACK.retry.initialDelayMs,
     maxDelayMs: raw.retry?.maxDelay ?? D.DEFAULT_SLACK.retry.maxDelayMs,
   };
-  if (retry.initialDelayMs > retry.maxDelayMs) ctx.problems.add(['slack', 'retry', 'maxDelay'], `must not be shorter than initialDelay (${formatDuration(retry.initialDelayMs)})`);
+  if (retry.initialDelayMs > retry.maxDelayMs)
+    ctx.problems.add(['slack', 'retry', 'maxDelay'], `must not be shorter than initialDelay (${formatDuration(retry.initialDelayMs)})`);
   return {
     webhookUrl: webhookUrl ?? '',
     criticalWebhookUrl,
@@ -437,7 +436,10 @@ function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext)
     queueSize: raw.queueSize ?? D.DEFAULT_SLACK.queueSize,
     retry,
     alerts: {
-      renewalFailing: { enabled: alerts.renewalFailing?.enabled ?? true, threshold: alerts.renewalFailing?.threshold ?? D.DEFAULT_SLACK.renewalFailingThreshold },
+      renewalFailing: {
+        enabled: alerts.renewalFailing?.enabled ?? true,
+        threshold: alerts.renewalFailing?.threshold ?? D.DEFAULT_SLACK.renewalFailingThreshold,
+      },
       sinkUnrepairable: { enabled: alerts.sinkUnrepairable?.enabled ?? true, graceMs: alerts.sinkUnrepairable?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
       tokenExpiring: { enabled: alerts.tokenExpiring?.enabled ?? true, windowMs: alerts.tokenExpiring?.window ?? D.DEFAULT_SLACK.tokenExpiringWindowMs },
       tokenInvalidated: { enabled: alerts.tokenInvalidated?.enabled ?? true },
@@ -467,7 +469,10 @@ function resolveStore(raw: RawConfig['store'], accounts: AccountConfig[], ctx: R
   const lockTtlMs = raw.lockTtl ?? D.DEFAULT_REDIS.lockTtlMs;
   const slowest = Math.max(0, ...accounts.map((a) => a.http.timeoutMs));
   if (lockTtlMs <= slowest) {
-    ctx.problems.add(['store', 'lockTtl'], `must be longer than the longest request timeout (${formatDuration(slowest)}), or a lock could expire while its holder still waits for the broker`);
+    ctx.problems.add(
+      ['store', 'lockTtl'],
+      `must be longer than the longest request timeout (${formatDuration(slowest)}), or a lock could expire while its holder still waits for the broker`,
+    );
   }
   return {
     type: 'redis',

@@ -82,7 +82,10 @@ const fileAccess = {
 
 const notifySchema = z.strictObject({
   command: z.union([nonEmpty, z.array(nonEmpty).min(1, 'must have at least 1 item')]).optional(),
-  signal: z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as SIGHUP').optional(),
+  signal: z
+    .string()
+    .regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as SIGHUP')
+    .optional(),
   pidFile: nonEmpty.optional(),
   timeout: duration('notify.timeout').optional(),
 });

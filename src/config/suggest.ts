@@ -29,7 +29,9 @@ function unwrap(schema: z.ZodType, value: unknown): z.ZodType | undefined {
     else if (current instanceof z.ZodDiscriminatedUnion) {
       const tag = current.def.discriminator;
       const wanted = (value as Record<string, unknown> | undefined)?.[tag];
-      const option = (current.options as z.ZodType[]).find((o) => o instanceof z.ZodObject && (o.shape[tag] as z.ZodLiteral).def.values.includes(wanted as never));
+      const option = (current.options as z.ZodType[]).find(
+        (o) => o instanceof z.ZodObject && (o.shape[tag] as z.ZodLiteral).def.values.includes(wanted as never),
+      );
       if (!option) return undefined;
       current = option;
     } else return current;

@@ -177,7 +177,10 @@ export async function removeStaleTempFiles(paths: readonly string[], fs: FileSys
       } else if (isProcessAlive(pid)) {
         continue; // another writer may be mid-write
       }
-      await fs.unlink(full).then(() => removed++, () => undefined);
+      await fs.unlink(full).then(
+        () => removed++,
+        () => undefined,
+      );
     }
   }
   return removed;

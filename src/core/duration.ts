@@ -10,13 +10,7 @@ export function parseDuration(text: string | number): number | undefined {
   const match = DURATION_PATTERN.exec(text.trim());
   if (!match || match.slice(1).every((part) => part === undefined)) return undefined;
   const [, d, h, m, s, ms] = match;
-  return (
-    Number(d ?? 0) * UNIT_MS.d! +
-    Number(h ?? 0) * UNIT_MS.h! +
-    Number(m ?? 0) * UNIT_MS.m! +
-    Number(s ?? 0) * UNIT_MS.s! +
-    Number(ms ?? 0)
-  );
+  return Number(d ?? 0) * UNIT_MS.d! + Number(h ?? 0) * UNIT_MS.h! + Number(m ?? 0) * UNIT_MS.m! + Number(s ?? 0) * UNIT_MS.s! + Number(ms ?? 0);
 }
 
 export function formatDuration(ms: number): string {
@@ -25,7 +19,11 @@ export function formatDuration(ms: number): string {
   let rest = Math.round(ms / 1000);
   const parts: string[] = [];
   // Hours are the largest unit: "25h" reads better than "1d1h" next to a 24-hour token life.
-  for (const [unit, size] of [['h', 3_600], ['m', 60], ['s', 1]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600],
+    ['m', 60],
+    ['s', 1],
+  ] as const) {
     const count = Math.floor(rest / size);
     if (count > 0) parts.push(`${count}${unit}`);
     rest -= count * size;

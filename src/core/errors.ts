@@ -21,14 +21,7 @@ export const PROOF_RESULTS = ['ok', 'rejected', 'error'] as const;
 export type ProofResult = (typeof PROOF_RESULTS)[number];
 
 /** Why writing a sink file failed. */
-export const SINK_WRITE_FAILURE_REASONS = [
-  'permission_denied',
-  'read_only',
-  'disk_full',
-  'symlink',
-  'not_regular_file',
-  'io_error',
-] as const;
+export const SINK_WRITE_FAILURE_REASONS = ['permission_denied', 'read_only', 'disk_full', 'symlink', 'not_regular_file', 'io_error'] as const;
 export type SinkWriteFailureReason = (typeof SINK_WRITE_FAILURE_REASONS)[number];
 
 /** Why a sink file was rewritten although the token had not changed. */

@@ -53,7 +53,13 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination ??
     (pretty
       ? // Loaded only when asked for: the JSON form needs none of it. The time is already in the reader's zone.
-        (require('pino-pretty') as typeof import('pino-pretty'))({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: false, ignore: 'service' })
+        (require('pino-pretty') as typeof import('pino-pretty'))({
+          destination: 2,
+          sync: true,
+          colorize: process.stderr.isTTY,
+          translateTime: false,
+          ignore: 'service',
+        })
       : pino.destination({ dest: 2, sync: true }));
   return pino(
     {

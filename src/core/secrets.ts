@@ -24,7 +24,6 @@ export class SecretRegistry {
     this.count++;
   }
 
-
   redact(text: string): string {
     if (this.count === 0 || text.length < MIN_SECRET_LENGTH) return text;
     const found: Array<[number, number]> = [];

@@ -116,7 +116,10 @@ function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingM
 
   const allow = (methods: string) => (req: Request, res: Response, next: NextFunction) => {
     if (methods.split(', ').includes(req.method) || (req.method === 'HEAD' && methods.includes('GET'))) return next();
-    res.set('allow', methods).status(405).json({ error: `method ${req.method} not allowed; use ${methods}` });
+    res
+      .set('allow', methods)
+      .status(405)
+      .json({ error: `method ${req.method} not allowed; use ${methods}` });
   };
 
   app.all('/metrics', allow('GET'), (req, res) => serveMetrics(req, res));
@@ -204,12 +207,18 @@ function sendRenewOutcome(res: Response, outcome: RenewOutcome, now: number): vo
       return;
     case 'wait': {
       if (outcome.why === 'renewal_planned') {
-        res.status(200).json({ result: 'not_needed', message: 'the token is valid; add ?force=true to replace it anyway', plannedAt: formatIsoInZone(outcome.until) });
+        res
+          .status(200)
+          .json({ result: 'not_needed', message: 'the token is valid; add ?force=true to replace it anyway', plannedAt: formatIsoInZone(outcome.until) });
         return;
       }
       const seconds = Math.max(1, Math.ceil((outcome.until - now) / 1000));
       if (outcome.why === 'auth_rejected') {
-        res.status(409).json({ result: 'blocked', reason: 'auth_rejected', message: 'the broker rejected these credentials; fix them, or add ?force=true to try once more' });
+        res.status(409).json({
+          result: 'blocked',
+          reason: 'auth_rejected',
+          message: 'the broker rejected these credentials; fix them, or add ?force=true to try once more',
+        });
         return;
       }
       res.set('retry-after', String(seconds)).status(429).json({ result: 'wait', why: outcome.why, retryAfterSeconds: seconds });

@@ -122,7 +122,12 @@ export class AccountLifecycle {
     const chosen = chooseAdoption(await sinks.tokensOnDisk(config.name), config, now);
     if (!chosen) return;
     state.token = adoptedRecord(chosen, config, now, this.account.random());
-    bus.emit('token.adopted', { account: this.ref, from: `${chosen.sink} (${chosen.path})`, tokenId: tokenId(chosen.token.accessToken), expiresAt: chosen.expiresAt });
+    bus.emit('token.adopted', {
+      account: this.ref,
+      from: `${chosen.sink} (${chosen.path})`,
+      tokenId: tokenId(chosen.token.accessToken),
+      expiresAt: chosen.expiresAt,
+    });
   }
 
   tick(): Promise<number> {

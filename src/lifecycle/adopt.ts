@@ -16,11 +16,7 @@ interface AdoptionCandidate {
 }
 
 /** The candidate to adopt: usable for a while yet, belonging to this app key, the one that lives longest. */
-export function chooseAdoption(
-  candidates: AdoptionCandidate[],
-  account: AccountConfig,
-  now: number,
-): (AdoptionCandidate & { expiresAt: number }) | undefined {
+export function chooseAdoption(candidates: AdoptionCandidate[], account: AccountConfig, now: number): (AdoptionCandidate & { expiresAt: number }) | undefined {
   let best: (AdoptionCandidate & { expiresAt: number }) | undefined;
   for (const candidate of candidates) {
     const expiresAt = candidate.token.expiresAt;
@@ -33,12 +29,7 @@ export function chooseAdoption(
 }
 
 /** The adopted token as a state record, with an answer shaped like the broker's for the `raw` layout. */
-export function adoptedRecord(
-  chosen: AdoptionCandidate & { expiresAt: number },
-  account: AccountConfig,
-  now: number,
-  renewJitter: number,
-): TokenRecord {
+export function adoptedRecord(chosen: AdoptionCandidate & { expiresAt: number }, account: AccountConfig, now: number, renewJitter: number): TokenRecord {
   const claims = readJwtClaims(chosen.token.accessToken);
   const iat = typeof claims?.iat === 'number' ? claims.iat * 1000 : undefined;
   // Without the broker's issuance time, the earliest plausible one: the renewal plan then errs early, where

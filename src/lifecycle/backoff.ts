@@ -11,13 +11,7 @@ import type { RenewalPolicy } from '../config/types';
  * - While no usable token exists the apps are already failing, so the delay stops growing at `initialDelay`.
  * - Jitter spreads replicas and accounts apart; no delay is ever shorter than the spacing.
  */
-export function retryDelayMs(
-  reason: RenewalFailureReason,
-  failures: number,
-  policy: RenewalPolicy,
-  tokenUsable: boolean,
-  random: () => number,
-): number {
+export function retryDelayMs(reason: RenewalFailureReason, failures: number, policy: RenewalPolicy, tokenUsable: boolean, random: () => number): number {
   const { retry, spacingMs } = policy;
   const k = Math.max(1, failures);
   let base: number;

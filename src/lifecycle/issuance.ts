@@ -110,7 +110,13 @@ export class Issuance {
     state.authBlock = null;
     this.approvalKeys.forgetFailure();
     await kept.save('shared');
-    bus.emit('issuance.issued', { account: ref, tokenId: tokenId(issued.accessToken), expiresAt: issued.expiresAt, durationMs, expiryClamped: issued.expiryClamped });
+    bus.emit('issuance.issued', {
+      account: ref,
+      tokenId: tokenId(issued.accessToken),
+      expiresAt: issued.expiresAt,
+      durationMs,
+      expiryClamped: issued.expiryClamped,
+    });
     await this.approvalKeys.fetchWithNewToken();
     await this.account.publish('token');
     return { result: 'issued', expiresAt: issued.expiresAt };
@@ -135,7 +141,13 @@ export class Issuance {
 }
 
 /** A renewal that failed (here, or a fresh token the broker then refused): counted, and the next attempt backed off. */
-export async function recordFailure(account: AccountContext, error: unknown, attemptAt: number, durationMs: number, scope: SaveScope = 'shared'): Promise<RenewOutcome> {
+export async function recordFailure(
+  account: AccountContext,
+  error: unknown,
+  attemptAt: number,
+  durationMs: number,
+  scope: SaveScope = 'shared',
+): Promise<RenewOutcome> {
   const { clock, bus, config, ref, kept } = account;
   const { state } = kept;
   const reason = classifyRenewalError(error);

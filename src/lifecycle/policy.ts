@@ -42,9 +42,7 @@ export function plannedRenewalAt(token: TokenRecord, policy: RenewalPolicy): { a
 
 export type WaitWhy = 'renewal_planned' | 'spacing' | 'backoff' | 'same_token' | 'auth_rejected';
 
-export type Decision =
-  | { kind: 'issue'; why: IssueWhy }
-  | { kind: 'wait'; until: number; why: WaitWhy };
+export type Decision = { kind: 'issue'; why: IssueWhy } | { kind: 'wait'; until: number; why: WaitWhy };
 
 interface DecideInput {
   now: number;

@@ -20,7 +20,7 @@ export class TokenProof {
     if (clock.now() >= token.expiresAt) return undefined;
     const last = state.lastProof;
     // A token not yet proven (new, adopted) is proven at once.
-    if (!last || token.provenAt === undefined && last.at < token.receivedAt) return clock.now();
+    if (!last || (token.provenAt === undefined && last.at < token.receivedAt)) return clock.now();
     return last.at + config.proof.intervalMs;
   }
 

@@ -41,7 +41,11 @@ export class SharedStateSync {
     const distrust = stateNotBelievable(remote, config, this.account.clock.now());
     if (distrust) {
       // Said once per revision: the store announces each change once.
-      bus.emit('state.error', { account: ref, reason: 'set_aside', message: `the shared state of ${config.name} (revision ${remote.revision}) was set aside: ${distrust}` });
+      bus.emit('state.error', {
+        account: ref,
+        reason: 'set_aside',
+        message: `the shared state of ${config.name} (revision ${remote.revision}) was set aside: ${distrust}`,
+      });
       return;
     }
     const previous = kept.state;

@@ -62,7 +62,11 @@ export class StateKeeper {
       const reason = error instanceof StateError ? error.code : 'write_failed';
       bus.emit('state.error', { account: ref, reason, message: describeError(error) });
       // The shared store is away: the local copy, newer than the shared one, is offered once it is back.
-      if (scope === 'shared' && store.shared) await store.saveLocal(this.state).then(() => (this.dirty = false), () => undefined);
+      if (scope === 'shared' && store.shared)
+        await store.saveLocal(this.state).then(
+          () => (this.dirty = false),
+          () => undefined,
+        );
     }
   }
 

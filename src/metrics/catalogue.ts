@@ -21,7 +21,16 @@ const PREFIX = 'broker_token_';
 const ACCOUNT_LABELS = ['account', 'provider', 'env'] as const;
 const SINK_LABELS = [...ACCOUNT_LABELS, 'sink', 'format'] as const;
 
-export { ADMIN_AUTH_FAILURE_REASONS, CONNECTION_DROP_REASONS, PROOF_RESULTS, RENEWAL_FAILURE_REASONS, SINK_REPAIR_REASONS, SINK_WRITE_FAILURE_REASONS, STATE_ERROR_REASONS, TOKEN_STATUSES };
+export {
+  ADMIN_AUTH_FAILURE_REASONS,
+  CONNECTION_DROP_REASONS,
+  PROOF_RESULTS,
+  RENEWAL_FAILURE_REASONS,
+  SINK_REPAIR_REASONS,
+  SINK_WRITE_FAILURE_REASONS,
+  STATE_ERROR_REASONS,
+  TOKEN_STATUSES,
+};
 
 // Token requests take tens of milliseconds to seconds; the top buckets catch timeouts (15 s by default).
 const DURATION_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
@@ -37,11 +46,15 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
 
   return {
     // Points in time: alerts compute `- time()` themselves, so a stale scrape never shows a wrong "time left".
-    expiry: gauge('expiry_timestamp_seconds', 'When the current token expires (Unix time; from the broker\'s KST expiry).', ACCOUNT_LABELS),
+    expiry: gauge('expiry_timestamp_seconds', "When the current token expires (Unix time; from the broker's KST expiry).", ACCOUNT_LABELS),
     issued: gauge('issued_timestamp_seconds', 'When the broker issued the current token (Unix time).', ACCOUNT_LABELS),
     lastRenewal: gauge('last_renewal_timestamp_seconds', 'When the last new token was received (Unix time).', ACCOUNT_LABELS),
     nextRenewal: gauge('next_renewal_timestamp_seconds', 'When the next issuance attempt is planned (Unix time).', ACCOUNT_LABELS),
-    lastProof: gauge('last_proof_timestamp_seconds', 'When the token was last checked against the broker\'s API, whatever the result (Unix time).', ACCOUNT_LABELS),
+    lastProof: gauge(
+      'last_proof_timestamp_seconds',
+      "When the token was last checked against the broker's API, whatever the result (Unix time).",
+      ACCOUNT_LABELS,
+    ),
     lastProofSuccess: gauge('last_proof_success_timestamp_seconds', 'When the current token last passed a proof (Unix time).', ACCOUNT_LABELS),
 
     // Current state.
@@ -49,19 +62,31 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
     usable: gauge('usable', '1 when the current token can be used now (valid or expiring), else 0.', ACCOUNT_LABELS),
     ready: gauge('ready', '1 when every sink of the account holds the current token, complete and private.', ACCOUNT_LABELS),
     consecutiveFailures: gauge('consecutive_failures', 'Issuance attempts that failed in a row (0 after a success).', ACCOUNT_LABELS),
-    credentialsRejected: gauge('credentials_rejected', '1 while the broker\'s rejection of the app key or secret holds further requests back until the credentials change.', ACCOUNT_LABELS),
+    credentialsRejected: gauge(
+      'credentials_rejected',
+      "1 while the broker's rejection of the app key or secret holds further requests back until the credentials change.",
+      ACCOUNT_LABELS,
+    ),
 
     // Counters.
     renewalAttempts: counter('renewal_attempts_total', 'Issuance requests sent to the broker.', ACCOUNT_LABELS),
     renewalFailures: counter('renewal_failures_total', 'Issuance attempts that failed, by reason.', [...ACCOUNT_LABELS, 'reason']),
-    issuances: counter('issuances_total', 'New tokens received from the broker: what the broker\'s once-a-day rule and the KakaoTalk notices count.', ACCOUNT_LABELS),
+    issuances: counter(
+      'issuances_total',
+      "New tokens received from the broker: what the broker's once-a-day rule and the KakaoTalk notices count.",
+      ACCOUNT_LABELS,
+    ),
     sameToken: counter('same_token_total', 'Issuance requests the broker answered with the token it had already given (no renewal).', ACCOUNT_LABELS),
     rateLimited: counter('rate_limited_total', 'Issuance requests the broker refused as too frequent (KIS EGW00133).', ACCOUNT_LABELS),
-    proofs: counter('proofs_total', 'Token proofs against the broker\'s API, by result.', [...ACCOUNT_LABELS, 'result']),
+    proofs: counter('proofs_total', "Token proofs against the broker's API, by result.", [...ACCOUNT_LABELS, 'result']),
     invalidations: counter('invalidations_total', 'Tokens the broker refused although the state called them valid (died server-side).', ACCOUNT_LABELS),
     adoptions: counter('adoptions_total', 'Still-valid tokens taken over from existing sink files instead of issuing.', ACCOUNT_LABELS),
-    expiryClamped: counter('expiry_clamped_total', 'Tokens whose expiry from the broker lay beyond the longest plausible lifetime and was cut down to it.', ACCOUNT_LABELS),
-    stateErrors: counter('state_errors_total', 'Problems with the sidecar\'s own state file, by reason.', [...ACCOUNT_LABELS, 'reason']),
+    expiryClamped: counter(
+      'expiry_clamped_total',
+      'Tokens whose expiry from the broker lay beyond the longest plausible lifetime and was cut down to it.',
+      ACCOUNT_LABELS,
+    ),
+    stateErrors: counter('state_errors_total', "Problems with the sidecar's own state file, by reason.", [...ACCOUNT_LABELS, 'reason']),
     approvalKeys: counter('approval_key_requests_total', 'WebSocket approval key requests, by result.', [...ACCOUNT_LABELS, 'result']),
 
     // Durations.
@@ -71,32 +96,60 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
     // Sink files.
     sinkPresent: gauge('sink_file_present', '1 when every file of the sink exists (a kis-auth sink keeps one per date its readers may compute).', SINK_LABELS),
     sinkHealthy: gauge('sink_file_healthy', '1 when every file of the sink holds exactly the current token with the configured mode and owner.', SINK_LABELS),
-    sinkModeOk: gauge('sink_file_mode_ok', '1 when every file of the sink has the configured mode (0600 unless configured), 0 when one does not, whatever the content.', SINK_LABELS),
-    sinkStuck: gauge('sink_stuck', '1 while an operation on the sink (a read, a write) has run far longer than it ever should: the file system stopped answering. /healthz fails too.', SINK_LABELS),
+    sinkModeOk: gauge(
+      'sink_file_mode_ok',
+      '1 when every file of the sink has the configured mode (0600 unless configured), 0 when one does not, whatever the content.',
+      SINK_LABELS,
+    ),
+    sinkStuck: gauge(
+      'sink_stuck',
+      '1 while an operation on the sink (a read, a write) has run far longer than it ever should: the file system stopped answering. /healthz fails too.',
+      SINK_LABELS,
+    ),
     sinkLastWrite: gauge('sink_last_write_timestamp_seconds', 'When the sink file was last written (Unix time).', SINK_LABELS),
-    sinkWrites: counter('sink_writes_total', 'Sink file writes that are not repairs: a new token, start-up, a new day\'s kis_auth.py file (written ahead of a reader zone\'s midnight).', [...SINK_LABELS, 'cause']),
+    sinkWrites: counter(
+      'sink_writes_total',
+      "Sink file writes that are not repairs: a new token, start-up, a new day's kis_auth.py file (written ahead of a reader zone's midnight).",
+      [...SINK_LABELS, 'cause'],
+    ),
     sinkRepairs: counter('sink_repairs_total', 'Sink files rewritten from the state because they were damaged, by what was wrong.', [...SINK_LABELS, 'reason']),
     sinkWriteFailures: counter('sink_write_failures_total', 'Failed sink file writes, by reason.', [...SINK_LABELS, 'reason']),
     sinkFilesCleaned: counter('sink_files_cleaned_total', 'Old daily token files removed (kis-auth sinks, past keepDays).', SINK_LABELS),
     sinkNotifyFailures: counter('sink_notify_failures_total', 'Failed notifications to applications after a sink changed.', SINK_LABELS),
 
     // Optional custom probe of a local application.
-    probeUp: gauge('probe_up', '1 when the last custom probe of the account\'s application succeeded.', ACCOUNT_LABELS),
+    probeUp: gauge('probe_up', "1 when the last custom probe of the account's application succeeded.", ACCOUNT_LABELS),
     probeDuration: histogram('probe_duration_seconds', 'Time taken by custom probes.', ACCOUNT_LABELS),
 
     // Slack notifications sent by the sidecar itself.
-    slackNotifications: counter('slack_notifications_total', 'Slack deliveries by result: sent, retried (an attempt failed, another follows), failed (given up), dropped (queue full).', ['result']),
+    slackNotifications: counter(
+      'slack_notifications_total',
+      'Slack deliveries by result: sent, retried (an attempt failed, another follows), failed (given up), dropped (queue full).',
+      ['result'],
+    ),
     slackQueueLength: gauge('slack_queue_length', 'Slack messages waiting to be delivered.', []),
 
     // Where the states live: 1 while the store (the state directory, or Redis shared by replicas) is reachable.
-    storeUp: gauge('store_up', '1 while the state store is reachable (always 1 for files); a replica without its shared store serves its local token and issues nothing.', ['store']),
+    storeUp: gauge(
+      'store_up',
+      '1 while the state store is reachable (always 1 for files); a replica without its shared store serves its local token and issues nothing.',
+      ['store'],
+    ),
 
     // Configuration reloads (SIGHUP or a change of the file), as Prometheus itself reports its own.
     configReloads: counter('config_reloads_total', 'Configuration reloads by result: applied, or failed (the running configuration is kept).', ['result']),
-    configLastReloadSuccessful: gauge('config_last_reload_successful', '1 when the last configuration reload was applied (or none was tried), 0 when it failed.', []),
+    configLastReloadSuccessful: gauge(
+      'config_last_reload_successful',
+      '1 when the last configuration reload was applied (or none was tried), 0 when it failed.',
+      [],
+    ),
 
     // The HTTP surface: who knocks on the admin endpoint without the token, and connections closed to protect descriptors.
-    adminAuthFailures: counter('admin_auth_failures_total', 'Admin requests refused for their bearer token, by reason: missing (none, or another scheme) or wrong.', ['reason']),
+    adminAuthFailures: counter(
+      'admin_auth_failures_total',
+      'Admin requests refused for their bearer token, by reason: missing (none, or another scheme) or wrong.',
+      ['reason'],
+    ),
     httpConnectionsDropped: counter(
       'http_connections_dropped_total',
       'HTTP connections closed before an answer to keep descriptors for the token files, by reason: silent (nothing sent in time), evicted (idle, its place needed), refused (the limit reached, every connection busy).',

@@ -260,7 +260,14 @@ export class MetricsExporter {
         return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, parts: [this.body.text, processFamilies.text] };
       }
       this.body.openMetrics ??= Buffer.concat(families.map((family) => (family.openMetrics ??= Buffer.from(familyToOpenMetrics(family.source)))));
-      processFamilies.openMetrics ??= Buffer.from(`${processFamilies.text.toString().split('\n\n').filter((block) => block.trim() !== '').map(familyToOpenMetrics).join('')}# EOF\n`);
+      processFamilies.openMetrics ??= Buffer.from(
+        `${processFamilies.text
+          .toString()
+          .split('\n\n')
+          .filter((block) => block.trim() !== '')
+          .map(familyToOpenMetrics)
+          .join('')}# EOF\n`,
+      );
       return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, parts: [this.body.openMetrics, processFamilies.openMetrics] };
     });
   }

@@ -30,12 +30,7 @@ export interface BrokerResponse {
 // Token answers are a few hundred bytes; anything past this is not a token answer.
 const MAX_BODY_BYTES = 256 * 1024;
 
-const TIMEOUT_CODES = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'ETIMEDOUT',
-]);
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 export function createBrokerDispatcher(policy: HttpClientPolicy): Dispatcher {
   return new Agent({

@@ -12,8 +12,7 @@ const AUTH_REJECTED = new Set(['EGW00103', 'EGW00105']);
 /** Business-API codes for a token the broker no longer honours: expired, and invalid. */
 const TOKEN_DEAD = new Set(['EGW00123', 'EGW00121']);
 
-const PRICE_PATH =
-  '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
+const PRICE_PATH = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
 
 interface KisErrorFields {
   code?: string;
@@ -57,7 +56,10 @@ export function parseKisTokenAnswer(response: BrokerResponse, receivedAt: number
   if (typeof body.access_token_token_expired === 'string') {
     expiresAt = parseKstWallClock(body.access_token_token_expired);
     if (expiresAt === undefined) {
-      throw new BrokerError('bad_response', `${what}: access_token_token_expired "${brokerText(body.access_token_token_expired, 40)}" is not YYYY-MM-DD HH:MM:SS`);
+      throw new BrokerError(
+        'bad_response',
+        `${what}: access_token_token_expired "${brokerText(body.access_token_token_expired, 40)}" is not YYYY-MM-DD HH:MM:SS`,
+      );
     }
   } else if (typeof claims?.exp === 'number') {
     expiresAt = claims.exp * 1000;

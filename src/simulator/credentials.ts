@@ -5,9 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { SimulatedEnv, SimulatedProvider, SimulatorCredential } from './types';
 
-type CredentialCheck =
-  | { ok: true; credential: SimulatorCredential }
-  | { ok: false; reason: 'unknown_key' | 'wrong_secret' };
+type CredentialCheck = { ok: true; credential: SimulatorCredential } | { ok: false; reason: 'unknown_key' | 'wrong_secret' };
 
 export class CredentialBook {
   private readonly byKey = new Map<string, SimulatorCredential>();
@@ -63,11 +61,7 @@ function draw(bytes: (n: number) => Buffer, alphabet: string, length: number): s
  * A credential shaped like the real ones: KIS app keys are 36 characters starting with "PS", app secrets 180
  * characters of base64; Kiwoom keys and secrets are 43 characters (as seen in the wild). Never whitespace.
  */
-export function generateCredential(
-  provider: SimulatedProvider,
-  seed?: string,
-  env: SimulatedEnv = 'real',
-): SimulatorCredential {
+export function generateCredential(provider: SimulatedProvider, seed?: string, env: SimulatedEnv = 'real'): SimulatorCredential {
   const bytes = byteSource(seed === undefined ? undefined : `${provider}:${seed}`);
   if (provider === 'kis') {
     return {

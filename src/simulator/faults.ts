@@ -64,7 +64,10 @@ export function answerWithFault(res: Response, spec: Exclude<FaultSpec, { kind: 
       return 200;
     case 'truncated': {
       const text = JSON.stringify(sample);
-      res.status(200).type('application/json').send(text.slice(0, Math.floor(text.length / 2)));
+      res
+        .status(200)
+        .type('application/json')
+        .send(text.slice(0, Math.floor(text.length / 2)));
       return 200;
     }
     case 'redirect':

@@ -23,8 +23,7 @@ function businessError(status: number, msgCd: string, msg1: string, outcome: Out
 }
 
 const MALFORMED = (): Answer => oauthError(400, 'EGW00101', '유효하지 않은 요청입니다.', 'bad_request');
-const RATE_LIMITED = (): Answer =>
-  oauthError(403, 'EGW00133', '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', 'rate_limited');
+const RATE_LIMITED = (): Answer => oauthError(403, 'EGW00133', '접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)', 'rate_limited');
 
 type CredentialFields = { ok: true; appKey: string } | { ok: false; answer: Answer };
 
@@ -32,12 +31,7 @@ type CredentialFields = { ok: true; appKey: string } | { ok: false; answer: Answ
  * Shared front of the OAuth endpoints: body shape, grant type (when the endpoint takes one), then the
  * credentials. `secretField` is `appsecret` for tokenP and revokeP, `secretkey` for Approval.
  */
-function checkOAuthRequest(
-  ctx: BrokerContext,
-  req: BrokerRequest,
-  secretField: 'appsecret' | 'secretkey',
-  needsGrantType: boolean,
-): CredentialFields {
+function checkOAuthRequest(ctx: BrokerContext, req: BrokerRequest, secretField: 'appsecret' | 'secretkey', needsGrantType: boolean): CredentialFields {
   // Simulator choice: a body that is not a JSON object gets 400 EGW00101 ("invalid request").
   if (!isJsonObject(req.body)) return { ok: false, answer: MALFORMED() };
   if (needsGrantType) {
@@ -75,9 +69,7 @@ export function kisToken(ctx: BrokerContext, req: BrokerRequest): Answer {
   const front = checkOAuthRequest(ctx, req, 'appsecret', true);
   if (!front.ok) return front.answer;
   const now = ctx.clock.now();
-  const decision = ctx.ledger.issue('kis', front.appKey, now, true, (issuedAt, expiresAt) =>
-    ctx.kisJwt.mint(front.appKey, issuedAt, expiresAt),
-  );
+  const decision = ctx.ledger.issue('kis', front.appKey, now, true, (issuedAt, expiresAt) => ctx.kisJwt.mint(front.appKey, issuedAt, expiresAt));
   if (decision.kind === 'rate_limited') return RATE_LIMITED();
   return {
     status: 200,

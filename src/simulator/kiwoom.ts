@@ -16,17 +16,13 @@ function failure(returnCode: number, returnMsg: string, outcome: Outcome): Answe
 
 // Simulator choice: input errors are return_code 2 with a 15xx detail, the family Kiwoom uses for them.
 const inputError = (detail: string): Answer => failure(2, `입력 값 오류입니다[${detail}]`, 'bad_request');
-const missingField = (field: string): Answer =>
-  inputError(`1511:필수 입력 값에 값이 존재하지 않습니다(${field})`);
-const wrongApiId = (apiId: string | undefined): Answer =>
-  inputError(`1504:해당 URI에서는 지원하지 않는 API ID입니다(api-id=${apiId ?? ''})`);
+const missingField = (field: string): Answer => inputError(`1511:필수 입력 값에 값이 존재하지 않습니다(${field})`);
+const wrongApiId = (apiId: string | undefined): Answer => inputError(`1504:해당 URI에서는 지원하지 않는 API ID입니다(api-id=${apiId ?? ''})`);
 
 // Simulator choice: both an unknown app key and a wrong secret answer 8001 (8002 and 8030 are the same family
 // for other causes: an expired key, a real key used on the mock host).
-const AUTH_FAILED = (): Answer =>
-  failure(3, '인증에 실패했습니다[8001:App Key와 Secret Key 검증에 실패했습니다]', 'auth_rejected');
-const TOKEN_INVALID = (outcome: 'token_invalid' | 'token_expired'): Answer =>
-  failure(3, '인증에 실패했습니다[8005:Token이 유효하지 않습니다]', outcome);
+const AUTH_FAILED = (): Answer => failure(3, '인증에 실패했습니다[8001:App Key와 Secret Key 검증에 실패했습니다]', 'auth_rejected');
+const TOKEN_INVALID = (outcome: 'token_invalid' | 'token_expired'): Answer => failure(3, '인증에 실패했습니다[8005:Token이 유효하지 않습니다]', outcome);
 
 /** api-id is optional on the OAuth endpoints, but when present it must name the right one. */
 function apiIdMismatch(req: BrokerRequest, expected: string): Answer | undefined {
@@ -54,9 +50,7 @@ export function kiwoomToken(ctx: BrokerContext, req: BrokerRequest): Answer {
   if (mismatch) return mismatch;
   const front = checkOAuthRequest(ctx, req, true);
   if (!front.ok) return front.answer;
-  const decision = ctx.ledger.issue('kiwoom', front.appKey, ctx.clock.now(), ctx.settings.kiwoomSameToken, () =>
-    mintKiwoomToken(),
-  );
+  const decision = ctx.ledger.issue('kiwoom', front.appKey, ctx.clock.now(), ctx.settings.kiwoomSameToken, () => mintKiwoomToken());
   if (decision.kind === 'rate_limited') {
     return failure(5, '허용된 요청 개수를 초과하였습니다[1700:허용된 요청 개수를 초과하였습니다. API ID=au10001]', 'rate_limited');
   }

@@ -17,10 +17,7 @@ interface TokenRecord {
   invalidated: boolean;
 }
 
-type IssueDecision =
-  | { kind: 'rate_limited' }
-  | { kind: 'same'; token: TokenRecord }
-  | { kind: 'new'; token: TokenRecord };
+type IssueDecision = { kind: 'rate_limited' } | { kind: 'same'; token: TokenRecord } | { kind: 'new'; token: TokenRecord };
 
 type TokenCheck = 'ok' | 'invalid' | 'expired';
 
@@ -47,13 +44,7 @@ export class TokenLedger {
    * Decides one token request from an authenticated app key. `reuse` turns on the same-token rule (always
    * for KIS; for Kiwoom only when configured). `mint` makes the token string for a new record.
    */
-  issue(
-    provider: SimulatedProvider,
-    appKey: string,
-    now: number,
-    reuse: boolean,
-    mint: (issuedAt: number, expiresAt: number) => string,
-  ): IssueDecision {
+  issue(provider: SimulatedProvider, appKey: string, now: number, reuse: boolean, mint: (issuedAt: number, expiresAt: number) => string): IssueDecision {
     const state = this.stateFor(appKey);
     // Refused requests do not restart the window: only answers that handed out a token count.
     if (state.lastAnswerAt !== undefined && now - state.lastAnswerAt < this.rules.spacingMs) {

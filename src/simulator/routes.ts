@@ -5,14 +5,7 @@
 import type { BrokerContext } from './context';
 import type { EndpointSpec } from './endpoint';
 import { KIS_PRICE_OK, KIS_REVOKE_OK, kisApproval, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
-import {
-  KIWOOM_OK,
-  kiwoomRevoke,
-  kiwoomStockInfo,
-  kiwoomStockInfoBody,
-  kiwoomToken,
-  kiwoomTokenBody,
-} from './kiwoom';
+import { KIWOOM_OK, kiwoomRevoke, kiwoomStockInfo, kiwoomStockInfoBody, kiwoomToken, kiwoomTokenBody } from './kiwoom';
 import { bearerToken, bodyField, type BrokerRequest } from './request';
 import { mintKiwoomToken } from './token-format';
 import type { EndpointId } from './types';
@@ -38,8 +31,7 @@ export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
   const fromBody = (req: BrokerRequest): string | undefined => bodyField(req.body, 'appkey');
   const fromHeader = (req: BrokerRequest): string | undefined => req.headers['appkey'];
   // Kiwoom business calls carry no app key; the token's owner stands in for it when the token is known.
-  const fromKiwoomToken = (req: BrokerRequest): string | undefined =>
-    ctx.ledger.ownerOf(bearerToken(req.headers['authorization']));
+  const fromKiwoomToken = (req: BrokerRequest): string | undefined => ctx.ledger.ownerOf(bearerToken(req.headers['authorization']));
   // Samples are shaped like a success but made of tokens nobody holds.
   const lifetime = ctx.settings.tokenLifetimeMs;
   const kisSample = (): unknown => {

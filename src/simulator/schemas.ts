@@ -51,9 +51,7 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: stri
 }
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
-    .join('; ');
+  return error.issues.map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message)).join('; ');
 }
 
 /** A test handed the simulator something it cannot act on; the control API turns this into a 400. */

@@ -14,9 +14,7 @@ interface RunSimulatorOptions extends Omit<SimulatorOptions, 'clock'> {
   clock?: Clock;
 }
 
-export async function runSimulatorServer(
-  opts: RunSimulatorOptions,
-): Promise<{ url: string; simulator: BrokerSimulator }> {
+export async function runSimulatorServer(opts: RunSimulatorOptions): Promise<{ url: string; simulator: BrokerSimulator }> {
   const { port, host, clock, ...rest } = opts;
   const simulator = new BrokerSimulator({ ...rest, clock: clock ?? systemClock });
   const url = await simulator.listen(port ?? 0, host ?? '127.0.0.1');

@@ -33,15 +33,7 @@ export interface SimulatorOptions {
   kiwoomSameToken?: boolean;
 }
 
-export const ENDPOINT_IDS = [
-  'kis.token',
-  'kis.revoke',
-  'kis.approval',
-  'kis.price',
-  'kiwoom.token',
-  'kiwoom.revoke',
-  'kiwoom.stkinfo',
-] as const;
+export const ENDPOINT_IDS = ['kis.token', 'kis.revoke', 'kis.approval', 'kis.price', 'kiwoom.token', 'kiwoom.revoke', 'kiwoom.stkinfo'] as const;
 export type EndpointId = (typeof ENDPOINT_IDS)[number];
 
 export const FAULT_KINDS = ['status', 'delay', 'hang', 'garbage', 'truncated', 'drop', 'redirect', 'body'] as const;

@@ -131,8 +131,7 @@ function pythonKisToken(view: TokenView): Record<string, unknown> {
     access_token: view.accessToken,
     token_type: typeof view.raw.token_type === 'string' ? view.raw.token_type : view.tokenType,
     expires_in: typeof view.raw.expires_in === 'number' ? view.raw.expires_in : Math.round((view.expiresAt - view.issuedAt) / 1000),
-    access_token_token_expired:
-      typeof view.raw.access_token_token_expired === 'string' ? view.raw.access_token_token_expired : formatWallClock(view.expiresAt),
+    access_token_token_expired: typeof view.raw.access_token_token_expired === 'string' ? view.raw.access_token_token_expired : formatWallClock(view.expiresAt),
   };
 }
 

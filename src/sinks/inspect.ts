@@ -19,13 +19,7 @@ export function readSinkFile(fs: FileSystem, sink: SinkConfig, path: string): Pr
 }
 
 /** Compares a sink file with what it must hold, and names what is wrong in the closed set of repair reasons. */
-export async function inspectSinkFile(
-  fs: FileSystem,
-  sink: SinkConfig,
-  path: string,
-  expected: string,
-  expectedToken: string,
-): Promise<Inspection> {
+export async function inspectSinkFile(fs: FileSystem, sink: SinkConfig, path: string, expected: string, expectedToken: string): Promise<Inspection> {
   let read: FileRead;
   try {
     read = await readSinkFile(fs, sink, path);

@@ -7,10 +7,7 @@ import type { NotifyConfig } from '../config/types';
  * process named in a pid file. The command gets the account, sink and path in its environment, never the
  * token: it can read the file like any other consumer.
  */
-export async function runNotify(
-  notify: NotifyConfig,
-  context: { account: string; sink: string; path: string },
-): Promise<void> {
+export async function runNotify(notify: NotifyConfig, context: { account: string; sink: string; path: string }): Promise<void> {
   if (notify.command) {
     const [file, ...args] = notify.command;
     await new Promise<void>((resolve, reject) => {

@@ -231,7 +231,11 @@ export class SinkSupervisor {
         rt.view = undefined;
         rt.healthy = false;
         rt.unhealthySince = null;
-        for (const path of this.knownPaths(rt)) await this.fs.unlink(path).then(() => removed.push(path), () => undefined);
+        for (const path of this.knownPaths(rt))
+          await this.fs.unlink(path).then(
+            () => removed.push(path),
+            () => undefined,
+          );
         rt.files.clear();
         rt.written.clear();
         rt.started = false;
@@ -429,7 +433,10 @@ export class SinkSupervisor {
 
   private async dailyFiles(dir: string): Promise<string[]> {
     const names = await this.fs.readdir(dir).catch(() => [] as string[]);
-    return names.filter((name) => KIS_AUTH_FILE.test(name)).sort().reverse();
+    return names
+      .filter((name) => KIS_AUTH_FILE.test(name))
+      .sort()
+      .reverse();
   }
 
   /**
@@ -448,7 +455,10 @@ export class SinkSupervisor {
       const path = join(rt.config.dir, name);
       const info = await this.fs.lstat(path).catch(() => undefined);
       if (!info?.isFile()) continue;
-      await this.fs.unlink(path).then(() => removed.push(name), () => undefined);
+      await this.fs.unlink(path).then(
+        () => removed.push(name),
+        () => undefined,
+      );
     }
     rt.lastCleanupStamp = cutoff;
     if (removed.length > 0) this.options.bus.emit('sink.cleaned', { account: rt.account, sink: rt.config.name, files: removed });

@@ -58,7 +58,10 @@ export class FileStateStore implements StateStore {
     const parsed = accountStateSchema.safeParse(json);
     if (!parsed.success) {
       const first = parsed.error.issues[0];
-      return this.setAside(path, new StateError('corrupt', `state file ${path} does not hold a valid state (${first?.path.join('.') || 'top level'}: ${first?.message})`));
+      return this.setAside(
+        path,
+        new StateError('corrupt', `state file ${path} does not hold a valid state (${first?.path.join('.') || 'top level'}: ${first?.message})`),
+      );
     }
     if (parsed.data.account !== account) {
       return this.setAside(path, new StateError('corrupt', `state file ${path} belongs to account "${parsed.data.account}"`));
@@ -123,6 +126,9 @@ export class FileStateStore implements StateStore {
   }
 
   async removeStaleTempFiles(accounts: readonly string[]): Promise<void> {
-    await removeStaleTempFiles(accounts.map((account) => this.pathFor(account)), this.fs);
+    await removeStaleTempFiles(
+      accounts.map((account) => this.pathFor(account)),
+      this.fs,
+    );
   }
 }

@@ -165,7 +165,11 @@ export class RedisStateStore implements StateStore {
     })();
     if (!parsed?.success || parsed.data.account !== account) {
       // A damaged shared copy is no reason to lose the local one, which will be offered in its place.
-      return { ...(await this.local.load(account)), localOnly: true, problem: new StateError('corrupt', `the shared state of ${account} in Redis is not a valid state`) };
+      return {
+        ...(await this.local.load(account)),
+        localOnly: true,
+        problem: new StateError('corrupt', `the shared state of ${account} in Redis is not a valid state`),
+      };
     }
     return { state: parsed.data };
   }

@@ -26,10 +26,16 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
 
   bus.on('issuance.attempt', (e) => log.info({ ...who(e.account), why: e.why }, 'requesting a token from the broker'));
   bus.on('issuance.issued', (e) =>
-    log.info({ ...who(e.account), tokenId: e.tokenId, expiresAt: kst(e.expiresAt), durationMs: Math.round(e.durationMs), expiryClamped: e.expiryClamped || undefined }, 'new token received'),
+    log.info(
+      { ...who(e.account), tokenId: e.tokenId, expiresAt: kst(e.expiresAt), durationMs: Math.round(e.durationMs), expiryClamped: e.expiryClamped || undefined },
+      'new token received',
+    ),
   );
   bus.on('issuance.same_token', (e) =>
-    log.warn({ ...who(e.account), tokenId: e.tokenId, nextAttemptAt: kst(e.nextAttemptAt) }, 'the broker answered with the token it had already issued; not a renewal'),
+    log.warn(
+      { ...who(e.account), tokenId: e.tokenId, nextAttemptAt: kst(e.nextAttemptAt) },
+      'the broker answered with the token it had already issued; not a renewal',
+    ),
   );
   bus.on('issuance.failed', (e) =>
     log[e.reason === 'auth_rejected' ? 'error' : 'warn'](
@@ -38,11 +44,23 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
     ),
   );
   bus.on('issuance.blocked', (e) =>
-    log.error({ ...who(e.account), reason: 'auth_rejected' }, 'credentials rejected by the broker; no further requests until the app key or secret changes (or renew --force)'),
+    log.error(
+      { ...who(e.account), reason: 'auth_rejected' },
+      'credentials rejected by the broker; no further requests until the app key or secret changes (or renew --force)',
+    ),
   );
-  bus.on('token.adopted', (e) => log.info({ ...who(e.account), from: e.from, tokenId: e.tokenId, expiresAt: kst(e.expiresAt) }, 'adopted a still-valid token from an existing file; no issuance'));
-  bus.on('token.shared', (e) => log.info({ ...who(e.account), tokenId: e.tokenId, expiresAt: kst(e.expiresAt) }, 'took up the token another replica issued (shared store)'));
-  bus.on('state.offered', (e) => log.info({ ...who(e.account), revision: e.revision }, "offered this replica's state to the shared store, which had none or an older one"));
+  bus.on('token.adopted', (e) =>
+    log.info(
+      { ...who(e.account), from: e.from, tokenId: e.tokenId, expiresAt: kst(e.expiresAt) },
+      'adopted a still-valid token from an existing file; no issuance',
+    ),
+  );
+  bus.on('token.shared', (e) =>
+    log.info({ ...who(e.account), tokenId: e.tokenId, expiresAt: kst(e.expiresAt) }, 'took up the token another replica issued (shared store)'),
+  );
+  bus.on('state.offered', (e) =>
+    log.info({ ...who(e.account), revision: e.revision }, "offered this replica's state to the shared store, which had none or an older one"),
+  );
   bus.on('store.health', (e) =>
     e.up
       ? log.info('shared state store reachable again')
@@ -55,7 +73,9 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
     ),
   );
   bus.on('config.reload_failed', (e) => log.error({ problems: e.problems }, 'configuration reload failed; the running configuration is kept'));
-  bus.on('token.invalidated', (e) => log.warn({ ...who(e.account), tokenId: e.tokenId, brokerCode: e.brokerCode }, `the broker refused the token: ${e.message}`));
+  bus.on('token.invalidated', (e) =>
+    log.warn({ ...who(e.account), tokenId: e.tokenId, brokerCode: e.brokerCode }, `the broker refused the token: ${e.message}`),
+  );
   bus.on('token.revoked', (e) => log.info({ ...who(e.account), tokenId: e.tokenId }, 'token revoked at the broker'));
   bus.on('approval_key.issued', (e) => log.info(who(e.account), 'WebSocket approval key received'));
   bus.on('approval_key.failed', (e) => log.warn({ ...who(e.account), reason: e.reason }, `approval key request failed: ${e.message}`));
@@ -68,15 +88,23 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
   });
   bus.on('state.error', (e) => log.error({ ...who(e.account), reason: e.reason }, e.message));
   bus.on('sink.written', (e) => log.info({ ...who(e.account), sink: e.sink, path: e.path, cause: e.cause }, 'token file written'));
-  bus.on('sink.repaired', (e) => log.warn({ ...who(e.account), sink: e.sink, path: e.path, reason: e.reason }, 'token file repaired from the state (no issuance)'));
+  bus.on('sink.repaired', (e) =>
+    log.warn({ ...who(e.account), sink: e.sink, path: e.path, reason: e.reason }, 'token file repaired from the state (no issuance)'),
+  );
   bus.on('sink.write_failed', (e) =>
-    log[e.consecutiveFailures === 1 ? 'error' : 'warn']({ ...who(e.account), sink: e.sink, path: e.path, reason: e.reason, consecutiveFailures: e.consecutiveFailures }, e.message),
+    log[e.consecutiveFailures === 1 ? 'error' : 'warn'](
+      { ...who(e.account), sink: e.sink, path: e.path, reason: e.reason, consecutiveFailures: e.consecutiveFailures },
+      e.message,
+    ),
   );
   bus.on('sink.recovered', (e) => log.info({ ...who(e.account), sink: e.sink, path: e.path }, 'token file writable again'));
   bus.on('sink.cleaned', (e) => log.info({ ...who(e.account), sink: e.sink, files: e.files }, 'old daily token files removed'));
   bus.on('sink.notify_failed', (e) => log.warn({ ...who(e.account), sink: e.sink }, e.message));
   bus.on('alert.notified', (e) =>
-    log[e.phase === 'resolved' ? 'info' : 'warn']({ ...(e.account ? who(e.account) : {}), alert: e.kind, phase: e.phase, severity: e.severity }, `alert ${e.phase}: ${e.key}`),
+    log[e.phase === 'resolved' ? 'info' : 'warn'](
+      { ...(e.account ? who(e.account) : {}), alert: e.kind, phase: e.phase, severity: e.severity },
+      `alert ${e.phase}: ${e.key}`,
+    ),
   );
   bus.on('slack.delivery', (e) => {
     if (e.result === 'sent') log.debug({ result: e.result }, `Slack message delivered: ${e.detail}`);
@@ -90,8 +118,12 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
     REPEATED_EVENT_SUMMARY_MS,
     signal,
     (reason, remoteAddress) =>
-      log.warn({ reason, remoteAddress }, `admin request refused: ${reason === 'missing' ? 'no' : 'wrong'} bearer token; further refusals are summarised once a minute`),
-    ({ count, reasons, sources }) => log.warn({ count, reasons, remoteAddresses: sources }, `${count} more admin requests refused in the last minute (no or wrong bearer token)`),
+      log.warn(
+        { reason, remoteAddress },
+        `admin request refused: ${reason === 'missing' ? 'no' : 'wrong'} bearer token; further refusals are summarised once a minute`,
+      ),
+    ({ count, reasons, sources }) =>
+      log.warn({ count, reasons, remoteAddresses: sources }, `${count} more admin requests refused in the last minute (no or wrong bearer token)`),
   );
   bus.on('http.admin_auth_failed', (e) => adminFailures.record(e.reason, e.remoteAddress));
   const droppedConnections = new LogThrottle<ConnectionDropReason>(
@@ -99,8 +131,15 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
     REPEATED_EVENT_SUMMARY_MS,
     signal,
     (reason, remoteAddress) =>
-      log.warn({ reason, remoteAddress }, `HTTP connection closed to keep descriptors for the token files: ${DROP_EXPLAINED[reason]}; further ones are summarised once a minute`),
-    ({ count, reasons, sources }) => log.warn({ count, reasons, remoteAddresses: sources }, `${count} more HTTP connections closed in the last minute to keep descriptors for the token files`),
+      log.warn(
+        { reason, remoteAddress },
+        `HTTP connection closed to keep descriptors for the token files: ${DROP_EXPLAINED[reason]}; further ones are summarised once a minute`,
+      ),
+    ({ count, reasons, sources }) =>
+      log.warn(
+        { count, reasons, remoteAddresses: sources },
+        `${count} more HTTP connections closed in the last minute to keep descriptors for the token files`,
+      ),
   );
   bus.on('http.connection_dropped', (e) => droppedConnections.record(e.reason, e.remoteAddress));
 }
