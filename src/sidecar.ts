@@ -22,6 +22,7 @@ import { Limiter, forEachBounded } from './core/limiter';
 import { StateDirectoryLock } from './store/lock';
 import { logEvents } from './telemetry/log-events';
 import type { SidecarControl } from './http/app';
+import type { GatewayAccount } from './gateway/gateway';
 import { VERSION } from './version';
 
 /**
@@ -201,6 +202,28 @@ export class Sidecar implements SidecarControl {
     return this.accounts.get(name)?.lifecycle;
   }
 
+  /** An account as the gateway uses it; a token found dead wakes the account's loop for what follows. */
+  gatewayAccount(name: string): GatewayAccount | undefined {
+    const entry = this.accounts.get(name);
+    if (!entry) return undefined;
+    const { lifecycle } = entry;
+    return {
+      config: lifecycle.config,
+      ref: lifecycle.ref,
+      token: () => lifecycle.gatewayToken(),
+      tokenRefused: async (accessToken) => {
+        await lifecycle.tokenRefused(accessToken);
+        entry.loops[0]?.wake();
+      },
+      approvalKey: () => lifecycle.approvalKeyForGateway(),
+    };
+  }
+
+  /** The broker dispatcher the tests inject, for the gateway's calls too. */
+  get injectedDispatcher(): Dispatcher | undefined {
+    return this.options.dispatcher;
+  }
+
   private onLoopError(name: string) {
     return (error: unknown) => this.logger.error({ loop: name, err: error }, 'loop tick failed');
   }
@@ -238,7 +261,7 @@ export class Sidecar implements SidecarControl {
    */
   async reload(next: SidecarConfig): Promise<ReloadSummary> {
     const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: 0, needsRestart: [] };
-    for (const key of ['stateDir', 'server', 'log', 'store', 'limits', 'slack', 'metrics'] as const) {
+    for (const key of ['stateDir', 'server', 'log', 'store', 'limits', 'slack', 'metrics', 'gateway'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.current[key])) summary.needsRestart.push(key);
     }
     const wanted = new Map(next.accounts.map((a) => [a.name, a]));

@@ -7,6 +7,7 @@ import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '.
 import type { Logger } from '../core/log';
 import { ConfigError } from '../core/errors';
 import { createHttpApp } from '../http/app';
+import { startGateway, type RunningGateway } from '../gateway';
 import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
 import { Sidecar, StartupError, type SidecarOptions } from '../sidecar';
@@ -180,6 +181,18 @@ export async function runUntilSignalled(
       'serving /metrics, /healthz, /readyz and /status',
     );
   }
+  let gateway: RunningGateway | undefined;
+  if (config.gateway.enabled && !stop.received) {
+    try {
+      gateway = await startGateway(sidecar, { dispatcher: sidecar.injectedDispatcher });
+    } catch (error) {
+      await Promise.all([server?.close(), sidecar.close()]);
+      throw new CliError(
+        `cannot start the gateway on ${config.gateway.host}:${config.gateway.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        EXIT.startup,
+      );
+    }
+  }
   onListening?.(server);
   const stopWatching = reloadOnChange(sidecar);
   const signal = await stop.wait();
@@ -190,7 +203,7 @@ export async function runUntilSignalled(
     process.exit(1);
   }, stopBoundMs);
   bound.unref();
-  await Promise.all([server?.close(), sidecar.close()]);
+  await Promise.all([server?.close(), gateway?.close(), sidecar.close()]);
   clearTimeout(bound);
   logger.info('stopped');
   return EXIT.ok;

@@ -52,6 +52,18 @@ export const DEFAULT_WRITE_AHEAD_MS = 10 * 60_000;
 export const DEFAULT_STATE_DIR = 'data/state';
 export const DEFAULT_SERVER = { enabled: true, host: '127.0.0.1', port: 9464, requestTimeoutMs: 10_000 };
 
+/**
+ * The gateway: off unless asked; loopback, the port after the metrics one. A call waits at most 2 s for its place in
+ * the budget (a bot's own HTTP timeout is usually 5-10 s), and the budget counts one-second windows 50 ms wide
+ * more, for the network between the grant and the broker's count.
+ */
+export const DEFAULT_GATEWAY = { host: '127.0.0.1', port: 9465, maxWaitMs: 2_000, windowMarginMs: 50 };
+/**
+ * The brokers' per-second call limits per app key (docs/brokers.md#kis-call-limits, #kiwoom-call-limits). Kiwoom
+ * publishes none; its clients' authors measured about 1 per second per api-id, so that is the default there.
+ */
+export const DEFAULT_CALLS_PER_SECOND = { kis: { real: 18, mock: 1 }, kiwoom: { real: 1, mock: 1 } } as const;
+
 /** Exact credential lengths KIS issues (docs/brokers.md#kis-credentials); a wrong one is usually a pasted newline. */
 export const KIS_APP_KEY_LENGTH = 36;
 export const KIS_APP_SECRET_LENGTH = 180;

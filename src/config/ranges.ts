@@ -74,6 +74,11 @@ export const DURATION_RANGES = {
   // dead holder would block issuance for that long.
   'store.lockTtl': range(SECOND, HOUR),
   'store.connectTimeout': REQUEST_TIMEOUT,
+  // A call waits this long at most for its place in the per-second budget; 0 refuses at once when the budget is spent.
+  'gateway.maxWait': range(0, MINUTE),
+  // Between the budget's grant and the broker's count lie the network and the broker's own clock: the window
+  // the gateway counts is one second plus this margin. Over a second would halve the budget.
+  'gateway.windowMargin': range(0, SECOND),
 } as const satisfies Record<string, DurationRange>;
 
 export type DurationKey = keyof typeof DURATION_RANGES;

@@ -7,6 +7,7 @@ import { isValidSchedule } from '../lifecycle/schedule';
 import { pythonKisFileName } from '../sinks/formats';
 import * as D from './defaults';
 import { brokerFloorBreaches, type FloorKey } from './floors';
+import { resolveGateway } from './gateway';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
 import { cannotReadFile, resolveSecret, type ReadText } from './secret-files';
@@ -379,9 +380,10 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
     accounts.map((a) => a.config),
     ctx,
   );
+  const stateDir = resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR);
   return {
     source,
-    stateDir: resolvePath(ctx.baseDir, raw.stateDir ?? D.DEFAULT_STATE_DIR),
+    stateDir,
     log: {
       level: raw.log?.level ?? 'info',
       format: raw.log?.format ?? 'json',
@@ -397,6 +399,12 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
     metrics: { compat: raw.metrics?.compat ?? false },
     slack,
     store,
+    gateway: resolveGateway(
+      raw.gateway,
+      accounts.map((a) => a.config),
+      stateDir,
+      ctx,
+    ),
     limits: { maxConcurrentRequests: raw.limits?.maxConcurrentRequests ?? D.DEFAULT_MAX_CONCURRENT_REQUESTS },
     accounts: accounts.map((a) => a.config),
   };

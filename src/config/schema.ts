@@ -208,6 +208,32 @@ export const storeSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
+const gatewayClientSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores'),
+  accounts: z.array(nonEmpty).min(1, 'must list at least 1 account'),
+  appKey: nonEmpty,
+  appSecret: z.string().optional(),
+  appSecretFile: nonEmpty.optional(),
+  /** The SHA-256 of the local secret (hex), as `gateway add-client` writes it: the config then holds no secret. */
+  appSecretSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+    .optional(),
+});
+
+const gatewaySchema = z.strictObject({
+  enabled: bool().optional(),
+  host: nonEmpty.optional(),
+  port: int().pipe(z.number().min(0).max(65535)).optional(),
+  maxWait: duration('gateway.maxWait').optional(),
+  windowMargin: duration('gateway.windowMargin').optional(),
+  /** Calls per second per account, instead of the broker's published limit (lower, for a share kept outside). */
+  callsPerSecond: z.record(z.string(), int().pipe(z.number().min(1).max(1000))).optional(),
+  clients: z.array(gatewayClientSchema).optional(),
+  /** Signs the local tokens handed to clients; generated in the state directory when not given. */
+  tokenKeyFile: nonEmpty.optional(),
+});
+
 export const configSchema = z.strictObject({
   stateDir: nonEmpty.optional(),
   log: z
@@ -234,6 +260,7 @@ export const configSchema = z.strictObject({
     .optional(),
   slack: slackSchema.optional(),
   store: storeSchema.optional(),
+  gateway: gatewaySchema.optional(),
   limits: z.strictObject({ maxConcurrentRequests: int().pipe(z.number().min(1).max(256)).optional() }).optional(),
   defaults: z
     .strictObject({
@@ -248,4 +275,5 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawAccount = z.infer<typeof accountSchema>;
 export type RawSink = z.infer<typeof sinkSchema>;
+export type RawGateway = z.infer<typeof gatewaySchema>;
 export type RawRenewal = z.infer<typeof renewalSchema>;

@@ -127,6 +127,28 @@ export interface ServerConfig {
   requestTimeoutMs: number;
 }
 
+export interface GatewayClientConfig {
+  name: string;
+  accounts: string[];
+  /** The local app key the client sends (KIS: in every call's `appkey` header; both: in its token request). */
+  appKey: string;
+  /** SHA-256 of the local app secret: the gateway compares digests, so it never holds a client's secret. */
+  appSecretSha256: Buffer;
+}
+
+export interface GatewayConfig {
+  enabled: boolean;
+  host: string;
+  port: number;
+  maxWaitMs: number;
+  windowMarginMs: number;
+  /** Per account name; accounts not listed use the broker's published limit (defaults.ts). */
+  callsPerSecond: Record<string, number>;
+  clients: GatewayClientConfig[];
+  /** Where the key that signs local tokens lives (generated there, mode 0600, when missing). */
+  tokenKeyFile: string;
+}
+
 export type AlertKind =
   | 'renewal_failing'
   | 'sink_unrepairable'
@@ -189,6 +211,7 @@ export interface SidecarConfig {
   metrics: { compat: boolean };
   slack: SlackConfig | undefined;
   store: StoreConfig;
+  gateway: GatewayConfig;
   /** Broker requests (issuance, proofs, approval keys, revokes) in flight at once, across all accounts. */
   limits: { maxConcurrentRequests: number };
   accounts: AccountConfig[];

@@ -73,7 +73,21 @@ export interface SidecarEvents {
   /** A request to the admin endpoint without the right bearer token; never carries what was presented. */
   'http.admin_auth_failed': { reason: AdminAuthFailureReason; remoteAddress: string | undefined };
   'http.connection_dropped': { reason: ConnectionDropReason; remoteAddress: string | undefined };
+  /** A client's call through the gateway, after any retry; `api` and `code` already folded to their label sets. */
+  'gateway.call': { account: AccountRef; client: string; api: string; result: GatewayCallResult; code: string; durationMs: number };
+  /** A call waited for (and got, or not) its slot of the per-second budget. */
+  'gateway.budget': { account: AccountRef; granted: boolean; waitedMs: number };
+  'gateway.retry': { account: AccountRef; reason: 'token_fault' | 'rate_limited' };
+  'gateway.local_answer': { account: AccountRef; client: string; endpoint: 'token' | 'revoke' | 'approval' };
+  /** Refused before a client and an account it may use were known; never carries what was presented. */
+  'gateway.refused': { reason: GatewayRefusalReason; remoteAddress: string | undefined };
+  'gateway.budget_shared': { up: boolean; message: string };
 }
+
+export const GATEWAY_CALL_RESULTS = ['ok', 'broker_error', 'token_fault', 'rate_limited', 'budget_exhausted', 'upstream_error'] as const;
+export type GatewayCallResult = (typeof GATEWAY_CALL_RESULTS)[number];
+export const GATEWAY_REFUSAL_REASONS = ['unauthenticated', 'forbidden_account', 'unknown_account', 'bad_request'] as const;
+export type GatewayRefusalReason = (typeof GATEWAY_REFUSAL_REASONS)[number];
 
 type SidecarEventName = keyof SidecarEvents;
 type Listener<K extends SidecarEventName> = (payload: SidecarEvents[K]) => void;

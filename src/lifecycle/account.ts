@@ -174,6 +174,32 @@ export class AccountLifecycle {
     return { nextWakeAt: next, outcome: waitOutcome };
   }
 
+  /** The token the gateway sends with its clients' calls: the current one, unless known dead or expired. */
+  gatewayToken(): { accessToken: string; expiresAt: number } | undefined {
+    const { token, invalidated } = this.kept.state;
+    if (!token || invalidated || token.expiresAt <= this.deps.clock.now()) return undefined;
+    return { accessToken: token.accessToken, expiresAt: token.expiresAt };
+  }
+
+  /**
+   * A call through the gateway was answered "token expired or invalid". The answer is not believed as such: the
+   * token is proven once (calls that raced on it wait for that one proof), and only a token proven dead is
+   * re-issued, within the rules. Whatever the clients do, this costs at most what the policy allows.
+   */
+  tokenRefused(accessToken: string): Promise<void> {
+    return this.serial.run(async () => {
+      const token = this.kept.state.token;
+      if (!token || token.accessToken !== accessToken) return; // replaced meanwhile
+      if (!this.kept.state.invalidated) await this.proof.prove();
+      if (this.kept.state.invalidated) await this.step(false);
+    });
+  }
+
+  /** The WebSocket approval key for a gateway client (KIS). */
+  approvalKeyForGateway(): Promise<string | undefined> {
+    return this.serial.run(() => this.approvalKeys.forGateway());
+  }
+
   /** Revokes the token at the broker, then forgets it: state and sink files. */
   revoke(): Promise<{ revoked: boolean; removedFiles: string[] }> {
     return this.serial.run(async () => {

@@ -38,6 +38,18 @@ export class ApprovalKeys {
     if (this.needed) await this.fetch(false, 'shared');
   }
 
+  /**
+   * The current token's key for a gateway client (KIS `Approval`, answered locally): the one already held, or
+   * one fetched now (the broker allows one a second). Undefined when the broker gave none.
+   */
+  async forGateway(): Promise<string | undefined> {
+    const { state } = this.account.kept;
+    const held = state.approvalKey;
+    if (held && state.token && held.issuedAt >= state.token.receivedAt) return held.key;
+    await this.fetch(false, 'local');
+    return this.account.kept.state.approvalKey?.key;
+  }
+
   /** Fetches a key due at a tick (the last attempt failed): this replica's concern only. */
   fetchDue(): Promise<void> {
     return this.fetch(true, 'local');

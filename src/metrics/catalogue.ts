@@ -34,6 +34,8 @@ export {
 
 // Token requests take tens of milliseconds to seconds; the top buckets catch timeouts (15 s by default).
 const DURATION_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
+// Gateway calls: a broker answers in tens of milliseconds; the budget's wait is bounded by `gateway.maxWait` (2 s).
+const GATEWAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
 
 /** Every family, registered in `registry`; each change of a value is reported to `onChange` (see families.ts). */
 export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
@@ -155,6 +157,53 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
       'HTTP connections closed before an answer to keep descriptors for the token files, by reason: silent (nothing sent in time), evicted (idle, its place needed), refused (the limit reached, every connection busy).',
       ['reason'],
     ),
+
+    // The gateway (off unless configured): calls by client and API, the shared per-second budget, local answers.
+    gatewayCalls: counter(
+      'gateway_calls_total',
+      "Client calls through the gateway, after any retry, by result and the broker's code (api and code from closed lists, else `other`).",
+      [...ACCOUNT_LABELS, 'client', 'api', 'result', 'code'],
+    ),
+    gatewayCallDuration: new HistogramFamily({
+      name: `${PREFIX}gateway_call_duration_seconds`,
+      help: "Client calls through the gateway, from arrival to the answer's headers, the wait for the budget included.",
+      labelNames: [...ACCOUNT_LABELS, 'result'],
+      buckets: GATEWAY_BUCKETS,
+      registry,
+      onChange,
+    }),
+    gatewayQueueWait: new HistogramFamily({
+      name: `${PREFIX}gateway_queue_wait_seconds`,
+      help: "How long a call waited for its slot of the account's per-second budget (granted or not).",
+      labelNames: ACCOUNT_LABELS,
+      buckets: GATEWAY_BUCKETS,
+      registry,
+      onChange,
+    }),
+    gatewayBudgetLimit: gauge(
+      'gateway_budget_limit',
+      'Calls per second the gateway allows, per app key (scope app_key, KIS) or per app key and api-id (scope api_id, Kiwoom).',
+      [...ACCOUNT_LABELS, 'scope'],
+    ),
+    gatewayBudgetGranted: counter(
+      'gateway_budget_granted_total',
+      'Budget slots granted: calls sent to the broker, retries and proofs included.',
+      ACCOUNT_LABELS,
+    ),
+    gatewayQueueLength: gauge('gateway_queue_length', 'Calls waiting for a budget slot now.', ACCOUNT_LABELS),
+    gatewayRetries: counter(
+      'gateway_retries_total',
+      'Calls sent a second time: token_fault (the token was found dead and replaced), rate_limited (EGW00201: a program outside the gateway spends the budget).',
+      [...ACCOUNT_LABELS, 'reason'],
+    ),
+    gatewayLocalAnswers: counter(
+      'gateway_local_answers_total',
+      'Token endpoint requests (token, revoke, approval) answered by the gateway, never sent to the broker.',
+      [...ACCOUNT_LABELS, 'client', 'endpoint'],
+    ),
+    gatewayRefused: counter('gateway_refused_total', 'Requests the gateway refused before a client and an account it may use were known, by reason.', [
+      'reason',
+    ]),
 
     buildInfo: gauge('build_info', 'Build information; always 1.', ['version', 'node_version']),
   };

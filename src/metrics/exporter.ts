@@ -48,6 +48,13 @@ const seconds = (ms: number | null | undefined): number => (ms === null || ms ==
  * soon as an account is known, so `increase()` and `rate()` work from the first scrape and a reason that
  * never happened reads 0 instead of "no data".
  */
+interface GatewayBudgetView {
+  ref: AccountRef;
+  scope: 'app_key' | 'api_id';
+  limit: number;
+  waiting: number;
+}
+
 export class MetricsExporter {
   /** The sidecar's own families, each rendered again only when something in it changed. */
   private readonly registry = new Registry();
@@ -69,6 +76,7 @@ export class MetricsExporter {
   private readonly compressed = new Map<boolean, { parts: Buffer[]; body: Promise<Buffer> }>();
   private readonly slackQueueLength: () => number;
   private readonly store: MetricsOptions['store'];
+  private gateway: (() => GatewayBudgetView[]) | undefined;
 
   constructor(
     bus: EventBus,
@@ -188,10 +196,26 @@ export class MetricsExporter {
     });
     bus.on('http.admin_auth_failed', ({ reason }) => m.adminAuthFailures.inc({ reason }));
     bus.on('http.connection_dropped', ({ reason }) => m.httpConnectionsDropped.inc({ reason }));
+    bus.on('gateway.call', ({ account, client, api, result, code, durationMs }) => {
+      m.gatewayCalls.inc({ ...L(account), client, api, result, code });
+      m.gatewayCallDuration.observe({ ...L(account), result }, durationMs / 1000);
+    });
+    bus.on('gateway.budget', ({ account, granted, waitedMs }) => {
+      m.gatewayQueueWait.observe(L(account), waitedMs / 1000);
+      if (granted) m.gatewayBudgetGranted.inc(L(account));
+    });
+    bus.on('gateway.retry', ({ account, reason }) => m.gatewayRetries.inc({ ...L(account), reason }));
+    bus.on('gateway.local_answer', ({ account, client, endpoint }) => m.gatewayLocalAnswers.inc({ ...L(account), client, endpoint }));
+    bus.on('gateway.refused', ({ reason }) => m.gatewayRefused.inc({ reason }));
     bus.on('probe.done', ({ account, ok, durationMs }) => {
       this.probeUp.set(account.name, ok ? 1 : 0);
       m.probeDuration.observe(L(account), durationMs / 1000);
     });
+  }
+
+  /** The running gateway's budget per account, read at each scrape (set by startGateway). */
+  watchGateway(source: () => GatewayBudgetView[]): void {
+    this.gateway = source;
   }
 
   /** Sets every gauge from the current snapshots; called right before each scrape is rendered. */
@@ -200,6 +224,11 @@ export class MetricsExporter {
     const now = this.now();
     this.setGauge(m.slackQueueLength, {}, this.slackQueueLength());
     if (this.store) this.setGauge(m.storeUp, { store: this.store.type }, this.store.health().up ? 1 : 0);
+    for (const { ref, scope, limit, waiting } of this.gateway?.() ?? []) {
+      const labels = MetricsExporter.labels(ref);
+      this.setGauge(m.gatewayBudgetLimit, { ...labels, scope }, limit);
+      this.setGauge(m.gatewayQueueLength, labels, waiting);
+    }
     for (const { snapshot, sinks, ready } of this.accounts()) {
       const labels = MetricsExporter.labels(snapshot.ref);
       const { state } = snapshot;

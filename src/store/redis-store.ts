@@ -115,6 +115,12 @@ export class RedisStateStore implements StateStore {
     this.deps.onHealth(this.healthState);
   }
 
+  callBudgetRedis(): { client: Redis; keyPrefix: string; timeoutMs: number } {
+    // The store's own connection: it fails fast while Redis is down (no offline queue), which the budget needs
+    // to fall back to counting locally instead of holding calls.
+    return { client: this.client, keyPrefix: `${this.config.keyPrefix}budget:`, timeoutMs: this.config.connectTimeoutMs };
+  }
+
   private key(kind: 'state' | 'lock', account: string): string {
     return `${this.config.keyPrefix}${kind}:${account}`;
   }

@@ -1,0 +1,213 @@
+import type { Redis } from 'ioredis';
+import type { ReserveResult, SlidingWindowRateLimiterBackend } from 'sliding-window-rate-limiter' with { 'resolution-mode': 'import' };
+
+/**
+ * One per-second call budget per app key (Kiwoom: per app key and api-id), shared by every client of the
+ * gateway and, with `store: redis`, by every replica. The counting is sliding-window-rate-limiter's: a log of
+ * grants per key (in memory, or a sorted set in Redis timed by the Redis server's clock), so no one-second window,
+ * wherever the broker starts its own, ever holds more than the limit. The window is a second plus a margin for
+ * the way between a grant and the broker's count.
+ *
+ * In front of it, a fair queue: calls wait per client, and the clients take turns, so one client sending a
+ * thousand calls does not starve another sending one. A call waits at most `maxWaitMs`, then is refused with
+ * how long to wait; it is never sent past the budget.
+ */
+
+type BudgetAnswer = { granted: true; waitedMs: number } | { granted: false; waitedMs: number; retryAfterMs: number };
+
+interface Waiter {
+  client: string;
+  arrivedAt: number;
+  deadline: number;
+  resolve(answer: BudgetAnswer): void;
+}
+
+interface BudgetOptions {
+  windowMs: number;
+  maxWaitMs: number;
+  /** Milliseconds on a monotonic clock (performance.now in production). */
+  now(): number;
+  /** When the shared counter (Redis) fails and the local one takes over, and when it is back. */
+  onShared?(up: boolean, message: string): void;
+}
+
+/** Loads the limiter library (an ES module) once. */
+async function limiterLibrary() {
+  return import('sliding-window-rate-limiter');
+}
+
+export class CallBudget {
+  private readonly queues = new Map<string, FairQueue>();
+  private sharedUp = true;
+
+  private constructor(
+    private readonly options: BudgetOptions,
+    private readonly local: SlidingWindowRateLimiterBackend,
+    private readonly shared: SlidingWindowRateLimiterBackend | undefined,
+  ) {}
+
+  /** `redis`: the store's connection, for a budget shared by the replicas; none for a budget of this process. */
+  static async create(options: BudgetOptions, redis?: { client: Redis; keyPrefix: string; timeoutMs: number }): Promise<CallBudget> {
+    const { SlidingWindowRateLimiter } = await limiterLibrary();
+    const local = SlidingWindowRateLimiter.createLimiter({ interval: options.windowMs });
+    const shared =
+      redis &&
+      SlidingWindowRateLimiter.createLimiter({
+        interval: options.windowMs, // The library declares its own augmented ioredis type; the store's client is the same class.
+        redis: redis.client as never,
+        operationTimeout: redis.timeoutMs,
+      });
+    return new CallBudget(options, local, shared);
+  }
+
+  /** Waits for a slot of `key`'s budget, in turn with the other clients waiting on it. */
+  take(key: string, limit: number, client: string, signal?: AbortSignal): Promise<BudgetAnswer> {
+    let queue = this.queues.get(key);
+    if (!queue) {
+      queue = new FairQueue(() => this.reserve(key, limit), this.options, limit);
+      this.queues.set(key, queue);
+    }
+    return queue.enqueue(client, signal);
+  }
+
+  /** Calls waiting now, by budget key. */
+  waiting(): Map<string, number> {
+    return new Map([...this.queues].map(([key, queue]) => [key, queue.length]));
+  }
+
+  destroy(): void {
+    for (const queue of this.queues.values()) queue.close();
+    this.local.destroy();
+    // The Redis connection is the store's: it closes it.
+  }
+
+  private async reserve(key: string, limit: number): Promise<ReserveResult> {
+    if (this.shared) {
+      try {
+        const result = await this.shared.reserve(key, limit);
+        if (!this.sharedUp) this.setShared(true, 'the shared call budget is counted in Redis again');
+        return result;
+      } catch (error) {
+        // Without Redis the replicas cannot count together: each counts its own calls against the whole
+        // limit, and says so. Refusing every call instead would stop trading for a counter.
+        if (this.sharedUp)
+          this.setShared(false, `the shared call budget cannot be counted in Redis (${(error as Error).message}); counting this replica's calls only`);
+      }
+    }
+    return this.local.reserve(key, limit);
+  }
+
+  private setShared(up: boolean, message: string): void {
+    this.sharedUp = up;
+    this.options.onShared?.(up, message);
+  }
+}
+
+/** The waiting calls of one budget key, served a client at a time in turn. */
+class FairQueue {
+  private readonly byClient = new Map<string, Waiter[]>();
+  private pumping = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  length = 0;
+
+  constructor(
+    private readonly reserve: () => Promise<ReserveResult>,
+    private readonly options: BudgetOptions,
+    private readonly limit: number,
+  ) {}
+
+  enqueue(client: string, signal?: AbortSignal): Promise<BudgetAnswer> {
+    const arrivedAt = this.options.now();
+    return new Promise<BudgetAnswer>((resolve) => {
+      const waiter: Waiter = { client, arrivedAt, deadline: arrivedAt + this.options.maxWaitMs, resolve };
+      const list = this.byClient.get(client);
+      if (list) list.push(waiter);
+      else this.byClient.set(client, [waiter]);
+      this.length++;
+      signal?.addEventListener('abort', () => this.remove(waiter, { granted: false, waitedMs: this.options.now() - arrivedAt, retryAfterMs: 0 }), {
+        once: true,
+      });
+      void this.pump();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.wake?.();
+  }
+
+  private remove(waiter: Waiter, answer: BudgetAnswer): void {
+    const list = this.byClient.get(waiter.client);
+    const index = list?.indexOf(waiter) ?? -1;
+    if (!list || index < 0) return;
+    list.splice(index, 1);
+    if (list.length === 0) this.byClient.delete(waiter.client);
+    this.length--;
+    waiter.resolve(answer);
+  }
+
+  /** The next client in turn: the first in the map; served, it goes to the back. */
+  private next(): Waiter | undefined {
+    for (const list of this.byClient.values()) return list[0];
+    return undefined;
+  }
+
+  private refuseOverdue(now: number): void {
+    for (const list of [...this.byClient.values()]) {
+      for (const waiter of [...list]) {
+        // How long until this caller could expect a slot: the calls ahead of it, at the limit's pace.
+        if (waiter.deadline <= now)
+          this.remove(waiter, { granted: false, waitedMs: now - waiter.arrivedAt, retryAfterMs: Math.ceil((this.length * 1000) / this.limit) });
+      }
+    }
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (!this.closed) {
+        this.refuseOverdue(this.options.now());
+        const waiter = this.next();
+        if (!waiter) return;
+        const result = await this.reserve();
+        const now = this.options.now();
+        if (result.token !== undefined) {
+          // Granted to the client in turn (still waiting: an abort may have taken it meanwhile, then the
+          // slot goes to the next in line at the next turn, it is not lost).
+          if (this.byClient.get(waiter.client)?.[0] === waiter) {
+            this.remove(waiter, { granted: true, waitedMs: now - waiter.arrivedAt });
+            const rest = this.byClient.get(waiter.client);
+            if (rest) {
+              this.byClient.delete(waiter.client);
+              this.byClient.set(waiter.client, rest);
+            }
+          }
+          continue;
+        }
+        // Spent: sleep until a slot frees, or until the first waiter's deadline, whichever comes first.
+        const untilFree = Math.max(1, result.reset ?? 5);
+        const untilDeadline = Math.max(0, this.earliestDeadline() - now);
+        await this.sleep(Math.min(untilFree, untilDeadline + 1));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private earliestDeadline(): number {
+    let earliest = Infinity;
+    for (const list of this.byClient.values()) for (const waiter of list) earliest = Math.min(earliest, waiter.deadline);
+    return earliest;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.timer = setTimeout(resolve, ms);
+    });
+  }
+}

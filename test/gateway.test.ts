@@ -1,0 +1,280 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { systemClock } from '../src/core/clock';
+import { startGateway, type RunningGateway } from '../src/gateway';
+import { sha256 } from '../src/config/gateway';
+import { newLocalCredentials } from '../src/gateway/clients';
+import type { Sidecar } from '../src/sidecar';
+import {
+  CLI,
+  LogCapture,
+  freePort,
+  configText,
+  exited,
+  markerCredential,
+  parseExposition,
+  parseTestConfig,
+  sampleValue,
+  spawnForTest,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  tier,
+  until,
+} from './helpers';
+
+/**
+ * The gateway end to end: a sidecar against the simulator, its gateway on a port, and clients that hold only
+ * local credentials. The simulator's request log is what the broker would have seen.
+ */
+
+const PRICE = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
+
+/** Local credentials of the broker's shape: a KIS client checks 36 and 180 characters. */
+function localClient(name: string) {
+  return { name, ...newLocalCredentials() };
+}
+
+type Client = ReturnType<typeof localClient>;
+
+async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: Client[], options: { spacingMs?: number; accountExtra?: string } = {}) {
+  const dir = tempDir(t);
+  const cred = markerCredential('kis', 'gateway');
+  const sim = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: options.spacingMs ?? 1_000 });
+  const clientsYaml = clients
+    .map((c) => `    - { name: ${c.name}, accounts: [main], appKey: "${c.appKey}", appSecretSha256: "${sha256(c.appSecret).toString('hex')}" }`)
+    .join('\n');
+  const top = `gateway:\n  enabled: true\n  port: 0\n  clients:\n${clientsYaml}\n`;
+  const config = parseTestConfig(
+    configText(join(dir, 'state'), sim.url, [{ name: 'main', credential: cred, extra: `renewal: { spacing: 1s }\n${options.accountExtra ?? ''}` }], top),
+    dir,
+  );
+  const logs = new LogCapture();
+  const sidecar: Sidecar = testSidecar(config, systemClock as never, { logger: logs.logger, secrets: logs.secrets });
+  await sidecar.open();
+  sidecar.run();
+  t.after(() => sidecar.close());
+  await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
+  const gateway: RunningGateway = await startGateway(sidecar);
+  t.after(() => gateway.close());
+  return { ...sim, sidecar, gateway, cred, logs, base: `${gateway.url}/main` };
+}
+
+async function call(base: string, client: Client, token = 'local') {
+  const r = await request(`${base}${PRICE}`, {
+    headers: {
+      authorization: `Bearer ${token}`,
+      appkey: client.appKey,
+      appsecret: client.appSecret,
+      tr_id: 'FHKST01010100',
+      custtype: 'P',
+      'content-type': 'application/json',
+    },
+  });
+  return { status: r.statusCode, body: (await r.body.json()) as Record<string, unknown>, headers: r.headers };
+}
+
+test('a KIS client with local credentials: its token, revoke and approval requests are answered locally, its calls reach the broker with the real ones', async (t) => {
+  const bot = localClient('bot');
+  const h = await gatewayHarness(t, [bot]);
+  const before = h.simulator.stats();
+
+  const tokenP = await request(`${h.base}/oauth2/tokenP`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, appsecret: bot.appSecret }),
+  });
+  assert.equal(tokenP.statusCode, 200);
+  const issued = (await tokenP.body.json()) as Record<string, string>;
+  assert.match(issued.access_token!, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT, as the broker gives');
+  assert.match(issued.access_token_token_expired!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  assert.notEqual(issued.access_token, h.sidecar.account('main')!.gatewayToken()!.accessToken, 'never the real token');
+
+  const priced = await call(h.base, bot, issued.access_token);
+  assert.equal(priced.status, 200);
+  assert.equal(priced.body.rt_cd, '0');
+
+  const approval = await request(`${h.base}/oauth2/Approval`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, secretkey: bot.appSecret }),
+  });
+  assert.equal(approval.statusCode, 200);
+  assert.ok(((await approval.body.json()) as { approval_key?: string }).approval_key);
+  const revoke = await request(`${h.base}/oauth2/revokeP`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ appkey: bot.appKey, appsecret: bot.appSecret, token: issued.access_token }),
+  });
+  assert.equal(revoke.statusCode, 200);
+  await revoke.body.dump();
+
+  const after = h.simulator.stats();
+  assert.equal(after.tokenRequests, before.tokenRequests, 'no token request reached the broker');
+  assert.equal(after.revokes, before.revokes, 'no revoke reached the broker');
+  assert.ok(after.approvals - before.approvals <= 1, "at most the sidecar's own approval key");
+  assert.equal(after.proofsOk - before.proofsOk, 1, 'the one call went through');
+
+  // Wrong local secret: the broker's own error shape, nothing sent.
+  const wrong = await call(h.base, { ...bot, appSecret: bot.appSecret.replace(/^./, 'x') });
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.body.rt_cd, '1');
+  assert.equal(wrong.body.msg_cd, 'EGW00105');
+  // The account's real key sent as a client's: refused too (the gateway holds it; a client never needs it).
+  const real = await call(h.base, { name: 'x', appKey: h.cred.appKey, appSecret: h.cred.appSecret });
+  assert.equal(real.status, 401);
+  const unknown = await request(`${h.gateway.url}/nosuch${PRICE}`);
+  assert.equal(unknown.statusCode, 404);
+  await unknown.body.dump();
+  assert.equal(h.simulator.stats().proofs - before.proofs, 1, 'refused calls never reach the broker');
+
+  const metrics = parseExposition((await h.sidecar.metrics.render(false)).body);
+  assert.equal(sampleValue(metrics, 'broker_token_gateway_local_answers_total', { client: 'bot', endpoint: 'token' }), 1);
+  assert.equal(sampleValue(metrics, 'broker_token_gateway_calls_total', { client: 'bot', api: 'FHKST01010100', result: 'ok', code: '' }), 1);
+  assert.equal(sampleValue(metrics, 'broker_token_gateway_refused_total', { reason: 'unauthenticated' }), 2);
+  for (const secret of [h.cred.appKey, h.cred.appSecret, bot.appSecret, issued.access_token!]) {
+    assert.ok(!h.logs.lines.join('\n').includes(secret), 'no secret or token in the logs');
+  }
+});
+
+test('a token killed at the broker mid-run: calls recover with one issuance, within the spacing', async (t) => {
+  const bot = localClient('bot');
+  const h = await gatewayHarness(t, [bot]);
+  // The first issuance must be past the 1 s spacing, as a token killed hours into its life would be.
+  await new Promise((r) => setTimeout(r, 1_100));
+  const issuedBefore = h.simulator.stats().issued;
+  assert.equal((await call(h.base, bot)).status, 200);
+  h.simulator.maintenance();
+  const started = Date.now();
+  const answers = await Promise.all(Array.from({ length: 5 }, () => call(h.base, bot)));
+  assert.deepEqual(
+    answers.map((a) => `${String(a.body.rt_cd)}${a.body.rt_cd === '0' ? '' : ` ${String(a.body.msg_cd)}`}`),
+    ['0', '0', '0', '0', '0'],
+    'every call answered with the new token',
+  );
+  assert.ok(Date.now() - started < 5_000, 'recovered within the spacing and a proof');
+  assert.equal(h.simulator.stats().issued - issuedBefore, 1, 'exactly one issuance, however many calls saw the token die');
+  const metrics = parseExposition((await h.sidecar.metrics.render(false)).body);
+  assert.ok(sampleValue(metrics, 'broker_token_gateway_retries_total', { reason: 'token_fault' }) >= 1);
+});
+
+test(
+  'ten client processes trying 18 calls a second each: the broker sees at most 18 in any second, no EGW00201, equal shares',
+  { timeout: 180_000 },
+  async (t) => {
+    // Every part in a process of its own, as in production: the broker (the simulator), the sidecar with its
+    // gateway, and ten bots. The simulator's request log is what the broker counted, on its own clock.
+    const dir = tempDir(t);
+    const cred = markerCredential('kis', 'budget');
+    const clients = Array.from({ length: 10 }, (_, i) => localClient(`bot${i}`));
+    writeFileSync(join(dir, 'credentials.yaml'), JSON.stringify([cred]));
+    const [simPort, gatewayPort] = [await freePort(), await freePort()];
+    const simulator = spawnForTest(
+      t,
+      process.execPath,
+      [CLI, 'simulator', '--port', String(simPort), '--credentials', join(dir, 'credentials.yaml'), '--spacing', '1s'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const simUrl = `http://127.0.0.1:${simPort}`;
+    await until(
+      'the simulator',
+      20_000,
+      async () =>
+        (await request(`${simUrl}/_sim/stats`)
+          .then((r) => r.body.json().then(() => r.statusCode))
+          .catch(() => 0)) === 200,
+    );
+    const clientsYaml = clients
+      .map((c) => `    - { name: ${c.name}, accounts: [main], appKey: "${c.appKey}", appSecretSha256: "${sha256(c.appSecret).toString('hex')}" }`)
+      .join('\n');
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      configText(
+        join(dir, 'state'),
+        simUrl,
+        [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }],
+        `gateway:\n  enabled: true\n  port: ${gatewayPort}\n  clients:\n${clientsYaml}\n`,
+      ),
+    );
+    const sidecar = spawnForTest(t, process.execPath, [CLI, 'start', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    sidecar.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    await until(
+      () => `the gateway; log:\n${log}`,
+      20_000,
+      () => log.includes('gateway serving'),
+    );
+    const base = `http://127.0.0.1:${gatewayPort}/main`;
+
+    const seconds = tier(6, 20);
+    const startAt = Date.now() + 2_000; // every bot starts at once, whenever its process came up
+    const script = `
+    const http = require('node:http');
+    const [base, appKey, appSecret, seconds, startAt] = process.argv.slice(1);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const counts = {};
+    let inFlight = 0;
+    const one = () => {
+      if (inFlight >= 8) { counts.skipped = (counts.skipped || 0) + 1; return; }
+      inFlight++;
+      const req = http.get(base + ${JSON.stringify(PRICE)}, { agent, headers: { authorization: 'Bearer local', appkey: appKey, appsecret: appSecret, tr_id: 'FHKST01010100', custtype: 'P' } }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => { inFlight--; const code = res.statusCode + ':' + (JSON.parse(body).msg_cd || ''); counts[code] = (counts[code] || 0) + 1; });
+      });
+      req.on('error', () => { inFlight--; counts.error = (counts.error || 0) + 1; });
+    };
+    setTimeout(() => {
+      const started = Date.now();
+      const timer = setInterval(() => {
+        if (Date.now() - started < seconds * 1000) return one();
+        clearInterval(timer);
+        const wait = setInterval(() => { if (inFlight === 0) { clearInterval(wait); process.stdout.write(JSON.stringify(counts)); agent.destroy(); } }, 50);
+      }, 1000 / 18);
+    }, Number(startAt) - Date.now());
+  `;
+    const outputs = await Promise.all(
+      clients.map((c) => {
+        const child = spawnForTest(t, process.execPath, ['-e', script, base, c.appKey, c.appSecret, String(seconds), String(startAt)], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        return new Promise<Record<string, number>>((resolve) => {
+          let text = '';
+          child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+          void exited(child).then(() => resolve(JSON.parse(text || '{}') as Record<string, number>));
+        });
+      }),
+    );
+    const records = (await (await request(`${simUrl}/_sim/requests`)).body.json()) as Array<{ at: number; endpoint: string; outcome: string }>;
+    const stats = (await (await request(`${simUrl}/_sim/stats`)).body.json()) as { quotaExceeded: number; tokenRequests: number };
+    sidecar.kill('SIGTERM');
+    assert.equal(await exited(sidecar), 0);
+    simulator.kill('SIGTERM');
+
+    const times = records
+      .filter((r) => r.endpoint === 'kis.price')
+      .map((r) => r.at)
+      .sort((a, b) => a - b);
+    let busiest = 0;
+    for (let i = 0, j = 0; i < times.length; i++) {
+      while (times[i]! - times[j]! >= 1_000) j++;
+      busiest = Math.max(busiest, i - j + 1);
+    }
+    const ok = outputs.map((o) => o['200:MCA00000'] ?? 0);
+    const total = ok.reduce((a, b) => a + b, 0);
+    const mean = total / ok.length;
+    const detail = JSON.stringify({ busiest, ok, first: outputs[0] });
+    assert.ok(busiest <= 18, `the broker saw ${busiest} calls in one second: ${detail}`);
+    assert.equal(stats.quotaExceeded, 0, `EGW00201 answers: ${detail}`);
+    assert.equal(stats.tokenRequests, 1, "the sidecar's one issuance; the bots asked for none");
+    assert.ok(total >= seconds * 15, `the budget was used: ${total} calls in ${seconds} s; ${detail}`);
+    for (const share of ok) assert.ok(Math.abs(share - mean) <= 0.2 * mean, `each client within 20 % of an equal share: ${detail}`);
+    for (const o of outputs) assert.equal(o.error ?? 0, 0, `no connection errors: ${detail}`);
+    assert.doesNotMatch(log, new RegExp([cred.appKey, cred.appSecret, ...clients.map((c) => c.appSecret)].join('|')), 'no secret in the log');
+  },
+);
