@@ -22,8 +22,9 @@ export class ApprovalSpacing {
 }
 
 /**
- * The KIS per-second call quota per app key, counted in fixed windows of the clock's whole seconds (the
- * broker does not document its window; fixed windows make tests with a manual clock exact).
+ * The KIS per-second call quota per app key, counted in fixed windows of the clock's whole seconds. KIS publishes
+ * a count per second ("18 calls/s real, 1 mock", docs/brokers.md#kis-call-limits) and nothing about a burst or
+ * its window; fixed windows are the plainest reading of that count, and make tests with a manual clock exact.
  */
 export class PerSecondQuota {
   private readonly windows = new Map<string, { second: number; used: number }>();

@@ -4,7 +4,7 @@
  */
 import type { BrokerContext } from './context';
 import type { EndpointSpec } from './endpoint';
-import { KIS_PRICE_OK, KIS_REVOKE_OK, kisApproval, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
+import { KIS_PRICE_OK, KIS_REVOKE_OK, kisApproval, kisOrder, kisOrderBody, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
 import { KIWOOM_OK, kiwoomRevoke, kiwoomStockInfo, kiwoomStockInfoBody, kiwoomToken, kiwoomTokenBody } from './kiwoom';
 import { bearerToken, bodyField, type BrokerRequest } from './request';
 import { mintKiwoomToken } from './token-format';
@@ -16,6 +16,7 @@ const SIMULATOR_PATHS: Record<EndpointId, string> = {
   'kis.revoke': '/oauth2/revokeP',
   'kis.approval': '/oauth2/Approval',
   'kis.price': '/uapi/domestic-stock/v1/quotations/inquire-price',
+  'kis.order': '/uapi/domestic-stock/v1/trading/order-cash',
   'kiwoom.token': '/oauth2/token',
   'kiwoom.revoke': '/oauth2/revoke',
   'kiwoom.stkinfo': '/api/dostk/stkinfo',
@@ -32,7 +33,7 @@ export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
   const fromHeader = (req: BrokerRequest): string | undefined => req.headers['appkey'];
   // Kiwoom business calls carry no app key; the token's owner stands in for it when the token is known.
   const fromKiwoomToken = (req: BrokerRequest): string | undefined => ctx.ledger.ownerOf(bearerToken(req.headers['authorization']));
-  // Samples are shaped like a success but made of tokens nobody holds.
+  // Samples are shaped like a success but made of tokens nobody holds and order numbers never handed out.
   const lifetime = ctx.settings.tokenLifetimeMs;
   const kisSample = (): unknown => {
     const now = ctx.clock.now();
@@ -63,6 +64,12 @@ export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
       appKeyOf: fromHeader,
       handle: (r) => kisPrice(ctx, r),
       sample: () => KIS_PRICE_OK,
+    }),
+    route('post', {
+      id: 'kis.order',
+      appKeyOf: fromHeader,
+      handle: (r) => kisOrder(ctx, r),
+      sample: () => kisOrderBody('0'.repeat(10), ctx.clock.now()),
     }),
     route('post', {
       id: 'kiwoom.token',

@@ -13,6 +13,7 @@ import { brokerEndpoint, type EndpointDeps } from './endpoint';
 import { FaultQueue, PendingTimers } from './faults';
 import { TokenLedger } from './ledger';
 import { ApprovalSpacing, PerSecondQuota } from './limits';
+import { OrderNumbers } from './orders';
 import { brokerRoutes } from './routes';
 import { parseCredential, parseFaultSpec } from './schemas';
 import { StatsBook } from './stats';
@@ -38,6 +39,7 @@ export class BrokerSimulator implements SimulatorControl {
       ledger: new TokenLedger(settings),
       approvals: new ApprovalSpacing(settings.approvalSpacingMs),
       quota: new PerSecondQuota(),
+      orderNumbers: new OrderNumbers(),
       kisJwt: new KisJwtMinter(),
     };
     this.app = this.buildApp();
