@@ -26,6 +26,7 @@ const KST_OFFSET = 9 * HOUR;
 const PRICE_PATH = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
 const ORDER_PATH = '/uapi/domestic-stock/v1/trading/order-cash';
 const KIS_ORDER = { CANO: '50012345', ACNT_PRDT_CD: '01', PDNO: '005930', ORD_DVSN: '00', ORD_QTY: '1', ORD_UNPR: '70000' };
+const KIWOOM_ORDER = { dmst_stex_tp: 'KRX', stk_cd: '005930', ord_qty: '1', ord_uv: '', trde_tp: '3', cond_uv: '' };
 
 type Json = any;
 
@@ -141,6 +142,15 @@ function kiwoomStockInfo(h: Harness, token: string, apiId = 'ka10001'): Promise<
   return send(h.url, 'POST', '/api/dostk/stkinfo', {
     json: { stk_cd: '005930' },
     headers: { 'api-id': apiId, authorization: `Bearer ${token}`, 'cont-yn': 'N', 'next-key': '' },
+  });
+}
+
+/** A market buy (kt10000) of one share of 005930; `body` entries override (undefined drops). */
+function kiwoomOrder(h: Harness, token: string | null, apiId = 'kt10000', body: Record<string, unknown> = {}): Promise<Reply> {
+  const auth: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
+  return send(h.url, 'POST', '/api/dostk/ordr', {
+    json: { ...KIWOOM_ORDER, ...body },
+    headers: { 'api-id': apiId, ...auth, 'cont-yn': 'N', 'next-key': '' },
   });
 }
 
@@ -819,6 +829,126 @@ describe('Kiwoom', () => {
   });
 });
 
+describe('Kiwoom orders and the per-api-id call limit', () => {
+  test('kt10000 and kt10001 are accepted with an increasing 7-digit ord_no; nothing else of the body echoed', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    const buy = await kiwoomOrder(h, token);
+    assert.equal(buy.status, 200);
+    assert.deepEqual(json(buy), { ord_no: '0000001', dmst_stex_tp: 'KRX', return_code: 0, return_msg: 'KRX 매수주문이 완료되었습니다.' });
+    const sell = await kiwoomOrder(h, token, 'kt10001', { trde_tp: '0', ord_uv: '70000', ord_qty: '17' });
+    assert.deepEqual(json(sell), { ord_no: '0000002', dmst_stex_tp: 'KRX', return_code: 0, return_msg: 'KRX 매도주문이 완료되었습니다.' });
+    assert.ok(!sell.text.includes('70000') && !sell.text.includes('005930'));
+    const s = h.sim.stats(h.kiwoom.appKey);
+    assert.equal(s.orders, 2);
+    assert.equal(s.ordersOk, 2);
+    assert.equal(s.proofsOk, 0);
+    assert.deepEqual(h.sim.requestLog().at(-1), { at: T0, endpoint: 'kiwoom.order', appKey: h.kiwoom.appKey, status: 200, outcome: 'ok' });
+    // A reset forgets tokens and counts but not the order numbers: a broker never hands one out twice.
+    h.sim.reset();
+    assert.equal(json(await kiwoomOrder(h, await kiwoomIssue(h))).ord_no, '0000003');
+  });
+
+  test('a bad, missing, expired or revoked token → 8005; a wrong api-id → 2 [1504]; bad fields → 2 [1511/1517]', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    assert.deepEqual(json(await kiwoomOrder(h, 'not-a-token')), KIWOOM_8005);
+    assert.deepEqual(json(await kiwoomOrder(h, null)), KIWOOM_8005);
+    const wrongApi = await kiwoomOrder(h, token, 'ka10001');
+    assert.equal(wrongApi.status, 200);
+    assert.equal(json(wrongApi).return_code, 2);
+    assert.match(json(wrongApi).return_msg, /\[1504:/);
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ stk_cd: undefined }, /\[1511:.*\(stk_cd\)\]$/],
+      [{ trde_tp: '0', ord_uv: '' }, /\[1511:.*\(ord_uv\)\]$/], // a limit order needs a price
+      [{ ord_qty: '0' }, /\[1517:.*\(ord_qty\)\]$/],
+      [{ dmst_stex_tp: 'NYSE' }, /\[1517:.*\(dmst_stex_tp\)\]$/],
+      [{ trde_tp: '0', ord_uv: 'abc' }, /\[1517:.*\(ord_uv\)\]$/],
+    ];
+    for (const [body, pattern] of cases) {
+      h.clock.advance(SECOND); // stay inside the per-api-id limit
+      const reply = await kiwoomOrder(h, token, 'kt10000', body);
+      assert.equal(reply.status, 200);
+      assert.equal(json(reply).return_code, 2, JSON.stringify(body));
+      assert.match(json(reply).return_msg, pattern);
+    }
+    h.clock.set(T0 + 24 * HOUR);
+    assert.deepEqual(json(await kiwoomOrder(h, token)), KIWOOM_8005);
+    const fresh = await kiwoomIssue(h);
+    await send(h.url, 'POST', '/oauth2/revoke', { json: { appkey: h.kiwoom.appKey, secretkey: h.kiwoom.appSecret, token: fresh } });
+    assert.deepEqual(json(await kiwoomOrder(h, fresh, 'kt10001')), KIWOOM_8005);
+    const s = h.sim.stats();
+    assert.equal(s.orders, 10);
+    assert.equal(s.ordersRejected, 4);
+    assert.equal(s.ordersOk, 0);
+    assert.equal(s.badRequests, 6);
+  });
+
+  test('the third call within a second for one api-id → HTTP 429 return_code 5 [1700]; other api-ids unaffected', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    const over = await kiwoomOrder(h, token);
+    assert.equal(over.status, 429);
+    assert.deepEqual(json(over), {
+      return_code: 5,
+      return_msg: '허용된 요청 개수를 초과하였습니다[1700:허용된 요청 개수를 초과하였습니다. API ID=kt10000]',
+    });
+    // The sell order and the proving call each have a bucket of their own, and so does another app key.
+    assert.equal(json(await kiwoomOrder(h, token, 'kt10001')).return_code, 0);
+    assert.equal(json(await kiwoomStockInfo(h, token)).return_code, 0);
+    const second = generateCredential('kiwoom', 'second');
+    h.sim.addCredential(second);
+    const secondToken = json(await kiwoomToken(h, second)).token as string;
+    assert.equal(json(await kiwoomOrder(h, secondToken)).return_code, 0);
+    // ka10001 has the same limit: the proof is a business call like any other.
+    assert.equal(json(await kiwoomStockInfo(h, token)).return_code, 0);
+    const proofOver = await kiwoomStockInfo(h, token);
+    assert.equal(proofOver.status, 429);
+    assert.match(json(proofOver).return_msg, /\[1700:.*API ID=ka10001\]$/);
+    assert.equal(h.sim.stats(h.kiwoom.appKey).quotaExceeded, 2);
+    assert.equal(h.sim.stats(second.appKey).quotaExceeded, 0);
+    assert.deepEqual(
+      h.sim
+        .requestLog()
+        .filter((r) => r.status === 429)
+        .map((r) => [r.endpoint, r.outcome]),
+      [
+        ['kiwoom.order', 'quota_exceeded'],
+        ['kiwoom.stkinfo', 'quota_exceeded'],
+      ],
+    );
+  });
+
+  test('one call refills each second up to the burst of 2; refused calls take nothing', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    const order = async (): Promise<number> => json(await kiwoomOrder(h, token)).return_code as number;
+    assert.deepEqual([await order(), await order(), await order(), await order()], [0, 0, 5, 5]);
+    h.clock.advance(999);
+    assert.equal(await order(), 5, '0.999 of a call refilled');
+    h.clock.advance(1);
+    // Had the three refused calls taken anything, nothing would be left a second after the last success.
+    assert.deepEqual([await order(), await order()], [0, 5]);
+    h.clock.advance(10 * SECOND);
+    assert.deepEqual([await order(), await order(), await order()], [0, 0, 5], 'the bucket holds no more than 2');
+    // Token requests are not business calls: spacing governs them, not the bucket.
+    h.clock.advance(MINUTE);
+    assert.equal(json(await kiwoomToken(h)).return_code, 0);
+  });
+
+  test('kiwoomCallsPerSecond and kiwoomCallBurst set the bucket', async (t) => {
+    const h = await start(t, { kiwoomCallsPerSecond: 2, kiwoomCallBurst: 1 });
+    const token = await kiwoomIssue(h);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 5);
+    h.clock.advance(500);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 5);
+  });
+});
+
 describe('fault injection', () => {
   test('status: answers the given status and body once, counts, and neither mints nor starts the spacing', async (t) => {
     const h = await start(t);
@@ -912,6 +1042,26 @@ describe('fault injection', () => {
     assert.match(reply.text, /^\{"access_token":"eyJ/);
     assert.throws(() => JSON.parse(reply.text));
     assert.equal(h.sim.stats().issued, 0);
+  });
+
+  test('truncated orders: half of a success answer, no order placed, no order number spent', async (t) => {
+    const h = await start(t);
+    const kisBearer = await kisIssue(h);
+    const kiwoomBearer = await kiwoomIssue(h);
+    const faults = await send(h.url, 'POST', '/_sim/faults', { json: { endpoint: 'kis.order', kind: 'truncated' } });
+    assert.equal(faults.status, 200, 'the control API knows the order endpoints');
+    h.sim.injectFault({ endpoint: 'kiwoom.order', kind: 'truncated' });
+    const kis = await kisOrder(h, kisBearer);
+    assert.equal(kis.status, 200);
+    assert.match(kis.text, /^\{"rt_cd":"0","msg_cd":"APBK0013"/);
+    assert.throws(() => JSON.parse(kis.text));
+    const kiwoom = await kiwoomOrder(h, kiwoomBearer);
+    assert.match(kiwoom.text, /^\{"ord_no":"\d{7}"/);
+    assert.throws(() => JSON.parse(kiwoom.text));
+    assert.equal(json(await kisOrder(h, kisBearer)).output.ODNO, '0000000001');
+    assert.equal(json(await kiwoomOrder(h, kiwoomBearer)).ord_no, '0000001');
+    const s = h.sim.stats();
+    assert.deepEqual([s.orders, s.ordersOk, s.faults], [4, 2, 2]);
   });
 
   test('drop: the connection is reset without an answer', async (t) => {
@@ -1127,11 +1277,17 @@ describe('counts and lifecycle', () => {
       [{ kisCallsPerSecond: { real: 0 } }, /kisCallsPerSecond\.real must be a positive integer, got 0/],
       [{ kisCallsPerSecond: { mock: 1.5 } }, /kisCallsPerSecond\.mock/],
       [{ kisCallsPerSecond: { real: Number.NaN } }, /kisCallsPerSecond\.real/],
+      [{ kiwoomCallsPerSecond: 0 }, /kiwoomCallsPerSecond must be a positive number, got 0/],
+      [{ kiwoomCallsPerSecond: -1 }, /kiwoomCallsPerSecond/],
+      [{ kiwoomCallsPerSecond: Number.POSITIVE_INFINITY }, /kiwoomCallsPerSecond/],
+      [{ kiwoomCallBurst: 0 }, /kiwoomCallBurst must be a positive integer, got 0/],
+      [{ kiwoomCallBurst: 1.5 }, /kiwoomCallBurst/],
     ];
     for (const [options, pattern] of refused) {
       assert.throws(() => new BrokerSimulator({ clock, credentials: [], ...options }), pattern, JSON.stringify(options));
     }
-    assert.doesNotThrow(() => new BrokerSimulator({ clock, credentials: [], kisCallsPerSecond: { mock: 2 } }));
+    // A fractional refill rate is a rate (one call every two seconds), so it is allowed.
+    assert.doesNotThrow(() => new BrokerSimulator({ clock, credentials: [], kiwoomCallsPerSecond: 0.5, kiwoomCallBurst: 1, kisCallsPerSecond: { mock: 2 } }));
   });
 
   test('the simulator has no way to log: no console, logger or stdout in its sources', () => {

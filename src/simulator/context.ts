@@ -5,7 +5,7 @@
 import type { Clock } from '../core/clock';
 import type { CredentialBook } from './credentials';
 import type { TokenLedger } from './ledger';
-import type { ApprovalSpacing, PerSecondQuota } from './limits';
+import type { ApprovalSpacing, PerApiIdBuckets, PerSecondQuota } from './limits';
 import type { OrderNumbers } from './orders';
 import type { KisJwtMinter } from './token-format';
 import type { SimulatedEnv, SimulatorOptions } from './types';
@@ -19,6 +19,8 @@ export interface SimulatorSettings {
   sameDeadTokenAfterMaintenance: boolean;
   kiwoomSameToken: boolean;
   kisCallsPerSecond: Record<SimulatedEnv, number>;
+  kiwoomCallsPerSecond: number;
+  kiwoomCallBurst: number;
 }
 
 export interface BrokerContext {
@@ -29,6 +31,7 @@ export interface BrokerContext {
   approvals: ApprovalSpacing;
   /** KIS calls per app key per second: price and order calls draw on the one budget. */
   quota: PerSecondQuota;
+  kiwoomCalls: PerApiIdBuckets;
   orderNumbers: OrderNumbers;
   kisJwt: KisJwtMinter;
 }
@@ -44,8 +47,10 @@ export function resolveSettings(options: SimulatorOptions): SimulatorSettings {
     tokenErrorStatus: options.tokenErrorStatus ?? 500,
     sameDeadTokenAfterMaintenance: options.sameDeadTokenAfterMaintenance ?? false,
     kiwoomSameToken: options.kiwoomSameToken ?? false,
-    // Defaults: KIS's notice of 2026-04-20 (docs/brokers.md#kis-call-limits).
+    // Defaults: KIS's notice of 2026-04-20 and the Kiwoom measure in docs/brokers.md#kiwoom-call-limits.
     kisCallsPerSecond: { real: options.kisCallsPerSecond?.real ?? 18, mock: options.kisCallsPerSecond?.mock ?? 1 },
+    kiwoomCallsPerSecond: options.kiwoomCallsPerSecond ?? 1,
+    kiwoomCallBurst: options.kiwoomCallBurst ?? 2,
   };
   for (const name of ['spacingMs', 'sameTokenWindowMs', 'approvalSpacingMs'] as const) {
     if (!Number.isFinite(settings[name]) || settings[name] < 0) {
@@ -65,13 +70,20 @@ export function resolveSettings(options: SimulatorOptions): SimulatorSettings {
 }
 
 /**
- * The KIS quota counts whole calls in a window, so it is a positive integer. Zero is refused: a broker that
- * refuses every call is a fault to inject, not a limit.
+ * The KIS quota counts whole calls in a window and the Kiwoom bucket holds whole calls, so both are positive
+ * integers; the Kiwoom refill rate may be a fraction (0.5: one call every two seconds). Zero is refused: a broker
+ * that refuses every call is a fault to inject, not a limit.
  */
 function checkCallLimits(settings: SimulatorSettings): void {
   const positiveInteger = (value: number): boolean => Number.isInteger(value) && value > 0;
   for (const env of ['real', 'mock'] as const) {
     const value = settings.kisCallsPerSecond[env];
     if (!positiveInteger(value)) throw new RangeError(`simulator option kisCallsPerSecond.${env} must be a positive integer, got ${value}`);
+  }
+  if (!Number.isFinite(settings.kiwoomCallsPerSecond) || settings.kiwoomCallsPerSecond <= 0) {
+    throw new RangeError(`simulator option kiwoomCallsPerSecond must be a positive number, got ${settings.kiwoomCallsPerSecond}`);
+  }
+  if (!positiveInteger(settings.kiwoomCallBurst)) {
+    throw new RangeError(`simulator option kiwoomCallBurst must be a positive integer, got ${settings.kiwoomCallBurst}`);
   }
 }

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { BrokerContext } from './context';
+import { DOMESTIC_EXCHANGES, POSITIVE_DIGITS } from './orders';
 import { bearerToken, bodyField, isJsonObject, type Answer, type BrokerRequest, type JsonBody } from './request';
 import { kstTimeOfDay, kstWallClock } from './token-format';
 import type { Outcome, SimulatedEnv } from './types';
@@ -202,11 +203,10 @@ const ORDER_FIELDS: ReadonlyArray<readonly [field: string, shape: RegExp]> = [
   ['ACNT_PRDT_CD', /^\d{2}$/],
   ['PDNO', /^[0-9A-Z]{6,7}$/],
   ['ORD_DVSN', /^\d{2}$/],
-  ['ORD_QTY', /^\d*[1-9]\d*$/],
+  ['ORD_QTY', POSITIVE_DIGITS],
   ['ORD_UNPR', /^\d+$/],
 ];
 const LIMIT_ORDER = '00';
-const EXCHANGES = ['KRX', 'NXT', 'SOR'];
 
 /**
  * Simulator choice: a bad body field answers HTTP 500 OPSQ2000 (account fields) or OPSQ2002 (others) with a text
@@ -227,7 +227,7 @@ function badOrderField(body: JsonBody): string | undefined {
   if (bodyField(body, 'ORD_DVSN') === LIMIT_ORDER && /^0+$/.test(bodyField(body, 'ORD_UNPR') ?? '')) return 'ORD_UNPR';
   // Optional: the older tr_ids predate it; when sent it must name an exchange KIS routes to.
   const exchange = bodyField(body, 'EXCG_ID_DVSN_CD');
-  if (exchange !== undefined && exchange !== '' && !EXCHANGES.includes(exchange)) return 'EXCG_ID_DVSN_CD';
+  if (exchange !== undefined && exchange !== '' && !DOMESTIC_EXCHANGES.includes(exchange)) return 'EXCG_ID_DVSN_CD';
   return undefined;
 }
 

@@ -52,6 +52,7 @@ const ENDPOINT_COUNTER: Partial<Record<EndpointId, keyof SimulatorStats>> = {
   'kis.price': 'proofs',
   'kiwoom.stkinfo': 'proofs',
   'kis.order': 'orders',
+  'kiwoom.order': 'orders',
 };
 
 // At an order endpoint, success and token refusals count as orders rather than proofs; every other outcome

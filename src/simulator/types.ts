@@ -36,9 +36,23 @@ export interface SimulatorOptions {
    * real 18, mock 1 (the portal's notice of 2026-04-20); positive integers, so a test can lower them.
    */
   kisCallsPerSecond?: { real?: number; mock?: number };
+  /** Kiwoom business calls: refill rate, per second, of the bucket per (app key, api-id). Default 1 (third-party measure). */
+  kiwoomCallsPerSecond?: number;
+  /** Kiwoom business calls: bucket capacity per (app key, api-id), a positive integer. Default 2 (third-party measure). */
+  kiwoomCallBurst?: number;
 }
 
-export const ENDPOINT_IDS = ['kis.token', 'kis.revoke', 'kis.approval', 'kis.price', 'kis.order', 'kiwoom.token', 'kiwoom.revoke', 'kiwoom.stkinfo'] as const;
+export const ENDPOINT_IDS = [
+  'kis.token',
+  'kis.revoke',
+  'kis.approval',
+  'kis.price',
+  'kis.order',
+  'kiwoom.token',
+  'kiwoom.revoke',
+  'kiwoom.stkinfo',
+  'kiwoom.order',
+] as const;
 export type EndpointId = (typeof ENDPOINT_IDS)[number];
 
 export const FAULT_KINDS = ['status', 'delay', 'hang', 'garbage', 'truncated', 'drop', 'redirect', 'body'] as const;
@@ -109,15 +123,15 @@ export interface SimulatorStats {
   /** Validation calls refused because of the token (EGW00121, EGW00123, Kiwoom 8005). */
   proofsRejected: number;
   /**
-   * Every request that reached an order endpoint (KIS order-cash). Orders have counters
+   * Every request that reached an order endpoint (KIS order-cash, Kiwoom kt10000/kt10001). Orders have counters
    * of their own rather than sharing the proof counters, so a test can tell a refused order from a refused proof.
    */
   orders: number;
-  /** Orders accepted (KIS APBK0013). */
+  /** Orders accepted (KIS APBK0013, Kiwoom return_code 0). */
   ordersOk: number;
-  /** Orders refused because of the token (EGW00121, EGW00123). */
+  /** Orders refused because of the token (EGW00121, EGW00123, Kiwoom 8005). */
   ordersRejected: number;
-  /** KIS EGW00201 answers (price and order calls). */
+  /** Business calls over the per-second limit: KIS EGW00201 (price and order), Kiwoom HTTP 429 [1700] (ka10001, orders). */
   quotaExceeded: number;
   /** Malformed bodies, missing fields, wrong headers. */
   badRequests: number;
