@@ -24,6 +24,9 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const KST_OFFSET = 9 * HOUR;
 const PRICE_PATH = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
+const ORDER_PATH = '/uapi/domestic-stock/v1/trading/order-cash';
+const KIS_ORDER = { CANO: '50012345', ACNT_PRDT_CD: '01', PDNO: '005930', ORD_DVSN: '00', ORD_QTY: '1', ORD_UNPR: '70000' };
+const KIWOOM_ORDER = { dmst_stex_tp: 'KRX', stk_cd: '005930', ord_qty: '1', ord_uv: '', trde_tp: '3', cond_uv: '' };
 
 type Json = any;
 
@@ -84,7 +87,22 @@ async function kisIssue(h: Harness, cred: SimulatorCredential = h.kis): Promise<
   return json(reply).access_token as string;
 }
 
-/** `headers` entries set to null are left out of the request. */
+/** The headers of a KIS business call; `overrides` entries set to null are left out of the request. */
+function kisHeaders(token: string, cred: SimulatorCredential, trId: string, overrides: Record<string, string | null>): Record<string, string> {
+  const all: Record<string, string | null> = {
+    'content-type': 'application/json; charset=utf-8',
+    authorization: `Bearer ${token}`,
+    appkey: cred.appKey,
+    appsecret: cred.appSecret,
+    tr_id: trId,
+    custtype: 'P',
+    ...overrides,
+  };
+  const sent: Record<string, string> = {};
+  for (const [name, value] of Object.entries(all)) if (value !== null) sent[name] = value;
+  return sent;
+}
+
 function kisPrice(
   h: Harness,
   token: string,
@@ -92,18 +110,19 @@ function kisPrice(
   headers: Record<string, string | null> = {},
   path = PRICE_PATH,
 ): Promise<Reply> {
-  const all: Record<string, string | null> = {
-    'content-type': 'application/json; charset=utf-8',
-    authorization: `Bearer ${token}`,
-    appkey: cred.appKey,
-    appsecret: cred.appSecret,
-    tr_id: 'FHKST01010100',
-    custtype: 'P',
-    ...headers,
-  };
-  const sent: Record<string, string> = {};
-  for (const [name, value] of Object.entries(all)) if (value !== null) sent[name] = value;
-  return send(h.url, 'GET', path, { headers: sent });
+  return send(h.url, 'GET', path, { headers: kisHeaders(token, cred, 'FHKST01010100', headers) });
+}
+
+/** A limit buy of one share of 005930 with the tr_id of the credential's env; `body` entries override (undefined drops). */
+function kisOrder(
+  h: Harness,
+  token: string,
+  cred: SimulatorCredential = h.kis,
+  headers: Record<string, string | null> = {},
+  body: Record<string, unknown> = {},
+): Promise<Reply> {
+  const trId = cred.env === 'mock' ? 'VTTC0012U' : 'TTTC0012U';
+  return send(h.url, 'POST', ORDER_PATH, { json: { ...KIS_ORDER, ...body }, headers: kisHeaders(token, cred, trId, headers) });
 }
 
 function kiwoomToken(h: Harness, cred: SimulatorCredential = h.kiwoom, headers: Record<string, string> = {}): Promise<Reply> {
@@ -123,6 +142,15 @@ function kiwoomStockInfo(h: Harness, token: string, apiId = 'ka10001'): Promise<
   return send(h.url, 'POST', '/api/dostk/stkinfo', {
     json: { stk_cd: '005930' },
     headers: { 'api-id': apiId, authorization: `Bearer ${token}`, 'cont-yn': 'N', 'next-key': '' },
+  });
+}
+
+/** A market buy (kt10000) of one share of 005930; `body` entries override (undefined drops). */
+function kiwoomOrder(h: Harness, token: string | null, apiId = 'kt10000', body: Record<string, unknown> = {}): Promise<Reply> {
+  const auth: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
+  return send(h.url, 'POST', '/api/dostk/ordr', {
+    json: { ...KIWOOM_ORDER, ...body },
+    headers: { 'api-id': apiId, ...auth, 'cont-yn': 'N', 'next-key': '' },
   });
 }
 
@@ -434,6 +462,193 @@ describe('KIS revokeP and inquire-price', () => {
   });
 });
 
+describe('KIS order-cash and the per-second quota it shares', () => {
+  test('an accepted order: APBK0013, an increasing 10-digit ODNO, ORD_TMD in KST, nothing of the body echoed', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    h.clock.set(T0 + HOUR + 2 * MINUTE + 3 * SECOND + 456); // 10:02:03.456 KST
+    const reply = await kisOrder(h, token);
+    assert.equal(reply.status, 200, reply.text);
+    assert.deepEqual(json(reply), {
+      rt_cd: '0',
+      msg_cd: 'APBK0013',
+      msg1: '주문 전송 완료 되었습니다.',
+      output: { KRX_FWDG_ORD_ORGNO: '91252', ODNO: '0000000001', ORD_TMD: '100203' },
+    });
+    for (const value of [KIS_ORDER.CANO, KIS_ORDER.PDNO, KIS_ORDER.ORD_UNPR]) assert.ok(!reply.text.includes(value), `echoes ${value}`);
+    // A sell, an older buy code and a market order (price "0") are orders too; the numbers keep increasing.
+    const odnos = [json(reply).output.ODNO as string];
+    for (const [trId, body] of [
+      ['TTTC0011U', {}],
+      ['TTTC0802U', {}],
+      ['TTTC0801U', { ORD_DVSN: '01', ORD_UNPR: '0' }],
+    ] as const) {
+      const next = await kisOrder(h, token, h.kis, { tr_id: trId }, body);
+      assert.equal(json(next).rt_cd, '0', `${trId}: ${next.text}`);
+      odnos.push(json(next).output.ODNO as string);
+    }
+    assert.deepEqual(odnos, ['0000000001', '0000000002', '0000000003', '0000000004']);
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.orders, 4);
+    assert.equal(s.ordersOk, 4);
+    assert.equal(s.proofs, 0);
+    assert.equal(s.proofsOk, 0);
+    const record = h.sim.requestLog().at(-1);
+    assert.deepEqual(record, { at: T0 + HOUR + 2 * MINUTE + 3 * SECOND + 456, endpoint: 'kis.order', appKey: h.kis.appKey, status: 200, outcome: 'ok' });
+  });
+
+  test('refusals in the order of the price call: headers, scheme, token (EGW00121/EGW00123), custtype, tr_id', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const otherKeysToken = await kisIssue(h, h.kisMock);
+    const cases: Array<[Record<string, string | null>, number, string]> = [
+      [{ appkey: null }, 500, 'EGW00102'],
+      [{ appkey: generateCredential('kis', 'other').appKey }, 500, 'EGW00103'],
+      [{ appsecret: null }, 500, 'EGW00104'],
+      [{ appsecret: 'wrong' }, 500, 'EGW00105'],
+      [{ authorization: null }, 500, 'EGW00205'],
+      [{ authorization: 'Bearer not-a-token' }, 500, 'EGW00121'],
+      [{ authorization: `Bearer ${otherKeysToken}` }, 500, 'EGW00121'],
+      // The token is checked before custtype and tr_id, as for the price call.
+      [{ authorization: 'Bearer not-a-token', custtype: null, tr_id: null }, 500, 'EGW00121'],
+      [{ custtype: null }, 500, 'EGW00208'],
+      [{ tr_id: null }, 500, 'OPSQ0002'],
+      [{ tr_id: 'FHKST01010100' }, 500, 'OPSQ0002'],
+    ];
+    for (const [headers, status, code] of cases) {
+      h.clock.advance(SECOND);
+      const reply = await kisOrder(h, token, h.kis, headers);
+      assert.equal(reply.status, status, `${JSON.stringify(headers)} → ${reply.text}`);
+      assert.equal(json(reply).rt_cd, '1');
+      assert.equal(json(reply).msg_cd, code, JSON.stringify(headers));
+      assert.ok(!reply.text.includes(h.kis.appSecret) && !reply.text.includes(token), 'no secret in the answer');
+    }
+    h.clock.set(T0 + 24 * HOUR);
+    const expired = await kisOrder(h, token);
+    assert.equal(expired.status, 500);
+    assert.deepEqual(json(expired), EGW00123);
+    const s = h.sim.stats(h.kis.appKey);
+    // The call without an app key counts only in the totals, the unknown key's under that key.
+    assert.equal(s.orders, 10);
+    assert.equal(s.ordersOk, 0);
+    assert.equal(s.ordersRejected, 4);
+    assert.equal(s.proofsRejected, 0);
+    assert.equal(h.sim.stats().orders, 12);
+  });
+
+  test('a tr_id of the other env is refused with EGW02006; each env takes its own buy, sell and older codes', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const mockToken = await kisIssue(h, h.kisMock);
+    const realWithMockCode = await kisOrder(h, token, h.kis, { tr_id: 'VTTC0012U' });
+    assert.equal(realWithMockCode.status, 500);
+    assert.deepEqual(json(realWithMockCode), { rt_cd: '1', msg_cd: 'EGW02006', msg1: '실전투자 TR 이 아닙니다.' });
+    const mockWithRealCode = await kisOrder(h, mockToken, h.kisMock, { tr_id: 'TTTC0011U' });
+    assert.deepEqual(json(mockWithRealCode), { rt_cd: '1', msg_cd: 'EGW02006', msg1: '모의투자 TR 이 아닙니다.' });
+    for (const trId of ['VTTC0012U', 'VTTC0011U', 'VTTC0802U', 'VTTC0801U']) {
+      h.clock.advance(SECOND); // the mock quota is 1/s
+      assert.equal(json(await kisOrder(h, mockToken, h.kisMock, { tr_id: trId })).rt_cd, '0', trId);
+    }
+    assert.equal(h.sim.stats(h.kisMock.appKey).ordersOk, 4);
+    assert.equal(h.sim.stats().badRequests, 2);
+  });
+
+  test('bad body fields → OPSQ2000 (account) or OPSQ2002 naming the field, never its value', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ CANO: '1234567' }, 'OPSQ2000', 'ERROR : INPUT INVALID_CHECK_ACNO'],
+      [{ CANO: undefined }, 'OPSQ2000', 'ERROR : INPUT INVALID_CHECK_ACNO'],
+      [{ CANO: 50012345 }, 'OPSQ2000', 'ERROR : INPUT INVALID_CHECK_ACNO'],
+      [{ ACNT_PRDT_CD: '1' }, 'OPSQ2000', 'ERROR : INPUT INVALID_CHECK_ACNO'],
+      [{ PDNO: '59301' }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_PDNO'],
+      [{ ORD_DVSN: '0' }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_ORD_DVSN'],
+      [{ ORD_QTY: '0' }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_ORD_QTY'],
+      [{ ORD_QTY: '-3' }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_ORD_QTY'],
+      [{ ORD_QTY: 1 }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_ORD_QTY'],
+      [{ ORD_UNPR: undefined }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_ORD_UNPR'],
+      [{ ORD_UNPR: '0' }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_ORD_UNPR'], // a limit order needs a price
+      [{ EXCG_ID_DVSN_CD: 'NYSE' }, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_EXCG_ID_DVSN_CD'],
+    ];
+    for (const [body, code, msg1] of cases) {
+      h.clock.advance(SECOND);
+      const reply = await kisOrder(h, token, h.kis, {}, body);
+      assert.equal(reply.status, 500, `${JSON.stringify(body)} → ${reply.text}`);
+      assert.deepEqual(json(reply), { rt_cd: '1', msg_cd: code, msg1 }, JSON.stringify(body));
+    }
+    h.clock.advance(SECOND);
+    assert.equal(json(await send(h.url, 'POST', ORDER_PATH, { raw: '{"CANO":', headers: kisHeaders(token, h.kis, 'TTTC0012U', {}) })).msg_cd, 'OPSQ2000');
+    for (const good of [{ ORD_DVSN: '01', ORD_UNPR: '0' }, { EXCG_ID_DVSN_CD: 'KRX' }, { PDNO: 'Q500001' }]) {
+      h.clock.advance(SECOND);
+      assert.equal(json(await kisOrder(h, token, h.kis, {}, good)).rt_cd, '0', JSON.stringify(good));
+    }
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.badRequests, 13);
+    assert.equal(s.ordersOk, 3);
+  });
+
+  test('price and order calls share one budget per app key: the 19th call in a second → 500 EGW00201', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    for (let i = 0; i < 9; i++) {
+      assert.equal((await kisPrice(h, token)).status, 200, `price ${i + 1}`);
+      assert.equal((await kisOrder(h, token)).status, 200, `order ${i + 1}`);
+    }
+    for (const over of [await kisOrder(h, token), await kisPrice(h, token)]) {
+      assert.equal(over.status, 500);
+      assert.deepEqual(json(over), { rt_cd: '1', msg_cd: 'EGW00201', msg1: '초당 거래건수를 초과하였습니다.' });
+    }
+    // Another app key has a budget of its own.
+    const mockToken = await kisIssue(h, h.kisMock);
+    assert.equal((await kisOrder(h, mockToken, h.kisMock)).status, 200);
+    h.clock.advance(999);
+    assert.equal(json(await kisOrder(h, token)).msg_cd, 'EGW00201', 'still the same second');
+    h.clock.advance(1);
+    // The refused calls took nothing from the new second: all 18 go through.
+    for (let i = 0; i < 18; i++) assert.equal((await kisOrder(h, token)).status, 200, `next second, call ${i + 1}`);
+    assert.equal(json(await kisPrice(h, token)).msg_cd, 'EGW00201');
+    const s = h.sim.stats(h.kis.appKey);
+    assert.equal(s.quotaExceeded, 4);
+    assert.equal(s.ordersOk, 27);
+    assert.equal(s.proofsOk, 9);
+    // The request log carries the arrival time of every call, so a test can count any window it likes.
+    const okAt = h.sim
+      .requestLog()
+      .filter((r) => r.appKey === h.kis.appKey && r.endpoint !== 'kis.token' && r.status === 200)
+      .map((r) => r.at - T0);
+    assert.equal(okAt.filter((at) => at < SECOND).length, 18);
+    assert.equal(okAt.filter((at) => at >= SECOND && at < 2 * SECOND).length, 18);
+  });
+
+  test('calls refused before the quota (bad credentials) take nothing from it; a bad token does', async (t) => {
+    const h = await start(t, { kisCallsPerSecond: { real: 2 } });
+    const token = await kisIssue(h);
+    for (let i = 0; i < 5; i++) assert.equal(json(await kisOrder(h, token, { ...h.kis, appSecret: 'wrong' })).msg_cd, 'EGW00105');
+    assert.equal(json(await kisOrder(h, 'not-a-token')).msg_cd, 'EGW00121'); // authenticated: it counts
+    assert.equal((await kisOrder(h, token)).status, 200);
+    assert.equal(json(await kisPrice(h, token)).msg_cd, 'EGW00201');
+    assert.equal(h.sim.stats(h.kis.appKey).quotaExceeded, 1);
+  });
+
+  test('a mock key gets 1 call a second, price and order together; kisCallsPerSecond lowers or raises each env', async (t) => {
+    const h = await start(t);
+    const mockToken = await kisIssue(h, h.kisMock);
+    assert.equal((await kisPrice(h, mockToken, h.kisMock)).status, 200);
+    assert.equal(json(await kisOrder(h, mockToken, h.kisMock)).msg_cd, 'EGW00201');
+    h.clock.advance(SECOND);
+    assert.equal((await kisOrder(h, mockToken, h.kisMock)).status, 200);
+    assert.equal(json(await kisPrice(h, mockToken, h.kisMock)).msg_cd, 'EGW00201');
+
+    const tuned = await start(t, { kisCallsPerSecond: { real: 3, mock: 2 } });
+    const realToken = await kisIssue(tuned);
+    const tunedMock = await kisIssue(tuned, tuned.kisMock);
+    for (let i = 0; i < 3; i++) assert.equal((await kisOrder(tuned, realToken)).status, 200);
+    assert.equal(json(await kisOrder(tuned, realToken)).msg_cd, 'EGW00201');
+    for (let i = 0; i < 2; i++) assert.equal((await kisOrder(tuned, tunedMock, tuned.kisMock)).status, 200);
+    assert.equal(json(await kisOrder(tuned, tunedMock, tuned.kisMock)).msg_cd, 'EGW00201');
+  });
+});
+
 describe('KIS Approval', () => {
   test('issues an approval key at most once per second per app key; the field is secretkey', async (t) => {
     const h = await start(t);
@@ -614,6 +829,126 @@ describe('Kiwoom', () => {
   });
 });
 
+describe('Kiwoom orders and the per-api-id call limit', () => {
+  test('kt10000 and kt10001 are accepted with an increasing 7-digit ord_no; nothing else of the body echoed', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    const buy = await kiwoomOrder(h, token);
+    assert.equal(buy.status, 200);
+    assert.deepEqual(json(buy), { ord_no: '0000001', dmst_stex_tp: 'KRX', return_code: 0, return_msg: 'KRX 매수주문이 완료되었습니다.' });
+    const sell = await kiwoomOrder(h, token, 'kt10001', { trde_tp: '0', ord_uv: '70000', ord_qty: '17' });
+    assert.deepEqual(json(sell), { ord_no: '0000002', dmst_stex_tp: 'KRX', return_code: 0, return_msg: 'KRX 매도주문이 완료되었습니다.' });
+    assert.ok(!sell.text.includes('70000') && !sell.text.includes('005930'));
+    const s = h.sim.stats(h.kiwoom.appKey);
+    assert.equal(s.orders, 2);
+    assert.equal(s.ordersOk, 2);
+    assert.equal(s.proofsOk, 0);
+    assert.deepEqual(h.sim.requestLog().at(-1), { at: T0, endpoint: 'kiwoom.order', appKey: h.kiwoom.appKey, status: 200, outcome: 'ok' });
+    // A reset forgets tokens and counts but not the order numbers: a broker never hands one out twice.
+    h.sim.reset();
+    assert.equal(json(await kiwoomOrder(h, await kiwoomIssue(h))).ord_no, '0000003');
+  });
+
+  test('a bad, missing, expired or revoked token → 8005; a wrong api-id → 2 [1504]; bad fields → 2 [1511/1517]', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    assert.deepEqual(json(await kiwoomOrder(h, 'not-a-token')), KIWOOM_8005);
+    assert.deepEqual(json(await kiwoomOrder(h, null)), KIWOOM_8005);
+    const wrongApi = await kiwoomOrder(h, token, 'ka10001');
+    assert.equal(wrongApi.status, 200);
+    assert.equal(json(wrongApi).return_code, 2);
+    assert.match(json(wrongApi).return_msg, /\[1504:/);
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ stk_cd: undefined }, /\[1511:.*\(stk_cd\)\]$/],
+      [{ trde_tp: '0', ord_uv: '' }, /\[1511:.*\(ord_uv\)\]$/], // a limit order needs a price
+      [{ ord_qty: '0' }, /\[1517:.*\(ord_qty\)\]$/],
+      [{ dmst_stex_tp: 'NYSE' }, /\[1517:.*\(dmst_stex_tp\)\]$/],
+      [{ trde_tp: '0', ord_uv: 'abc' }, /\[1517:.*\(ord_uv\)\]$/],
+    ];
+    for (const [body, pattern] of cases) {
+      h.clock.advance(SECOND); // stay inside the per-api-id limit
+      const reply = await kiwoomOrder(h, token, 'kt10000', body);
+      assert.equal(reply.status, 200);
+      assert.equal(json(reply).return_code, 2, JSON.stringify(body));
+      assert.match(json(reply).return_msg, pattern);
+    }
+    h.clock.set(T0 + 24 * HOUR);
+    assert.deepEqual(json(await kiwoomOrder(h, token)), KIWOOM_8005);
+    const fresh = await kiwoomIssue(h);
+    await send(h.url, 'POST', '/oauth2/revoke', { json: { appkey: h.kiwoom.appKey, secretkey: h.kiwoom.appSecret, token: fresh } });
+    assert.deepEqual(json(await kiwoomOrder(h, fresh, 'kt10001')), KIWOOM_8005);
+    const s = h.sim.stats();
+    assert.equal(s.orders, 10);
+    assert.equal(s.ordersRejected, 4);
+    assert.equal(s.ordersOk, 0);
+    assert.equal(s.badRequests, 6);
+  });
+
+  test('the third call within a second for one api-id → HTTP 429 return_code 5 [1700]; other api-ids unaffected', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    const over = await kiwoomOrder(h, token);
+    assert.equal(over.status, 429);
+    assert.deepEqual(json(over), {
+      return_code: 5,
+      return_msg: '허용된 요청 개수를 초과하였습니다[1700:허용된 요청 개수를 초과하였습니다. API ID=kt10000]',
+    });
+    // The sell order and the proving call each have a bucket of their own, and so does another app key.
+    assert.equal(json(await kiwoomOrder(h, token, 'kt10001')).return_code, 0);
+    assert.equal(json(await kiwoomStockInfo(h, token)).return_code, 0);
+    const second = generateCredential('kiwoom', 'second');
+    h.sim.addCredential(second);
+    const secondToken = json(await kiwoomToken(h, second)).token as string;
+    assert.equal(json(await kiwoomOrder(h, secondToken)).return_code, 0);
+    // ka10001 has the same limit: the proof is a business call like any other.
+    assert.equal(json(await kiwoomStockInfo(h, token)).return_code, 0);
+    const proofOver = await kiwoomStockInfo(h, token);
+    assert.equal(proofOver.status, 429);
+    assert.match(json(proofOver).return_msg, /\[1700:.*API ID=ka10001\]$/);
+    assert.equal(h.sim.stats(h.kiwoom.appKey).quotaExceeded, 2);
+    assert.equal(h.sim.stats(second.appKey).quotaExceeded, 0);
+    assert.deepEqual(
+      h.sim
+        .requestLog()
+        .filter((r) => r.status === 429)
+        .map((r) => [r.endpoint, r.outcome]),
+      [
+        ['kiwoom.order', 'quota_exceeded'],
+        ['kiwoom.stkinfo', 'quota_exceeded'],
+      ],
+    );
+  });
+
+  test('one call refills each second up to the burst of 2; refused calls take nothing', async (t) => {
+    const h = await start(t);
+    const token = await kiwoomIssue(h);
+    const order = async (): Promise<number> => json(await kiwoomOrder(h, token)).return_code as number;
+    assert.deepEqual([await order(), await order(), await order(), await order()], [0, 0, 5, 5]);
+    h.clock.advance(999);
+    assert.equal(await order(), 5, '0.999 of a call refilled');
+    h.clock.advance(1);
+    // Had the three refused calls taken anything, nothing would be left a second after the last success.
+    assert.deepEqual([await order(), await order()], [0, 5]);
+    h.clock.advance(10 * SECOND);
+    assert.deepEqual([await order(), await order(), await order()], [0, 0, 5], 'the bucket holds no more than 2');
+    // Token requests are not business calls: spacing governs them, not the bucket.
+    h.clock.advance(MINUTE);
+    assert.equal(json(await kiwoomToken(h)).return_code, 0);
+  });
+
+  test('kiwoomCallsPerSecond and kiwoomCallBurst set the bucket', async (t) => {
+    const h = await start(t, { kiwoomCallsPerSecond: 2, kiwoomCallBurst: 1 });
+    const token = await kiwoomIssue(h);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 5);
+    h.clock.advance(500);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 0);
+    assert.equal(json(await kiwoomOrder(h, token)).return_code, 5);
+  });
+});
+
 describe('fault injection', () => {
   test('status: answers the given status and body once, counts, and neither mints nor starts the spacing', async (t) => {
     const h = await start(t);
@@ -707,6 +1042,26 @@ describe('fault injection', () => {
     assert.match(reply.text, /^\{"access_token":"eyJ/);
     assert.throws(() => JSON.parse(reply.text));
     assert.equal(h.sim.stats().issued, 0);
+  });
+
+  test('truncated orders: half of a success answer, no order placed, no order number spent', async (t) => {
+    const h = await start(t);
+    const kisBearer = await kisIssue(h);
+    const kiwoomBearer = await kiwoomIssue(h);
+    const faults = await send(h.url, 'POST', '/_sim/faults', { json: { endpoint: 'kis.order', kind: 'truncated' } });
+    assert.equal(faults.status, 200, 'the control API knows the order endpoints');
+    h.sim.injectFault({ endpoint: 'kiwoom.order', kind: 'truncated' });
+    const kis = await kisOrder(h, kisBearer);
+    assert.equal(kis.status, 200);
+    assert.match(kis.text, /^\{"rt_cd":"0","msg_cd":"APBK0013"/);
+    assert.throws(() => JSON.parse(kis.text));
+    const kiwoom = await kiwoomOrder(h, kiwoomBearer);
+    assert.match(kiwoom.text, /^\{"ord_no":"\d{7}"/);
+    assert.throws(() => JSON.parse(kiwoom.text));
+    assert.equal(json(await kisOrder(h, kisBearer)).output.ODNO, '0000000001');
+    assert.equal(json(await kiwoomOrder(h, kiwoomBearer)).ord_no, '0000001');
+    const s = h.sim.stats();
+    assert.deepEqual([s.orders, s.ordersOk, s.faults], [4, 2, 2]);
   });
 
   test('drop: the connection is reset without an answer', async (t) => {
@@ -858,6 +1213,9 @@ describe('counts and lifecycle', () => {
       proofs: 2,
       proofsOk: 1,
       proofsRejected: 0,
+      orders: 0,
+      ordersOk: 0,
+      ordersRejected: 0,
       quotaExceeded: 0,
       badRequests: 0,
       faults: 1,
@@ -911,6 +1269,25 @@ describe('counts and lifecycle', () => {
     assert.throws(() => new BrokerSimulator({ clock, credentials: [], spacingMs: -1 }), /spacingMs/);
     assert.throws(() => new BrokerSimulator({ clock, credentials: [], tokenLifetimeMs: 10 }), /tokenLifetimeMs/);
     assert.throws(() => new BrokerSimulator({ clock, credentials: [{ provider: 'kis', appKey: '', appSecret: 's' }] }), /appKey/);
+  });
+
+  test('call-limit options are validated at construction', () => {
+    const clock = new ManualClock(T0);
+    const refused: Array<[Partial<SimulatorOptions>, RegExp]> = [
+      [{ kisCallsPerSecond: { real: 0 } }, /kisCallsPerSecond\.real must be a positive integer, got 0/],
+      [{ kisCallsPerSecond: { mock: 1.5 } }, /kisCallsPerSecond\.mock/],
+      [{ kisCallsPerSecond: { real: Number.NaN } }, /kisCallsPerSecond\.real/],
+      [{ kiwoomCallsPerSecond: 0 }, /kiwoomCallsPerSecond must be a positive number, got 0/],
+      [{ kiwoomCallsPerSecond: -1 }, /kiwoomCallsPerSecond/],
+      [{ kiwoomCallsPerSecond: Number.POSITIVE_INFINITY }, /kiwoomCallsPerSecond/],
+      [{ kiwoomCallBurst: 0 }, /kiwoomCallBurst must be a positive integer, got 0/],
+      [{ kiwoomCallBurst: 1.5 }, /kiwoomCallBurst/],
+    ];
+    for (const [options, pattern] of refused) {
+      assert.throws(() => new BrokerSimulator({ clock, credentials: [], ...options }), pattern, JSON.stringify(options));
+    }
+    // A fractional refill rate is a rate (one call every two seconds), so it is allowed.
+    assert.doesNotThrow(() => new BrokerSimulator({ clock, credentials: [], kiwoomCallsPerSecond: 0.5, kiwoomCallBurst: 1, kisCallsPerSecond: { mock: 2 } }));
   });
 
   test('the simulator has no way to log: no console, logger or stdout in its sources', () => {

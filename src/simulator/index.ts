@@ -1,7 +1,7 @@
 /**
- * The broker simulator: KIS and Kiwoom token endpoints, revoke, approval key and the proving calls, with the
- * real limits and error bodies and injectable faults. Used by the tests and the demo so nobody needs real
- * credentials or receives a KakaoTalk notice.
+ * The broker simulator: KIS and Kiwoom token endpoints, revoke, approval key, the proving calls and the cash
+ * orders, with the real limits and error bodies and injectable faults. Used by the tests and the demo so nobody
+ * needs real credentials or receives a KakaoTalk notice.
  */
 export { BrokerSimulator } from './simulator';
 export { runSimulatorServer } from './server';

@@ -1,16 +1,16 @@
 /**
- * The simulated KIS Open API: tokenP, revokeP, Approval and inquire-price, with the broker's error bodies.
+ * The simulated KIS Open API: tokenP, revokeP, Approval, inquire-price and order-cash, with the broker's error bodies.
  * Facts come from docs/brokers.md#kis-open-api; where it is silent the choice is marked "Simulator choice" and uses a
  * code from KIS's published EGW table, so a client's classifier meets plausible values.
  */
 import { randomUUID } from 'node:crypto';
 import type { BrokerContext } from './context';
-import { bearerToken, bodyField, isJsonObject, type Answer, type BrokerRequest } from './request';
-import { kstWallClock } from './token-format';
-import type { Outcome } from './types';
+import { DOMESTIC_EXCHANGES, POSITIVE_DIGITS } from './orders';
+import { bearerToken, bodyField, isJsonObject, type Answer, type BrokerRequest, type JsonBody } from './request';
+import { kstTimeOfDay, kstWallClock } from './token-format';
+import type { Outcome, SimulatedEnv } from './types';
 
 const KIS_PRICE_TR_ID = 'FHKST01010100';
-const KIS_QUOTA_PER_SECOND = { real: 18, mock: 1 } as const;
 
 /** OAuth endpoints (tokenP, revokeP, Approval) answer errors in this shape. */
 function oauthError(status: number, code: string, description: string, outcome: Outcome): Answer {
@@ -116,43 +116,58 @@ export function kisApproval(ctx: BrokerContext, req: BrokerRequest): Answer {
   return { status: 200, body: { approval_key: randomUUID() }, outcome: 'approval_issued' };
 }
 
+type BusinessFront = { ok: true; appKey: string; env: SimulatedEnv } | { ok: false; answer: Answer };
+
 /**
- * inquire-price, the cheap call that proves a token. Check order (simulator choice): app key and secret
- * headers, authorization scheme, per-second quota, token, custtype, tr_id, query. Gateway (EGW/OPSQ)
- * refusals answer HTTP 500 as captures show for EGW00201; only EGW00121/EGW00123 follow `tokenErrorStatus`.
+ * The front every business call shares (inquire-price, order-cash). Check order (simulator choice): app key and
+ * secret headers, authorization scheme, per-second quota, token, custtype; each endpoint then checks its tr_id and
+ * its input. The quota comes once the caller is known and before the token, so every authenticated call spends
+ * budget whatever its token, and price and order calls draw on one budget per app key, as KIS counts REST calls
+ * per app key. Gateway (EGW/OPSQ) refusals answer HTTP 500 as captures show for EGW00201; only EGW00121/EGW00123
+ * follow `tokenErrorStatus`.
  */
-export function kisPrice(ctx: BrokerContext, req: BrokerRequest): Answer {
+function checkBusinessCall(ctx: BrokerContext, req: BrokerRequest): BusinessFront {
+  const refuse = (answer: Answer): BusinessFront => ({ ok: false, answer });
   const appKey = req.headers['appkey'];
   const appSecret = req.headers['appsecret'];
-  if (!appKey) return businessError(500, 'EGW00102', 'AppKey는 필수입니다.', 'bad_request');
-  if (!appSecret) return businessError(500, 'EGW00104', 'AppSecret은 필수입니다.', 'bad_request');
+  if (!appKey) return refuse(businessError(500, 'EGW00102', 'AppKey는 필수입니다.', 'bad_request'));
+  if (!appSecret) return refuse(businessError(500, 'EGW00104', 'AppSecret은 필수입니다.', 'bad_request'));
   const check = ctx.credentials.check('kis', appKey, appSecret);
   if (!check.ok) {
-    return check.reason === 'unknown_key'
-      ? businessError(500, 'EGW00103', '유효하지 않은 AppKey입니다.', 'auth_rejected')
-      : businessError(500, 'EGW00105', '유효하지 않은 AppSecret입니다.', 'auth_rejected');
+    return refuse(
+      check.reason === 'unknown_key'
+        ? businessError(500, 'EGW00103', '유효하지 않은 AppKey입니다.', 'auth_rejected')
+        : businessError(500, 'EGW00105', '유효하지 않은 AppSecret입니다.', 'auth_rejected'),
+    );
   }
   const token = bearerToken(req.headers['authorization']);
-  if (!token) return businessError(500, 'EGW00205', 'credentials_type이 유효하지 않습니다.(Bearer)', 'bad_request');
+  if (!token) return refuse(businessError(500, 'EGW00205', 'credentials_type이 유효하지 않습니다.(Bearer)', 'bad_request'));
 
   const now = ctx.clock.now();
-  const limit = KIS_QUOTA_PER_SECOND[check.credential.env ?? 'real'];
-  if (!ctx.quota.tryTake(appKey, limit, now)) {
-    return businessError(500, 'EGW00201', '초당 거래건수를 초과하였습니다.', 'quota_exceeded');
+  const env = check.credential.env ?? 'real';
+  if (!ctx.quota.tryTake(appKey, ctx.settings.kisCallsPerSecond[env], now)) {
+    return refuse(businessError(500, 'EGW00201', '초당 거래건수를 초과하였습니다.', 'quota_exceeded'));
   }
 
   const state = ctx.ledger.check(token, 'kis', appKey, now);
   const tokenStatus = ctx.settings.tokenErrorStatus;
-  if (state === 'invalid') return businessError(tokenStatus, 'EGW00121', '유효하지 않은 token 입니다.', 'token_invalid');
-  if (state === 'expired') return businessError(tokenStatus, 'EGW00123', '기간이 만료된 token 입니다.', 'token_expired');
+  if (state === 'invalid') return refuse(businessError(tokenStatus, 'EGW00121', '유효하지 않은 token 입니다.', 'token_invalid'));
+  if (state === 'expired') return refuse(businessError(tokenStatus, 'EGW00123', '기간이 만료된 token 입니다.', 'token_expired'));
 
   const custtype = req.headers['custtype'];
   if (custtype !== 'P' && custtype !== 'B') {
-    return businessError(500, 'EGW00208', '고객유형(custtype)이 유효하지 않습니다.', 'bad_request');
+    return refuse(businessError(500, 'EGW00208', '고객유형(custtype)이 유효하지 않습니다.', 'bad_request'));
   }
-  if (req.headers['tr_id'] !== KIS_PRICE_TR_ID) {
-    return businessError(500, 'OPSQ0002', '없는 서비스 코드 입니다.', 'bad_request');
-  }
+  return { ok: true, appKey, env };
+}
+
+const UNKNOWN_TR_ID = (): Answer => businessError(500, 'OPSQ0002', '없는 서비스 코드 입니다.', 'bad_request');
+
+/** inquire-price, the cheap call that proves a token: the shared front, then its tr_id and query. */
+export function kisPrice(ctx: BrokerContext, req: BrokerRequest): Answer {
+  const front = checkBusinessCall(ctx, req);
+  if (!front.ok) return front.answer;
+  if (req.headers['tr_id'] !== KIS_PRICE_TR_ID) return UNKNOWN_TR_ID();
   if (!req.query['FID_COND_MRKT_DIV_CODE']) {
     return businessError(500, 'OPSQ2001', 'ERROR : INPUT INVALID_CHECK_MRKT_DIV_CODE', 'bad_request');
   }
@@ -160,6 +175,84 @@ export function kisPrice(ctx: BrokerContext, req: BrokerRequest): Answer {
     return businessError(500, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_FIELD_LENGTH', 'bad_request');
   }
   return { status: 200, body: KIS_PRICE_OK, outcome: 'ok' };
+}
+
+// order-cash tr_ids per env: buy and sell (official, order_cash.py), then the older buy and sell codes that
+// clients written before the change still send.
+const KIS_ORDER_TR_IDS: Record<SimulatedEnv, readonly string[]> = {
+  real: ['TTTC0012U', 'TTTC0011U', 'TTTC0802U', 'TTTC0801U'],
+  mock: ['VTTC0012U', 'VTTC0011U', 'VTTC0802U', 'VTTC0801U'],
+};
+
+/**
+ * An order tr_id of the other env is refused with the text clients report from KIS ("모의투자 TR 이 아닙니다." when
+ * a real tr_id reaches the mock host; the reverse text by symmetry). The code EGW02006 is a simulator choice: it
+ * is the one third-party code shows beside that text, for other calls.
+ */
+function orderTrIdRefusal(trId: string | undefined, env: SimulatedEnv): Answer | undefined {
+  if (trId !== undefined && KIS_ORDER_TR_IDS[env].includes(trId)) return undefined;
+  const otherEnv: SimulatedEnv = env === 'real' ? 'mock' : 'real';
+  if (trId === undefined || !KIS_ORDER_TR_IDS[otherEnv].includes(trId)) return UNKNOWN_TR_ID();
+  const text = env === 'mock' ? '모의투자 TR 이 아닙니다.' : '실전투자 TR 이 아닙니다.';
+  return businessError(500, 'EGW02006', text, 'bad_request');
+}
+
+// order-cash body fields and their shapes (official: order_cash.py; PDNO is 6 characters, 7 for an ETN).
+const ORDER_FIELDS: ReadonlyArray<readonly [field: string, shape: RegExp]> = [
+  ['CANO', /^\d{8}$/],
+  ['ACNT_PRDT_CD', /^\d{2}$/],
+  ['PDNO', /^[0-9A-Z]{6,7}$/],
+  ['ORD_DVSN', /^\d{2}$/],
+  ['ORD_QTY', POSITIVE_DIGITS],
+  ['ORD_UNPR', /^\d+$/],
+];
+const LIMIT_ORDER = '00';
+
+/**
+ * Simulator choice: a bad body field answers HTTP 500 OPSQ2000 (account fields) or OPSQ2002 (others) with a text
+ * in the style of KIS's INPUT INVALID_CHECK messages. It names the field, never its value.
+ */
+function orderFieldError(field: string): Answer {
+  if (field === 'CANO' || field === 'ACNT_PRDT_CD') return businessError(500, 'OPSQ2000', 'ERROR : INPUT INVALID_CHECK_ACNO', 'bad_request');
+  return businessError(500, 'OPSQ2002', `ERROR : INPUT INVALID_CHECK_${field}`, 'bad_request');
+}
+
+/** The first bad field of an order-cash body, or undefined when the body is a valid order. */
+function badOrderField(body: JsonBody): string | undefined {
+  for (const [field, shape] of ORDER_FIELDS) {
+    const value = bodyField(body, field);
+    if (value === undefined || !shape.test(value)) return field;
+  }
+  // A limit order needs a price; "0" is for the market and other price-less kinds.
+  if (bodyField(body, 'ORD_DVSN') === LIMIT_ORDER && /^0+$/.test(bodyField(body, 'ORD_UNPR') ?? '')) return 'ORD_UNPR';
+  // Optional: the older tr_ids predate it; when sent it must name an exchange KIS routes to.
+  const exchange = bodyField(body, 'EXCG_ID_DVSN_CD');
+  if (exchange !== undefined && exchange !== '' && !DOMESTIC_EXCHANGES.includes(exchange)) return 'EXCG_ID_DVSN_CD';
+  return undefined;
+}
+
+/**
+ * order-cash, the cash buy or sell order. The shared front, then a tr_id of the credential's env, then the body.
+ * The order is accepted and forgotten: nothing is filled. The answer echoes nothing of the body, as KIS's does not.
+ */
+export function kisOrder(ctx: BrokerContext, req: BrokerRequest): Answer {
+  const front = checkBusinessCall(ctx, req);
+  if (!front.ok) return front.answer;
+  const trIdRefusal = orderTrIdRefusal(req.headers['tr_id'], front.env);
+  if (trIdRefusal) return trIdRefusal;
+  const badField = badOrderField(req.body);
+  if (badField !== undefined) return orderFieldError(badField);
+  return { status: 200, body: kisOrderBody(ctx.orderNumbers.next('kis'), ctx.clock.now()), outcome: 'ok' };
+}
+
+/** The success answer of order-cash (third-party samples; KRX_FWDG_ORD_ORGNO is the branch, a constant here). */
+export function kisOrderBody(orderNumber: string, at: number): Record<string, unknown> {
+  return {
+    rt_cd: '0',
+    msg_cd: 'APBK0013',
+    msg1: '주문 전송 완료 되었습니다.',
+    output: { KRX_FWDG_ORD_ORGNO: '91252', ODNO: orderNumber, ORD_TMD: kstTimeOfDay(at) },
+  };
 }
 
 export const KIS_PRICE_OK = {

@@ -89,9 +89,10 @@ export class TokenLedger {
     return now >= token.expiresAt ? 'expired' : 'ok';
   }
 
-  /** The app key a token was issued to, if the token is known. */
-  ownerOf(value: string | undefined): string | undefined {
-    return value === undefined ? undefined : this.tokens.get(value)?.appKey;
+  /** The app key a token of `provider` was issued to, if the token is known (dead or alive). */
+  ownerOf(value: string | undefined, provider: SimulatedProvider): string | undefined {
+    const token = value === undefined ? undefined : this.tokens.get(value);
+    return token?.provider === provider ? token.appKey : undefined;
   }
 
   /** Revokes `value` if it belongs to `appKey`; reports whether a token was found. */

@@ -22,8 +22,9 @@ export class ApprovalSpacing {
 }
 
 /**
- * The KIS per-second call quota per app key, counted in fixed windows of the clock's whole seconds (the
- * broker does not document its window; fixed windows make tests with a manual clock exact).
+ * The KIS per-second call quota per app key, counted in fixed windows of the clock's whole seconds. KIS publishes
+ * a count per second ("18 calls/s real, 1 mock", docs/brokers.md#kis-call-limits) and nothing about a burst or
+ * its window; fixed windows are the plainest reading of that count, and make tests with a manual clock exact.
  */
 export class PerSecondQuota {
   private readonly windows = new Map<string, { second: number; used: number }>();
@@ -42,5 +43,42 @@ export class PerSecondQuota {
 
   clear(): void {
     this.windows.clear();
+  }
+}
+
+/**
+ * Kiwoom's business-call limit: a token bucket per (app key, api-id), refilled at `ratePerSecond` up to `burst`.
+ * Kiwoom publishes no limit; what its clients' authors measured is "about 1 request/s per api-id with a burst of
+ * 2" (docs/brokers.md#kiwoom-call-limits): a rate and a burst, which is what a bucket is. A fixed window cannot
+ * hold both numbers (a window of one call has no burst; one of two calls lets 2/s through for good). A refused
+ * call takes nothing, so a client retrying in a loop gets through as soon as one call has refilled.
+ */
+export class PerApiIdBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+  ) {}
+
+  tryTake(appKey: string, apiId: string, now: number): boolean {
+    // A newline appears in neither an app key nor an api-id, so two pairs never share a bucket.
+    const key = `${appKey}\n${apiId}`;
+    const bucket = this.buckets.get(key);
+    const tokens = bucket === undefined ? this.burst : this.refilled(bucket, now);
+    if (tokens < 1) return false;
+    this.buckets.set(key, { tokens: tokens - 1, at: now });
+    return true;
+  }
+
+  clear(): void {
+    this.buckets.clear();
+  }
+
+  private refilled(bucket: { tokens: number; at: number }, now: number): number {
+    // Multiplying before dividing keeps whole-millisecond refills of an integer rate exact (1000 ms at 1/s is
+    // exactly one call); a clock set backwards refills nothing rather than draining the bucket.
+    const elapsedMs = Math.max(0, now - bucket.at);
+    return Math.min(this.burst, bucket.tokens + (elapsedMs * this.ratePerSecond) / 1000);
   }
 }

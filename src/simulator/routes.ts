@@ -4,8 +4,8 @@
  */
 import type { BrokerContext } from './context';
 import type { EndpointSpec } from './endpoint';
-import { KIS_PRICE_OK, KIS_REVOKE_OK, kisApproval, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
-import { KIWOOM_OK, kiwoomRevoke, kiwoomStockInfo, kiwoomStockInfoBody, kiwoomToken, kiwoomTokenBody } from './kiwoom';
+import { KIS_PRICE_OK, KIS_REVOKE_OK, kisApproval, kisOrder, kisOrderBody, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
+import { KIWOOM_OK, kiwoomOrder, kiwoomOrderBody, kiwoomRevoke, kiwoomStockInfo, kiwoomStockInfoBody, kiwoomToken, kiwoomTokenBody } from './kiwoom';
 import { bearerToken, bodyField, type BrokerRequest } from './request';
 import { mintKiwoomToken } from './token-format';
 import type { EndpointId } from './types';
@@ -16,9 +16,11 @@ const SIMULATOR_PATHS: Record<EndpointId, string> = {
   'kis.revoke': '/oauth2/revokeP',
   'kis.approval': '/oauth2/Approval',
   'kis.price': '/uapi/domestic-stock/v1/quotations/inquire-price',
+  'kis.order': '/uapi/domestic-stock/v1/trading/order-cash',
   'kiwoom.token': '/oauth2/token',
   'kiwoom.revoke': '/oauth2/revoke',
   'kiwoom.stkinfo': '/api/dostk/stkinfo',
+  'kiwoom.order': '/api/dostk/ordr',
 };
 
 interface BrokerRoute {
@@ -31,8 +33,8 @@ export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
   const fromBody = (req: BrokerRequest): string | undefined => bodyField(req.body, 'appkey');
   const fromHeader = (req: BrokerRequest): string | undefined => req.headers['appkey'];
   // Kiwoom business calls carry no app key; the token's owner stands in for it when the token is known.
-  const fromKiwoomToken = (req: BrokerRequest): string | undefined => ctx.ledger.ownerOf(bearerToken(req.headers['authorization']));
-  // Samples are shaped like a success but made of tokens nobody holds.
+  const fromKiwoomToken = (req: BrokerRequest): string | undefined => ctx.ledger.ownerOf(bearerToken(req.headers['authorization']), 'kiwoom');
+  // Samples are shaped like a success but made of tokens nobody holds and order numbers never handed out.
   const lifetime = ctx.settings.tokenLifetimeMs;
   const kisSample = (): unknown => {
     const now = ctx.clock.now();
@@ -65,6 +67,12 @@ export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
       sample: () => KIS_PRICE_OK,
     }),
     route('post', {
+      id: 'kis.order',
+      appKeyOf: fromHeader,
+      handle: (r) => kisOrder(ctx, r),
+      sample: () => kisOrderBody('0'.repeat(10), ctx.clock.now()),
+    }),
+    route('post', {
       id: 'kiwoom.token',
       appKeyOf: fromBody,
       handle: (r) => kiwoomToken(ctx, r),
@@ -81,6 +89,12 @@ export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
       appKeyOf: fromKiwoomToken,
       handle: (r) => kiwoomStockInfo(ctx, r),
       sample: () => kiwoomStockInfoBody('005930'),
+    }),
+    route('post', {
+      id: 'kiwoom.order',
+      appKeyOf: fromKiwoomToken,
+      handle: (r) => kiwoomOrder(ctx, r),
+      sample: () => kiwoomOrderBody('0'.repeat(7), 'KRX', 'kt10000'),
     }),
   ];
 }

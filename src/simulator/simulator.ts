@@ -12,7 +12,8 @@ import { CredentialBook } from './credentials';
 import { brokerEndpoint, type EndpointDeps } from './endpoint';
 import { FaultQueue, PendingTimers } from './faults';
 import { TokenLedger } from './ledger';
-import { ApprovalSpacing, PerSecondQuota } from './limits';
+import { ApprovalSpacing, PerApiIdBuckets, PerSecondQuota } from './limits';
+import { OrderNumbers } from './orders';
 import { brokerRoutes } from './routes';
 import { parseCredential, parseFaultSpec } from './schemas';
 import { StatsBook } from './stats';
@@ -38,6 +39,8 @@ export class BrokerSimulator implements SimulatorControl {
       ledger: new TokenLedger(settings),
       approvals: new ApprovalSpacing(settings.approvalSpacingMs),
       quota: new PerSecondQuota(),
+      kiwoomCalls: new PerApiIdBuckets(settings.kiwoomCallsPerSecond, settings.kiwoomCallBurst),
+      orderNumbers: new OrderNumbers(),
       kisJwt: new KisJwtMinter(),
     };
     this.app = this.buildApp();
@@ -107,6 +110,7 @@ export class BrokerSimulator implements SimulatorControl {
     this.ctx.ledger.clear();
     this.ctx.approvals.clear();
     this.ctx.quota.clear();
+    this.ctx.kiwoomCalls.clear();
     this.faults.clear();
     this.statsBook.clear();
   }

@@ -20,13 +20,18 @@ function emptyStats(): SimulatorStats {
     proofs: 0,
     proofsOk: 0,
     proofsRejected: 0,
+    orders: 0,
+    ordersOk: 0,
+    ordersRejected: 0,
     quotaExceeded: 0,
     badRequests: 0,
     faults: 0,
   };
 }
 
-const OUTCOME_COUNTER: Record<Exclude<Outcome, `fault:${string}`>, keyof SimulatorStats> = {
+type CountedOutcome = Exclude<Outcome, `fault:${string}`>;
+
+const OUTCOME_COUNTER: Record<CountedOutcome, keyof SimulatorStats> = {
   issued: 'issued',
   same_token: 'sameToken',
   rate_limited: 'rateLimited',
@@ -46,6 +51,16 @@ const ENDPOINT_COUNTER: Partial<Record<EndpointId, keyof SimulatorStats>> = {
   'kiwoom.token': 'tokenRequests',
   'kis.price': 'proofs',
   'kiwoom.stkinfo': 'proofs',
+  'kis.order': 'orders',
+  'kiwoom.order': 'orders',
+};
+
+// At an order endpoint, success and token refusals count as orders rather than proofs; every other outcome
+// (quota, credentials, bad input) means the same at any business endpoint.
+const ORDER_OUTCOME_COUNTER: Partial<Record<CountedOutcome, keyof SimulatorStats>> = {
+  ok: 'ordersOk',
+  token_invalid: 'ordersRejected',
+  token_expired: 'ordersRejected',
 };
 
 export class StatsBook {
@@ -90,5 +105,10 @@ function bump(stats: SimulatorStats, endpoint: EndpointId, outcome: Outcome, fau
   const endpointCounter = ENDPOINT_COUNTER[endpoint];
   if (endpointCounter) stats[endpointCounter]++;
   if (fault) stats.faults++;
-  if (!outcome.startsWith('fault:')) stats[OUTCOME_COUNTER[outcome as keyof typeof OUTCOME_COUNTER]]++;
+  if (!outcome.startsWith('fault:')) stats[outcomeCounter(endpointCounter, outcome as CountedOutcome)]++;
+}
+
+function outcomeCounter(endpointCounter: keyof SimulatorStats | undefined, outcome: CountedOutcome): keyof SimulatorStats {
+  const orderCounter = endpointCounter === 'orders' ? ORDER_OUTCOME_COUNTER[outcome] : undefined;
+  return orderCounter ?? OUTCOME_COUNTER[outcome];
 }

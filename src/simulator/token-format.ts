@@ -1,7 +1,7 @@
 /**
- * What the simulated tokens and expiry strings look like on the wire. Clients parse these, so they copy the
- * real brokers' shapes: a KIS token is a JWT whose `exp` matches `access_token_token_expired`; a Kiwoom token
- * is opaque.
+ * What the simulated tokens and time strings (expiries, order times) look like on the wire. Clients parse these,
+ * so they copy the real brokers' shapes: a KIS token is a JWT whose `exp` matches `access_token_token_expired`; a
+ * Kiwoom token is opaque.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { formatWallClock, KST_ZONE } from '../core/time';
@@ -42,4 +42,9 @@ export function kstWallClock(instantMs: number): string {
 /** Kiwoom `expires_dt`: "YYYYMMDDHHMMSS" KST. */
 export function kstCompact(instantMs: number): string {
   return formatWallClock(instantMs, KST_ZONE).replace(/[-: ]/g, '');
+}
+
+/** KIS `ORD_TMD`: the order's "HHMMSS" in KST. */
+export function kstTimeOfDay(instantMs: number): string {
+  return formatWallClock(instantMs, KST_ZONE).slice(11).replace(/:/g, '');
 }

@@ -11,7 +11,7 @@ export interface SimulatorCredential {
   provider: SimulatedProvider;
   appKey: string;
   appSecret: string;
-  /** Decides the KIS per-second call quota (real 18/s, mock 1/s). Default 'real'. */
+  /** Decides the KIS per-second call quota (`kisCallsPerSecond`) and which order tr_ids are accepted. Default 'real'. */
   env?: SimulatedEnv;
 }
 
@@ -31,9 +31,28 @@ export interface SimulatorOptions {
   sameDeadTokenAfterMaintenance?: boolean;
   /** Kiwoom's reuse rule is UNCONFIRMED; by default every Kiwoom issuance is a fresh token. */
   kiwoomSameToken?: boolean;
+  /**
+   * KIS REST calls per second per app key (price and order calls share it), by the credential's env. Defaults
+   * real 18, mock 1 (the portal's notice of 2026-04-20); positive integers, so a test can lower them.
+   */
+  kisCallsPerSecond?: { real?: number; mock?: number };
+  /** Kiwoom business calls: refill rate, per second, of the bucket per (app key, api-id). Default 1 (third-party measure). */
+  kiwoomCallsPerSecond?: number;
+  /** Kiwoom business calls: bucket capacity per (app key, api-id), a positive integer. Default 2 (third-party measure). */
+  kiwoomCallBurst?: number;
 }
 
-export const ENDPOINT_IDS = ['kis.token', 'kis.revoke', 'kis.approval', 'kis.price', 'kiwoom.token', 'kiwoom.revoke', 'kiwoom.stkinfo'] as const;
+export const ENDPOINT_IDS = [
+  'kis.token',
+  'kis.revoke',
+  'kis.approval',
+  'kis.price',
+  'kis.order',
+  'kiwoom.token',
+  'kiwoom.revoke',
+  'kiwoom.stkinfo',
+  'kiwoom.order',
+] as const;
 export type EndpointId = (typeof ENDPOINT_IDS)[number];
 
 export const FAULT_KINDS = ['status', 'delay', 'hang', 'garbage', 'truncated', 'drop', 'redirect', 'body'] as const;
@@ -50,7 +69,10 @@ export type FaultSpec = { endpoint: EndpointId; count?: number } & (
   | { kind: 'body'; body: unknown }
 );
 
-/** How the simulator answered one request; each outcome feeds exactly one counter in SimulatorStats. */
+/**
+ * How the simulator answered one request; each outcome feeds exactly one counter in SimulatorStats ('ok' and the
+ * token refusals count as orders at an order endpoint, as proofs elsewhere).
+ */
 export type Outcome =
   | 'issued'
   | 'same_token'
@@ -100,7 +122,16 @@ export interface SimulatorStats {
   proofsOk: number;
   /** Validation calls refused because of the token (EGW00121, EGW00123, Kiwoom 8005). */
   proofsRejected: number;
-  /** KIS EGW00201 answers. */
+  /**
+   * Every request that reached an order endpoint (KIS order-cash, Kiwoom kt10000/kt10001). Orders have counters
+   * of their own rather than sharing the proof counters, so a test can tell a refused order from a refused proof.
+   */
+  orders: number;
+  /** Orders accepted (KIS APBK0013, Kiwoom return_code 0). */
+  ordersOk: number;
+  /** Orders refused because of the token (EGW00121, EGW00123, Kiwoom 8005). */
+  ordersRejected: number;
+  /** Business calls over the per-second limit: KIS EGW00201 (price and order), Kiwoom HTTP 429 [1700] (ka10001, orders). */
   quotaExceeded: number;
   /** Malformed bodies, missing fields, wrong headers. */
   badRequests: number;
