@@ -16,6 +16,7 @@ import type { SidecarConfig } from './config/types';
 import { CliError, EXIT, StopSignal, loadConfigOrExit, openSidecar, runUntilSignalled } from './cli/boot';
 import { readOfflineStatus } from './cli/offline-status';
 import { formatReport } from './cli/output';
+import { addGatewayClient } from './cli/gateway-client';
 import { VERSION } from './version';
 
 /** One CLI for everything; each command says what it does in its help. */
@@ -104,6 +105,19 @@ program
       process.once('SIGTERM', resolve);
     });
     await simulator.close();
+  });
+
+const gatewayCommand = program.command('gateway').description('manage the gateway through which clients call the broker with local credentials');
+gatewayCommand
+  .command('add-client')
+  .description("make a client's local credentials: writes them for the client (mode 0600) and prints the entry for gateway.clients")
+  .addOption(configOption())
+  .requiredOption('--name <name>', "the client's name, as metrics and logs will show it")
+  .requiredOption('--account <names...>', 'the accounts it may call')
+  .option('--dir <dir>', "where to write the client's file", '.')
+  .action(async (opts: { config?: string; name: string; account: string[]; dir: string }) => {
+    const config = loadConfigOrExit(opts.config);
+    process.stdout.write(await addGatewayClient(config, opts.name, opts.account, opts.dir));
   });
 
 program

@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { parse as parseYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { startGateway, type RunningGateway } from '../src/gateway';
 import { sha256 } from '../src/config/gateway';
@@ -40,18 +42,15 @@ function localClient(name: string) {
 
 type Client = ReturnType<typeof localClient>;
 
-async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: Client[], options: { spacingMs?: number; accountExtra?: string } = {}) {
+async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: Client[], options: { provider?: 'kis' | 'kiwoom' } = {}) {
   const dir = tempDir(t);
-  const cred = markerCredential('kis', 'gateway');
-  const sim = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: options.spacingMs ?? 1_000 });
+  const cred = markerCredential(options.provider ?? 'kis', 'gateway');
+  const sim = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: 1_000 });
   const clientsYaml = clients
     .map((c) => `    - { name: ${c.name}, accounts: [main], appKey: "${c.appKey}", appSecretSha256: "${sha256(c.appSecret).toString('hex')}" }`)
     .join('\n');
   const top = `gateway:\n  enabled: true\n  port: 0\n  clients:\n${clientsYaml}\n`;
-  const config = parseTestConfig(
-    configText(join(dir, 'state'), sim.url, [{ name: 'main', credential: cred, extra: `renewal: { spacing: 1s }\n${options.accountExtra ?? ''}` }], top),
-    dir,
-  );
+  const config = parseTestConfig(configText(join(dir, 'state'), sim.url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }], top), dir);
   const logs = new LogCapture();
   const sidecar: Sidecar = testSidecar(config, systemClock as never, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
@@ -138,6 +137,104 @@ test('a KIS client with local credentials: its token, revoke and approval reques
   for (const secret of [h.cred.appKey, h.cred.appSecret, bot.appSecret, issued.access_token!]) {
     assert.ok(!h.logs.lines.join('\n').includes(secret), 'no secret or token in the logs');
   }
+});
+
+test('an order through the gateway: the body goes to the broker as sent, the answer comes back as given', async (t) => {
+  const bot = localClient('bot');
+  const h = await gatewayHarness(t, [bot]);
+  const order = { CANO: '50012345', ACNT_PRDT_CD: '01', PDNO: '005930', ORD_DVSN: '00', ORD_QTY: '1', ORD_UNPR: '70000' };
+  const r = await request(`${h.base}/uapi/domestic-stock/v1/trading/order-cash`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      authorization: 'Bearer local',
+      appkey: bot.appKey,
+      appsecret: bot.appSecret,
+      tr_id: 'TTTC0012U',
+      custtype: 'P',
+    },
+    body: JSON.stringify(order),
+  });
+  const body = (await r.body.json()) as { rt_cd: string; output?: { ODNO?: string } };
+  assert.equal(r.statusCode, 200);
+  assert.equal(body.rt_cd, '0');
+  assert.match(body.output?.ODNO ?? '', /^\d{10}$/);
+  const bad = await request(`${h.base}/uapi/domestic-stock/v1/trading/order-cash`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', appkey: bot.appKey, appsecret: bot.appSecret, tr_id: 'TTTC0012U', custtype: 'P' },
+    body: JSON.stringify({ ...order, ORD_QTY: '0' }),
+  });
+  assert.equal(((await bad.body.json()) as { rt_cd: string }).rt_cd, '1', "the broker's refusal reaches the client as it was");
+  assert.equal(h.simulator.stats().ordersOk, 1);
+  const metrics = parseExposition((await h.sidecar.metrics.render(false)).body);
+  assert.equal(sampleValue(metrics, 'broker_token_gateway_calls_total', { client: 'bot', api: 'TTTC0012U', result: 'ok', code: '' }), 1);
+  assert.equal(sampleValue(metrics, 'broker_token_gateway_calls_total', { client: 'bot', api: 'TTTC0012U', result: 'broker_error', code: 'OPSQ2002' }), 1);
+});
+
+test('a Kiwoom client: a local token from /oauth2/token, calls and orders with it, nothing issued at the broker', async (t) => {
+  const bot = localClient('bot');
+  const h = await gatewayHarness(t, [bot], { provider: 'kiwoom' });
+  const before = h.simulator.stats();
+  const tokenAnswer = await request(`${h.base}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json;charset=UTF-8', 'api-id': 'au10001' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, secretkey: bot.appSecret }),
+  });
+  const issued = (await tokenAnswer.body.json()) as { token: string; expires_dt: string; return_code: number };
+  assert.equal(issued.return_code, 0);
+  assert.match(issued.expires_dt, /^\d{14}$/);
+  const kiwoom = (path: string, apiId: string, body: unknown, token = issued.token) =>
+    request(`${h.base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json;charset=UTF-8', 'api-id': apiId, authorization: `Bearer ${token}`, 'cont-yn': 'N', 'next-key': '' },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as { return_code: number; return_msg?: string; ord_no?: string } }));
+  assert.equal((await kiwoom('/api/dostk/stkinfo', 'ka10001', { stk_cd: '005930' })).body.return_code, 0);
+  const ordered = await kiwoom('/api/dostk/ordr', 'kt10000', { dmst_stex_tp: 'KRX', stk_cd: '005930', ord_qty: '1', ord_uv: '', trde_tp: '3', cond_uv: '' });
+  assert.equal(ordered.body.return_code, 0);
+  assert.match(ordered.body.ord_no ?? '', /^\d+$/);
+  const forged = await kiwoom('/api/dostk/stkinfo', 'ka10001', { stk_cd: '005930' }, `${issued.token.slice(0, -2)}xx`);
+  assert.equal(forged.status, 401);
+  assert.match(forged.body.return_msg ?? '', /8005/, "a forged local token reads as a bad token, in the broker's words");
+  const after = h.simulator.stats();
+  assert.equal(after.tokenRequests, before.tokenRequests, 'no token request reached the broker');
+  assert.equal(after.proofsOk - before.proofsOk, 1);
+  assert.equal(after.ordersOk - before.ordersOk, 1);
+});
+
+test("gateway add-client: local credentials of the broker's shape in a 0600 file, an entry with only their digest", async (t) => {
+  const dir = tempDir(t);
+  const cred = markerCredential('kis', 'addclient');
+  const config = join(dir, 'config.yaml');
+  writeFileSync(config, configText(join(dir, 'state'), 'http://127.0.0.1:9', [{ name: 'main', credential: cred }]));
+  const run = spawnSync(process.execPath, [CLI, 'gateway', 'add-client', '--config', config, '--name', 'bot-a', '--account', 'main', '--dir', dir], {
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const file = join(dir, 'bot-a.gateway.yaml');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const written = parseYaml(readFileSync(file, 'utf8')) as { appkey: string; appsecret: string; urls: Record<string, string> };
+  assert.equal(written.appkey.length, 36);
+  assert.equal(written.appsecret.length, 180);
+  assert.match(written.urls.main!, /^http:\/\/127\.0\.0\.1:9465\/main$/);
+  assert.ok(!run.stdout.includes(written.appsecret), 'the secret is in the file only');
+  const entry = run.stdout.split('\n').find((line) => line.includes('appSecretSha256'))!;
+  assert.ok(entry.includes(sha256(written.appsecret).toString('hex')));
+  // Pasted into the config, it is a valid client.
+  const withClient = readFileSync(config, 'utf8').replace(
+    'server: { enabled: false }',
+    `server: { enabled: false }\ngateway:\n  enabled: true\n  clients:\n${entry}`,
+  );
+  const parsed = parseTestConfig(withClient, dir);
+  assert.deepEqual(
+    parsed.gateway.clients.map((c) => c.name),
+    ['bot-a'],
+  );
+  const again = spawnSync(process.execPath, [CLI, 'gateway', 'add-client', '--config', config, '--name', 'bot-b', '--account', 'nosuch', '--dir', dir], {
+    encoding: 'utf8',
+  });
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /nosuch/);
 });
 
 test('a token killed at the broker mid-run: calls recover with one issuance, within the spacing', async (t) => {
