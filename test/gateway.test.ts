@@ -202,7 +202,7 @@ test('a Kiwoom client: a local token from /oauth2/token, calls and orders with i
   assert.equal(after.ordersOk - before.ordersOk, 1);
 });
 
-test("gateway add-client: local credentials of the broker's shape in a 0600 file, an entry with only their digest", async (t) => {
+test("gateway add-client: local credentials of the broker's shape in a 0600 file, an entry with only their digest", (t) => {
   const dir = tempDir(t);
   const cred = markerCredential('kis', 'addclient');
   const config = join(dir, 'config.yaml');
