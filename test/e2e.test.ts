@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { parseDuration } from '../src/core/duration';
+import { sha256 } from '../src/config/gateway';
+import { newLocalCredentials } from '../src/gateway/clients';
 import { CLI, SECOND, fakeSlack, tier, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
 
 /**
@@ -75,17 +77,34 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   const cred = markerCredential('kis', 'e2e');
   const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND });
   const sidecarPort = await freePort();
+  const gatewayPort = await freePort();
+  // The gateway too, with one bot: its dashboard row and alert rules query what its calls leave.
+  const bot = { name: 'bot', ...newLocalCredentials() };
+  const gatewayYaml = `gateway:\n  enabled: true\n  port: ${gatewayPort}\n  clients:\n    - { name: bot, accounts: [main], appKey: "${bot.appKey}", appSecretSha256: "${sha256(bot.appSecret).toString('hex')}" }`;
   const config = join(dir, 'sidecar.yaml');
   writeFileSync(
     config,
     configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }]).replace(
       'server: { enabled: false }',
-      `server: { host: 127.0.0.1, port: ${sidecarPort}, adminToken: ${ADMIN} }`,
+      `server: { host: 127.0.0.1, port: ${sidecarPort}, adminToken: ${ADMIN} }\n${gatewayYaml}`,
     ),
   );
   run(t, process.execPath, [CLI, 'start', '--config', config], logs);
   const sidecar = `http://127.0.0.1:${sidecarPort}`;
   await until('the sidecar to be ready', 30_000, async () => (await fetch(`${sidecar}/readyz`)).status === 200, 500);
+  // A bot's day through the gateway, in small: its token asked for (answered locally), a price call, a refused one.
+  const gateway = `http://127.0.0.1:${gatewayPort}/main`;
+  await until('the gateway', 30_000, async () => (await fetch(`${gateway}/oauth2/tokenP`, { method: 'POST' }).catch(() => undefined)) !== undefined, 500);
+  const tokenP = await fetch(`${gateway}/oauth2/tokenP`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, appsecret: bot.appSecret }),
+  });
+  assert.equal(tokenP.status, 200);
+  const price = await fetch(`${gateway}/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930`, {
+    headers: { appkey: bot.appKey, appsecret: bot.appSecret, tr_id: 'FHKST01010100', custtype: 'P', authorization: 'Bearer local' },
+  });
+  assert.equal(((await price.json()) as { rt_cd: string }).rt_cd, '0');
 
   // Alertmanager with the example config; the webhook files point at the receiver.
   const amPort = await freePort();

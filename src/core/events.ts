@@ -77,7 +77,7 @@ export interface SidecarEvents {
   'gateway.call': { account: AccountRef; client: string; api: string; result: GatewayCallResult; code: string; durationMs: number };
   /** A call waited for (and got, or not) its slot of the per-second budget. */
   'gateway.budget': { account: AccountRef; granted: boolean; waitedMs: number };
-  'gateway.retry': { account: AccountRef; reason: 'token_fault' | 'rate_limited' };
+  'gateway.retry': { account: AccountRef; reason: GatewayRetryReason };
   'gateway.local_answer': { account: AccountRef; client: string; endpoint: 'token' | 'revoke' | 'approval' };
   /** Refused before a client and an account it may use were known; never carries what was presented. */
   'gateway.refused': { reason: GatewayRefusalReason; remoteAddress: string | undefined };
@@ -86,6 +86,8 @@ export interface SidecarEvents {
 
 export const GATEWAY_CALL_RESULTS = ['ok', 'broker_error', 'token_fault', 'rate_limited', 'budget_exhausted', 'upstream_error'] as const;
 export type GatewayCallResult = (typeof GATEWAY_CALL_RESULTS)[number];
+export const GATEWAY_RETRY_REASONS = ['token_fault', 'rate_limited'] as const;
+export type GatewayRetryReason = (typeof GATEWAY_RETRY_REASONS)[number];
 export const GATEWAY_REFUSAL_REASONS = ['unauthenticated', 'forbidden_account', 'unknown_account', 'bad_request'] as const;
 export type GatewayRefusalReason = (typeof GATEWAY_REFUSAL_REASONS)[number];
 

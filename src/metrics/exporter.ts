@@ -2,7 +2,7 @@ import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip } from 'node:zlib';
 import { Registry } from 'prom-client';
 import type { SinkConfig } from '../config/types';
-import type { AccountRef, EventBus } from '../core/events';
+import { GATEWAY_REFUSAL_REASONS, GATEWAY_RETRY_REASONS, type AccountRef, type EventBus } from '../core/events';
 import { Serial } from '../core/serial';
 import type { AccountView } from '../lifecycle/views';
 import type { StoreHealth } from '../store/store';
@@ -216,6 +216,14 @@ export class MetricsExporter {
   /** The running gateway's budget per account, read at each scrape (set by startGateway). */
   watchGateway(source: () => GatewayBudgetView[]): void {
     this.gateway = source;
+    // Counters of closed label sets start at 0, so the first retry or refusal after a start is an increase.
+    const m = this.m;
+    for (const { ref } of source()) {
+      const labels = MetricsExporter.labels(ref);
+      m.gatewayBudgetGranted.inc(labels, 0);
+      for (const reason of GATEWAY_RETRY_REASONS) m.gatewayRetries.inc({ ...labels, reason }, 0);
+    }
+    for (const reason of GATEWAY_REFUSAL_REASONS) m.gatewayRefused.inc({ reason }, 0);
   }
 
   /** Sets every gauge from the current snapshots; called right before each scrape is rendered. */
