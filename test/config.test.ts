@@ -97,7 +97,11 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
       withAccount(GOOD_ACCOUNT.replace('name: main', 'name: Main Account')),
       ['accounts[0].name: must be 1-63 lower-case letters, digits, "-" or "_"'],
     ],
-    ['no sinks', withAccount(GOOD_ACCOUNT.replace(/sinks:\n.*$/s, 'sinks: []')), ['accounts[0].sinks: must list at least 1 sink: the files applications read']],
+    [
+      'no sinks',
+      withAccount(GOOD_ACCOUNT.replace(/sinks:\n.*$/s, 'sinks: []')),
+      ['accounts[0].sinks: must list at least 1 sink (the files applications read), unless a gateway client uses the account'],
+    ],
     ['no accounts', 'accounts: []\n', ['accounts: must list at least 1 account']],
     [
       'unknown sink format',
@@ -251,7 +255,9 @@ accounts:
   assert.deepEqual(problemsOf(text), [
     'accounts[0].appSecret: environment variable MISSING_SECRET is not set',
     'accounts[0].renewal.spacing: must be a duration such as 90s, 5m or 4h30m',
-    'accounts[1].sinks: must list at least 1 sink: the files applications read',
+    'accounts[1].appKey: required (inline, usually ${ENV_VAR}, or as appKeyFile)',
+    'accounts[1].appSecret: required (inline, usually ${ENV_VAR}, or as appSecretFile)',
+    'accounts[1].sinks: must list at least 1 sink (the files applications read), unless a gateway client uses the account',
     'bogus: unknown key',
     'server.port: must be at least 0',
   ]);

@@ -8,6 +8,9 @@ import { parseConfig } from '../src/config/load';
 import { Sidecar } from '../src/sidecar';
 import { tokenId } from '../src/store/state';
 import { generateCredential, type SimulatorCredential } from '../src/simulator';
+import { sha256 } from '../src/config/gateway';
+import { startGateway } from '../src/gateway';
+import { newLocalCredentials } from '../src/gateway/clients';
 import { LogCapture, SECOND, spawnForTest, startSimulator, tempDir, until, closeBeforeCleanup } from './helpers';
 import { REPLICAS, replicaTools, runReplica, writeKisDevlp, type ReplicaOutcome } from './replicas';
 
@@ -42,6 +45,8 @@ async function runExampleSidecar(t: any, example: string, credential: SimulatorC
     account.set('baseUrl', url);
     account.set('renewal', doc.createNode({ spacing: '1s' }));
   }
+  // The gateway on a port of the system's choosing (startGateway reports it).
+  if (doc.has('gateway')) doc.setIn(['gateway', 'port'], 0);
   mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
   writeFileSync(join(dir, 'secrets', credential.provider === 'kis' ? 'kis_app_secret' : 'kiwoom_secret_key'), `${credential.appSecret}\n`, { mode: 0o600 });
   const configText = doc.toString();
@@ -58,6 +63,44 @@ async function runExampleSidecar(t: any, example: string, credential: SimulatorC
 }
 
 describe('examples/: each example works as its README says', () => {
+  test('gateway: a bot on kis_auth.py and one on python-kis, each with local credentials only, call through the gateway and issue nothing', async (t) => {
+    if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
+    const credential = generateCredential('kis', 'example-gateway');
+    const local = newLocalCredentials();
+    const home = join(tempDir(t), 'home');
+    const { sidecar, simulator } = await runExampleSidecar(t, 'gateway', credential, {
+      BOT_LOCAL_APP_KEY: local.appKey,
+      BOT_LOCAL_SECRET_SHA256: sha256(local.appSecret).toString('hex'),
+    });
+    await until("the sidecar's token", 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined, 20);
+    const gateway = await startGateway(sidecar);
+    closeBeforeCleanup(t, () => gateway.close());
+
+    // The example's kis_devlp.yaml with the values `gateway add-client` gave, in the bot's ~/KIS/config.
+    const devlp = parseDocument(readFileSync(join(EXAMPLES, 'gateway', 'kis_devlp.yaml'), 'utf8'));
+    devlp.set('my_app', local.appKey);
+    devlp.set('my_sec', local.appSecret);
+    devlp.set('prod', String(devlp.get('prod')).replace('http://127.0.0.1:9465', gateway.url));
+    mkdirSync(join(home, 'KIS', 'config'), { recursive: true });
+    writeFileSync(join(home, 'KIS', 'config', 'kis_devlp.yaml'), devlp.toString(), { mode: 0o600 });
+    const bot = await runReplica(join(EXAMPLES, 'gateway', 'bot.py'), [], { tools, home, timeZone: 'UTC', env: { PYTHONPATH: REPLICAS } });
+    assert.equal(printed(bot), ['005930: 71000', '005930: 71000', '005930: 71000', 'approval key: yes'].join('\n'));
+
+    const pykis = await runReplica(join(EXAMPLES, 'gateway', 'pykis_bot.py'), ['--id', 'trader01'], {
+      tools,
+      home,
+      timeZone: 'UTC',
+      env: { PYTHONPATH: REPLICAS, BOT_LOCAL_APP_KEY: local.appKey, BOT_LOCAL_APP_SECRET: local.appSecret, KIS_GATEWAY: gateway.url },
+    });
+    assert.match(printed(pykis), /^python-kis: token \w{8} of \d+ characters$/);
+    const stats = simulator.stats();
+    assert.equal(stats.tokenRequests, 1, "the sidecar's one issuance: neither bot asked the broker for a token");
+    assert.equal(stats.approvals, 1, "the sidecar's approval key, handed to the bot");
+    assert.equal(stats.proofsOk, 4, "the sidecar's proof and the bot's three calls");
+    const devlpText = readFileSync(join(home, 'KIS', 'config', 'kis_devlp.yaml'), 'utf8');
+    assert.ok(!devlpText.includes(credential.appSecret) && !devlpText.includes(credential.appKey), "no real credential on the bot's side");
+  });
+
   test("kis-auth: a long-running bot on kis_auth.py reads the sidecar's token, and after a renewal the notify signal makes it read the new one", async (t) => {
     if (!tools) return t.skip('python3 with PyYAML, or faketime, not installed');
     const credential = generateCredential('kis', 'example-kis-auth');

@@ -375,3 +375,45 @@ test(
     assert.doesNotMatch(log, new RegExp([cred.appKey, cred.appSecret, ...clients.map((c) => c.appSecret)].join('|')), 'no secret in the log');
   },
 );
+
+test('gateway config: local credentials of the broker shape, never a real key, limits no higher than the broker allows against its own hosts', () => {
+  const real = markerCredential('kis', 'cfg');
+  const bot = localClient('bot');
+  const problemsOf = (gateway: string, baseUrl = 'http://127.0.0.1:9', sinks = 'sinks: []') => {
+    const text = `stateDir: /tmp/gw-state\ngateway:\n${gateway}\naccounts:\n  - { name: main, provider: kis, appKey: "${real.appKey}", appSecret: "${real.appSecret}", baseUrl: "${baseUrl}", ${sinks} }\n`;
+    try {
+      parseTestConfig(text, '/tmp/gw');
+      return [];
+    } catch (error) {
+      return (error as { problems: string[] }).problems;
+    }
+  };
+  const client = (fields: string) => `  enabled: true\n  clients:\n    - { name: bot, accounts: [main], ${fields} }`;
+  const digest = sha256(bot.appSecret).toString('hex');
+  assert.deepEqual(problemsOf(client(`appKey: "${bot.appKey}", appSecretSha256: "${digest}"`)), [], 'a good client; no sink needed for an account it uses');
+  assert.deepEqual(problemsOf(client(`appKey: "short", appSecretSha256: "${digest}"`)), [
+    'gateway.clients[0].appKey: must be 36 characters for a KIS account, as a real one',
+  ]);
+  assert.deepEqual(problemsOf(client(`appKey: "${bot.appKey}", appSecret: "tooshort"`)), [
+    'gateway.clients[0].appSecret: must be 180 characters for a KIS account, as a real one',
+  ]);
+  assert.deepEqual(problemsOf(client(`appKey: "${real.appKey}", appSecretSha256: "${digest}"`)), [
+    "gateway.clients[0].appKey: is an account's real app key: give the client a local one (`gateway add-client`)",
+  ]);
+  assert.deepEqual(problemsOf(client(`appKey: "${bot.appKey}"`)), [
+    'gateway.clients[0].appSecret: set exactly one of appSecret, appSecretFile and appSecretSha256',
+  ]);
+  assert.deepEqual(problemsOf('  enabled: true'), [
+    'accounts[0].sinks: must list at least 1 sink (the files applications read), unless a gateway client uses the account',
+    'gateway.clients: must list at least 1 client when the gateway is enabled',
+  ]);
+  const limited = `${client(`appKey: "${bot.appKey}", appSecretSha256: "${digest}"`)}\n  callsPerSecond: { main: 50 }`;
+  assert.deepEqual(problemsOf(limited), [], 'above the published limit against the simulator');
+  assert.deepEqual(problemsOf(limited, 'https://openapi.koreainvestment.com:9443'), [
+    "gateway.callsPerSecond.main: must be at most 18 because the account's baseUrl is KIS's own host (openapi.koreainvestment.com), whose limit that is; a higher value needs a baseUrl elsewhere (the simulator, a proxy)",
+  ]);
+  assert.ok(
+    !JSON.stringify(problemsOf(client(`appKey: "${bot.appKey}", appSecret: "${bot.appSecret.slice(0, 20)}"`))).includes(bot.appSecret.slice(0, 20)),
+    'a secret is never echoed',
+  );
+});

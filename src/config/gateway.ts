@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join, resolve as resolvePath } from 'node:path';
+import { brokerHostOf } from '../providers/hosts';
 import * as D from './defaults';
 import type { ResolveContext } from './resolve';
 import type { RawGateway } from './schema';
@@ -66,11 +67,25 @@ export function resolveGateway(raw: RawGateway | undefined, accounts: AccountCon
   });
   const callsPerSecond: Record<string, number> = {};
   for (const [name, limit] of Object.entries(raw?.callsPerSecond ?? {})) {
-    if (!byName.has(name)) ctx.problems.add(['gateway', 'callsPerSecond', name], 'names no account of this config');
-    else callsPerSecond[name] = limit;
+    const account = byName.get(name);
+    if (!account) {
+      ctx.problems.add(['gateway', 'callsPerSecond', name], 'names no account of this config');
+      continue;
+    }
+    // Above the broker's own limit every extra call earns EGW00201 (and, repeated, a restriction of the app key);
+    // a higher value is for a baseUrl elsewhere (the simulator, a proxy with a limit of its own).
+    const published = D.DEFAULT_CALLS_PER_SECOND[account.provider][account.env];
+    const broker = brokerHostOf(account.baseUrl);
+    if (broker && limit > published) {
+      ctx.problems.add(
+        ['gateway', 'callsPerSecond', name],
+        `must be at most ${published} because the account's baseUrl is ${broker.broker}'s own host (${broker.host}), whose limit that is; a higher value needs a baseUrl elsewhere (the simulator, a proxy)`,
+      );
+    }
+    callsPerSecond[name] = limit;
   }
   const enabled = raw?.enabled ?? false;
-  if (enabled && clients.length === 0) ctx.problems.add(['gateway', 'clients'], 'must list at least 1 client when the gateway is enabled');
+  if (enabled && (raw?.clients ?? []).length === 0) ctx.problems.add(['gateway', 'clients'], 'must list at least 1 client when the gateway is enabled');
   return {
     enabled,
     host: raw?.host ?? D.DEFAULT_GATEWAY.host,
@@ -81,6 +96,11 @@ export function resolveGateway(raw: RawGateway | undefined, accounts: AccountCon
     clients,
     tokenKeyFile: raw?.tokenKeyFile !== undefined ? resolvePath(ctx.baseDir, raw.tokenKeyFile) : join(stateDir, 'gateway-token.key'),
   };
+}
+
+/** An account with no token file is one only the gateway's clients use: without the gateway, nobody would. */
+export function servedByGateway(raw: RawGateway | undefined, account: string): boolean {
+  return (raw?.enabled ?? false) && (raw?.clients ?? []).some((client) => client.accounts.includes(account));
 }
 
 /** The per-second limit the gateway keeps for an account: the config's, else the broker's published one. */

@@ -7,7 +7,7 @@ import { isValidSchedule } from '../lifecycle/schedule';
 import { pythonKisFileName } from '../sinks/formats';
 import * as D from './defaults';
 import { brokerFloorBreaches, type FloorKey } from './floors';
-import { resolveGateway } from './gateway';
+import { resolveGateway, servedByGateway } from './gateway';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
 import { cannotReadFile, resolveSecret, type ReadText } from './secret-files';
@@ -303,6 +303,9 @@ function buildAccount(raw: RawConfig, account: RawAccount, index: number, ctx: R
   const renewal = mergeRenewal(raw.defaults?.renewal, account.renewal);
   checkRenewal(renewal, index, account, ctx.problems);
   const env = account.env ?? 'real';
+  if (account.sinks.length === 0 && !servedByGateway(raw.gateway, account.name)) {
+    ctx.problems.add(['accounts', index, 'sinks'], 'must list at least 1 sink (the files applications read), unless a gateway client uses the account');
+  }
   return {
     name: account.name,
     provider: account.provider,

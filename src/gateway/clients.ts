@@ -26,6 +26,11 @@ export class ClientBook {
     return client && appSecret !== undefined && matches ? client : undefined;
   }
 
+  /** The client a local key names, unauthenticated: only to route a call, which is authenticated after. */
+  byAppKey(appKey: string): GatewayClientConfig | undefined {
+    return this.byKey.get(appKey);
+  }
+
   byClientName(name: string): GatewayClientConfig | undefined {
     return this.byName.get(name);
   }

@@ -44,6 +44,16 @@ export function outgoingHeaders(incoming: IncomingHttpHeaders, real: Record<stri
   return { ...headers, ...real };
 }
 
+/**
+ * A header name as a broker writes it: undici hands names lower-cased, and kis_auth.py turns every
+ * all-lower-case name into a namedtuple field, which "content-type" cannot be (ValueError: every call of an
+ * official sample would fail through the gateway). KIS's own headers (tr_id, tr_cont, gt_uid) are lower-case
+ * and no hyphen, and stay as they are; hyphenated ones take the usual capitals, as KIS sends them.
+ */
+export function brokerCase(name: string): string {
+  return name.includes('-') ? name.replace(/(^|-)([a-z])/g, (_m, dash: string, letter: string) => `${dash}${letter.toUpperCase()}`) : name;
+}
+
 function answerHeaders(upstream: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const named = new Set(
     String(upstream.connection ?? '')
@@ -54,7 +64,7 @@ function answerHeaders(upstream: IncomingHttpHeaders | Record<string, string | s
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(upstream)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    headers[name] = value;
+    headers[brokerCase(name)] = value;
   }
   return headers;
 }

@@ -7,7 +7,7 @@ import type { AccountRef, EventBus, GatewayCallResult, GatewayRefusalReason } fr
 import type { CallBudget } from './budget';
 import { mayUse, type ClientBook } from './clients';
 import { dialectOf, type Answer, type Dialect, type GatewayRefusal, type LocalEndpoint } from './dialects';
-import { forward, outgoingHeaders, type BrokerAnswer } from './forward';
+import { brokerCase, forward, outgoingHeaders, type BrokerAnswer } from './forward';
 import { apiLabel, codeLabel } from './labels';
 import type { LocalTokens } from './local-tokens';
 
@@ -47,6 +47,8 @@ const MAX_REQUEST_BYTES = 1024 * 1024;
 const TOKEN_RECOVERY_BOUND_MS = 10_000;
 const SIDECAR_CLIENT = '(sidecar)';
 const NO_TOKEN_WAIT_MS = 5_000;
+// The brokers' own path roots (docs/brokers.md): an unprefixed request under one of them is routed by its caller.
+const BROKER_PATH = /^\/(oauth2|uapi|api)\//;
 const NO_TOKEN_POLL_MS = 50;
 
 async function tokenWithin(account: GatewayAccount, boundMs: number, signal: AbortSignal) {
@@ -81,7 +83,10 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 function send(res: ServerResponse, answer: Answer): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(answer.body);
-  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...answer.headers });
+  // Capitalised as the broker writes them (see brokerCase): kis_auth.py fails on a lower-case hyphenated name.
+  const headers: Record<string, string | number> = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) };
+  for (const [name, value] of Object.entries(answer.headers ?? {})) headers[brokerCase(name)] = value;
+  res.writeHead(answer.status, headers);
   res.end(text);
 }
 
@@ -189,22 +194,37 @@ export function createGatewayHandler(deps: GatewayDeps): RequestListener {
     return claims.account === account.config.name && mayUse(client, account.config.name) ? client : 'forbidden_account';
   }
 
+  /**
+   * `/{account}/<broker path>`; or the broker's path alone, for a client that cannot keep a path in its host
+   * (python-kis joins "/oauth2/tokenP" to its domain, dropping any path): the caller's one account then, named by
+   * its local token (Kiwoom) or its local key (KIS), which is authenticated after, as for any call.
+   */
+  function route(pathname: string, req: IncomingMessage, body: Buffer): { account: GatewayAccount; path: string } | undefined {
+    const slash = pathname.indexOf('/', 1);
+    const named = deps.account(decodeURIComponent(pathname.slice(1, slash < 0 ? undefined : slash)));
+    if (named) return { account: named, path: slash < 0 ? '/' : pathname.slice(slash) };
+    if (!BROKER_PATH.test(pathname)) return undefined;
+    const claims = deps.tokens.verify(bearer(header(req, 'authorization')) ?? '');
+    const key = header(req, 'appkey') ?? field(parseJson(body), 'appkey');
+    const accounts = claims ? [claims.account] : key !== undefined ? (deps.clients.byAppKey(key)?.accounts ?? []) : [];
+    const account = accounts.length === 1 ? deps.account(accounts[0]!) : undefined;
+    return account && { account, path: pathname };
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://gateway');
-    const slash = url.pathname.indexOf('/', 1);
-    const name = decodeURIComponent(url.pathname.slice(1, slash < 0 ? undefined : slash));
-    const path = slash < 0 ? '/' : url.pathname.slice(slash);
-    const account = deps.account(name);
-    if (!account) return refuse(res, dialectOf('kis'), 'unknown_account', `no account named in ${url.pathname.slice(0, 80)}`, req);
-    const dialect = dialectOf(account.config.provider);
     let body: Buffer;
     try {
       body = await readBody(req);
     } catch (error) {
-      if (error instanceof BodyTooLarge) return refuse(res, dialect, 'bad_request', 'request body over 1 MiB', req);
+      if (error instanceof BodyTooLarge) return refuse(res, dialectOf('kis'), 'bad_request', 'request body over 1 MiB', req);
       return; // the client went away
     }
+    const routed = route(url.pathname, req, body);
+    if (!routed) return refuse(res, dialectOf('kis'), 'unknown_account', `no account named in ${url.pathname.slice(0, 80)}`, req);
+    const { account, path } = routed;
+    const dialect = dialectOf(account.config.provider);
     const method = req.method ?? 'GET';
     const endpoint = dialect.localEndpoint(method, path);
     if (endpoint) return answerLocally(req, res, account, dialect, endpoint, body);

@@ -572,8 +572,9 @@ export class SinkSupervisor {
 
   /** Every sink of the account holds the current token, complete and private. */
   isReady(account: string): boolean {
-    const runtimes = this.sinks.get(account) ?? [];
-    return runtimes.length > 0 && runtimes.every((rt) => rt.view !== undefined && rt.healthy);
+    const runtimes = this.sinks.get(account);
+    // An account with no sink (only the gateway's clients use it) has no file to wait for: its token decides.
+    return runtimes !== undefined && runtimes.every((rt) => rt.view !== undefined && rt.healthy);
   }
 
   /**

@@ -29,10 +29,17 @@ raises HTTPError for non-2xx answers; that is turned back into a status code so 
 keep method and body; 301/302/303 become a GET without body). Connection errors propagate, as
 ``requests.ConnectionError`` does in the original.
 
+* ``_url_fetch()`` sends a business call as the original does: ``{my_url}{api_url}``, the base headers
+  (with the in-memory token, app key and secret), ``tr_id`` (a real T/J/C id turned into V... on paper
+  trading), ``custtype: P``, ``tr_cont``; GET with the params as a query, or POST with ``json.dumps(params)``;
+  HTTP 200 gives an ``APIResp`` (``getResCode``, ``getHeader``, ``getBody`` as namedtuples, ``isOK`` when
+  ``rt_cd == "0"``, ``getErrorCode``/``getErrorMessage``), any other status prints the original's
+  ``Error Code : ...`` line and gives an ``APIRespError``. Used by bots that call through the gateway.
+
 Left out, because they never read or write the token file: pandas, websockets and pycryptodome (the
 imports and everything built on them: ``KISWebSocket``, ``aes_cbc_base64_dec``, ``system_resp``,
-``data_fetch``, the open/data maps), ``_url_fetch``/``APIResp``/``APIRespError``/``set_order_hash_key``
-(business calls with the in-memory token) and ``clearConsole``.
+``data_fetch``, the open/data maps), ``set_order_hash_key`` (commented out in the original's
+``_url_fetch``) and ``clearConsole``.
 
 Observation only (replica additions; they never change behaviour):
 ``_created_at_import`` (this import created the empty file), ``_token_requests`` (tokenP POSTs sent),
@@ -44,6 +51,7 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import namedtuple
 from datetime import datetime
@@ -111,9 +119,11 @@ _opener = urllib.request.build_opener(_RedirectLikeRequests)
 class _Response:
     """The two things the original reads from a requests.Response: status_code and json()."""
 
-    def __init__(self, status_code, content):
+    def __init__(self, status_code, content, headers=None):
         self.status_code = status_code
         self.content = content
+        # As requests' headers: the names in the case the server sent them (APIResp keeps the lower-case ones).
+        self.headers = dict(headers or {})
 
     @property
     def text(self):
@@ -123,19 +133,27 @@ class _Response:
         return json.loads(self.content)
 
 
-def _post(url, data, headers):
-    body = data.encode("utf-8") if isinstance(data, str) else data
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def _send(req):
     try:
         with _opener.open(req) as resp:
-            return _Response(resp.status, resp.read())
+            return _Response(resp.status, resp.read(), dict(resp.headers.items()))
     except urllib.error.HTTPError as e:
         # requests does not raise on non-2xx: hand the status back so the caller's `== 200` decides.
         try:
             content = e.read()
         except Exception:
             content = b""
-        return _Response(e.code, content)
+        return _Response(e.code, content, dict(e.headers.items()) if e.headers else {})
+
+
+def _get(url, params, headers):
+    query = urllib.parse.urlencode(params or {})
+    return _send(urllib.request.Request(f"{url}?{query}" if query else url, headers=headers, method="GET"))
+
+
+def _post(url, data, headers):
+    body = data.encode("utf-8") if isinstance(data, str) else data
+    return _send(urllib.request.Request(url, data=body, headers=headers, method="POST"))
 
 
 # --- token file -------------------------------------------------------------------------------------------
@@ -359,3 +377,109 @@ def reAuth_ws(svr="prod", product=_cfg["my_prod"]):
     n2 = datetime.now()
     if (n2 - _last_auth_time).seconds >= 86400:
         auth_ws(svr, product)
+
+
+class APIResp:
+    def __init__(self, resp):
+        self._rescode = resp.status_code
+        self._resp = resp
+        self._header = self._setHeader()
+        self._body = self._setBody()
+        self._err_code = self._body.msg_cd
+        self._err_message = self._body.msg1
+
+    def getResCode(self):
+        return self._rescode
+
+    def _setHeader(self):
+        # As the original: every all-lowercase header name becomes a field, and a name that is no identifier
+        # ("content-type") makes namedtuple raise ValueError. KIS sends "Content-Type" and lower-case tr_id,
+        # tr_cont, gt_uid; a server or proxy that lower-cases every name breaks this client.
+        fld = dict()
+        for x in self._resp.headers.keys():
+            if x.islower():
+                fld[x] = self._resp.headers.get(x)
+        return namedtuple("header", fld.keys())(**fld)
+
+    def _setBody(self):
+        return namedtuple("body", self._resp.json().keys())(**self._resp.json())
+
+    def getHeader(self):
+        return self._header
+
+    def getBody(self):
+        return self._body
+
+    def getResponse(self):
+        return self._resp
+
+    def isOK(self):
+        try:
+            return self.getBody().rt_cd == "0"
+        except Exception:
+            return False
+
+    def getErrorCode(self):
+        return self._err_code
+
+    def getErrorMessage(self):
+        return self._err_message
+
+
+class APIRespError(APIResp):
+    def __init__(self, status_code, error_text):
+        self.status_code = status_code
+        self.error_text = error_text
+        self._error_code = str(status_code)
+        self._error_message = error_text
+
+    def isOK(self):
+        return False
+
+    def getErrorCode(self):
+        return self._error_code
+
+    def getErrorMessage(self):
+        return self._error_message
+
+    def getBody(self):
+        class EmptyBody:
+            def __getattr__(self, name):
+                return None
+
+        return EmptyBody()
+
+    def getHeader(self):
+        class EmptyHeader:
+            tr_cont = ""
+
+            def __getattr__(self, name):
+                return ""
+
+        return EmptyHeader()
+
+    def getResCode(self):
+        return self.status_code
+
+
+def _url_fetch(api_url, ptr_id, tr_cont, params, appendHeaders=None, postFlag=False, hashFlag=True):
+    url = f"{getTREnv().my_url}{api_url}"
+    headers = _getBaseHeader()
+    tr_id = ptr_id
+    if ptr_id[0] in ("T", "J", "C"):
+        if isPaperTrading():
+            tr_id = "V" + ptr_id[1:]
+    headers["tr_id"] = tr_id
+    headers["custtype"] = "P"
+    headers["tr_cont"] = tr_cont
+    if appendHeaders is not None and len(appendHeaders) > 0:
+        for x in appendHeaders.keys():
+            headers[x] = appendHeaders.get(x)
+    if postFlag:
+        res = _post(url, json.dumps(params), headers)
+    else:
+        res = _get(url, params, headers)
+    if res.status_code == 200:
+        return APIResp(res)
+    print("Error Code : " + str(res.status_code) + " | " + res.text)
+    return APIRespError(res.status_code, res.text)
