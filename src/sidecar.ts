@@ -94,6 +94,7 @@ export class Sidecar implements SidecarControl {
   private lock: StateDirectoryLock | undefined;
   readonly notifier: SlackNotifier | undefined;
   private current: SidecarConfig;
+  private budgetGate: ((account: AccountConfig) => Promise<void>) | undefined;
 
   constructor(
     config: SidecarConfig,
@@ -189,6 +190,7 @@ export class Sidecar implements SidecarControl {
       clock: this.clock,
       secrets: this.secrets,
       random: this.options.random,
+      beforeBudgetedCall: () => this.budgetGate?.(account) ?? Promise.resolve(),
     });
     const probe = account.probe && new CustomProbe(lifecycle.ref, account.probe, this.dispatcherFor(account), this.clock, this.bus);
     const entry: AccountEntry = { lifecycle, probe, loops: [], stop: new AbortController() };
@@ -217,6 +219,11 @@ export class Sidecar implements SidecarControl {
       },
       approvalKey: () => lifecycle.approvalKeyForGateway(),
     };
+  }
+
+  /** Set by the gateway: the sidecar's own budgeted calls (proofs) then wait for a slot like its clients' calls. */
+  gateBudgetedCalls(gate: ((account: AccountConfig) => Promise<void>) | undefined): void {
+    this.budgetGate = gate;
   }
 
   /** The broker dispatcher the tests inject, for the gateway's calls too. */

@@ -27,6 +27,7 @@ import {
   tier,
   until,
 } from './helpers';
+import { redisAvailable, startRedis } from './redis-harness';
 
 /**
  * The gateway end to end: a sidecar against the simulator, its gateway on a port, and clients that hold only
@@ -54,12 +55,57 @@ async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: Client[
   const logs = new LogCapture();
   const sidecar: Sidecar = testSidecar(config, systemClock as never, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
-  sidecar.run();
   t.after(() => sidecar.close());
-  await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
+  // Before the loops, as `start` does: the sidecar's first proof already waits for its budget slot.
   const gateway: RunningGateway = await startGateway(sidecar);
   t.after(() => gateway.close());
+  sidecar.run();
+  await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
   return { ...sim, sidecar, gateway, cred, logs, base: `${gateway.url}/main` };
+}
+
+/**
+ * The simulator as a process of its own, as the broker is: its record of when each call arrived is then not
+ * delayed by the gateway's own work in this process (an in-process simulator timestamps after the event loop).
+ */
+async function simulatorProcess(t: Parameters<typeof tempDir>[0], cred: ReturnType<typeof markerCredential>) {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'credentials.yaml'), JSON.stringify([cred]));
+  const port = await freePort();
+  const child = spawnForTest(
+    t,
+    process.execPath,
+    [CLI, 'simulator', '--port', String(port), '--credentials', join(dir, 'credentials.yaml'), '--spacing', '1s'],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const json = async <T>(path: string) => (await (await request(`${url}/_sim/${path}`)).body.json()) as T;
+  await until('the simulator', 20_000, () =>
+    json('stats').then(
+      () => true,
+      () => false,
+    ),
+  );
+  return {
+    url,
+    child,
+    stats: () => json<{ quotaExceeded: number; tokenRequests: number }>('stats'),
+    /** The most calls of `endpoint` that arrived within any one second. */
+    busiestSecond: async (endpoint: string) => {
+      const times = (await json<Array<{ at: number; endpoint: string }>>('requests'))
+        .filter((r) => r.endpoint === endpoint)
+        .map((r) => r.at)
+        .sort((a, b) => a - b);
+      let busiest = 0;
+      for (let i = 0, j = 0; i < times.length; i++) {
+        while (times[i]! - times[j]! >= 1_000) j++;
+        busiest = Math.max(busiest, i - j + 1);
+      }
+      return busiest;
+    },
+  };
 }
 
 async function call(base: string, client: Client, token = 'local') {
@@ -267,25 +313,9 @@ test(
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'budget');
     const clients = Array.from({ length: 10 }, (_, i) => localClient(`bot${i}`));
-    writeFileSync(join(dir, 'credentials.yaml'), JSON.stringify([cred]));
-    const [simPort, gatewayPort] = [await freePort(), await freePort()];
-    const simulator = spawnForTest(
-      t,
-      process.execPath,
-      [CLI, 'simulator', '--port', String(simPort), '--credentials', join(dir, 'credentials.yaml'), '--spacing', '1s'],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    const simUrl = `http://127.0.0.1:${simPort}`;
-    await until(
-      'the simulator',
-      20_000,
-      async () =>
-        (await request(`${simUrl}/_sim/stats`)
-          .then((r) => r.body.json().then(() => r.statusCode))
-          .catch(() => 0)) === 200,
-    );
+    const sim = await simulatorProcess(t, cred);
+    const simUrl = sim.url;
+    const gatewayPort = await freePort();
     const clientsYaml = clients
       .map((c) => `    - { name: ${c.name}, accounts: [main], appKey: "${c.appKey}", appSecretSha256: "${sha256(c.appSecret).toString('hex')}" }`)
       .join('\n');
@@ -347,21 +377,10 @@ test(
         });
       }),
     );
-    const records = (await (await request(`${simUrl}/_sim/requests`)).body.json()) as Array<{ at: number; endpoint: string; outcome: string }>;
-    const stats = (await (await request(`${simUrl}/_sim/stats`)).body.json()) as { quotaExceeded: number; tokenRequests: number };
+    const busiest = await sim.busiestSecond('kis.price');
+    const stats = await sim.stats();
     sidecar.kill('SIGTERM');
     assert.equal(await exited(sidecar), 0);
-    simulator.kill('SIGTERM');
-
-    const times = records
-      .filter((r) => r.endpoint === 'kis.price')
-      .map((r) => r.at)
-      .sort((a, b) => a - b);
-    let busiest = 0;
-    for (let i = 0, j = 0; i < times.length; i++) {
-      while (times[i]! - times[j]! >= 1_000) j++;
-      busiest = Math.max(busiest, i - j + 1);
-    }
     const ok = outputs.map((o) => o['200:MCA00000'] ?? 0);
     const total = ok.reduce((a, b) => a + b, 0);
     const mean = total / ok.length;
@@ -416,4 +435,74 @@ test('gateway config: local credentials of the broker shape, never a real key, l
     !JSON.stringify(problemsOf(client(`appKey: "${bot.appKey}", appSecret: "${bot.appSecret.slice(0, 20)}"`))).includes(bot.appSecret.slice(0, 20)),
     'a secret is never echoed',
   );
+});
+
+test('a program outside the gateway fills the broker window: the call meets EGW00201, is counted, and is sent again in the next window', async (t) => {
+  const bot = localClient('bot');
+  const h = await gatewayHarness(t, [bot]);
+  const real = h.sidecar.account('main')!.gatewayToken()!.accessToken;
+  // The outside program: calls with the real credentials, early in a second, until the broker says EGW00201.
+  while (Date.now() % 1_000 > 200) await new Promise((r) => setTimeout(r, 10));
+  let outside = 0;
+  for (let refused = false; !refused && outside < 40; outside++) {
+    const r = await request(`${h.url}${PRICE}`, {
+      headers: { authorization: `Bearer ${real}`, appkey: h.cred.appKey, appsecret: h.cred.appSecret, tr_id: 'FHKST01010100', custtype: 'P' },
+    });
+    refused = ((await r.body.json()) as { msg_cd: string }).msg_cd === 'EGW00201';
+  }
+  assert.ok(outside <= 19, 'the outside program filled the window');
+  const answer = await call(h.base, bot);
+  assert.equal(answer.body.rt_cd, '0', 'answered after the retry');
+  assert.equal(h.simulator.stats().quotaExceeded, 2, "the outside program's EGW00201 and the gateway's one; its retry waited for the next window");
+  const metrics = parseExposition((await h.sidecar.metrics.render(false)).body);
+  assert.equal(sampleValue(metrics, 'broker_token_gateway_retries_total', { reason: 'rate_limited' }), 1);
+  assert.equal(sampleValue(metrics, 'broker_token_gateway_calls_total', { client: 'bot', api: 'FHKST01010100', result: 'ok', code: '' }), 1);
+});
+
+test('two replicas on one Redis: their gateways share one budget, the broker sees at most 18 calls in any second', { timeout: 60_000 }, async (t) => {
+  if (!redisAvailable()) {
+    if (process.env.CI) assert.fail('redis-server is required in CI');
+    return t.skip('redis-server not installed');
+  }
+  const redis = await startRedis(t);
+  const cred = markerCredential('kis', 'shared-budget');
+  const sim = await simulatorProcess(t, cred);
+  const bot = localClient('bot');
+  const entry = `    - { name: bot, accounts: [main], appKey: "${bot.appKey}", appSecretSha256: "${sha256(bot.appSecret).toString('hex')}" }`;
+  const replicas = await Promise.all(
+    ['a', 'b'].map(async (name) => {
+      const dir = tempDir(t);
+      const top = `store: { type: redis, url: "${redis.url}" }\ngateway:\n  enabled: true\n  port: 0\n  windowMargin: 150ms\n  clients:\n${entry}\n`;
+      const config = parseTestConfig(
+        configText(join(dir, 'state'), sim.url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }], top),
+        dir,
+      );
+      const sidecar = testSidecar(config, systemClock as never, { logger: new LogCapture().logger });
+      await sidecar.open();
+      t.after(() => sidecar.close());
+      const gateway = await startGateway(sidecar);
+      t.after(() => gateway.close());
+      sidecar.run();
+      await until(`replica ${name}'s token`, 15_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
+      return `${gateway.url}/main`;
+    }),
+  );
+  const seconds = tier(4, 15);
+  const until_ = Date.now() + seconds * 1_000;
+  const answers = new Map<string, number>();
+  const worker = async (base: string) => {
+    while (Date.now() < until_) {
+      const { status, body } = await call(base, bot);
+      const key = `${status}:${String(body.msg_cd)}`;
+      answers.set(key, (answers.get(key) ?? 0) + 1);
+    }
+  };
+  await Promise.all(replicas.flatMap((base) => Array.from({ length: 6 }, () => worker(base))));
+  const busiest = await sim.busiestSecond('kis.price');
+  const stats = await sim.stats();
+  const detail = JSON.stringify({ busiest, answers: Object.fromEntries(answers) });
+  assert.ok(busiest <= 18, `the broker saw ${busiest} calls in one second: ${detail}`);
+  assert.equal(stats.quotaExceeded, 0, detail);
+  assert.ok((answers.get('200:MCA00000') ?? 0) >= seconds * 14, `the shared budget was used: ${detail}`);
+  assert.equal(stats.tokenRequests, 1, 'one token for both replicas');
 });

@@ -1,3 +1,4 @@
+import { newLocalCredentials } from '../src/gateway/clients';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SpawnOptions } from 'node:child_process';
@@ -40,6 +41,9 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   const slackBodies = slack.delivered;
   const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND });
   const port = await freePort();
+  const gatewayPort = await freePort();
+  const bot = newLocalCredentials();
+  const gatewayYaml = `gateway:\n  enabled: true\n  port: ${gatewayPort}\n  clients:\n    - { name: bot, accounts: [main], appKey: "${bot.appKey}", appSecret: "${bot.appSecret}" }`;
   const config = join(dir, 'config.yaml');
   writeFileSync(join(dir, 'webhook'), `${webhook}\n`);
   writeFileSync(
@@ -56,7 +60,7 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
         },
       ],
       `slack:\n  webhookUrlFile: ${join(dir, 'webhook')}\n  evaluationInterval: 1s\n  notices: { renewed: true, lifecycle: true }\n  alerts: { sinkUnrepairable: { grace: 1s } }\nlog: { level: debug }`,
-    ).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port}, adminToken: ${adminToken} }`),
+    ).replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port}, adminToken: ${adminToken} }\n${gatewayYaml}`),
   );
   const texts: string[] = [];
   const tokens = new Set<string>();
@@ -87,6 +91,33 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
     headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
     body: JSON.stringify({ appSecret: cred.appSecret, pad: 'x'.repeat(4000) }),
   });
+  // Through the gateway: a local token (its answer is the one place it may appear), calls with the local
+  // credentials, with wrong ones, with the real secret sent as a client's, and an order whose body names an account.
+  const gateway = `http://127.0.0.1:${gatewayPort}/main`;
+  const tokenP = await fetch(`${gateway}/oauth2/tokenP`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, appsecret: bot.appSecret }),
+  });
+  const localToken = ((await tokenP.json()) as { access_token: string }).access_token;
+  const viaGateway = async (path: string, headers: Record<string, string>, body?: unknown) => {
+    const response = await fetch(`${gateway}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { 'content-type': 'application/json', tr_id: 'FHKST01010100', custtype: 'P', authorization: `Bearer ${localToken}`, ...headers },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    texts.push(`gateway ${path} ${response.status} ${JSON.stringify([...response.headers])} ${await response.text()}`);
+  };
+  const pricePath = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
+  await viaGateway(pricePath, { appkey: bot.appKey, appsecret: bot.appSecret });
+  await viaGateway(pricePath, { appkey: bot.appKey, appsecret: `${bot.appSecret.slice(0, -1)}x` });
+  await viaGateway(pricePath, { appkey: cred.appKey, appsecret: cred.appSecret });
+  await viaGateway(
+    '/uapi/domestic-stock/v1/trading/order-cash',
+    { appkey: bot.appKey, appsecret: bot.appSecret, tr_id: 'TTTC0012U' },
+    { CANO: '50012345', ACNT_PRDT_CD: '01', PDNO: '005930', ORD_DVSN: '00', ORD_QTY: '1', ORD_UNPR: '70000' },
+  );
+  await viaGateway('/oauth2/revokeP', { appkey: bot.appKey }, { appkey: bot.appKey, appsecret: cred.appSecret, token: localToken });
   // A damaged file, repaired; maintenance kills the token, the next proof finds it and it is re-issued.
   unlinkSync(join(dir, 't.json'));
   simulator.maintenance();
@@ -122,7 +153,7 @@ test('no secret in any log line, /metrics, /status, HTTP error, Slack payload, e
   texts.push(...slackBodies());
   assert.ok(slackBodies().length >= 3, `Slack got ${slackBodies().length} messages`);
   assert.ok(tokens.size >= 3, 'tokens and the approval key were collected to scan for');
-  const secrets = [cred.appKey, cred.appSecret, wrong.appSecret, webhook, 'MKHOOKSECRETVALUE42', adminToken, ...tokens];
+  const secrets = [cred.appKey, cred.appSecret, wrong.appSecret, webhook, 'MKHOOKSECRETVALUE42', adminToken, bot.appSecret, localToken, ...tokens];
   const everything = texts.join('\n');
   const leaks = secrets.filter((secret) => everything.includes(secret)).map((s) => `${s.slice(0, 8)}...`);
   recordReliability({

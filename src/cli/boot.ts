@@ -144,6 +144,19 @@ export async function runUntilSignalled(
   stopBoundMs = 15_000,
 ): Promise<number> {
   const { config, logger } = sidecar;
+  // The gateway before the loops: the sidecar's first proof already waits for its slot of the call budget.
+  let gateway: RunningGateway | undefined;
+  if (config.gateway.enabled && !stop.received) {
+    try {
+      gateway = await startGateway(sidecar, { dispatcher: sidecar.injectedDispatcher });
+    } catch (error) {
+      await sidecar.close();
+      throw new CliError(
+        `cannot start the gateway on ${config.gateway.host}:${config.gateway.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        EXIT.startup,
+      );
+    }
+  }
   if (!stop.received) sidecar.run();
   let server: RunningServer | undefined;
   if (config.server.enabled && !stop.received) {
@@ -180,18 +193,6 @@ export async function runUntilSignalled(
       { url: server.url, startupMs, maxConnections: server.maxConnections, descriptorLimit: budget.descriptorLimit },
       'serving /metrics, /healthz, /readyz and /status',
     );
-  }
-  let gateway: RunningGateway | undefined;
-  if (config.gateway.enabled && !stop.received) {
-    try {
-      gateway = await startGateway(sidecar, { dispatcher: sidecar.injectedDispatcher });
-    } catch (error) {
-      await Promise.all([server?.close(), sidecar.close()]);
-      throw new CliError(
-        `cannot start the gateway on ${config.gateway.host}:${config.gateway.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        EXIT.startup,
-      );
-    }
   }
   onListening?.(server);
   const stopWatching = reloadOnChange(sidecar);

@@ -39,6 +39,7 @@ async function limiterLibrary() {
 export class CallBudget {
   private readonly queues = new Map<string, FairQueue>();
   private sharedUp = true;
+  private destroyed = false;
 
   private constructor(
     private readonly options: BudgetOptions,
@@ -62,6 +63,7 @@ export class CallBudget {
 
   /** Waits for a slot of `key`'s budget, in turn with the other clients waiting on it. */
   take(key: string, limit: number, client: string, signal?: AbortSignal): Promise<BudgetAnswer> {
+    if (this.destroyed) return Promise.resolve({ granted: false, waitedMs: 0, retryAfterMs: 0 });
     let queue = this.queues.get(key);
     if (!queue) {
       queue = new FairQueue(() => this.reserve(key, limit), this.options, limit);
@@ -75,7 +77,13 @@ export class CallBudget {
     return new Map([...this.queues].map(([key, queue]) => [key, queue.length]));
   }
 
+  /** True once destroyed: the gateway is stopping, and nothing waits for a slot any more. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
   destroy(): void {
+    this.destroyed = true;
     for (const queue of this.queues.values()) queue.close();
     this.local.destroy();
     // The Redis connection is the store's: it closes it.
@@ -133,10 +141,14 @@ class FairQueue {
     });
   }
 
+  /** Everyone still waiting is told no at once: a stop must not wait for a slot. */
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
     this.wake?.();
+    const now = this.options.now();
+    for (const list of [...this.byClient.values()])
+      for (const waiter of [...list]) this.remove(waiter, { granted: false, waitedMs: now - waiter.arrivedAt, retryAfterMs: 0 });
   }
 
   private remove(waiter: Waiter, answer: BudgetAnswer): void {

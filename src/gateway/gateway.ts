@@ -45,8 +45,10 @@ interface GatewayDeps {
 const MAX_REQUEST_BYTES = 1024 * 1024;
 // A dead token is proven and maybe re-issued before the call is sent again; past this the client gets the answer.
 const TOKEN_RECOVERY_BOUND_MS = 10_000;
-const SIDECAR_CLIENT = '(sidecar)';
+/** The budget's name for the sidecar's own calls (proofs), which wait their turn like a client's. */
+export const SIDECAR_CLIENT = '(sidecar)';
 const NO_TOKEN_WAIT_MS = 5_000;
+const BROKER_WINDOW_MS = 1_000;
 // The brokers' own path roots (docs/brokers.md): an unprefixed request under one of them is routed by its caller.
 const BROKER_PATH = /^\/(oauth2|uapi|api)\//;
 const NO_TOKEN_POLL_MS = 50;
@@ -117,6 +119,11 @@ const field = (json: unknown, name: string): string | undefined => {
 
 const bearer = (header: string | undefined): string | undefined => /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
 
+/** The budget a call counts against: Kiwoom's per app key and api-id (docs/brokers.md#kiwoom-call-limits), KIS's per app key. */
+export function budgetKeyOf(account: AccountConfig, api: string | undefined): string {
+  return account.provider === 'kiwoom' ? `${account.name}\u0000${api ?? ''}` : account.name;
+}
+
 export function createGatewayHandler(deps: GatewayDeps): RequestListener {
   // One proof per dead token, however many calls saw it die at once.
   const recoveries = new Map<string, Promise<void>>();
@@ -126,26 +133,19 @@ export function createGatewayHandler(deps: GatewayDeps): RequestListener {
     send(res, dialect.refusal(reason, detail));
   };
 
-  const budgetKey = (account: GatewayAccount, api: string | undefined) =>
-    // Kiwoom counts per api-id (docs/brokers.md#kiwoom-call-limits), KIS per app key.
-    account.config.provider === 'kiwoom' ? `${account.config.name}\u0000${api ?? ''}` : account.config.name;
-
   async function takeSlot(account: GatewayAccount, api: string | undefined, client: string, signal?: AbortSignal) {
     const limit = callsPerSecondOf(deps.config, account.config);
-    const answer = await deps.budget.take(budgetKey(account, api), limit, client, signal);
+    const answer = await deps.budget.take(budgetKeyOf(account.config, api), limit, client, signal);
     deps.bus.emit('gateway.budget', { account: account.ref, granted: answer.granted, waitedMs: answer.waitedMs });
     return answer;
   }
 
-  async function recover(account: GatewayAccount, accessToken: string, api: string | undefined): Promise<void> {
+  async function recover(account: GatewayAccount, accessToken: string): Promise<void> {
     const key = `${account.config.name}\u0000${accessToken}`;
     let recovery = recoveries.get(key);
     if (!recovery) {
-      recovery = (async () => {
-        // The proof is a broker call too: it takes its slot like any other.
-        const slot = await takeSlot(account, api, SIDECAR_CLIENT);
-        if (slot.granted) await account.tokenRefused(accessToken);
-      })().finally(() => setTimeout(() => recoveries.delete(key), 1_000).unref());
+      // The proof it leads to takes its budget slot like any call (Sidecar.gateBudgetedCalls).
+      recovery = account.tokenRefused(accessToken).finally(() => setTimeout(() => recoveries.delete(key), 1_000).unref());
       recoveries.set(key, recovery);
     }
     let timer: NodeJS.Timeout | undefined;
@@ -280,11 +280,12 @@ export function createGatewayHandler(deps: GatewayDeps): RequestListener {
       }
     };
 
+    const firstSentAt = performance.now();
     let answer = await sendOnce(token.accessToken);
     if (typeof answer === 'string') return done(answer, '');
     let verdict = answer.kind === 'read' ? dialect.classify(answer.status, parseJson(answer.body)) : { result: 'ok' as const, code: '' };
     if (verdict.result === 'token_fault') {
-      await recover(account, token.accessToken, api);
+      await recover(account, token.accessToken);
       const fresh = account.token();
       if (fresh && fresh.accessToken !== token.accessToken) {
         deps.bus.emit('gateway.retry', { account: account.ref, reason: 'token_fault' });
@@ -293,6 +294,9 @@ export function createGatewayHandler(deps: GatewayDeps): RequestListener {
       }
     } else if (verdict.result === 'rate_limited') {
       deps.bus.emit('gateway.retry', { account: account.ref, reason: 'rate_limited' });
+      // Someone outside the gateway filled the broker's window: a retry in that same window would meet the same
+      // answer, so it waits until a second has passed since the first send, wherever the broker's window starts.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstSentAt + BROKER_WINDOW_MS - performance.now())));
       answer = await sendOnce(token.accessToken);
     }
     if (typeof answer === 'string') return done(answer, '');

@@ -6,7 +6,7 @@ import type { Sidecar } from '../sidecar';
 import { callsPerSecondOf } from '../config/gateway';
 import { CallBudget } from './budget';
 import { ClientBook } from './clients';
-import { createGatewayHandler } from './gateway';
+import { budgetKeyOf, createGatewayHandler, SIDECAR_CLIENT } from './gateway';
 import { LocalTokens, loadOrCreateTokenKey } from './local-tokens';
 
 /**
@@ -21,6 +21,9 @@ export interface RunningGateway {
 }
 
 const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+
+// The proving calls (docs/brokers.md#kis-proof-call, #kiwoom-proof-call): Kiwoom counts them under their api-id.
+const PROOF_API = { kis: 'FHKST01010100', kiwoom: 'ka10001' } as const;
 
 // Idle keep-alive connections to a broker host: enough for the budget's 18 calls a second with slow answers.
 const BROKER_CONNECTIONS = 32;
@@ -49,6 +52,16 @@ export async function startGateway(sidecar: Sidecar, options: { dispatcher?: Dis
     dispatcher: options.dispatcher ?? ownDispatcher!,
     bus,
     now: () => sidecar.clock.now(),
+  });
+  // The sidecar's own proofs spend the same budget: they wait for a slot, however long the clients keep it busy.
+  sidecar.gateBudgetedCalls(async (account) => {
+    const key = budgetKeyOf(account, PROOF_API[account.provider]);
+    const ref = { name: account.name, provider: account.provider, env: account.env };
+    for (;;) {
+      const slot = await budget.take(key, callsPerSecondOf(config, account), SIDECAR_CLIENT);
+      bus.emit('gateway.budget', { account: ref, granted: slot.granted, waitedMs: slot.waitedMs });
+      if (slot.granted || budget.isDestroyed) return;
+    }
   });
   sidecar.metrics.watchGateway(() => {
     const waiting = new Map<string, number>();
@@ -85,6 +98,7 @@ export async function startGateway(sidecar: Sidecar, options: { dispatcher?: Dis
   return {
     url: server.url,
     close: async () => {
+      sidecar.gateBudgetedCalls(undefined);
       await server.close();
       budget.destroy();
       await ownDispatcher?.close();

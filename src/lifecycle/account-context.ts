@@ -21,6 +21,11 @@ export interface AccountContext {
   credentials(): Credentials;
   /** A broker call, within the limit of calls in flight across all accounts. */
   limited<T>(call: () => Promise<T>): Promise<T>;
+  /**
+   * Waits for a slot of the account's per-second call budget before a call that spends it (a proof), when the
+   * gateway keeps that budget: the sidecar's own calls count against it like its clients'.
+   */
+  beforeBudgetedCall(): Promise<void>;
   /** Brings the sink files in line with the state. */
   publish(cause: 'token' | 'start'): Promise<void>;
 }

@@ -38,6 +38,8 @@ interface AccountLifecycleDeps {
   /** Bounds the broker requests in flight across all accounts. */
   limiter?: Limiter;
   random?: () => number;
+  /** The gateway's per-second budget, when it runs (AccountContext.beforeBudgetedCall). */
+  beforeBudgetedCall?: () => Promise<void>;
 }
 
 export class AccountLifecycle {
@@ -66,6 +68,7 @@ export class AccountLifecycle {
       kept: this.kept,
       credentials: () => ({ appKey: config.appKey, appSecret: config.appSecret }),
       limited: (call) => (limiter ? limiter.run(call) : call()),
+      beforeBudgetedCall: () => deps.beforeBudgetedCall?.() ?? Promise.resolve(),
       publish: (cause) => this.publish(cause),
     });
     this.sync = new SharedStateSync(account);

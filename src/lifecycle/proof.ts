@@ -33,6 +33,7 @@ export class TokenProof {
     const { provider, clock, bus, ref, kept } = this.account;
     const token = kept.state.token;
     if (!token) return;
+    await this.account.beforeBudgetedCall();
     const started = performance.now();
     const outcome = await this.account.limited(() => provider.prove(this.account.credentials(), token.accessToken));
     const durationMs = performance.now() - started;
