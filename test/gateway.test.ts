@@ -164,7 +164,7 @@ test('a KIS client with local credentials: its token, revoke and approval reques
   assert.equal(after.proofsOk - before.proofsOk, 1, 'the one call went through');
 
   // Wrong local secret: the broker's own error shape, nothing sent.
-  const wrong = await call(h.base, { ...bot, appSecret: bot.appSecret.replace(/^./, 'x') });
+  const wrong = await call(h.base, { ...bot, appSecret: bot.appSecret.replace(/^./, (first) => (first === 'x' ? 'y' : 'x')) });
   assert.equal(wrong.status, 401);
   assert.equal(wrong.body.rt_cd, '1');
   assert.equal(wrong.body.msg_cd, 'EGW00105');

@@ -187,6 +187,8 @@ describe("hardening: absurd values are refused, with the key's range", () => {
     'slack.alerts.noUsableToken.grace',
     'store.lockTtl',
     'store.connectTimeout',
+    'gateway.maxWait',
+    'gateway.windowMargin',
   ];
   function configWith(path: string, value: unknown): string {
     const config: Record<string, any> = {
