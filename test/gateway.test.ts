@@ -61,6 +61,8 @@ async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: Client[
   t.after(() => gateway.close());
   sidecar.run();
   await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
+  // And its proof, so a test counting the calls that reach the broker counts only its own.
+  await until('the first proof', 10_000, () => sidecar.account('main')!.snapshot().state.lastProof !== undefined);
   return { ...sim, sidecar, gateway, cred, logs, base: `${gateway.url}/main` };
 }
 
