@@ -15,9 +15,21 @@ const hardening = fs
   .readdirSync(path.join(root, 'dist', 'test'))
   .filter((n) => /^hardening-.*\.test\.js$/.test(n))
   .map((n) => n.replace(/\.test\.js$/, ''));
-const files = ['crashloop', 'fault-matrix', 'soak', 'security', 'redis', 'many-accounts', 'readers', 'e2e', 'config', 'cli', 'http', ...hardening].map((n) =>
-  path.join(root, 'dist', 'test', `${n}.test.js`),
-);
+const files = [
+  'crashloop',
+  'fault-matrix',
+  'soak',
+  'security',
+  'redis',
+  'many-accounts',
+  'readers',
+  'e2e',
+  'config',
+  'cli',
+  'http',
+  'gateway',
+  ...hardening,
+].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
 const run = spawnSync(process.execPath, ['--test', ...files], {
   cwd: root,

@@ -62,7 +62,7 @@ async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: Client[
   sidecar.run();
   await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
   // And its proof, so a test counting the calls that reach the broker counts only its own.
-  await until('the first proof', 10_000, () => sidecar.account('main')!.snapshot().state.lastProof !== undefined);
+  await until('the first proof', 10_000, () => Boolean(sidecar.account('main')!.snapshot().state.lastProof));
   return { ...sim, sidecar, gateway, cred, logs, base: `${gateway.url}/main` };
 }
 
@@ -128,6 +128,7 @@ test('a KIS client with local credentials: its token, revoke and approval reques
   const bot = localClient('bot');
   const h = await gatewayHarness(t, [bot]);
   const before = h.simulator.stats();
+  const logBefore = h.simulator.requestLog().length;
 
   const tokenP = await request(`${h.base}/oauth2/tokenP`, {
     method: 'POST',
@@ -163,7 +164,7 @@ test('a KIS client with local credentials: its token, revoke and approval reques
   assert.equal(after.tokenRequests, before.tokenRequests, 'no token request reached the broker');
   assert.equal(after.revokes, before.revokes, 'no revoke reached the broker');
   assert.ok(after.approvals - before.approvals <= 1, "at most the sidecar's own approval key");
-  assert.equal(after.proofsOk - before.proofsOk, 1, 'the one call went through');
+  assert.equal(after.proofsOk - before.proofsOk, 1, `the one call went through; at the broker: ${JSON.stringify(h.simulator.requestLog().slice(logBefore))}`);
 
   // Wrong local secret: the broker's own error shape, nothing sent.
   const wrong = await call(h.base, { ...bot, appSecret: bot.appSecret.replace(/^./, (first) => (first === 'x' ? 'y' : 'x')) });

@@ -18,7 +18,7 @@ import { Sidecar, type SidecarOptions } from '../src/sidecar';
  * shorter alert waits); `npm run reliability` sets BTS_LONG=1 and runs the same tests with the long ones, from
  * which docs/reliability.md is written. No test runs in one tier only.
  */
-export const LONG = process.env.BTS_LONG === '1';
+const LONG = process.env.BTS_LONG === '1';
 
 /** `short` in `npm test`, `long` in `npm run reliability` (BTS_LONG=1). */
 export function tier<T>(short: T, long: T): T {
@@ -226,7 +226,7 @@ export class LogCapture {
   }
 }
 
-export interface SimulatorHarness {
+interface SimulatorHarness {
   simulator: BrokerSimulator;
   url: string;
   clock: ManualClock;
@@ -310,7 +310,7 @@ export async function runAccountUntil(
   }
 }
 
-export interface Sample {
+interface Sample {
   name: string;
   labels: Record<string, string>;
   value: number;
@@ -358,7 +358,7 @@ export function opensForWriting(flags: unknown): boolean {
 /** What a fake Slack webhook does with one request: answer with `status` (and `headers`), or never answer. */
 export type WebhookBehaviour = { status: number; headers?: Record<string, string>; hang?: boolean };
 
-export interface FakeSlack {
+interface FakeSlack {
   /** The receiver's origin, for tests that give each route a path of its own (Alertmanager's receivers). */
   origin: string;
   /** A webhook URL on it, whose path plays the part of Slack's secret. */

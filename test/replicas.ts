@@ -38,7 +38,7 @@ export function canMountReadOnly(): boolean {
   return probe.status === 0;
 }
 
-export interface CredentialFiles {
+interface CredentialFiles {
   appKeyFile: string;
   secretFile: string;
 }
