@@ -24,6 +24,7 @@ import { logEvents } from './telemetry/log-events';
 import type { SidecarControl } from './http/app';
 import type { GatewayAccount } from './gateway/gateway';
 import { VERSION } from './version';
+import { noBudget, type CallAnswered } from './lifecycle/account-context';
 
 /**
  * Wires the parts together, and nothing else: config → accounts → lifecycle → (store → sinks) → metrics,
@@ -94,7 +95,7 @@ export class Sidecar implements SidecarControl {
   private lock: StateDirectoryLock | undefined;
   readonly notifier: SlackNotifier | undefined;
   private current: SidecarConfig;
-  private budgetGate: ((account: AccountConfig) => Promise<void>) | undefined;
+  private budgetGate: ((account: AccountConfig) => Promise<CallAnswered>) | undefined;
 
   constructor(
     config: SidecarConfig,
@@ -190,7 +191,7 @@ export class Sidecar implements SidecarControl {
       clock: this.clock,
       secrets: this.secrets,
       random: this.options.random,
-      beforeBudgetedCall: () => this.budgetGate?.(account) ?? Promise.resolve(),
+      beforeBudgetedCall: () => this.budgetGate?.(account) ?? Promise.resolve(noBudget),
     });
     const probe = account.probe && new CustomProbe(lifecycle.ref, account.probe, this.dispatcherFor(account), this.clock, this.bus);
     const entry: AccountEntry = { lifecycle, probe, loops: [], stop: new AbortController() };
@@ -222,7 +223,7 @@ export class Sidecar implements SidecarControl {
   }
 
   /** Set by the gateway: the sidecar's own budgeted calls (proofs) then wait for a slot like its clients' calls. */
-  gateBudgetedCalls(gate: ((account: AccountConfig) => Promise<void>) | undefined): void {
+  gateBudgetedCalls(gate: ((account: AccountConfig) => Promise<CallAnswered>) | undefined): void {
     this.budgetGate = gate;
   }
 

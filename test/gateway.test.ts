@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { startGateway, type RunningGateway } from '../src/gateway';
 import { sha256 } from '../src/config/gateway';
+import { CallBudget } from '../src/gateway/budget';
 import { newLocalCredentials } from '../src/gateway/clients';
 import type { Sidecar } from '../src/sidecar';
 import {
@@ -397,6 +398,23 @@ test(
     assert.doesNotMatch(log, new RegExp([cred.appKey, cred.appSecret, ...clients.map((c) => c.appSecret)].join('|')), 'no secret in the log');
   },
 );
+
+test('a budget place is held until a second after the broker answered, not a window after the grant', async (t) => {
+  const budget = await CallBudget.create({ windowMs: 1_050, maxWaitMs: 5_000, now: () => performance.now() });
+  t.after(() => budget.destroy());
+  const grants = await Promise.all([1, 2, 3].map(() => budget.take('main', 3, 'bot')));
+  assert.ok(grants.every((g) => g.granted));
+  // The broker takes 400 ms to answer: counted from the grants, the places would free at 1,050 ms; they free
+  // a second after the answers, at 1,400 ms.
+  await new Promise((r) => setTimeout(r, 400));
+  const answeredAt = performance.now();
+  for (const grant of grants) if (grant.granted) grant.answered();
+  const fourth = await budget.take('main', 3, 'bot');
+  assert.ok(fourth.granted);
+  const after = performance.now() - answeredAt;
+  assert.ok(after >= 990, `the fourth call was granted ${Math.round(after)} ms after the answers`);
+  fourth.answered();
+});
 
 test('gateway config: local credentials of the broker shape, never a real key, limits no higher than the broker allows against its own hosts', () => {
   const real = markerCredential('kis', 'cfg');

@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { callsPerSecondOf } from '../config/gateway';
 import type { AccountConfig, GatewayClientConfig, GatewayConfig } from '../config/types';
 import type { AccountRef, EventBus, GatewayCallResult, GatewayRefusalReason } from '../core/events';
-import type { CallBudget } from './budget';
+import { BROKER_WINDOW_MS, type CallBudget } from './budget';
 import { mayUse, type ClientBook } from './clients';
 import { dialectOf, type Answer, type Dialect, type GatewayRefusal, type LocalEndpoint } from './dialects';
 import { brokerCase, forward, outgoingHeaders, type BrokerAnswer } from './forward';
@@ -48,7 +48,6 @@ const TOKEN_RECOVERY_BOUND_MS = 10_000;
 /** The budget's name for the sidecar's own calls (proofs), which wait their turn like a client's. */
 export const SIDECAR_CLIENT = '(sidecar)';
 const NO_TOKEN_WAIT_MS = 5_000;
-const BROKER_WINDOW_MS = 1_000;
 // The brokers' own path roots (docs/brokers.md): an unprefixed request under one of them is routed by its caller.
 const BROKER_PATH = /^\/(oauth2|uapi|api)\//;
 const NO_TOKEN_POLL_MS = 50;
@@ -277,6 +276,8 @@ export function createGatewayHandler(deps: GatewayDeps): RequestListener {
       } catch {
         if (!gone.signal.aborted) send(res, dialect.refusal('upstream_error', `no answer from ${new URL(account.config.baseUrl).host}`));
         return 'upstream_error';
+      } finally {
+        slot.answered();
       }
     };
 

@@ -8,6 +8,7 @@ import { CallBudget } from './budget';
 import { ClientBook } from './clients';
 import { budgetKeyOf, createGatewayHandler, SIDECAR_CLIENT } from './gateway';
 import { LocalTokens, loadOrCreateTokenKey } from './local-tokens';
+import { noBudget } from '../lifecycle/account-context';
 
 /**
  * Starts the gateway beside a running sidecar: its signing key, its call budget (on the store's Redis when
@@ -60,7 +61,8 @@ export async function startGateway(sidecar: Sidecar, options: { dispatcher?: Dis
     for (;;) {
       const slot = await budget.take(key, callsPerSecondOf(config, account), SIDECAR_CLIENT);
       bus.emit('gateway.budget', { account: ref, granted: slot.granted, waitedMs: slot.waitedMs });
-      if (slot.granted || budget.isDestroyed) return;
+      if (slot.granted) return slot.answered;
+      if (budget.isDestroyed) return noBudget;
     }
   });
   sidecar.metrics.watchGateway(() => {

@@ -8,7 +8,7 @@ import type { TokenProvider } from '../providers/types';
 import type { SinkSupervisor } from '../sinks/supervisor';
 import { emptyState, tokenId, type AccountState } from '../store/state';
 import type { StateStore } from '../store/store';
-import type { AccountContext } from './account-context';
+import { noBudget, type AccountContext, type CallAnswered } from './account-context';
 import { adoptedRecord, chooseAdoption } from './adopt';
 import { ApprovalKeys } from './approval-key';
 import { Issuance, type RenewOutcome } from './issuance';
@@ -39,7 +39,7 @@ interface AccountLifecycleDeps {
   limiter?: Limiter;
   random?: () => number;
   /** The gateway's per-second budget, when it runs (AccountContext.beforeBudgetedCall). */
-  beforeBudgetedCall?: () => Promise<void>;
+  beforeBudgetedCall?: () => Promise<CallAnswered>;
 }
 
 export class AccountLifecycle {
@@ -68,7 +68,7 @@ export class AccountLifecycle {
       kept: this.kept,
       credentials: () => ({ appKey: config.appKey, appSecret: config.appSecret }),
       limited: (call) => (limiter ? limiter.run(call) : call()),
-      beforeBudgetedCall: () => deps.beforeBudgetedCall?.() ?? Promise.resolve(),
+      beforeBudgetedCall: () => deps.beforeBudgetedCall?.() ?? Promise.resolve(noBudget),
       publish: (cause) => this.publish(cause),
     });
     this.sync = new SharedStateSync(account);

@@ -33,9 +33,9 @@ export class TokenProof {
     const { provider, clock, bus, ref, kept } = this.account;
     const token = kept.state.token;
     if (!token) return;
-    await this.account.beforeBudgetedCall();
+    const answered = await this.account.beforeBudgetedCall();
     const started = performance.now();
-    const outcome = await this.account.limited(() => provider.prove(this.account.credentials(), token.accessToken));
+    const outcome = await this.account.limited(() => provider.prove(this.account.credentials(), token.accessToken)).finally(answered);
     const durationMs = performance.now() - started;
     const now = clock.now();
     const message = outcome.result === 'ok' ? undefined : outcome.message;
