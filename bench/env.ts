@@ -9,7 +9,7 @@ import { BrokerSimulator, generateCredential, type SimulatorCredential } from '.
 import { configText, type AccountSpec } from '../test/helpers';
 import { FatalError, childEnv, freePort, httpGet, onCleanup, sleep, startChild, tempDir, waitFor, type Child } from './lib';
 
-const CLI = join(__dirname, '..', 'src', 'cli.js');
+export const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /** After start-up work is over: the simulator has seen one proof per account, then this much longer. */
 export const SETTLE_MS = 3_000;
@@ -19,6 +19,13 @@ interface EnvOptions {
   accounts: number;
   /** The sinks list (YAML) of each account, given the env's dir; a json sink per account by default. */
   sinks?: (dir: string) => string;
+}
+
+/** A config from the tests' `configText` with the sidecar's HTTP server on 127.0.0.1:`port`, logging warnings only. */
+export function withServer(text: string, port: number): string {
+  const served = text.replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }\nlog: { level: warn }`);
+  if (served === text) throw new Error('configText no longer writes "server: { enabled: false }"; the bench cannot enable the server');
+  return served;
 }
 
 export class BenchEnv {
@@ -43,12 +50,7 @@ export class BenchEnv {
     this.names = credentials.map((_, i) => `acct-${String(i).padStart(4, '0')}`);
     const sinks = options.sinks?.(dir) ?? `- { format: json, path: "${join(dir, 'tokens', '{account}.json')}" }`;
     const accounts: AccountSpec[] = credentials.map((credential, i) => ({ name: this.names[i]!, credential, sinks }));
-    const text = configText(this.stateDir, simulatorUrl, accounts).replace(
-      'server: { enabled: false }',
-      `server: { host: 127.0.0.1, port: ${port} }\nlog: { level: warn }`,
-    );
-    if (text === configText(this.stateDir, simulatorUrl, accounts))
-      throw new Error('configText no longer writes "server: { enabled: false }"; the bench cannot enable the server');
+    const text = withServer(configText(this.stateDir, simulatorUrl, accounts), port);
     mkdirSync(dir, { recursive: true });
     writeFileSync(this.configPath, text);
   }

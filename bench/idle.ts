@@ -2,10 +2,10 @@
  * Measurement 4: idle memory and CPU over 60 s, the sidecars at 1 and at 1,000 accounts and a bare Node process
  * side by side in the same minute. CPU from /proc/<pid>/stat (utime + stime), RSS from /proc/<pid>/status.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { BenchEnv } from './env';
 import { childEnv, max, median, progress, sleep, startChild, stopChild, type Child } from './lib';
+import { clockTicksPerSecond, cpuTicks } from './proc';
 
 const IDLE_WINDOW_MS = 60_000;
 export const IDLE_SAMPLE_MS = 5_000;
@@ -29,19 +29,6 @@ export interface IdleResult {
   windowS: number;
   series: IdleSeries[];
   issuedDuring: number;
-}
-
-function clockTicksPerSecond(): number {
-  const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const value = Number(out.stdout?.trim());
-  return Number.isInteger(value) && value > 0 ? value : 100;
-}
-
-/** utime + stime, in clock ticks (fields 14 and 15 of /proc/<pid>/stat; the name in field 2 may hold spaces). */
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return Number(fields[11]) + Number(fields[12]);
 }
 
 function rssKiB(pid: number): number {

@@ -161,6 +161,19 @@ export async function waitFor(what: string, timeoutMs: number, condition: () => 
   }
 }
 
+/** Polls `url` until it answers 200; throws at once, with its output, if `child` (the server) exits. */
+export async function until200(name: string, url: string, child: Child, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    `${name} at ${url}`,
+    timeoutMs,
+    async () => {
+      if (!child.running()) throw new FatalError(`${name} exited: ${child.output()}`);
+      return (await httpGet(url, 5_000)).status === 200;
+    },
+    20,
+  );
+}
+
 // ---- statistics ----
 
 function sorted(values: number[]): number[] {

@@ -17,7 +17,8 @@ export function missingTools(): string[] {
   if (!which('wrk')) missing.push(`wrk is not installed (Debian/Ubuntu: ${INSTALL_HINT})`);
   if (!which('prometheus-node-exporter')) missing.push(`prometheus-node-exporter is not installed (Debian/Ubuntu: ${INSTALL_HINT})`);
   if (!which('getconf')) missing.push('getconf is not installed (Debian/Ubuntu: apt-get install -y libc-bin)');
-  if (!existsSync('/proc/self/stat')) missing.push('/proc is not mounted: the idle measurement reads /proc/<pid>/stat and /proc/<pid>/status (Linux only)');
+  if (!existsSync('/proc/self/stat'))
+    missing.push('/proc is not mounted: the idle and gateway measurements read /proc/<pid>/stat and /proc/<pid>/status (Linux only)');
   for (const file of ['src/cli.js', 'test/crashloop.test.js', 'test/helpers.js']) {
     if (!existsSync(join(__dirname, '..', file))) missing.push(`dist/${file} is missing: run \`npm run build\` (npm run bench does it first)`);
   }

@@ -1,12 +1,14 @@
 /** Writes docs/benchmarks.md from one run's figures. */
-import { tmpdir } from 'node:os';
 import type { ProcessMetricsCost, WriteCost } from './attribution';
 import { SETTLE_MS } from './env';
 import { START_CONCURRENCY } from '../src/sidecar';
 import { IDLE_SAMPLE_MS, type IdleResult, type IdleSeries } from './idle';
 import { ALTERNATIVES, DEFAULT_MARGIN_MS, DEFAULT_POLICY, type CrashloopResult, type PolicyRun } from './issuance';
+import type { GatewayResult } from './gateway';
 import { bytes, hoursMinutes, ms, num, ratio } from './lib';
 import type { MachineFacts } from './machine';
+import { renderGateway } from './report-gateway';
+import { mark, rps, sentence, tidy, type Verdict } from './report-parts';
 import { REPAIR_TRIALS, type RepairResult } from './repair';
 import { ROUNDS, TARGETS, type ScrapeResult, type Target } from './scrape';
 import { POLL_MS, STARTUP_RUNS, type StartupSeries } from './startup';
@@ -25,23 +27,9 @@ interface Results {
   idle: IdleResult;
   crashloop: CrashloopResult;
   policies: PolicyRun[];
+  gateway: GatewayResult;
 }
 
-interface Verdict {
-  section: string;
-  target: string;
-  figure: string;
-  met: boolean;
-}
-
-const TMP = tmpdir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-/** Temp paths of this run, shortened to a stable placeholder so the commands read the same every time. */
-function tidy(text: string): string {
-  return text.replace(new RegExp(`${TMP}/bts-bench-([a-z]+)-[A-Za-z0-9]{6}`, 'g'), '$$TMP/$1');
-}
-
-const mark = (met: boolean): string => (met ? 'met' : '**missed**');
-const sentence = (v: Verdict): string => `Target ${v.target}: ${mark(v.met)} (${v.figure}).`;
 const plural = (n: number, word: string): string => `${num(n)} ${word}${n === 1 ? '' : 's'}`;
 const TARGET_LABEL: Record<Target, string> = {
   sidecar: 'sidecar',
@@ -50,7 +38,6 @@ const TARGET_LABEL: Record<Target, string> = {
   'sidecar-gzip': 'sidecar, gzip (as Prometheus scrapes)',
   'bare-gzip': 'bare Node server, same gzip bytes',
 };
-const rps = (v: number): string => num(v, v < 100 ? 1 : 0);
 
 export function renderReport(r: Results): string {
   const verdicts: Verdict[] = [];
@@ -147,6 +134,8 @@ export function renderReport(r: Results): string {
     met: p.issued === p.minimum,
   }));
   verdicts.push(...policyVerdicts);
+  const gateway = renderGateway(r.gateway, r.machine.cores);
+  verdicts.push(...gateway.verdicts);
 
   // ---- the document ----
   const out: string[] = [];
@@ -332,6 +321,9 @@ export function renderReport(r: Results): string {
     ...policyNotes(r.policies),
   );
 
+  // 6
+  push(...gateway.lines);
+
   const m = r.machine;
   push(
     '## Machine',
@@ -348,7 +340,7 @@ export function renderReport(r: Results): string {
     `| node_exporter | ${m.nodeExporter} |`,
     `| load average (1, 5, 15 min), start / end | ${load(m.loadAtStart)} / ${load(r.loadAtEnd)} |`,
     '',
-    'The broker simulator ran inside the bench process. wrk, the sidecar, the bare servers and node_exporter each ran in their own process. Everything was on this machine, over loopback, with temp dirs under the system temp directory.',
+    'The broker simulator ran inside the bench process, except in § 6, where it ran in a process of its own. wrk, the sidecar, the bare servers, the bare proxy and node_exporter each ran in their own process. Everything was on this machine, over loopback, with temp dirs under the system temp directory.',
     '',
   );
   return `${out

@@ -1,13 +1,14 @@
 /**
  * `npm run bench`: measures the sidecar (scrape throughput and latency, start-up, detect-and-repair, idle
- * memory and CPU, issuances) and writes docs/benchmarks.md. Exits 0 when every measurement completed, missed
- * targets included (they are reported, not failures); non-zero on an error.
+ * memory and CPU, issuances, the gateway's added latency and throughput) and writes docs/benchmarks.md. Exits 0
+ * when every measurement completed, missed targets included (they are reported, not failures); non-zero on an error.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { measureProcessMetricsCost, measureWriteCheckCost } from './attribution';
 import { BenchEnv } from './env';
+import { measureGateway } from './gateway';
 import { measureIdle } from './idle';
 import { measureCrashloop, measurePolicies } from './issuance';
 import { cleanupAll, elapsedSeconds, killAllNow, progress, removeDirsNow } from './lib';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   const scrape = [await measureScrape(ten), await measureScrape(thousand)];
   progress('attribution: prom-client process metrics, rendered in a bare process');
   const processMetrics = await measureProcessMetricsCost();
+  const gateway = await measureGateway();
   const startup = await measureStartup([one, thousand]);
   progress('attribution: one atomic write check on this disk');
   const writeCheck = await measureWriteCheckCost();
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
     idle,
     crashloop,
     policies,
+    gateway,
   });
   mkdirSync(join(OUTPUT, '..'), { recursive: true });
   writeFileSync(OUTPUT, text);

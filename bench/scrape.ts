@@ -7,14 +7,15 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { BenchEnv } from './env';
-import { FatalError, childEnv, freePort, httpGet, median, progress, startChild, stopChild, waitFor, type Child } from './lib';
-import { WRK_DURATION, WRK_WARMUP, runWrk, wrkCommand, type WrkResult } from './wrk';
+import { childEnv, freePort, httpGet, median, progress, startChild, stopChild, until200, type Child } from './lib';
+import { GZIP_HEADER, WRK_DURATION, WRK_WARMUP, runWrk, wrkCommand, type WrkResult } from './wrk';
 
 export const ROUNDS = 3;
 export const TARGETS = ['sidecar', 'bare', 'node-exporter', 'sidecar-gzip', 'bare-gzip'] as const;
 export type Target = (typeof TARGETS)[number];
 /** The targets scraped with `Accept-Encoding: gzip`, as Prometheus scrapes. */
 const GZIP_TARGETS: ReadonlySet<Target> = new Set(['sidecar-gzip', 'bare-gzip']);
+const headersOf = (target: Target): string[] => (GZIP_TARGETS.has(target) ? [GZIP_HEADER] : []);
 
 export interface TargetResult {
   url: string;
@@ -68,18 +69,6 @@ const NODE_EXPORTER = 'prometheus-node-exporter';
 
 function exporterArgs(dir: string, port: number): string[] {
   return ['--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${dir}`, `--web.listen-address=127.0.0.1:${port}`];
-}
-
-async function until200(name: string, url: string, child: Child): Promise<void> {
-  await waitFor(
-    `${name} at ${url}`,
-    20_000,
-    async () => {
-      if (!child.running()) throw new FatalError(`${name} exited: ${child.output()}`);
-      return (await httpGet(url, 5_000)).status === 200;
-    },
-    20,
-  );
 }
 
 export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
@@ -163,12 +152,12 @@ export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
     };
     for (const target of TARGETS) {
       progress(`/metrics at ${n} accounts: warm-up ${target} (${WRK_WARMUP})`);
-      await runWrk(urls[target], WRK_WARMUP, GZIP_TARGETS.has(target));
+      await runWrk(urls[target], WRK_WARMUP, headersOf(target));
     }
     const rounds: Record<Target, WrkResult[]> = { sidecar: [], bare: [], 'node-exporter': [], 'sidecar-gzip': [], 'bare-gzip': [] };
     for (let round = 1; round <= ROUNDS; round++) {
       for (const target of TARGETS) {
-        const result = await runWrk(urls[target], WRK_DURATION, GZIP_TARGETS.has(target));
+        const result = await runWrk(urls[target], WRK_DURATION, headersOf(target));
         rounds[target].push(result);
         progress(
           `/metrics at ${n} accounts, round ${round}/${ROUNDS}, ${target}: ${result.rps} req/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms${result.problems.length ? ` (${result.problems.join('; ')})` : ''}`,
@@ -181,7 +170,7 @@ export async function measureScrape(env: BenchEnv): Promise<ScrapeResult> {
       const r = rounds[target];
       targets[target] = {
         url: urls[target],
-        command: wrkCommand(urls[target], WRK_DURATION, GZIP_TARGETS.has(target)),
+        command: wrkCommand(urls[target], WRK_DURATION, headersOf(target)),
         bodyBytes: wireBytes[target],
         series: seriesCount(bodies[target]),
         rounds: r,

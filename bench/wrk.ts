@@ -1,22 +1,31 @@
 /** Runs wrk and reads its `--latency` report. */
 import { startChild } from './lib';
 
-/** The same settings for every target: one thread, four connections, latency distribution. */
-const WRK_CONNECTIONS = 4;
+/** How hard wrk pushes: its threads and connections. */
+export interface WrkLoad {
+  threads: number;
+  connections: number;
+}
+
+/** The same settings for every /metrics target: one thread, four connections, latency distribution. */
+const SCRAPE_LOAD: WrkLoad = { threads: 1, connections: 4 };
 export const WRK_DURATION = '5s';
 export const WRK_WARMUP = '2s';
 
 /** Sent by the gzip rounds, as Prometheus sends it at every scrape. */
 export const GZIP_HEADER = 'Accept-Encoding: gzip';
 
-export function wrkArgs(url: string, duration: string, gzip = false): string[] {
-  return ['-t1', `-c${WRK_CONNECTIONS}`, `-d${duration}`, '--latency', '--timeout', '10s', ...(gzip ? ['-H', GZIP_HEADER] : []), url];
+/** `headers` as `Name: value`, each passed with -H. */
+export function wrkArgs(url: string, duration: string, headers: readonly string[] = [], load: WrkLoad = SCRAPE_LOAD): string[] {
+  return [`-t${load.threads}`, `-c${load.connections}`, `-d${duration}`, '--latency', '--timeout', '10s', ...headers.flatMap((h) => ['-H', h]), url];
 }
 
-export function wrkCommand(url: string, duration = WRK_DURATION, gzip = false): string {
-  return `wrk ${wrkArgs(url, duration, gzip)
-    .map((arg) => (arg.includes(' ') ? `'${arg}'` : arg))
-    .join(' ')}`;
+/** For a shell: as it is when nothing in it is special; in double quotes when it holds a $PLACEHOLDER to expand. */
+const shellQuoted = (arg: string): string => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : arg.includes('$') ? `"${arg}"` : `'${arg}'`);
+
+/** The command line as a reader would type it (give placeholders such as $TOKEN for any header value that is a secret). */
+export function wrkCommand(url: string, duration = WRK_DURATION, headers: readonly string[] = [], load: WrkLoad = SCRAPE_LOAD): string {
+  return `wrk ${wrkArgs(url, duration, headers, load).map(shellQuoted).join(' ')}`;
 }
 
 export interface WrkResult {
@@ -58,8 +67,8 @@ function parseWrk(text: string): WrkResult {
   };
 }
 
-export async function runWrk(url: string, duration = WRK_DURATION, gzip = false): Promise<WrkResult> {
-  const child = startChild('wrk', wrkArgs(url, duration, gzip));
+export async function runWrk(url: string, duration = WRK_DURATION, headers: readonly string[] = [], load: WrkLoad = SCRAPE_LOAD): Promise<WrkResult> {
+  const child = startChild('wrk', wrkArgs(url, duration, headers, load));
   const { code } = await child.exited;
   if (code !== 0) throw new Error(`wrk exited ${code}: ${child.output()}`);
   return parseWrk(child.output());
