@@ -105,7 +105,7 @@ export function renderGateway(g: GatewayResult, cores: number): { verdicts: Verd
     '',
     `### Budget on: the default ${BUDGET_LIMIT} calls a second`,
     '',
-    `The sidecar was restarted from the same state (its token kept, nothing issued) without \`callsPerSecond\`, so the budget is the default for a KIS real account, ${BUDGET_LIMIT} a second. Then \`${loadFlags(BUDGET_LOAD, BUDGET_DURATION)}\` through the gateway: four callers, each waiting for its slot, never longer than the 2 s \`maxWait\` allows. A sliding window frees a slot as the call that took it ages out, so a burst of ${BUDGET_LIMIT} frees ${BUDGET_LIMIT} slots together 1.05 s later: calls go in bursts, and a call that misses one waits up to about a second for the next, which is where the p99 below comes from. The count is the simulator's own log of when each price call arrived, as the broker counts.`,
+    `The sidecar was restarted from the same state (its token kept, nothing issued) without \`callsPerSecond\`, so the budget is the default for a KIS real account, ${BUDGET_LIMIT} a second. Then \`${loadFlags(BUDGET_LOAD, BUDGET_DURATION)}\` through the gateway: four callers, each waiting for its slot, never longer than the 2 s \`maxWait\` allows. A slot frees a second after the broker answered the call that took it (and no sooner than the shared window of 1.05 s after its grant), so a burst of ${BUDGET_LIMIT} frees ${BUDGET_LIMIT} slots together about a second later: calls go in bursts, and a call that misses one waits up to about a second for the next, which is where the p99 below comes from. The count is the simulator's own log of when each price call arrived, as the broker counts.`,
     '',
     '| figure | value |',
     '|---|---|',
