@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent } from 'undici';
-import { forward, outgoingHeaders } from '../src/gateway/forward';
+import { forward, outgoingHeaders, sendBroker } from '../src/gateway/forward';
 import { listen } from '../src/http/server';
 
 const [upstream, port] = process.argv.slice(2);
@@ -44,13 +44,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     body,
     timeoutMs: 10_000,
   });
-  res.writeHead(answer.status, answer.headers);
-  if (answer.kind === 'read') {
-    res.end(answer.body);
-    return;
-  }
-  for (const chunk of answer.head) res.write(chunk);
-  answer.rest.pipe(res);
+  sendBroker(res, answer);
 }
 
 void listen(

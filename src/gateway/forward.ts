@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 
@@ -127,4 +127,17 @@ export async function forward(dispatcher: Dispatcher, req: ForwardRequest): Prom
     body.once('end', onEnd);
     body.once('error', onError);
   });
+}
+
+/** The broker's answer to the client as it came: read ones at once, larger ones streamed. */
+export function sendBroker(res: ServerResponse, answer: BrokerAnswer): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(answer.status, answer.headers);
+  if (answer.kind === 'read') {
+    res.end(answer.body);
+    return;
+  }
+  for (const chunk of answer.head) res.write(chunk);
+  answer.rest.pipe(res);
+  answer.rest.once('error', () => res.destroy());
 }

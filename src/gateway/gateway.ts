@@ -7,7 +7,7 @@ import type { AccountRef, EventBus, GatewayCallResult, GatewayRefusalReason } fr
 import { BROKER_WINDOW_MS, type CallBudget } from './budget';
 import { mayUse, type ClientBook } from './clients';
 import { dialectOf, type Answer, type Dialect, type GatewayRefusal, type LocalEndpoint } from './dialects';
-import { brokerCase, forward, outgoingHeaders, type BrokerAnswer } from './forward';
+import { brokerCase, forward, outgoingHeaders, sendBroker, type BrokerAnswer } from './forward';
 import { apiLabel, codeLabel } from './labels';
 import type { LocalTokens } from './local-tokens';
 
@@ -89,18 +89,6 @@ function send(res: ServerResponse, answer: Answer): void {
   for (const [name, value] of Object.entries(answer.headers ?? {})) headers[brokerCase(name)] = value;
   res.writeHead(answer.status, headers);
   res.end(text);
-}
-
-function sendBroker(res: ServerResponse, answer: BrokerAnswer): void {
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(answer.status, answer.headers);
-  if (answer.kind === 'read') {
-    res.end(answer.body);
-    return;
-  }
-  for (const chunk of answer.head) res.write(chunk);
-  answer.rest.pipe(res);
-  answer.rest.once('error', () => res.destroy());
 }
 
 const parseJson = (body: Buffer): unknown => {
@@ -281,27 +269,32 @@ export function createGatewayHandler(deps: GatewayDeps): RequestListener {
       }
     };
 
+    const verdictOf = (answer: BrokerAnswer) =>
+      answer.kind === 'read' ? dialect.classify(answer.status, parseJson(answer.body)) : { result: 'ok' as const, code: '' };
     const firstSentAt = performance.now();
     let answer = await sendOnce(token.accessToken);
     if (typeof answer === 'string') return done(answer, '');
-    let verdict = answer.kind === 'read' ? dialect.classify(answer.status, parseJson(answer.body)) : { result: 'ok' as const, code: '' };
+    let verdict = verdictOf(answer);
+    let retry: 'token_fault' | 'rate_limited' | undefined;
     if (verdict.result === 'token_fault') {
       await recover(account, token.accessToken);
       const fresh = account.token();
       if (fresh && fresh.accessToken !== token.accessToken) {
-        deps.bus.emit('gateway.retry', { account: account.ref, reason: 'token_fault' });
+        retry = 'token_fault';
         token = fresh;
-        answer = await sendOnce(token.accessToken);
       }
     } else if (verdict.result === 'rate_limited') {
-      deps.bus.emit('gateway.retry', { account: account.ref, reason: 'rate_limited' });
+      retry = 'rate_limited';
       // Someone outside the gateway filled the broker's window: a retry in that same window would meet the same
       // answer, so it waits until a second has passed since the first send, wherever the broker's window starts.
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstSentAt + BROKER_WINDOW_MS - performance.now())));
-      answer = await sendOnce(token.accessToken);
     }
-    if (typeof answer === 'string') return done(answer, '');
-    if (answer.kind === 'read') verdict = dialect.classify(answer.status, parseJson(answer.body));
+    if (retry) {
+      deps.bus.emit('gateway.retry', { account: account.ref, reason: retry });
+      answer = await sendOnce(token.accessToken);
+      if (typeof answer === 'string') return done(answer, '');
+      verdict = verdictOf(answer);
+    }
     sendBroker(res, answer);
     done(verdict.result, verdict.code);
   }
