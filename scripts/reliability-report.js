@@ -60,6 +60,7 @@ const categories = [
   ['config', 'Configuration'],
   ['hostile', 'A neighbour process (a shell on the same host)'],
   ['redis', 'Redis'],
+  ['gateway', 'Gateway (`test/gateway.test.ts`: programs calling the broker through the sidecar)'],
 ];
 const cell = (v) => String(v).replace(/\|/g, '\\|');
 const crash = one('crashloop');

@@ -25,6 +25,7 @@ import {
   startSimulator,
   tempDir,
   testSidecar,
+  recordReliability,
   tier,
   until,
 } from './helpers';
@@ -302,10 +303,20 @@ test('a token killed at the broker mid-run: calls recover with one issuance, wit
     ['0', '0', '0', '0', '0'],
     'every call answered with the new token',
   );
-  assert.ok(Date.now() - started < 5_000, 'recovered within the spacing and a proof');
+  const recoveredMs = Date.now() - started;
+  assert.ok(recoveredMs < 5_000, 'recovered within the spacing and a proof');
   assert.equal(h.simulator.stats().issued - issuedBefore, 1, 'exactly one issuance, however many calls saw the token die');
   const metrics = parseExposition((await h.sidecar.metrics.render(false)).body);
   assert.ok(sampleValue(metrics, 'broker_token_gateway_retries_total', { reason: 'token_fault' }) >= 1);
+  recordReliability({
+    kind: 'fault',
+    category: 'gateway',
+    fault: 'the token killed at the broker while five client calls are on their way (EGW00121, as after a maintenance)',
+    reason: '(gateway retries: token_fault)',
+    alert: 'none',
+    issuances: 1,
+    outcome: `one proof, one issuance within the rules, each call sent again once with the new token: 5/5 answered rt_cd 0 in ${recoveredMs} ms`,
+  });
 });
 
 test(
@@ -396,6 +407,16 @@ test(
     for (const share of ok) assert.ok(Math.abs(share - mean) <= 0.2 * mean, `each client within 20 % of an equal share: ${detail}`);
     for (const o of outputs) assert.equal(o.error ?? 0, 0, `no connection errors: ${detail}`);
     assert.doesNotMatch(log, new RegExp([cred.appKey, cred.appSecret, ...clients.map((c) => c.appSecret)].join('|')), 'no secret in the log');
+    const spread = Math.max(...ok.map((share) => Math.abs(share - mean) / mean));
+    recordReliability({
+      kind: 'fault',
+      category: 'gateway',
+      fault: `ten client processes trying 18 calls a second each for ${seconds} s, on one KIS real app key (10 times the broker's limit)`,
+      reason: '(gateway calls: ok, budget_exhausted)',
+      alert: '(Prometheus: BrokerTokenGatewayBudgetSaturated, if it lasts 10 min)',
+      issuances: 0,
+      outcome: `the broker saw at most ${busiest} calls in any second and 0 EGW00201; ${total} calls answered (${(total / seconds).toFixed(1)} a second); each client within ${Math.round(spread * 100)} % of an equal share; the bots issued nothing`,
+    });
   },
 );
 
@@ -526,4 +547,13 @@ test('two replicas on one Redis: their gateways share one budget, the broker see
   assert.equal(stats.quotaExceeded, 0, detail);
   assert.ok((answers.get('200:MCA00000') ?? 0) >= seconds * 14, `the shared budget was used: ${detail}`);
   assert.equal(stats.tokenRequests, 1, 'one token for both replicas');
+  recordReliability({
+    kind: 'fault',
+    category: 'gateway',
+    fault: `two replicas on one Redis, each with six callers as fast as they are answered, for ${seconds} s`,
+    reason: '(gateway calls: ok, budget_exhausted)',
+    alert: '(Prometheus: BrokerTokenGatewayBudgetSaturated, if it lasts 10 min)',
+    issuances: 0,
+    outcome: `one budget counted in Redis: the broker saw at most ${busiest} calls in any second and 0 EGW00201; ${answers.get('200:MCA00000') ?? 0} calls answered; one token for both replicas`,
+  });
 });
