@@ -8,8 +8,6 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
 import { ManualClock } from '../src/core/clock';
-import { createHttpApp } from '../src/http/app';
-import { listen } from '../src/http/server';
 import type { FaultSpec } from '../src/simulator';
 import type { Sidecar } from '../src/sidecar';
 import {
@@ -32,6 +30,7 @@ import {
   testSidecar,
   closeBeforeCleanup,
   opensForWriting,
+  serveSidecar,
 } from './helpers';
 
 /**
@@ -494,17 +493,8 @@ describe('clock faults', () => {
 describe('HTTP faults', () => {
   test('slow clients are cut off by the request timeouts while others are served', async (t) => {
     const h = await harness(t, { tag: 'http' });
-    const app = createHttpApp({
-      control: h.sidecar,
-      metrics: h.sidecar.metrics,
-      now: () => h.clock.now(),
-      adminToken: undefined,
-      secrets: h.sidecar.secrets,
-      bus: h.sidecar.bus,
-    });
-    const server = await listen(app, '127.0.0.1', 0, 2_000);
-    t.after(() => server.close());
-    const port = Number(new URL(server.url).port);
+    const base = await serveSidecar(t, h.sidecar, { requestTimeoutMs: 2_000 });
+    const port = Number(new URL(base).port);
     // A slowloris: headers one byte every 300 ms.
     const slow = connect(port, '127.0.0.1');
     let closedAfter = 0;
@@ -515,7 +505,7 @@ describe('HTTP faults', () => {
     slow.on('error', () => undefined);
     const drip = setInterval(() => slow.write('X'), 300);
     slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ');
-    assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'others are served meanwhile');
+    assert.equal((await fetch(`${base}/healthz`)).status, 200, 'others are served meanwhile');
     while (closedAfter === 0 && Date.now() - started < 15_000) await new Promise((r) => setTimeout(r, 100));
     clearInterval(drip);
     assert.ok(closedAfter > 1_500 && closedAfter < 6_000, `slow client closed after ${closedAfter} ms`);
@@ -536,18 +526,9 @@ describe('HTTP faults', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const h = await harness(t, { tag: 'flood' });
-    const app = createHttpApp({
-      control: h.sidecar,
-      metrics: h.sidecar.metrics,
-      now: () => h.clock.now(),
-      adminToken: undefined,
-      secrets: h.sidecar.secrets,
-      bus: h.sidecar.bus,
-    });
-    const server = await listen(app, '127.0.0.1', 0, 5_000);
-    t.after(() => server.close());
+    const base = await serveSidecar(t, h.sidecar);
     const flood = async () => {
-      for (let batch = 0; batch < 40; batch++) await Promise.all(Array.from({ length: 50 }, async () => (await fetch(`${server.url}/metrics`)).text()));
+      for (let batch = 0; batch < 40; batch++) await Promise.all(Array.from({ length: 50 }, async () => (await fetch(`${base}/metrics`)).text()));
     };
     const heap = async () => {
       await new Promise((r) => setTimeout(r, 50));

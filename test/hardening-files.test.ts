@@ -6,8 +6,6 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
-import { createHttpApp } from '../src/http/app';
-import { listen } from '../src/http/server';
 import { appKeyId } from '../src/store/state';
 import { localDateStamp } from '../src/core/time';
 import {
@@ -33,6 +31,7 @@ import {
   testSidecar,
   until,
   tier,
+  serveSidecar,
 } from './helpers';
 
 /**
@@ -284,26 +283,17 @@ describe('the sink directory and the sink loop', () => {
     await h.sidecar.open();
     await runAccountUntil(h.sidecar, 'main', h.clock, T0 + MINUTE);
     await h.sidecar.sinks.idle();
-    const app = createHttpApp({
-      control: h.sidecar,
-      metrics: h.sidecar.metrics,
-      now: () => h.clock.now(),
-      adminToken: undefined,
-      secrets: h.sidecar.secrets,
-      bus: h.sidecar.bus,
-    });
-    const server = await listen(app, '127.0.0.1', 0, 5_000);
-    t.after(() => server.close());
+    const base = await serveSidecar(t, h.sidecar);
     hang = true;
     fs.rmSync(join(h.dir, 'fine', 'b.json'));
     void h.sidecar.sinks.checkAll();
     await until('the other sink repaired', 2_000, () => fs.existsSync(join(h.dir, 'fine', 'b.json')), 20);
-    await until('the stuck sink to show', 3_000, async () => (await fetch(`${server.url}/healthz`)).status === 503, 50);
-    assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { status: 'stuck', stuckLoops: [], stuckSinks: ['main/stuck'] });
-    const status = (await (await fetch(`${server.url}/status`)).json()) as { accounts: Array<{ sinks: Array<{ name: string; stuckSince: string | null }> }> };
+    await until('the stuck sink to show', 3_000, async () => (await fetch(`${base}/healthz`)).status === 503, 50);
+    assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), { status: 'stuck', stuckLoops: [], stuckSinks: ['main/stuck'] });
+    const status = (await (await fetch(`${base}/status`)).json()) as { accounts: Array<{ sinks: Array<{ name: string; stuckSince: string | null }> }> };
     assert.notEqual(status.accounts[0]!.sinks.find((sink) => sink.name === 'stuck')!.stuckSince, null);
     assert.equal(status.accounts[0]!.sinks.find((sink) => sink.name === 'fine')!.stuckSince, null);
-    const exposition = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
+    const exposition = parseExposition(await (await fetch(`${base}/metrics`)).text());
     assert.equal(sampleValue(exposition, 'broker_token_sink_stuck', { sink: 'stuck' }), 1);
     assert.equal(sampleValue(exposition, 'broker_token_sink_stuck', { sink: 'fine' }), 0);
     const closing = Date.now();

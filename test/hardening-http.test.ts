@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { systemClock } from '../src/core/clock';
 import type { ConnectionDropReason } from '../src/core/errors';
-import { createHttpApp } from '../src/http/app';
 import { connectionBudget, openFileLimit } from '../src/http/descriptors';
 import { listen } from '../src/http/server';
 import {
@@ -29,6 +28,7 @@ import {
   tempDir,
   testSidecar,
   until,
+  serveSidecar,
 } from './helpers';
 
 /** A GET on a connection of its own, as a kubelet probe makes it: the status and body, or the error's code when none came in time. */
@@ -179,13 +179,11 @@ test('wrong admin tokens: every one counted by reason, logged once and then once
   const sidecar = testSidecar(config, clock, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
   t.after(() => sidecar.close());
-  const app = createHttpApp({ control: sidecar, metrics: sidecar.metrics, now: () => clock.now(), adminToken, secrets: sidecar.secrets, bus: sidecar.bus });
-  const server = await listen(app, '127.0.0.1', 0, 5_000);
-  t.after(() => server.close());
+  const base = await serveSidecar(t, sidecar, { adminToken });
   const dispatcher = new Agent({ connections: 8 });
   t.after(() => dispatcher.close());
   const post = (authorization?: string) =>
-    request(`${server.url}/renew/main`, { method: 'POST', headers: authorization ? { authorization } : {}, dispatcher }).then(
+    request(`${base}/renew/main`, { method: 'POST', headers: authorization ? { authorization } : {}, dispatcher }).then(
       async (r) => (await r.body.dump(), r.statusCode),
     );
 

@@ -11,6 +11,8 @@ import { SecretRegistry } from '../src/core/secrets';
 import { parseConfig } from '../src/config/load';
 import type { SidecarConfig } from '../src/config/types';
 import { BrokerSimulator, generateCredential, type SimulatorCredential, type SimulatorOptions } from '../src/simulator';
+import { createHttpApp } from '../src/http/app';
+import { listen } from '../src/http/server';
 import { Sidecar, type SidecarOptions } from '../src/sidecar';
 
 /**
@@ -278,6 +280,25 @@ export function parseTestConfig(text: string, baseDir: string, hostTimeZone = 'U
 }
 
 /** A sidecar on a fake clock, with no file watching (tests drive sink checks) unless asked. */
+/** The sidecar's HTTP endpoints (/metrics, /healthz, /status, /renew) on a free loopback port, closed after the test; their URL. */
+export async function serveSidecar(
+  t: { after(fn: () => Promise<void>): void },
+  sidecar: Sidecar,
+  options: { adminToken?: string; requestTimeoutMs?: number } = {},
+): Promise<string> {
+  const app = createHttpApp({
+    control: sidecar,
+    metrics: sidecar.metrics,
+    now: () => sidecar.clock.now(),
+    adminToken: options.adminToken,
+    secrets: sidecar.secrets,
+    bus: sidecar.bus,
+  });
+  const server = await listen(app, '127.0.0.1', 0, options.requestTimeoutMs ?? 5_000);
+  t.after(() => server.close());
+  return server.url;
+}
+
 export function testSidecar(config: SidecarConfig, clock: ManualClock, options: SidecarOptions = {}): Sidecar {
   return new Sidecar(config, { clock, watch: false, logger: options.logger ?? new LogCapture().logger, random: () => 0.5, ...options });
 }

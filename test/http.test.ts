@@ -6,7 +6,6 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { acceptsGzip, createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
-import type { Sidecar } from '../src/sidecar';
 import {
   HOUR,
   MINUTE,
@@ -23,23 +22,10 @@ import {
   tempDir,
   testSidecar,
   closeBeforeCleanup,
+  serveSidecar,
 } from './helpers';
 
 const ADMIN = 'MARKER-ADMIN-TOKEN-0123456789';
-
-async function serve(t: { after(fn: () => Promise<void>): void }, sidecar: Sidecar, adminToken?: string) {
-  const app = createHttpApp({
-    control: sidecar,
-    metrics: sidecar.metrics,
-    now: () => sidecar.clock.now(),
-    adminToken,
-    secrets: sidecar.secrets,
-    bus: sidecar.bus,
-  });
-  const server = await listen(app, '127.0.0.1', 0, 5_000);
-  t.after(() => server.close());
-  return server.url;
-}
 
 /** A request as node:http sends it: no Accept-Encoding unless given, the body as received (fetch would decode it). */
 function rawGet(url: string, headers: Record<string, string>, method = 'GET'): Promise<{ headers: IncomingHttpHeaders; body: Buffer }> {
@@ -66,7 +52,7 @@ async function setup(t: any, options: { top?: string; admin?: boolean } = {}) {
   const sidecar = testSidecar(config, clock, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
   closeBeforeCleanup(t, () => sidecar.close());
-  const base = await serve(t, sidecar, config.server.adminToken);
+  const base = await serveSidecar(t, sidecar, { adminToken: config.server.adminToken });
   return { dir, cred, simulator, clock, sidecar, base, logs };
 }
 
