@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { sha256 } from '../src/config/gateway';
+import { sha256 } from '../src/core/wire';
 import { newLocalCredentials } from '../src/gateway/clients';
 import { generateCredential, type SimulatorCredential } from '../src/simulator';
 import type { SimulatorStats } from '../src/simulator/types';

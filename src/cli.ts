@@ -13,7 +13,7 @@ import { accountReport } from './http/status';
 import { StateDirectoryLock } from './store/lock';
 import type { SimulatorCredential } from './simulator';
 import type { SidecarConfig } from './config/types';
-import { CliError, EXIT, StopSignal, loadConfigOrExit, openSidecar, runUntilSignalled } from './cli/boot';
+import { CliError, EXIT, StopSignal, loadConfigOrExit, openSidecar, serve } from './cli/boot';
 import { readOfflineStatus } from './cli/offline-status';
 import { formatReport } from './cli/output';
 import { addGatewayClient } from './cli/gateway-client';
@@ -51,8 +51,7 @@ program
   .addOption(configOption())
   .action(async (opts: { config?: string }) => {
     const stop = new StopSignal();
-    const sidecar = await openSidecar(loadConfigOrExit(opts.config));
-    process.exitCode = await runUntilSignalled(sidecar, stop);
+    process.exitCode = await serve(loadConfigOrExit(opts.config), stop);
   });
 
 program

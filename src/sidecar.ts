@@ -11,7 +11,7 @@ import { AccountLifecycle } from './lifecycle/account';
 import type { RenewOutcome } from './lifecycle/issuance';
 import { CustomProbe } from './lifecycle/probe';
 import { accountViewOf, type AccountView } from './lifecycle/views';
-import { MetricsExporter } from './metrics/exporter';
+import { MetricsExporter, type BudgetView } from './metrics/exporter';
 import { createProvider } from './providers';
 import { createBrokerDispatcher } from './providers/http';
 import { SinkSupervisor } from './sinks/supervisor';
@@ -22,9 +22,17 @@ import { Limiter, forEachBounded } from './core/limiter';
 import { StateDirectoryLock } from './store/lock';
 import { logEvents } from './telemetry/log-events';
 import type { SidecarControl } from './http/app';
-import type { GatewayAccount } from './gateway/gateway';
+import type { GatewayAccount } from './gateway/types';
 import { VERSION } from './version';
-import { noBudget, type CallAnswered } from './lifecycle/account-context';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { CallBudget } from './budget/call-budget';
+import { RedisSlotLog } from './budget/redis-slot-log';
+import { accountGate } from './budget/gate';
+import { accountOfQueue, pendingMsOf } from './budget/keys';
+import type { BudgetMode } from './core/events';
+import { budgetOptionsOf, callsPerSecondOf } from './config/gateway';
 
 /**
  * Wires the parts together, and nothing else: config → accounts → lifecycle → (store → sinks) → metrics,
@@ -63,6 +71,12 @@ interface ReloadSummary {
   needsRestart: string[];
 }
 
+/** The budget's log in the store's Redis, shared by the replicas; none for a file store (the budget counts in memory). */
+function sharedBudgetLog(store: StateStore): RedisSlotLog | undefined {
+  const redis = store.callBudgetRedis?.();
+  return redis && new RedisSlotLog(redis.client, redis.keyPrefix, `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`);
+}
+
 export class StartupError extends Error {
   constructor(readonly problems: string[]) {
     super(`cannot start:\n  ${problems.join('\n  ')}`);
@@ -95,7 +109,8 @@ export class Sidecar implements SidecarControl {
   private lock: StateDirectoryLock | undefined;
   readonly notifier: SlackNotifier | undefined;
   private current: SidecarConfig;
-  private budgetGate: ((account: AccountConfig) => Promise<CallAnswered>) | undefined;
+  /** The per-second call budget every request to a broker takes a slot of: the gateway's clients' and the sidecar's own. */
+  readonly budget: CallBudget;
 
   constructor(
     config: SidecarConfig,
@@ -125,6 +140,10 @@ export class Sidecar implements SidecarControl {
     } else {
       this.store = local;
     }
+    this.budget = new CallBudget(
+      { ...budgetOptionsOf(config.gateway), now: () => performance.now(), onMode: (change) => this.bus.emit('budget.mode', change) },
+      sharedBudgetLog(this.store),
+    );
     this.limiter = new Limiter(config.limits.maxConcurrentRequests);
     this.sinks = new SinkSupervisor({
       clock: this.clock,
@@ -143,6 +162,8 @@ export class Sidecar implements SidecarControl {
         compat: config.metrics.compat,
         slackQueueLength: () => this.notifier?.queueLength ?? 0,
         store: { type: config.store.type, health: () => this.store.health() },
+        budget: () => this.budgetView(),
+        gateway: config.gateway.enabled,
       },
     );
     if (config.slack) {
@@ -181,9 +202,16 @@ export class Sidecar implements SidecarControl {
   private addAccount(account: AccountConfig): AccountEntry {
     this.secrets.add(account.appKey);
     this.secrets.add(account.appSecret);
+    const ref = { name: account.name, provider: account.provider, env: account.env };
+    const gate = accountGate(this.budget, {
+      account,
+      limit: callsPerSecondOf(this.current.gateway, account),
+      pendingMs: pendingMsOf(account),
+      onSlot: (granted, waitedMs) => this.bus.emit('budget.slot', { account: ref, granted, waitedMs }),
+    });
     const lifecycle = new AccountLifecycle({
       config: account,
-      provider: createProvider(account, this.dispatcherFor(account)),
+      provider: createProvider(account, this.dispatcherFor(account), gate),
       store: this.store,
       limiter: this.limiter,
       sinks: this.sinks,
@@ -191,7 +219,6 @@ export class Sidecar implements SidecarControl {
       clock: this.clock,
       secrets: this.secrets,
       random: this.options.random,
-      beforeBudgetedCall: () => this.budgetGate?.(account) ?? Promise.resolve(noBudget),
     });
     const probe = account.probe && new CustomProbe(lifecycle.ref, account.probe, this.dispatcherFor(account), this.clock, this.bus);
     const entry: AccountEntry = { lifecycle, probe, loops: [], stop: new AbortController() };
@@ -222,9 +249,22 @@ export class Sidecar implements SidecarControl {
     };
   }
 
-  /** Set by the gateway: the sidecar's own budgeted calls (proofs) then wait for a slot like its clients' calls. */
-  gateBudgetedCalls(gate: ((account: AccountConfig) => Promise<CallAnswered>) | undefined): void {
-    this.budgetGate = gate;
+  /** Where the budget is counted, and each account's limit and calls waiting now (for the metrics). */
+  private budgetView(): { mode: BudgetMode; accounts: BudgetView[] } {
+    const waiting = new Map<string, number>();
+    for (const [queue, length] of this.budget.waiting()) {
+      const account = accountOfQueue(queue);
+      waiting.set(account, (waiting.get(account) ?? 0) + length);
+    }
+    return {
+      mode: this.budget.mode,
+      accounts: this.current.accounts.map((account) => ({
+        ref: { name: account.name, provider: account.provider, env: account.env },
+        scope: account.provider === 'kiwoom' ? ('api_id' as const) : ('app_key' as const),
+        limit: callsPerSecondOf(this.current.gateway, account),
+        waiting: waiting.get(account.name) ?? 0,
+      })),
+    };
   }
 
   /** The broker dispatcher the tests inject, for the gateway's calls too. */
@@ -352,6 +392,7 @@ export class Sidecar implements SidecarControl {
     for (const { lifecycle } of this.accounts.values()) lifecycle.stop();
     this.sinks.close();
     await this.sinks.idle(SINK_IDLE_BOUND_ON_CLOSE_MS);
+    this.budget.destroy();
     await this.store.close();
     await Promise.all([...this.dispatchers.values()].map((d) => d.close().catch(() => undefined)));
     await this.lock?.release();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { parseDuration } from '../src/core/duration';
-import { sha256 } from '../src/config/gateway';
+import { sha256 } from '../src/core/wire';
 import { newLocalCredentials } from '../src/gateway/clients';
 import { CLI, SECOND, fakeSlack, tier, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
 

@@ -8,8 +8,8 @@ import { parseConfig } from '../src/config/load';
 import { Sidecar } from '../src/sidecar';
 import { tokenId } from '../src/store/state';
 import { generateCredential, type SimulatorCredential } from '../src/simulator';
-import { sha256 } from '../src/config/gateway';
-import { startGateway } from '../src/gateway';
+import { sha256 } from '../src/core/wire';
+import { startSidecarGateway } from '../src/cli/boot';
 import { newLocalCredentials } from '../src/gateway/clients';
 import { LogCapture, SECOND, spawnForTest, startSimulator, tempDir, until, closeBeforeCleanup } from './helpers';
 import { REPLICAS, replicaTools, runReplica, writeKisDevlp, type ReplicaOutcome } from './replicas';
@@ -73,7 +73,7 @@ describe('examples/: each example works as its README says', () => {
       BOT_LOCAL_SECRET_SHA256: sha256(local.appSecret).toString('hex'),
     });
     await until("the sidecar's token", 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined, 20);
-    const gateway = await startGateway(sidecar);
+    const gateway = await startSidecarGateway(sidecar, 256);
     closeBeforeCleanup(t, () => gateway.close());
 
     // The example's kis_devlp.yaml with the values `gateway add-client` gave, in the bot's ~/KIS/config.

@@ -319,8 +319,13 @@ test("the connection limit comes from the open-files limit, less a reserve for t
   );
   assert.equal(typeof openFileLimit(), 'number', 'this Linux host has /proc/self/limits');
   // 32 for the runtime and files in flight, one per broker request that may be in flight (8 by default).
-  assert.deepEqual(connectionBudget(64, 8), { maxConnections: 24, descriptorLimit: 64, reserved: 40, tooLow: false });
-  assert.deepEqual(connectionBudget(1024, 8), { maxConnections: 256, descriptorLimit: 1024, reserved: 40, tooLow: false });
-  assert.deepEqual(connectionBudget(44, 8), { maxConnections: 8, descriptorLimit: 44, reserved: 40, tooLow: true });
-  assert.deepEqual(connectionBudget(undefined, 8), { maxConnections: 256, descriptorLimit: undefined, reserved: 40, tooLow: false });
+  const http = { gatewayConnections: 0 };
+  assert.deepEqual(connectionBudget(64, 8), { ...http, maxConnections: 24, descriptorLimit: 64, reserved: 40, tooLow: false });
+  assert.deepEqual(connectionBudget(1024, 8), { ...http, maxConnections: 256, descriptorLimit: 1024, reserved: 40, tooLow: false });
+  assert.deepEqual(connectionBudget(44, 8), { ...http, maxConnections: 8, descriptorLimit: 44, reserved: 40, tooLow: true });
+  assert.deepEqual(connectionBudget(undefined, 8), { ...http, maxConnections: 256, descriptorLimit: undefined, reserved: 40, tooLow: false });
+  // With the gateway: its 32 keep-alive connections to the brokers reserved too; a quarter of the rest (at most 64)
+  // for the HTTP port, the others for the gateway's clients, so a flood on one port cannot take the other's places.
+  assert.deepEqual(connectionBudget(128, 8, true), { maxConnections: 14, gatewayConnections: 42, descriptorLimit: 128, reserved: 72, tooLow: false });
+  assert.deepEqual(connectionBudget(65_536, 8, true), { maxConnections: 64, gatewayConnections: 1_024, descriptorLimit: 65_536, reserved: 72, tooLow: false });
 });

@@ -7,7 +7,7 @@ import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '.
 import type { Logger } from '../core/log';
 import { ConfigError } from '../core/errors';
 import { createHttpApp } from '../http/app';
-import { startGateway, type RunningGateway } from '../gateway';
+import { startGateway, type RunningGateway } from '../gateway/start';
 import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
 import { Sidecar, StartupError, type SidecarOptions } from '../sidecar';
@@ -134,67 +134,73 @@ export class StopSignal {
 }
 
 /**
- * The long-running mode: loops, HTTP, and a graceful stop on SIGTERM/SIGINT (the tick in progress finishes,
- * so no write is cut in half; the process exits within `stopBoundMs` whatever happens).
+ * The long-running mode: ports first, then the sidecar, loops, and a graceful stop on SIGTERM/SIGINT (the tick in
+ * progress finishes, so no write is cut in half; the process exits within `stopBoundMs` whatever happens).
+ *
+ * Both ports are bound before anything is adopted, issued or written: a port in use ends the start with a hint and
+ * costs nothing (no token request, no KakaoTalk notice, no state written). Until the sidecar has opened, /readyz says
+ * not ready and a gateway call waits for the token like any call that finds none.
  */
-export async function runUntilSignalled(
-  sidecar: Sidecar,
+export async function serve(
+  config: SidecarConfig,
   stop: StopSignal,
-  onListening?: (server: RunningServer | undefined) => void,
-  stopBoundMs = 15_000,
+  options: { sidecar?: SidecarOptions; onListening?: (server: RunningServer | undefined, sidecar: Sidecar) => void; stopBoundMs?: number } = {},
 ): Promise<number> {
-  const { config, logger } = sidecar;
-  // The gateway before the loops: the sidecar's first proof already waits for its slot of the call budget.
+  const clock = options.sidecar?.clock ?? clockFromEnvironment();
+  const sidecar = new Sidecar(config, { ...options.sidecar, clock });
+  warnIfTestClock(sidecar.logger, clock);
+  const { logger } = sidecar;
+  const descriptors = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests, config.gateway.enabled);
+  if (descriptors.tooLow) {
+    logger.warn(
+      { descriptorLimit: descriptors.descriptorLimit, reserved: descriptors.reserved, maxConnections: descriptors.maxConnections },
+      `the open-files limit (ulimit -n ${descriptors.descriptorLimit}) leaves too few descriptors beside the ${descriptors.reserved} kept for the sidecar's own work; raise it to ${descriptors.reserved + MAX_CONNECTIONS} or more`,
+    );
+  }
+  let server: RunningServer | undefined;
   let gateway: RunningGateway | undefined;
-  if (config.gateway.enabled && !stop.received) {
-    try {
-      gateway = await startGateway(sidecar, { dispatcher: sidecar.injectedDispatcher });
-    } catch (error) {
-      await sidecar.close();
-      throw new CliError(
-        `cannot start the gateway on ${config.gateway.host}:${config.gateway.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        EXIT.startup,
+  const closePorts = () => Promise.all([server?.close(), gateway?.close()]);
+  try {
+    if (config.server.enabled) {
+      server = await listenOrExplain('server', config.server.host, config.server.port, () =>
+        listen(
+          createHttpApp({
+            control: sidecar,
+            metrics: sidecar.metrics,
+            now: () => sidecar.clock.now(),
+            adminToken: config.server.adminToken,
+            secrets: sidecar.secrets,
+            bus: sidecar.bus,
+            gateway: () => gateway && { listening: gateway.server.listening, ...gatewayLoad(gateway.server) },
+          }),
+          config.server.host,
+          config.server.port,
+          config.server.requestTimeoutMs,
+          {
+            maxConnections: descriptors.maxConnections,
+            onDrop: (reason, remoteAddress) => sidecar.bus.emit('http.connection_dropped', { reason, remoteAddress }),
+          },
+        ),
       );
     }
+    if (config.gateway.enabled) {
+      gateway = await listenOrExplain('gateway', config.gateway.host, config.gateway.port, () => startSidecarGateway(sidecar, descriptors.gatewayConnections));
+    }
+    await openOrExplain(sidecar);
+  } catch (error) {
+    await closePorts();
+    throw error;
   }
   if (!stop.received) sidecar.run();
-  let server: RunningServer | undefined;
-  if (config.server.enabled && !stop.received) {
-    const app = createHttpApp({
-      control: sidecar,
-      metrics: sidecar.metrics,
-      now: () => sidecar.clock.now(),
-      adminToken: config.server.adminToken,
-      secrets: sidecar.secrets,
-      bus: sidecar.bus,
-    });
-    const budget = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests);
-    if (budget.tooLow) {
-      logger.warn(
-        { descriptorLimit: budget.descriptorLimit, reserved: budget.reserved, maxConnections: budget.maxConnections },
-        `the open-files limit (ulimit -n ${budget.descriptorLimit}) leaves too few descriptors beside the ${budget.reserved} kept for the sidecar's own work; raise it to ${budget.reserved + MAX_CONNECTIONS} or more`,
-      );
-    }
-    try {
-      server = await listen(app, config.server.host, config.server.port, config.server.requestTimeoutMs, {
-        maxConnections: budget.maxConnections,
-        onDrop: (reason, remoteAddress) => sidecar.bus.emit('http.connection_dropped', { reason, remoteAddress }),
-      });
-    } catch (error) {
-      await sidecar.close();
-      throw new CliError(
-        `cannot listen on ${config.server.host}:${config.server.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        EXIT.startup,
-      );
-    }
+  if (server) {
     // startupMs: from the command's start to serving (config, state, first file checks), Node's own start left out.
     const startupMs = Math.round(performance.now() - stop.createdAt);
     logger.info(
-      { url: server.url, startupMs, maxConnections: server.maxConnections, descriptorLimit: budget.descriptorLimit },
+      { url: server.url, startupMs, maxConnections: server.maxConnections, descriptorLimit: descriptors.descriptorLimit },
       'serving /metrics, /healthz, /readyz and /status',
     );
   }
-  onListening?.(server);
+  options.onListening?.(server, sidecar);
   const stopWatching = reloadOnChange(sidecar);
   const signal = await stop.wait();
   stopWatching();
@@ -202,10 +208,57 @@ export async function runUntilSignalled(
   const bound = setTimeout(() => {
     logger.error('could not stop in time; exiting');
     process.exit(1);
-  }, stopBoundMs);
+  }, options.stopBoundMs ?? 15_000);
   bound.unref();
-  await Promise.all([server?.close(), gateway?.close(), sidecar.close()]);
+  await Promise.all([closePorts(), sidecar.close()]);
   clearTimeout(bound);
   logger.info('stopped');
   return EXIT.ok;
+}
+
+/** The gateway in front of a sidecar: its accounts, its budget, its bus, its store's Redis for shared revocations. */
+export function startSidecarGateway(sidecar: Sidecar, maxConnections: number): Promise<RunningGateway> {
+  return startGateway({
+    config: sidecar.config,
+    account: (name) => sidecar.gatewayAccount(name),
+    budget: sidecar.budget,
+    bus: sidecar.bus,
+    logger: sidecar.logger,
+    now: () => sidecar.clock.now(),
+    maxConnections,
+    redis: sidecar.store.callBudgetRedis?.(),
+    dispatcher: sidecar.injectedDispatcher,
+  });
+}
+
+/** What the gateway's port holds now, for /healthz. */
+function gatewayLoad(server: RunningServer): { connections: number; maxConnections: number; refusedLastMinute: number } {
+  return { connections: server.guard.connections, maxConnections: server.maxConnections, refusedLastMinute: server.guard.refusedWithin(60_000) };
+}
+
+/** A port that cannot be bound ends the start before anything is written, with what to do about it. */
+async function listenOrExplain<T>(what: 'server' | 'gateway', host: string, port: number, bind: () => Promise<T>): Promise<T> {
+  try {
+    return await bind();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const hint =
+      code === 'EADDRINUSE'
+        ? `: another process (another sidecar?) listens there; stop it, or set ${what}.port to another port (0 takes any free one)`
+        : code === 'EACCES'
+          ? `: ports below 1024 need privileges; set ${what}.port to 1024 or above`
+          : '';
+    throw new CliError(`cannot listen on ${host}:${port} (${what}): ${code ?? (error as Error).message}${hint}; nothing was written`, EXIT.startup);
+  }
+}
+
+async function openOrExplain(sidecar: Sidecar): Promise<void> {
+  try {
+    await sidecar.open();
+  } catch (error) {
+    await sidecar.close().catch(() => undefined);
+    if (error instanceof StartupError) throw new CliError(error.message, EXIT.startup);
+    if ((error as { code?: string }).code === 'state_locked') throw new CliError((error as Error).message, EXIT.startup);
+    throw error;
+  }
 }

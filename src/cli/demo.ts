@@ -7,7 +7,7 @@ import { runSimulatorServer, generateCredential, type SimulatorCredential } from
 import { clockFromEnvironment } from '../core/clock';
 import { sinkPaths } from '../sinks/formats';
 import { StateDirectoryLock } from '../store/lock';
-import { CliError, EXIT, StopSignal, openSidecar, runUntilSignalled } from './boot';
+import { CliError, EXIT, StopSignal, serve } from './boot';
 
 /** Marks a folder the demo made, and so may empty: nothing else is ever deleted. */
 const DEMO_MARKER = '.broker-token-sidecar-demo';
@@ -107,46 +107,53 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
   const text = demoConfig({ port: options.port, simulatorUrl: url, kis, kiwoom, shownPath: relative(process.cwd(), configPath), adminToken });
   writeFileSync(configPath, text, { mode: 0o600 });
   const config = parseConfig(text, configPath, dir);
-  const sidecar = await openSidecar(config, { clock });
   const shown = (path: string) => relative(process.cwd(), path) || '.';
-  let readyAnnounced = false;
-  sidecar.bus.on('sink.written', () => {
-    if (readyAnnounced || !sidecar.views().every((v) => v.ready)) return;
-    readyAnnounced = true;
-    process.stdout.write('\nAll token files are written: the demo is ready. Press Ctrl-C to stop.\n');
-  });
-  const code = await runUntilSignalled(sidecar, stop, (server) => {
-    const files = config.accounts.flatMap((a) =>
-      a.sinks.flatMap((s) => sinkPaths(s, clock.now()).map((path) => `${shown(path)}   (${a.name}, ${s.format}${s.format === 'json' ? ` ${s.layout}` : ''})`)),
-    );
-    const lines = [
-      '',
-      'broker-token-sidecar demo',
-      `  broker simulator  ${url}   (KIS and Kiwoom on loopback; made-up credentials)`,
-      `  config            ${shown(configPath)}`,
-      `  state             ${shown(config.stateDir)}`,
-      '  token files       ' + files.join('\n                    '),
-    ];
-    if (server) {
-      lines.push(
-        `  metrics           ${server.url}/metrics`,
-        `  status            ${server.url}/status`,
-        `  ready             ${server.url}/readyz`,
-        `  admin token       ${adminToken}   (made for this demo, in ${shown(configPath)})`,
+  const code = await serve(config, stop, {
+    sidecar: { clock },
+    onListening: (server, sidecar) => {
+      let readyAnnounced = false;
+      const announce = () => {
+        if (readyAnnounced || !sidecar.views().every((v) => v.ready)) return;
+        readyAnnounced = true;
+        process.stdout.write('\nAll token files are written: the demo is ready. Press Ctrl-C to stop.\n');
+      };
+      sidecar.bus.on('sink.written', announce);
+      const files = config.accounts.flatMap((a) =>
+        a.sinks.flatMap((s) =>
+          sinkPaths(s, clock.now()).map((path) => `${shown(path)}   (${a.name}, ${s.format}${s.format === 'json' ? ` ${s.layout}` : ''})`),
+        ),
       );
-    }
-    const kisAuth = config.accounts[0]!.sinks.find((s) => s.format === 'kis-auth');
-    lines.push(
-      '',
-      `The KIS folder holds KIS{YYYYMMDD} under today's date in ${kisAuth?.format === 'kis-auth' ? kisAuth.readerTimeZones.join(', ') : 'each reader zone'}: kis_auth.py names`,
-      'its file by the date on its own clock, and from 00:00 to 09:00 KST the UTC date is still the day before. So the',
-      "file's date may not be this host's date, and there may be two files: both hold the same token.",
-      '',
-      `Try: delete ${shown(sinkPaths(config.accounts[0]!.sinks[0]!, clock.now())[0]!)} and watch it come back, with no new token.`,
-      ...(server ? [`     renew now:  curl -X POST -H "Authorization: Bearer ${adminToken}" '${server.url}/renew/kis-demo?force=true'`] : []),
-      '',
-    );
-    process.stdout.write(`${lines.join('\n')}\n`);
+      const lines = [
+        '',
+        'broker-token-sidecar demo',
+        `  broker simulator  ${url}   (KIS and Kiwoom on loopback; made-up credentials)`,
+        `  config            ${shown(configPath)}`,
+        `  state             ${shown(config.stateDir)}`,
+        '  token files       ' + files.join('\n                    '),
+      ];
+      if (server) {
+        lines.push(
+          `  metrics           ${server.url}/metrics`,
+          `  status            ${server.url}/status`,
+          `  ready             ${server.url}/readyz`,
+          `  admin token       ${adminToken}   (made for this demo, in ${shown(configPath)})`,
+        );
+      }
+      const kisAuth = config.accounts[0]!.sinks.find((s) => s.format === 'kis-auth');
+      lines.push(
+        '',
+        `The KIS folder holds KIS{YYYYMMDD} under today's date in ${kisAuth?.format === 'kis-auth' ? kisAuth.readerTimeZones.join(', ') : 'each reader zone'}: kis_auth.py names`,
+        'its file by the date on its own clock, and from 00:00 to 09:00 KST the UTC date is still the day before. So the',
+        "file's date may not be this host's date, and there may be two files: both hold the same token.",
+        '',
+        `Try: delete ${shown(sinkPaths(config.accounts[0]!.sinks[0]!, clock.now())[0]!)} and watch it come back, with no new token.`,
+        ...(server ? [`     renew now:  curl -X POST -H "Authorization: Bearer ${adminToken}" '${server.url}/renew/kis-demo?force=true'`] : []),
+        '',
+      );
+      process.stdout.write(`${lines.join('\n')}\n`);
+      // Files written while the sidecar opened (before this listener) count too.
+      announce();
+    },
   });
   await simulator.close();
   return code;

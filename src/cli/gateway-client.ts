@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { sha256 } from '../config/gateway';
+import { sha256 } from '../core/wire';
 import type { SidecarConfig } from '../config/types';
 import { writeFileAtomic } from '../core/atomic-file';
 import { newLocalCredentials } from '../gateway/clients';

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { join, resolve as resolvePath } from 'node:path';
 import { brokerHostOf } from '../providers/hosts';
 import * as D from './defaults';
+import { sha256 } from '../core/wire';
 import type { ResolveContext } from './resolve';
 import type { RawGateway } from './schema';
 import { resolveSecret } from './secret-files';
@@ -12,8 +12,6 @@ import type { AccountConfig, GatewayClientConfig, GatewayConfig } from './types'
  * and how the per-second budget is counted. Local credentials keep the broker's own shape where a client checks
  * it (KIS: a 36-character key, a 180-character secret), and may never be a real account's.
  */
-
-export const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
 export function resolveGateway(raw: RawGateway | undefined, accounts: AccountConfig[], stateDir: string, ctx: ResolveContext): GatewayConfig {
   const byName = new Map(accounts.map((a) => [a.name, a]));
@@ -106,4 +104,9 @@ export function servedByGateway(raw: RawGateway | undefined, account: string): b
 /** The per-second limit the gateway keeps for an account: the config's, else the broker's published one. */
 export function callsPerSecondOf(gateway: GatewayConfig, account: AccountConfig): number {
   return gateway.callsPerSecond[account.name] ?? D.DEFAULT_CALLS_PER_SECOND[account.provider][account.env];
+}
+
+/** The budget's timing from the gateway's settings: a slot counts the broker's second, plus the margin, after its answer. */
+export function budgetOptionsOf(gateway: GatewayConfig): { windowMs: number; maxWaitMs: number } {
+  return { windowMs: 1_000 + gateway.windowMarginMs, maxWaitMs: gateway.maxWaitMs };
 }

@@ -75,20 +75,34 @@ export interface SidecarEvents {
   'http.connection_dropped': { reason: ConnectionDropReason; remoteAddress: string | undefined };
   /** A client's call through the gateway, after any retry; `api` and `code` already folded to their label sets. */
   'gateway.call': { account: AccountRef; client: string; api: string; result: GatewayCallResult; code: string; durationMs: number };
-  /** A call waited for (and got, or not) its slot of the per-second budget. */
-  'gateway.budget': { account: AccountRef; granted: boolean; waitedMs: number };
+  /** A call (a client's or the sidecar's own) waited for, and got or not, its slot of the per-second budget. */
+  'budget.slot': { account: AccountRef; granted: boolean; waitedMs: number };
+  /** The budget's count moved: to Redis, away from it (each replica then keeps to its share), back. */
+  'budget.mode': { mode: BudgetMode; replicas: number; message: string };
   'gateway.retry': { account: AccountRef; reason: GatewayRetryReason };
   'gateway.local_answer': { account: AccountRef; client: string; endpoint: 'token' | 'revoke' | 'approval' };
   /** Refused before a client and an account it may use were known; never carries what was presented. */
   'gateway.refused': { reason: GatewayRefusalReason; remoteAddress: string | undefined };
-  'gateway.budget_shared': { up: boolean; message: string };
 }
+
+/** Where the call budget is counted: in this process alone (no shared store), in Redis, alone while Redis is out of reach, or back in Redis while the replicas return. */
+export const BUDGET_MODES = ['local', 'shared', 'fallback', 'rejoining'] as const;
+export type BudgetMode = (typeof BUDGET_MODES)[number];
 
 export const GATEWAY_CALL_RESULTS = ['ok', 'broker_error', 'token_fault', 'rate_limited', 'budget_exhausted', 'upstream_error'] as const;
 export type GatewayCallResult = (typeof GATEWAY_CALL_RESULTS)[number];
 export const GATEWAY_RETRY_REASONS = ['token_fault', 'rate_limited'] as const;
 export type GatewayRetryReason = (typeof GATEWAY_RETRY_REASONS)[number];
-export const GATEWAY_REFUSAL_REASONS = ['unauthenticated', 'forbidden_account', 'unknown_account', 'bad_request'] as const;
+/** Refused before a client was known and allowed: bad credentials, an account it may not use, no such account, a request no broker takes (a malformed path, a token path the broker does not have), a body too large or too slow. */
+export const GATEWAY_REFUSAL_REASONS = [
+  'unauthenticated',
+  'forbidden_account',
+  'unknown_account',
+  'bad_request',
+  'not_found',
+  'too_large',
+  'too_slow',
+] as const;
 export type GatewayRefusalReason = (typeof GATEWAY_REFUSAL_REASONS)[number];
 
 type SidecarEventName = keyof SidecarEvents;

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { KIS_APP_KEY_LENGTH, KIS_APP_SECRET_LENGTH } from '../config/defaults';
-import { sha256 } from '../config/gateway';
+import { sha256 } from '../core/wire';
 import type { GatewayClientConfig } from '../config/types';
 
 /**

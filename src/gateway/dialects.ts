@@ -1,5 +1,6 @@
 import type { Provider } from '../config/types';
 import { formatWallClock, KST_ZONE } from '../core/time';
+import { asRecord, firstHeader } from '../core/wire';
 
 /**
  * What differs between the brokers at the gateway: which paths are token endpoints (answered locally), which
@@ -8,8 +9,20 @@ import { formatWallClock, KST_ZONE } from '../core/time';
  */
 
 export type LocalEndpoint = 'token' | 'revoke' | 'approval';
-export type CallResult = 'ok' | 'broker_error' | 'token_fault' | 'rate_limited';
-export type GatewayRefusal = 'unauthenticated' | 'forbidden_account' | 'unknown_account' | 'bad_request' | 'budget_exhausted' | 'no_token' | 'upstream_error';
+/** What a broker's answer says of the call: the gateway retries a token fault and a rate limit once. */
+export type BrokerVerdict = 'ok' | 'broker_error' | 'token_fault' | 'rate_limited';
+/** The gateway's own answers that are not the broker's, each in the broker's shape. */
+export type RefusalKind =
+  | 'unauthenticated'
+  | 'forbidden_account'
+  | 'unknown_account'
+  | 'bad_request'
+  | 'not_found'
+  | 'too_large'
+  | 'too_slow'
+  | 'budget_exhausted'
+  | 'no_token'
+  | 'upstream_error';
 
 export interface Answer {
   status: number;
@@ -19,34 +32,30 @@ export interface Answer {
 
 export interface Dialect {
   provider: Provider;
+  /** The token endpoint a request is for, matched exactly as the broker spells it (anything else under /oauth2 is refused). */
   localEndpoint(method: string, path: string): LocalEndpoint | undefined;
   /** The API a call names (KIS `tr_id`, Kiwoom `api-id`), as sent; the metrics fold unknown ones. */
   apiOf(headers: Record<string, string | string[] | undefined>): string | undefined;
-  classify(status: number, body: unknown): { result: CallResult; code: string };
-  refusal(kind: GatewayRefusal, detail: string, retryAfterMs?: number): Answer;
+  classify(status: number, body: unknown): { result: BrokerVerdict; code: string };
+  refusal(kind: RefusalKind, detail: string, retryAfterMs?: number): Answer;
   tokenAnswer(localToken: string, expiresAt: number, now: number): Record<string, unknown>;
   revokeAnswer(): Record<string, unknown>;
   /** The body field holding the app secret in a token-endpoint request. */
   secretField(endpoint: LocalEndpoint): string;
 }
 
-const record = (body: unknown): Record<string, unknown> | undefined =>
-  typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
-
-const header = (headers: Record<string, string | string[] | undefined>, name: string): string | undefined => {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-};
-
 const retryAfter = (retryAfterMs: number | undefined): Record<string, string> =>
   retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) };
 
 // The HTTP status of each refusal; the body carries the broker's own code where one fits.
-const REFUSAL_STATUS: Record<GatewayRefusal, number> = {
+const REFUSAL_STATUS: Record<RefusalKind, number> = {
   unauthenticated: 401,
   forbidden_account: 403,
   unknown_account: 404,
   bad_request: 400,
+  not_found: 404,
+  too_large: 413,
+  too_slow: 408,
   budget_exhausted: 429,
   no_token: 503,
   upstream_error: 502,
@@ -56,11 +65,14 @@ const KIS_TOKEN_FAULTS = new Set(['EGW00121', 'EGW00123']);
 const KIS_RATE_LIMITED = 'EGW00201';
 
 /** KIS codes the gateway's refusals use: the broker's own where one means the same thing, else BTS-prefixed. */
-const KIS_REFUSAL_CODES: Record<GatewayRefusal, [string, string]> = {
+const KIS_REFUSAL_CODES: Record<RefusalKind, [string, string]> = {
   unauthenticated: ['EGW00105', '유효하지 않은 AppSecret입니다.'],
   forbidden_account: ['EGW00103', '유효하지 않은 AppKey입니다.'],
   unknown_account: ['BTS00404', 'no such account at this gateway'],
   bad_request: ['EGW00101', '유효하지 않은 요청입니다.'],
+  not_found: ['EGW00101', '유효하지 않은 요청입니다.'],
+  too_large: ['EGW00101', '유효하지 않은 요청입니다.'],
+  too_slow: ['EGW00101', '유효하지 않은 요청입니다.'],
   budget_exhausted: [KIS_RATE_LIMITED, '초당 거래건수를 초과하였습니다.'],
   no_token: ['BTS00503', 'the gateway holds no valid token for this account yet'],
   upstream_error: ['BTS00502', 'the broker did not answer the gateway'],
@@ -75,9 +87,9 @@ const kisDialect: Dialect = {
     if (path === '/oauth2/Approval') return 'approval';
     return undefined;
   },
-  apiOf: (headers) => header(headers, 'tr_id'),
+  apiOf: (headers) => firstHeader(headers, 'tr_id'),
   classify(status, body) {
-    const json = record(body);
+    const json = asRecord(body);
     const rtCd = json?.rt_cd;
     const code = typeof json?.msg_cd === 'string' ? json.msg_cd : typeof json?.error_code === 'string' ? json.error_code : '';
     if (KIS_TOKEN_FAULTS.has(code)) return { result: 'token_fault', code };
@@ -111,11 +123,14 @@ function kiwoomDetail(message: unknown): string {
   return typeof message === 'string' ? (/\[(\d{4}):/.exec(message)?.[1] ?? '') : '';
 }
 
-const KIWOOM_REFUSALS: Record<GatewayRefusal, [number, string]> = {
+const KIWOOM_REFUSALS: Record<RefusalKind, [number, string]> = {
   unauthenticated: [3, '인증에 실패했습니다[8005:Token이 유효하지 않습니다]'],
   forbidden_account: [3, '인증에 실패했습니다[8001:App Key와 Secret Key 검증에 실패했습니다]'],
   unknown_account: [2, '입력 값 오류입니다[1504:no such account at this gateway]'],
   bad_request: [2, '입력 값 오류입니다[1501:요청 본문을 해석할 수 없습니다]'],
+  not_found: [2, '입력 값 오류입니다[1504:no such API at this gateway]'],
+  too_large: [2, '입력 값 오류입니다[1501:요청 본문을 해석할 수 없습니다]'],
+  too_slow: [2, '입력 값 오류입니다[1501:요청 본문을 해석할 수 없습니다]'],
   budget_exhausted: [5, '허용된 요청 개수를 초과하였습니다[1700:허용된 요청 개수를 초과하였습니다]'],
   no_token: [1, 'the gateway holds no valid token for this account yet'],
   upstream_error: [1, 'the broker did not answer the gateway'],
@@ -129,9 +144,9 @@ const kiwoomDialect: Dialect = {
     if (path === '/oauth2/revoke') return 'revoke';
     return undefined;
   },
-  apiOf: (headers) => header(headers, 'api-id'),
+  apiOf: (headers) => firstHeader(headers, 'api-id'),
   classify(status, body) {
-    const json = record(body);
+    const json = asRecord(body);
     const returnCode = json?.return_code;
     const detail = kiwoomDetail(json?.return_msg);
     if (detail === KIWOOM_TOKEN_FAULT) return { result: 'token_fault', code: detail };

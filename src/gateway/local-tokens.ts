@@ -1,78 +1,115 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileAtomic } from '../core/atomic-file';
 import { FileReadError, readRegularFile } from '../core/safe-read';
+import type { GatewayClientConfig } from '../config/types';
+import type { Revocations } from './revocations';
+import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 
 /**
- * The tokens the gateway hands to its clients instead of the broker's: JWTs signed with a key of the gateway's
- * own (HS256), naming the client and the account. They are shaped as the broker's (a KIS client may read the
- * claims), mean nothing outside this gateway, and are checked without a lookup, so they survive a restart and
- * every replica holding the same key accepts them.
+ * The tokens the gateway hands its clients instead of the broker's: JWTs (HS256, signed and checked by `jose`)
+ * naming the client and the account, shaped as the broker's so a client that reads the claims is content. They
+ * mean nothing outside this gateway, and every replica holding the same key accepts them.
  *
- * A local token stays good past the `exp` it shows: the gateway sends the current real token with every call,
- * so a client that never asks again (kis_auth.py keeps its token in memory for ever) still works. Only a local
- * revoke ends one.
+ * Where a local token is the credential (Kiwoom: a call carries only its bearer), it is a real one:
+ * - its `exp` is checked (the real token's expiry when it was made: the client then asks the gateway for a new one,
+ *   on the 8005 it knows, at no cost at the broker);
+ * - it is bound to its client and that client's current secret (`sec`): rotating the secret or removing the client
+ *   ends every token it holds;
+ * - a revocation holds until the token's expiry, across restarts and replicas (revocations.ts), and a client may
+ *   revoke only its own tokens.
+ * KIS calls are authenticated by the local key and secret in their headers; their bearer is never checked, so a
+ * bot that keeps its first token in memory for ever (kis_auth.py) goes on working past the token's day.
  */
 
 interface LocalTokenClaims {
   client: string;
   account: string;
-  /** Epoch ms: the real token's expiry when this one was made, what the client is told. */
+  /** Epoch ms: what the client is told its token lasts (the real token's expiry). */
   expiresAt: number;
 }
 
+interface VerifiedToken {
+  client: string;
+  account: string;
+  jti: string;
+  /** Epoch ms. */
+  issuedAt: number;
+  expiresAt: number;
+}
+
+type TokenRefusal = 'invalid' | 'expired' | 'revoked' | 'rotated';
+
 const KEY_BYTES = 32;
-const MAX_REVOKED = 10_000;
-const HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+const ISSUER = 'broker-token-sidecar';
+const SUBJECT = 'gateway-local';
+
+/** jose is an ES module; loaded once, on the gateway's first token. */
+const jose = (() => {
+  let loaded: Promise<typeof Jose> | undefined;
+  return () => (loaded ??= import('jose'));
+})();
 
 export class LocalTokens {
-  /** The ids of revoked tokens, oldest first; bounded, since a client may revoke as often as it likes. */
-  private readonly revoked = new Set<string>();
+  constructor(
+    private readonly key: Buffer,
+    private readonly clientByName: (name: string) => GatewayClientConfig | undefined,
+    private readonly revocations: Revocations,
+  ) {}
 
-  constructor(private readonly key: Buffer) {}
-
-  mint(claims: LocalTokenClaims, now: number): string {
-    const payload = {
-      sub: 'gateway-local',
-      iss: 'broker-token-sidecar',
-      aud: claims.client,
-      acct: claims.account,
-      iat: Math.floor(now / 1000),
-      exp: Math.floor(claims.expiresAt / 1000),
-      jti: randomBytes(12).toString('base64url'),
-    };
-    const body = `${HEADER}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
-    return `${body}.${this.sign(body)}`;
+  /** Binds a token to its client's current secret without carrying anything that would reveal it. */
+  private bindingOf(client: GatewayClientConfig): string {
+    return createHmac('sha256', this.key).update('client-secret\u0000').update(client.appSecretSha256).digest('base64url').slice(0, 22);
   }
 
-  /** The client and account a token names, when this gateway made it and it was not revoked. */
-  verify(token: string): { client: string; account: string } | undefined {
-    const parts = token.split('.');
-    if (parts.length !== 3 || parts[0] !== HEADER) return undefined;
-    const expected = Buffer.from(this.sign(`${parts[0]}.${parts[1]}`));
-    const given = Buffer.from(parts[2]!);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    let payload: { aud?: unknown; acct?: unknown; jti?: unknown };
+  async mint(client: GatewayClientConfig, claims: LocalTokenClaims, now: number): Promise<string> {
+    const { SignJWT } = await jose();
+    return new SignJWT({ acct: claims.account, sec: this.bindingOf(client) })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setSubject(SUBJECT)
+      .setAudience(client.name)
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(Math.floor(claims.expiresAt / 1000))
+      .setJti(randomBytes(12).toString('base64url'))
+      .sign(this.key);
+  }
+
+  /**
+   * The client and account a token names, or why it is refused. `checkExpiry`: false where the bearer is only a
+   * hint (routing a KIS call, which its headers authenticate).
+   */
+  async verify(token: string, now: number, checkExpiry = true): Promise<VerifiedToken | TokenRefusal> {
+    const { jwtVerify, errors } = await jose();
+    let payload: Record<string, unknown>;
     try {
-      payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as typeof payload;
-    } catch {
-      return undefined;
+      ({ payload } = await jwtVerify(token, this.key, {
+        algorithms: ['HS256'],
+        issuer: ISSUER,
+        subject: SUBJECT,
+        currentDate: new Date(now),
+        // Seconds in the claims, milliseconds here: a token is good until the end of its last second.
+        clockTolerance: checkExpiry ? 0 : Number.MAX_SAFE_INTEGER,
+        requiredClaims: ['aud', 'acct', 'sec', 'jti', 'iat', 'exp'],
+      }));
+    } catch (error) {
+      return error instanceof errors.JWTExpired ? 'expired' : 'invalid';
     }
-    if (typeof payload.aud !== 'string' || typeof payload.acct !== 'string' || typeof payload.jti !== 'string') return undefined;
-    if (this.revoked.has(payload.jti)) return undefined;
-    return { client: payload.aud, account: payload.acct };
+    const { aud, acct, sec, jti, iat, exp } = payload;
+    if (typeof aud !== 'string' || typeof acct !== 'string' || typeof sec !== 'string' || typeof jti !== 'string') return 'invalid';
+    const client = this.clientByName(aud);
+    if (!client || sec !== this.bindingOf(client)) return 'rotated';
+    const verified = { client: aud, account: acct, jti, issuedAt: Number(iat) * 1000, expiresAt: Number(exp) * 1000 };
+    if (this.revocations.isRevoked(verified)) return 'revoked';
+    return verified;
   }
 
-  /** A client's revoke: that token is refused from now on (in this process; a restart forgets, as for any cache). */
-  revoke(token: string): boolean {
-    if (!this.verify(token)) return false;
-    const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { jti: string };
-    this.revoked.add(payload.jti);
-    if (this.revoked.size > MAX_REVOKED) this.revoked.delete(this.revoked.values().next().value!);
-    return true;
-  }
-
-  private sign(body: string): string {
-    return createHmac('sha256', this.key).update(body).digest('base64url');
+  /** A client's revoke: only a token of its own that is still good; it stays refused until its expiry. */
+  async revoke(token: string, byClient: string, now: number): Promise<'revoked' | 'not_yours' | TokenRefusal> {
+    const verified = await this.verify(token, now);
+    if (typeof verified === 'string') return verified;
+    if (verified.client !== byClient) return 'not_yours';
+    await this.revocations.revoke(verified, now);
+    return 'revoked';
   }
 }
 

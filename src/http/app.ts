@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { bearerToken, sha256 } from '../core/wire';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { EventBus } from '../core/events';
@@ -27,15 +28,23 @@ interface HttpAppOptions {
   secrets: SecretRegistry;
   /** Where refused admin requests are reported, to be counted and logged (a guessing client leaves a trace). */
   bus: EventBus;
+  /** The gateway's port, when it runs: shown by /healthz, which fails while the port cannot accept. */
+  gateway?: () => GatewayHealth | undefined;
 }
 
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+interface GatewayHealth {
+  listening: boolean;
+  connections: number;
+  maxConnections: number;
+  /** New connections refused in the last minute because every place was serving a client. */
+  refusedLastMinute: number;
+}
 
 /** Bearer token check in constant time (digests have equal length whatever was sent). */
 function bearerMatches(header: string | undefined, expected: string): boolean | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!match) return undefined;
-  return timingSafeEqual(digest(match[1]!), digest(expected));
+  const presented = bearerToken(header);
+  if (presented === undefined) return undefined;
+  return timingSafeEqual(sha256(presented), sha256(expected));
 }
 
 /**
@@ -127,8 +136,17 @@ function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingM
   app.all('/healthz', allow('GET'), (_req, res) => {
     const stuckLoops = control.stuckLoops();
     const stuckSinks = control.stuckSinks();
-    const ok = stuckLoops.length === 0 && stuckSinks.length === 0;
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'stuck', stuckLoops, stuckSinks });
+    const gateway = options.gateway?.();
+    // A gateway whose listener closed takes no client any more: a restart is what brings it back.
+    const gatewayDown = gateway !== undefined && !gateway.listening;
+    const ok = stuckLoops.length === 0 && stuckSinks.length === 0 && !gatewayDown;
+    const status = ok ? 'ok' : gatewayDown ? 'gateway_down' : 'stuck';
+    res.status(ok ? 200 : 503).json({
+      status,
+      stuckLoops,
+      stuckSinks,
+      ...(gateway ? { gateway: { ...gateway, accepting: gateway.listening && gateway.refusedLastMinute === 0 } } : {}),
+    });
   });
 
   app.all('/readyz', allow('GET'), (_req, res) => {

@@ -6,66 +6,103 @@ interface ConnectionGuardOptions {
   maxConnections: number;
   /** A connection that has sent no byte by then is closed: real clients send their request as soon as they connect. */
   firstByteTimeoutMs: number;
+  /**
+   * Requests start unauthenticated, and only `authenticated(socket)` makes them count as a client's (the gateway,
+   * where a caller proves who it is with its headers); otherwise every request is a client's from its first line.
+   */
+  requestsStartUnauthenticated?: boolean;
   onDrop(reason: ConnectionDropReason, remoteAddress: string | undefined): void;
+  /** Milliseconds on a monotonic clock. */
+  now?: () => number;
+}
+
+/** What a connection is doing, from least to most worth keeping. */
+type ConnectionState = 'idle' | 'unauthenticated' | 'serving';
+
+export interface ConnectionGuard {
+  /** The request on this socket comes from an authenticated client: it is no longer among the first to evict. */
+  authenticated(socket: Socket): void;
+  readonly connections: number;
+  readonly maxConnections: number;
+  /** New connections refused in the last `withinMs` (every place was serving an authenticated request). */
+  refusedWithin(withinMs: number): number;
 }
 
 /**
- * Keeps the HTTP server within `maxConnections`, so its descriptors never crowd out the token files. When a new
- * connection finds the limit reached, the oldest connection with no request in progress (silent, sending its
- * headers slowly, or keep-alive between requests) is closed to make room: a flood of idle connections then costs
- * its own oldest members, while a probe that connects and sends its request at once is answered. Only when every
- * connection is serving a request is the new one refused. Silent connections are also closed after
- * `firstByteTimeoutMs`, without waiting for the limit.
+ * Keeps an HTTP server within `maxConnections`, so its descriptors never crowd out the token files. When a new
+ * connection finds the limit reached, the oldest connection that serves no client is closed to make room: first an
+ * idle one (silent, sending its headers slowly, keep-alive between requests), then one whose request has not
+ * authenticated (a body trickling in to a token endpoint). A flood of such connections so costs its own oldest
+ * members, while a client that connects and sends its request at once is served. Only when every connection is
+ * serving a client is the new one refused. Silent connections are also closed after `firstByteTimeoutMs`, without
+ * waiting for the limit.
  *
  * Node's `server.maxConnections` would refuse the newcomer instead, which lets a few idle clients lock every
  * probe out; and Node's headers timeout (which in Node 20 does start at connect) is a bound per connection, not
  * on how many there are.
  */
-export function guardConnections(server: Server, options: ConnectionGuardOptions): void {
-  // Insertion order is connection order: the first idle entry is the oldest idle connection.
-  const requestsInProgress = new Map<Socket, number>();
+export function guardConnections(server: Server, options: ConnectionGuardOptions): ConnectionGuard {
+  // Insertion order is connection order: the first entry in a state is the oldest connection in it.
+  const states = new Map<Socket, ConnectionState>();
+  const now = options.now ?? (() => performance.now());
+  const refusals: number[] = [];
+  const startState: ConnectionState = options.requestsStartUnauthenticated ? 'unauthenticated' : 'serving';
 
   const drop = (socket: Socket, reason: ConnectionDropReason) => {
     const remoteAddress = socket.remoteAddress;
-    requestsInProgress.delete(socket);
+    states.delete(socket);
     socket.destroy();
     options.onDrop(reason, remoteAddress);
   };
 
   server.on('connection', (socket: Socket) => {
-    if (requestsInProgress.size >= options.maxConnections) {
-      const idle = oldestIdle(requestsInProgress);
-      if (!idle) {
+    if (states.size >= options.maxConnections) {
+      const victim = oldestIn(states, 'idle') ?? oldestIn(states, 'unauthenticated');
+      if (!victim) {
+        refusals.push(now());
+        if (refusals.length > 1_000) refusals.splice(0, refusals.length - 1_000);
         drop(socket, 'refused');
         return;
       }
-      drop(idle, 'evicted');
+      drop(victim, 'evicted');
     }
-    requestsInProgress.set(socket, 0);
+    states.set(socket, 'idle');
     const silence = setTimeout(() => {
-      if (socket.bytesRead === 0 && requestsInProgress.has(socket)) drop(socket, 'silent');
+      if (socket.bytesRead === 0 && states.has(socket)) drop(socket, 'silent');
     }, options.firstByteTimeoutMs);
     silence.unref();
     socket.once('close', () => {
       clearTimeout(silence);
-      requestsInProgress.delete(socket);
+      states.delete(socket);
     });
   });
 
   // Before the app's own listener, so a response ended at once is seen in progress first.
   server.prependListener('request', (req, res) => {
     const socket = req.socket;
-    const requests = requestsInProgress.get(socket);
-    if (requests === undefined) return;
-    requestsInProgress.set(socket, requests + 1);
+    if (!states.has(socket)) return;
+    states.set(socket, startState);
     res.once('close', () => {
-      const now = requestsInProgress.get(socket);
-      if (now !== undefined) requestsInProgress.set(socket, now - 1);
+      if (states.has(socket)) states.set(socket, 'idle');
     });
   });
+
+  return {
+    authenticated(socket) {
+      if (states.get(socket) === 'unauthenticated') states.set(socket, 'serving');
+    },
+    get connections() {
+      return states.size;
+    },
+    maxConnections: options.maxConnections,
+    refusedWithin(withinMs) {
+      const since = now() - withinMs;
+      return refusals.filter((at) => at >= since).length;
+    },
+  };
 }
 
-function oldestIdle(requestsInProgress: Map<Socket, number>): Socket | undefined {
-  for (const [socket, requests] of requestsInProgress) if (requests === 0) return socket;
+function oldestIn(states: Map<Socket, ConnectionState>, wanted: ConnectionState): Socket | undefined {
+  for (const [socket, state] of states) if (state === wanted) return socket;
   return undefined;
 }

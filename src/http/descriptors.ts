@@ -12,18 +12,25 @@ import { readFileSync } from 'node:fs';
 // inotify watch, the state lock, the listening socket, a broker keep-alive). The rest of the 32 is for what comes
 // and goes: sink and state writes in flight (a temporary file and its directory each), Redis, Slack.
 const RUNTIME_DESCRIPTORS = 32;
-/** More is never legitimate for a sidecar's HTTP surface, whatever the limit allows. */
+/** The gateway's keep-alive connections to the brokers (src/gateway/start.ts): each a descriptor of their own. */
+export const GATEWAY_BROKER_CONNECTIONS = 32;
+/** More is never legitimate for a sidecar's HTTP surface (Prometheus, a kubelet, an operator's curl), whatever the limit allows. */
 export const MAX_CONNECTIONS = 256;
-/** Below this, scrapes and probes would queue behind each other; a limit that leaves less is reported as too low. */
+/** The gateway's clients are bots with keep-alive pools of their own; past this many, something is wrong with them. */
+const MAX_GATEWAY_CONNECTIONS = 1_024;
+/** Below this, scrapes and probes (or a gateway's clients) would queue behind each other; a limit that leaves less is reported. */
 const MIN_CONNECTIONS = 8;
 
 interface ConnectionBudget {
+  /** The HTTP port's share. */
   maxConnections: number;
+  /** The gateway port's share (0 without a gateway). */
+  gatewayConnections: number;
   /** The soft RLIMIT_NOFILE, when it could be read and is finite. */
   descriptorLimit: number | undefined;
-  /** Descriptors kept for the sidecar's own work: the runtime and one per broker request that may be in flight. */
+  /** Descriptors kept for the sidecar's own work: the runtime, one per broker request that may be in flight, the gateway's pool. */
   reserved: number;
-  /** The limit leaves less than MIN_CONNECTIONS after the reserve: the sidecar may still run out; raise `ulimit -n`. */
+  /** The limit leaves less than MIN_CONNECTIONS a port after the reserve: the sidecar may still run out; raise `ulimit -n`. */
   tooLow: boolean;
 }
 
@@ -39,9 +46,23 @@ export function openFileLimit(readLimits: () => string = () => readFileSync('/pr
   return match && match[1] !== 'unlimited' ? Number(match[1]) : undefined;
 }
 
-export function connectionBudget(descriptorLimit: number | undefined, maxConcurrentBrokerRequests: number): ConnectionBudget {
-  const reserved = RUNTIME_DESCRIPTORS + maxConcurrentBrokerRequests;
-  if (descriptorLimit === undefined) return { maxConnections: MAX_CONNECTIONS, descriptorLimit, reserved, tooLow: false };
+/**
+ * One descriptor budget for both ports: what the limit leaves after the reserve, a quarter of it (at most 64) for
+ * the HTTP port and the rest for the gateway's clients, so that a flood on one port can neither take the other's
+ * places nor the descriptors the token files need.
+ */
+export function connectionBudget(descriptorLimit: number | undefined, maxConcurrentBrokerRequests: number, gateway = false): ConnectionBudget {
+  const reserved = RUNTIME_DESCRIPTORS + maxConcurrentBrokerRequests + (gateway ? GATEWAY_BROKER_CONNECTIONS : 0);
+  if (descriptorLimit === undefined) {
+    return { maxConnections: MAX_CONNECTIONS, gatewayConnections: gateway ? MAX_GATEWAY_CONNECTIONS : 0, descriptorLimit, reserved, tooLow: false };
+  }
   const left = descriptorLimit - reserved;
-  return { maxConnections: Math.min(MAX_CONNECTIONS, Math.max(MIN_CONNECTIONS, left)), descriptorLimit, reserved, tooLow: left < MIN_CONNECTIONS };
+  if (!gateway) {
+    return { maxConnections: clamp(left, MIN_CONNECTIONS, MAX_CONNECTIONS), gatewayConnections: 0, descriptorLimit, reserved, tooLow: left < MIN_CONNECTIONS };
+  }
+  const http = clamp(Math.floor(left / 4), MIN_CONNECTIONS, 64);
+  const gatewayShare = clamp(left - http, MIN_CONNECTIONS, MAX_GATEWAY_CONNECTIONS);
+  return { maxConnections: http, gatewayConnections: gatewayShare, descriptorLimit, reserved, tooLow: left - http < MIN_CONNECTIONS };
 }
+
+const clamp = (value: number, low: number, high: number): number => Math.min(high, Math.max(low, value));

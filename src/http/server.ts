@@ -1,7 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ConnectionDropReason } from '../core/errors';
-import { guardConnections } from './connection-guard';
+import { guardConnections, type ConnectionGuard } from './connection-guard';
 import { MAX_CONNECTIONS } from './descriptors';
 
 /**
@@ -11,6 +11,9 @@ import { MAX_CONNECTIONS } from './descriptors';
 export interface RunningServer {
   url: string;
   maxConnections: number;
+  guard: ConnectionGuard;
+  /** False once the listener closed or failed: no new connection can be accepted. */
+  readonly listening: boolean;
   close(boundMs?: number): Promise<void>;
 }
 
@@ -18,6 +21,8 @@ interface ListenLimits {
   /** From the descriptor limit (descriptors.ts); the most a sidecar's clients could need when not given. */
   maxConnections?: number;
   onDrop?: (reason: ConnectionDropReason, remoteAddress: string | undefined) => void;
+  /** Requests count as a client's only once the handler says so (connection-guard.ts). */
+  requestsStartUnauthenticated?: boolean;
 }
 
 // Prometheus, a kubelet and curl send their request the moment they connect; 5 s leaves a loaded host ample margin.
@@ -39,7 +44,12 @@ export async function listen(app: RequestListener, host: string, port: number, r
   const maxConnections = limits.maxConnections ?? MAX_CONNECTIONS;
   // Well before Node's headers timeout, which closes a silent connection too (Node 20 starts it at connect), uncounted.
   const firstByteTimeoutMs = Math.min(FIRST_BYTE_TIMEOUT_MS, headersTimeoutMs / 2);
-  guardConnections(server, { maxConnections, firstByteTimeoutMs, onDrop: limits.onDrop ?? (() => undefined) });
+  const guard = guardConnections(server, {
+    maxConnections,
+    firstByteTimeoutMs,
+    requestsStartUnauthenticated: limits.requestsStartUnauthenticated,
+    onDrop: limits.onDrop ?? (() => undefined),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -49,9 +59,15 @@ export async function listen(app: RequestListener, host: string, port: number, r
   });
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  // After start, a failing listener (EMFILE on accept is retried by Node itself) is reported, not thrown.
+  server.on('error', () => undefined);
   return {
     url: `http://${shownHost}:${address.port}`,
     maxConnections,
+    guard,
+    get listening() {
+      return server.listening;
+    },
     close: (boundMs = 5_000) =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), boundMs);

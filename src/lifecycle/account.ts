@@ -8,7 +8,7 @@ import type { TokenProvider } from '../providers/types';
 import type { SinkSupervisor } from '../sinks/supervisor';
 import { emptyState, tokenId, type AccountState } from '../store/state';
 import type { StateStore } from '../store/store';
-import { noBudget, type AccountContext, type CallAnswered } from './account-context';
+import type { AccountContext } from './account-context';
 import { adoptedRecord, chooseAdoption } from './adopt';
 import { ApprovalKeys } from './approval-key';
 import { Issuance, type RenewOutcome } from './issuance';
@@ -38,8 +38,6 @@ interface AccountLifecycleDeps {
   /** Bounds the broker requests in flight across all accounts. */
   limiter?: Limiter;
   random?: () => number;
-  /** The gateway's per-second budget, when it runs (AccountContext.beforeBudgetedCall). */
-  beforeBudgetedCall?: () => Promise<CallAnswered>;
 }
 
 export class AccountLifecycle {
@@ -68,7 +66,6 @@ export class AccountLifecycle {
       kept: this.kept,
       credentials: () => ({ appKey: config.appKey, appSecret: config.appSecret }),
       limited: (call) => (limiter ? limiter.run(call) : call()),
-      beforeBudgetedCall: () => deps.beforeBudgetedCall?.() ?? Promise.resolve(noBudget),
       publish: (cause) => this.publish(cause),
     });
     this.sync = new SharedStateSync(account);
@@ -198,8 +195,15 @@ export class AccountLifecycle {
     });
   }
 
-  /** The WebSocket approval key for a gateway client (KIS). */
-  approvalKeyForGateway(): Promise<string | undefined> {
+  /**
+   * The WebSocket approval key for a gateway client (KIS). Within the backoff of a failed attempt the answer is at
+   * once, without waiting for the account's other work: a client looping on Approval queues nothing here.
+   */
+  approvalKeyForGateway(): Promise<{ key: string } | { retryAfterMs: number }> {
+    const held = this.approvalKeys.current();
+    if (held) return Promise.resolve({ key: held });
+    const retryAfterMs = this.approvalKeys.retryInMs();
+    if (retryAfterMs > 0) return Promise.resolve({ retryAfterMs });
     return this.serial.run(() => this.approvalKeys.forGateway());
   }
 

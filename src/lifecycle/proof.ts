@@ -33,9 +33,9 @@ export class TokenProof {
     const { provider, clock, bus, ref, kept } = this.account;
     const token = kept.state.token;
     if (!token) return;
-    const answered = await this.account.beforeBudgetedCall();
     const started = performance.now();
-    const outcome = await this.account.limited(() => provider.prove(this.account.credentials(), token.accessToken)).finally(answered);
+    // The provider's requests take their budget slot (providers/http.ts), like every call to the broker.
+    const outcome = await this.account.limited(() => provider.prove(this.account.credentials(), token.accessToken));
     const durationMs = performance.now() - started;
     const now = clock.now();
     const message = outcome.result === 'ok' ? undefined : outcome.message;

@@ -191,6 +191,16 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
       ACCOUNT_LABELS,
     ),
     gatewayQueueLength: gauge('gateway_queue_length', 'Calls waiting for a budget slot now.', ACCOUNT_LABELS),
+    gatewayBudgetMode: gauge(
+      'gateway_budget_mode',
+      'Where the per-second call budget is counted (1 for the current mode): local (one process), shared (Redis, every replica), fallback (Redis out of reach: this replica keeps to its share), rejoining (back in Redis, still keeping to its share while the others return).',
+      ['mode'],
+    ),
+    gatewayBudgetFallbacks: counter(
+      'gateway_budget_fallbacks_total',
+      'Times this replica lost the shared budget in Redis and fell back to counting its share alone.',
+      [],
+    ),
     gatewayRetries: counter(
       'gateway_retries_total',
       'Calls sent a second time: token_fault (the token was found dead and replaced), rate_limited (EGW00201: a program outside the gateway spends the budget).',

@@ -2,7 +2,7 @@ import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip } from 'node:zlib';
 import { Registry } from 'prom-client';
 import type { SinkConfig } from '../config/types';
-import { GATEWAY_REFUSAL_REASONS, GATEWAY_RETRY_REASONS, type AccountRef, type EventBus } from '../core/events';
+import { BUDGET_MODES, GATEWAY_REFUSAL_REASONS, GATEWAY_RETRY_REASONS, type AccountRef, type BudgetMode, type EventBus } from '../core/events';
 import { Serial } from '../core/serial';
 import type { AccountView } from '../lifecycle/views';
 import type { StoreHealth } from '../store/store';
@@ -32,6 +32,10 @@ interface MetricsOptions {
   processMetrics?: boolean;
   slackQueueLength?: () => number;
   store?: { type: string; health: () => StoreHealth };
+  /** The per-second call budget, read at each scrape: where it is counted, and each account's limit and waiting calls. */
+  budget?: () => { mode: BudgetMode; accounts: BudgetView[] };
+  /** The gateway serves clients: its counters start at 0 for every account. */
+  gateway?: boolean;
 }
 
 // How stale a time-driven gauge, or a process metric, may be: well under any scrape interval. Rendering the
@@ -48,7 +52,7 @@ const seconds = (ms: number | null | undefined): number => (ms === null || ms ==
  * soon as an account is known, so `increase()` and `rate()` work from the first scrape and a reason that
  * never happened reads 0 instead of "no data".
  */
-interface GatewayBudgetView {
+export interface BudgetView {
   ref: AccountRef;
   scope: 'app_key' | 'api_id';
   limit: number;
@@ -76,7 +80,8 @@ export class MetricsExporter {
   private readonly compressed = new Map<boolean, { parts: Buffer[]; body: Promise<Buffer> }>();
   private readonly slackQueueLength: () => number;
   private readonly store: MetricsOptions['store'];
-  private gateway: (() => GatewayBudgetView[]) | undefined;
+  private readonly budget: MetricsOptions['budget'];
+  private readonly gateway: boolean;
 
   constructor(
     bus: EventBus,
@@ -97,6 +102,10 @@ export class MetricsExporter {
     this.m.configLastReloadSuccessful.set({}, 1);
     this.slackQueueLength = options.slackQueueLength ?? (() => 0);
     this.store = options.store;
+    this.budget = options.budget;
+    this.gateway = options.gateway ?? false;
+    if (this.gateway) for (const reason of GATEWAY_REFUSAL_REASONS) this.m.gatewayRefused.inc({ reason }, 0);
+    this.m.gatewayBudgetFallbacks.inc({}, 0);
     this.subscribe(bus);
   }
 
@@ -124,6 +133,9 @@ export class MetricsExporter {
     for (const result of PROOF_RESULTS) m.proofs.inc({ ...labels, result }, 0);
     for (const reason of STATE_ERROR_REASONS) m.stateErrors.inc({ ...labels, reason }, 0);
     if (this.compat) this.compat.renewals.inc({ account: ref.name }, 0);
+    // Counters of closed label sets start at 0, so the first retry or refusal after a start is an increase.
+    m.gatewayBudgetGranted.inc(labels, 0);
+    if (this.gateway) for (const reason of GATEWAY_RETRY_REASONS) m.gatewayRetries.inc({ ...labels, reason }, 0);
     if (sinks.some((s) => s.format === 'approval-key')) {
       for (const result of APPROVAL_KEY_RESULTS) m.approvalKeys.inc({ ...labels, result }, 0);
     }
@@ -200,9 +212,12 @@ export class MetricsExporter {
       m.gatewayCalls.inc({ ...L(account), client, api, result, code });
       m.gatewayCallDuration.observe({ ...L(account), result }, durationMs / 1000);
     });
-    bus.on('gateway.budget', ({ account, granted, waitedMs }) => {
+    bus.on('budget.slot', ({ account, granted, waitedMs }) => {
       m.gatewayQueueWait.observe(L(account), waitedMs / 1000);
       if (granted) m.gatewayBudgetGranted.inc(L(account));
+    });
+    bus.on('budget.mode', ({ mode }) => {
+      if (mode === 'fallback') m.gatewayBudgetFallbacks.inc({});
     });
     bus.on('gateway.retry', ({ account, reason }) => m.gatewayRetries.inc({ ...L(account), reason }));
     bus.on('gateway.local_answer', ({ account, client, endpoint }) => m.gatewayLocalAnswers.inc({ ...L(account), client, endpoint }));
@@ -213,30 +228,19 @@ export class MetricsExporter {
     });
   }
 
-  /** The running gateway's budget per account, read at each scrape (set by startGateway). */
-  watchGateway(source: () => GatewayBudgetView[]): void {
-    this.gateway = source;
-    // Counters of closed label sets start at 0, so the first retry or refusal after a start is an increase.
-    const m = this.m;
-    for (const { ref } of source()) {
-      const labels = MetricsExporter.labels(ref);
-      m.gatewayBudgetGranted.inc(labels, 0);
-      for (const reason of GATEWAY_RETRY_REASONS) m.gatewayRetries.inc({ ...labels, reason }, 0);
-    }
-    for (const reason of GATEWAY_REFUSAL_REASONS) m.gatewayRefused.inc({ reason }, 0);
-  }
-
   /** Sets every gauge from the current snapshots; called right before each scrape is rendered. */
   private refreshGauges(): void {
     const m = this.m;
     const now = this.now();
     this.setGauge(m.slackQueueLength, {}, this.slackQueueLength());
     if (this.store) this.setGauge(m.storeUp, { store: this.store.type }, this.store.health().up ? 1 : 0);
-    for (const { ref, scope, limit, waiting } of this.gateway?.() ?? []) {
+    const budget = this.budget?.();
+    for (const { ref, scope, limit, waiting } of budget?.accounts ?? []) {
       const labels = MetricsExporter.labels(ref);
       this.setGauge(m.gatewayBudgetLimit, { ...labels, scope }, limit);
       this.setGauge(m.gatewayQueueLength, labels, waiting);
     }
+    if (budget) for (const mode of BUDGET_MODES) this.setGauge(m.gatewayBudgetMode, { mode }, budget.mode === mode ? 1 : 0);
     for (const { snapshot, sinks, ready } of this.accounts()) {
       const labels = MetricsExporter.labels(snapshot.ref);
       const { state } = snapshot;

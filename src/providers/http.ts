@@ -1,6 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { BrokerError } from '../core/errors';
 import type { HttpClientPolicy } from '../config/types';
+import type { BrokerCallGate } from '../budget/gate';
 
 /**
  * The one way the sidecar talks HTTP to a broker: an injected undici dispatcher (a MockAgent in unit tests,
@@ -18,6 +19,8 @@ export interface BrokerRequest {
   body?: unknown;
   /** A shorter limit than the client's own timeout, set by the caller (see TokenProvider.issue). */
   timeoutMs?: number;
+  /** The call's deadline, when a layer above started counting it already (the budget's wait is part of it). */
+  signal?: AbortSignal;
 }
 
 export interface BrokerResponse {
@@ -79,7 +82,7 @@ export class UndiciBrokerHttp implements BrokerHttp {
         body: req.body === undefined ? undefined : JSON.stringify(req.body),
         dispatcher: this.dispatcher,
         // One timeout signal, never AbortSignal.any: combined signals can fail to fire (nodejs/node#57736).
-        signal: AbortSignal.timeout(Math.min(req.timeoutMs ?? this.timeoutMs, this.timeoutMs)),
+        signal: req.signal ?? deadlineOf(req, this.timeoutMs),
       });
     } catch (error) {
       throw classifyTransportError(error, what);
@@ -104,6 +107,32 @@ export class UndiciBrokerHttp implements BrokerHttp {
       json = undefined;
     }
     return { status: response.statusCode, text, json };
+  }
+}
+
+/** The one timeout signal of a request: the caller's shorter limit, else the client's own. */
+const deadlineOf = (req: BrokerRequest, timeoutMs: number): AbortSignal => AbortSignal.timeout(Math.min(req.timeoutMs ?? timeoutMs, timeoutMs));
+
+/**
+ * Every request to the broker takes a slot of the account's per-second budget before it leaves, and frees it a
+ * window after its answer (src/budget/). The deadline starts before the wait, so a call that waited for its slot
+ * still ends within its timeout, as the issuance's record of when a request may have reached the broker assumes.
+ */
+export class BudgetedBrokerHttp implements BrokerHttp {
+  constructor(
+    private readonly inner: BrokerHttp,
+    private readonly gate: BrokerCallGate,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async send(req: BrokerRequest): Promise<BrokerResponse> {
+    const signal = req.signal ?? deadlineOf(req, this.timeoutMs);
+    const answered = await this.gate.slot(req.headers['api-id'], signal);
+    try {
+      return await this.inner.send({ ...req, signal });
+    } finally {
+      answered();
+    }
   }
 }
 

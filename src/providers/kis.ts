@@ -2,7 +2,8 @@ import { BrokerError } from '../core/errors';
 import { parseKstWallClock } from '../core/time';
 import type { Env } from '../config/types';
 import type { BrokerHttp, BrokerResponse } from './http';
-import { asRecord, brokerText, checkExpiry, checkTokenText, readJwtClaims } from './token-checks';
+import { brokerText, checkExpiry, checkTokenText, readJwtClaims } from './token-checks';
+import { asRecord } from '../core/wire';
 import type { Credentials, IssuedToken, ProofOutcome, TokenProvider } from './types';
 
 /** KIS Open API (docs/brokers.md#kis-open-api). */

@@ -78,7 +78,3 @@ export function brokerText(value: unknown, max = MAX_BROKER_TEXT): string | unde
   const oneLine = value.replace(/[\x00-\x1f\x7f\x85\u2028\u2029]+/g, ' ');
   return oneLine.length > max ? `${oneLine.slice(0, max)}… (${oneLine.length} characters)` : oneLine;
 }
-
-export function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-}

@@ -115,10 +115,10 @@ export class RedisStateStore implements StateStore {
     this.deps.onHealth(this.healthState);
   }
 
-  callBudgetRedis(): { client: Redis; keyPrefix: string; timeoutMs: number } {
+  callBudgetRedis(): { client: Redis; keyPrefix: string } {
     // The store's own connection: it fails fast while Redis is down (no offline queue), which the budget needs
     // to fall back to counting locally instead of holding calls.
-    return { client: this.client, keyPrefix: `${this.config.keyPrefix}budget:`, timeoutMs: this.config.connectTimeoutMs };
+    return { client: this.client, keyPrefix: this.config.keyPrefix };
   }
 
   private key(kind: 'state' | 'lock', account: string): string {

@@ -54,7 +54,7 @@ export interface StateStore {
   onChange(listener: (account: string) => void): () => void;
   health(): StoreHealth;
   /** The Redis connection the gateway's call budget is counted on, shared by the replicas; none for a file store. */
-  callBudgetRedis?(): { client: Redis; keyPrefix: string; timeoutMs: number };
+  callBudgetRedis?(): { client: Redis; keyPrefix: string };
   /** Removes what killed writers left of these accounts' state files. */
   removeStaleTempFiles(accounts: readonly string[]): Promise<void>;
   close(): Promise<void>;
