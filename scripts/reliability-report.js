@@ -28,6 +28,7 @@ const files = [
   'cli',
   'http',
   'gateway',
+  'gateway-hostile',
   ...hardening,
 ].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
@@ -100,6 +101,17 @@ for (const [category, title] of categories) {
   for (const f of rows) lines.push(`| ${cell(f.fault)} | ${cell(f.outcome)} | ${cell(f.reason)} | ${cell(f.alert)} | ${f.issuances} |`);
   lines.push('');
 }
+const hostileClients = entries.filter((e) => e.kind === 'hostile');
+lines.push(
+  '## Hostile clients of the gateway',
+  '',
+  '`test/gateway-hostile.test.ts`: the gateway tried as a hostile or buggy client would, each attempt replayed with its safe outcome asserted. The sidecar, the simulator (what the broker saw) and the hostile clients run as processes of their own where a figure depends on it (`test/hostile/`).',
+  '',
+  '| attempt | outcome | figure |',
+  '|---|---|---|',
+  ...hostileClients.map((h) => `| ${cell(h.attempt)} | ${cell(h.outcome)} | ${cell(h.figure)} |`),
+  '',
+);
 lines.push(
   '## Soak',
   '',

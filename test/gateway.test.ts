@@ -7,10 +7,7 @@ import { request } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
 import { startSidecarGateway } from '../src/cli/boot';
-import type { RunningGateway } from '../src/gateway/start';
 import { sha256 } from '../src/core/wire';
-import { newLocalCredentials } from '../src/gateway/clients';
-import type { Sidecar } from '../src/sidecar';
 import {
   CLI,
   LogCapture,
@@ -22,7 +19,6 @@ import {
   parseTestConfig,
   sampleValue,
   spawnForTest,
-  startSimulator,
   tempDir,
   testSidecar,
   recordReliability,
@@ -30,101 +26,12 @@ import {
   until,
 } from './helpers';
 import { redisAvailable, startRedis } from './redis-harness';
+import { PRICE, call, clientEntries, gatewayHarness, localClient, simulatorProcess } from './gateway-harness';
 
 /**
  * The gateway end to end: a sidecar against the simulator, its gateway on a port, and clients that hold only
  * local credentials. The simulator's request log is what the broker would have seen.
  */
-
-const PRICE = '/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930';
-
-/** Local credentials of the broker's shape: a KIS client checks 36 and 180 characters. */
-function localClient(name: string) {
-  return { name, ...newLocalCredentials() };
-}
-
-type Client = ReturnType<typeof localClient>;
-
-async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: Client[], options: { provider?: 'kis' | 'kiwoom' } = {}) {
-  const dir = tempDir(t);
-  const cred = markerCredential(options.provider ?? 'kis', 'gateway');
-  const sim = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: 1_000 });
-  const clientsYaml = clients
-    .map((c) => `    - { name: ${c.name}, accounts: [main], appKey: "${c.appKey}", appSecretSha256: "${sha256(c.appSecret).toString('hex')}" }`)
-    .join('\n');
-  const top = `gateway:\n  enabled: true\n  port: 0\n  clients:\n${clientsYaml}\n`;
-  const config = parseTestConfig(configText(join(dir, 'state'), sim.url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }], top), dir);
-  const logs = new LogCapture();
-  const sidecar: Sidecar = testSidecar(config, systemClock as never, { logger: logs.logger, secrets: logs.secrets });
-  await sidecar.open();
-  t.after(() => sidecar.close());
-  // Before the loops, as `start` does: the sidecar's first proof already waits for its budget slot.
-  const gateway: RunningGateway = await startSidecarGateway(sidecar, 256);
-  t.after(() => gateway.close());
-  sidecar.run();
-  await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
-  // And its proof, so a test counting the calls that reach the broker counts only its own.
-  await until('the first proof', 10_000, () => Boolean(sidecar.account('main')!.snapshot().state.lastProof));
-  return { ...sim, sidecar, gateway, cred, logs, base: `${gateway.url}/main` };
-}
-
-/**
- * The simulator as a process of its own, as the broker is: its record of when each call arrived is then not
- * delayed by the gateway's own work in this process (an in-process simulator timestamps after the event loop).
- */
-async function simulatorProcess(t: Parameters<typeof tempDir>[0], cred: ReturnType<typeof markerCredential>) {
-  const dir = tempDir(t);
-  writeFileSync(join(dir, 'credentials.yaml'), JSON.stringify([cred]));
-  const port = await freePort();
-  const child = spawnForTest(
-    t,
-    process.execPath,
-    [CLI, 'simulator', '--port', String(port), '--credentials', join(dir, 'credentials.yaml'), '--spacing', '1s'],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  const json = async <T>(path: string) => (await (await request(`${url}/_sim/${path}`)).body.json()) as T;
-  await until('the simulator', 20_000, () =>
-    json('stats').then(
-      () => true,
-      () => false,
-    ),
-  );
-  return {
-    url,
-    child,
-    stats: () => json<{ quotaExceeded: number; tokenRequests: number }>('stats'),
-    /** The most calls of `endpoint` that arrived within any one second. */
-    busiestSecond: async (endpoint: string) => {
-      const times = (await json<Array<{ at: number; endpoint: string }>>('requests'))
-        .filter((r) => r.endpoint === endpoint)
-        .map((r) => r.at)
-        .sort((a, b) => a - b);
-      let busiest = 0;
-      for (let i = 0, j = 0; i < times.length; i++) {
-        while (times[i]! - times[j]! >= 1_000) j++;
-        busiest = Math.max(busiest, i - j + 1);
-      }
-      return busiest;
-    },
-  };
-}
-
-async function call(base: string, client: Client, token = 'local') {
-  const r = await request(`${base}${PRICE}`, {
-    headers: {
-      authorization: `Bearer ${token}`,
-      appkey: client.appKey,
-      appsecret: client.appSecret,
-      tr_id: 'FHKST01010100',
-      custtype: 'P',
-      'content-type': 'application/json',
-    },
-  });
-  return { status: r.statusCode, body: (await r.body.json()) as Record<string, unknown>, headers: r.headers };
-}
 
 test('a KIS client with local credentials: its token, revoke and approval requests are answered locally, its calls reach the broker with the real ones', async (t) => {
   const bot = localClient('bot');
@@ -341,9 +248,7 @@ test(
     const sim = await simulatorProcess(t, cred);
     const simUrl = sim.url;
     const gatewayPort = await freePort();
-    const clientsYaml = clients
-      .map((c) => `    - { name: ${c.name}, accounts: [main], appKey: "${c.appKey}", appSecretSha256: "${sha256(c.appSecret).toString('hex')}" }`)
-      .join('\n');
+    const clientsYaml = clientEntries(clients);
     writeFileSync(
       join(dir, 'config.yaml'),
       configText(

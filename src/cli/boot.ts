@@ -171,7 +171,7 @@ export async function serve(
             adminToken: config.server.adminToken,
             secrets: sidecar.secrets,
             bus: sidecar.bus,
-            gateway: () => gateway && { listening: gateway.server.listening, ...gatewayLoad(gateway.server) },
+            gateway: () => gateway && gatewayHealthOf(gateway),
           }),
           config.server.host,
           config.server.port,
@@ -231,9 +231,15 @@ export function startSidecarGateway(sidecar: Sidecar, maxConnections: number): P
   });
 }
 
-/** What the gateway's port holds now, for /healthz. */
-function gatewayLoad(server: RunningServer): { connections: number; maxConnections: number; refusedLastMinute: number } {
-  return { connections: server.guard.connections, maxConnections: server.maxConnections, refusedLastMinute: server.guard.refusedWithin(60_000) };
+/** Whether the gateway's port listens, and what it holds now, for /healthz. */
+export function gatewayHealthOf(gateway: RunningGateway): { listening: boolean; connections: number; maxConnections: number; refusedLastMinute: number } {
+  const { server } = gateway;
+  return {
+    listening: server.listening,
+    connections: server.guard.connections,
+    maxConnections: server.maxConnections,
+    refusedLastMinute: server.guard.refusedWithin(60_000),
+  };
 }
 
 /** A port that cannot be bound ends the start before anything is written, with what to do about it. */

@@ -88,6 +88,7 @@ export async function startGateway(start: GatewayStart): Promise<RunningGateway>
   const refresh = start.redis ? setInterval(() => void revocations.refresh(start.now()).catch(() => undefined), REVOCATION_REFRESH_MS) : undefined;
   refresh?.unref();
   const running = server;
+  let closing: Promise<void> | undefined;
   logger.info(
     { url: running.url, clients: config.clients.length, maxConnections: running.maxConnections, shared: start.redis !== undefined },
     'gateway serving /{account}/... for its clients',
@@ -95,10 +96,11 @@ export async function startGateway(start: GatewayStart): Promise<RunningGateway>
   return {
     url: running.url,
     server: running,
-    close: async () => {
-      clearInterval(refresh);
-      await running.close();
-      await ownDispatcher?.close();
-    },
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(refresh);
+        await running.close();
+        await ownDispatcher?.close();
+      })()),
   };
 }

@@ -19,6 +19,13 @@ interface ConnectionGuardOptions {
 /** What a connection is doing, from least to most worth keeping. */
 type ConnectionState = 'idle' | 'unauthenticated' | 'serving';
 
+/**
+ * A connection idle for less than this has just been opened: its request is on its way. It is evicted only after
+ * every connection that had its chance (idle longer, or a request that has not authenticated): under a flood of
+ * reconnecting clients, a newcomer that sends its request at once is otherwise evicted before it is read.
+ */
+const NEWCOMER_GRACE_MS = 1_000;
+
 export interface ConnectionGuard {
   /** The request on this socket comes from an authenticated client: it is no longer among the first to evict. */
   authenticated(socket: Socket): void;
@@ -30,9 +37,9 @@ export interface ConnectionGuard {
 
 /**
  * Keeps an HTTP server within `maxConnections`, so its descriptors never crowd out the token files. When a new
- * connection finds the limit reached, the oldest connection that serves no client is closed to make room: first an
- * idle one (silent, sending its headers slowly, keep-alive between requests), then one whose request has not
- * authenticated (a body trickling in to a token endpoint). A flood of such connections so costs its own oldest
+ * connection finds the limit reached, the oldest connection that serves no client is closed to make room: first one
+ * idle for a while (silent, sending its headers slowly, keep-alive between requests), then one whose request has not
+ * authenticated (a body trickling in to a token endpoint), and only then one just opened. A flood of such connections so costs its own oldest
  * members, while a client that connects and sends its request at once is served. Only when every connection is
  * serving a client is the new one refused. Silent connections are also closed after `firstByteTimeoutMs`, without
  * waiting for the limit.
@@ -44,6 +51,8 @@ export interface ConnectionGuard {
 export function guardConnections(server: Server, options: ConnectionGuardOptions): ConnectionGuard {
   // Insertion order is connection order: the first entry in a state is the oldest connection in it.
   const states = new Map<Socket, ConnectionState>();
+  /** When each connection last became idle (connected, or answered and kept alive). */
+  const idleSince = new Map<Socket, number>();
   const now = options.now ?? (() => performance.now());
   const refusals: number[] = [];
   const startState: ConnectionState = options.requestsStartUnauthenticated ? 'unauthenticated' : 'serving';
@@ -51,13 +60,16 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
   const drop = (socket: Socket, reason: ConnectionDropReason) => {
     const remoteAddress = socket.remoteAddress;
     states.delete(socket);
+    idleSince.delete(socket);
     socket.destroy();
     options.onDrop(reason, remoteAddress);
   };
 
   server.on('connection', (socket: Socket) => {
     if (states.size >= options.maxConnections) {
-      const victim = oldestIn(states, 'idle') ?? oldestIn(states, 'unauthenticated');
+      const settled = now() - NEWCOMER_GRACE_MS;
+      const victim =
+        oldestIn(states, 'idle', (socket) => (idleSince.get(socket) ?? 0) <= settled) ?? oldestIn(states, 'unauthenticated') ?? oldestIn(states, 'idle');
       if (!victim) {
         refusals.push(now());
         if (refusals.length > 1_000) refusals.splice(0, refusals.length - 1_000);
@@ -67,6 +79,7 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
       drop(victim, 'evicted');
     }
     states.set(socket, 'idle');
+    idleSince.set(socket, now());
     const silence = setTimeout(() => {
       if (socket.bytesRead === 0 && states.has(socket)) drop(socket, 'silent');
     }, options.firstByteTimeoutMs);
@@ -74,6 +87,7 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
     socket.once('close', () => {
       clearTimeout(silence);
       states.delete(socket);
+      idleSince.delete(socket);
     });
   });
 
@@ -83,7 +97,9 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
     if (!states.has(socket)) return;
     states.set(socket, startState);
     res.once('close', () => {
-      if (states.has(socket)) states.set(socket, 'idle');
+      if (!states.has(socket)) return;
+      states.set(socket, 'idle');
+      idleSince.set(socket, now());
     });
   });
 
@@ -102,7 +118,7 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
   };
 }
 
-function oldestIn(states: Map<Socket, ConnectionState>, wanted: ConnectionState): Socket | undefined {
-  for (const [socket, state] of states) if (state === wanted) return socket;
+function oldestIn(states: Map<Socket, ConnectionState>, wanted: ConnectionState, also: (socket: Socket) => boolean = () => true): Socket | undefined {
+  for (const [socket, state] of states) if (state === wanted && also(socket)) return socket;
   return undefined;
 }

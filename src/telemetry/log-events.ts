@@ -66,6 +66,10 @@ export function logEvents(bus: EventBus, log: Logger, clock: Clock, signal: Abor
       ? log.info('shared state store reachable again')
       : log.error({ reason: e.message }, 'shared state store unreachable: serving the last good token from the local state, issuing nothing until it is back'),
   );
+  // Each change once: the budget reports a change of mode, never every call that meets it.
+  bus.on('budget.mode', (e) =>
+    e.mode === 'fallback' ? log.warn({ mode: e.mode, replicas: e.replicas }, e.message) : log.info({ mode: e.mode, replicas: e.replicas }, e.message),
+  );
   bus.on('config.reloaded', (e) =>
     log.info(
       { added: e.added, removed: e.removed, changed: e.changed, unchanged: e.unchanged, needsRestart: e.needsRestart.length > 0 ? e.needsRestart : undefined },
