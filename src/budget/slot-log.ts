@@ -31,6 +31,9 @@ export interface SlotLog {
   cancel(key: string, id: string): Promise<void>;
 }
 
+/** Below this many slots a key is not passed over before a grant under the limit. */
+const MIN_PASS_SIZE = 64;
+
 /** While every counted slot is still in flight, nobody knows when one frees: look again this soon. */
 export const POLL_WHILE_IN_FLIGHT_MS = 25;
 
@@ -46,6 +49,8 @@ function retryIn(soonestUntil: number, now: number, windowMs: number): number {
  */
 export class MemorySlotLog implements SlotLog {
   private readonly slots = new Map<string, Map<string, number>>();
+  /** Per key, the size at which the next pass over its slots is due (see reserveNow). */
+  private readonly pruneAt = new Map<string, number>();
   private sequence = 0;
 
   constructor(
@@ -59,8 +64,11 @@ export class MemorySlotLog implements SlotLog {
 
   reserveNow(key: string, limit: number, timing: SlotTiming): Reservation {
     const now = this.now();
-    const counted = this.counted(key, now);
-    if (counted.size < limit) {
+    // Fewer slots than the limit, lapsed ones included: granted without a pass over them. A pass is due at the limit,
+    // or when the key has doubled since the last one, so each call costs O(1) on average whatever the limit.
+    const held = this.slots.get(key)?.size ?? 0;
+    const counted = held < limit && held < (this.pruneAt.get(key) ?? MIN_PASS_SIZE) ? this.slots.get(key) : this.counted(key, now);
+    if (!counted || counted.size < limit) {
       const id = `${this.idPrefix}:${++this.sequence}`;
       this.add(key, id, now + timing.pendingMs + timing.windowMs);
       return { granted: true, id };
@@ -95,7 +103,10 @@ export class MemorySlotLog implements SlotLog {
   drop(key: string, id: string): void {
     const slots = this.slots.get(key);
     slots?.delete(id);
-    if (slots?.size === 0) this.slots.delete(key);
+    if (slots?.size === 0) {
+      this.slots.delete(key);
+      this.pruneAt.delete(key);
+    }
   }
 
   /** Every slot that still counts, with how long it has left: what this process hands the shared log on its return. */
@@ -117,7 +128,11 @@ export class MemorySlotLog implements SlotLog {
     const slots = this.slots.get(key);
     if (!slots) return new Map<string, number>();
     for (const [id, until] of slots) if (until <= now) slots.delete(id);
-    if (slots.size === 0) this.slots.delete(key);
+    this.pruneAt.set(key, Math.max(MIN_PASS_SIZE, 2 * slots.size));
+    if (slots.size === 0) {
+      this.slots.delete(key);
+      this.pruneAt.delete(key);
+    }
     return slots;
   }
 }
