@@ -29,6 +29,7 @@ const EXPECTED_ALERTS = [
   'BrokerTokenExpired',
   'BrokerTokenExpiringWithoutRenewal',
   'BrokerTokenGatewayBrokerErrors',
+  'BrokerTokenGatewayBudgetFallback',
   'BrokerTokenGatewayBudgetSaturated',
   'BrokerTokenGatewayRateLimitedOutside',
   'BrokerTokenNotUsable',
@@ -194,8 +195,8 @@ test('the alert names are pinned, each alert is complete, has its runbook sectio
     for (const part of [/\*\*Meaning\.\*\*/, /\*\*Impact\.\*\*/, /\*\*What to check\.\*\*/, /\*\*What to do[^*]*\*\*/]) {
       assert.match(body, part, `${name}: runbook section has ${part.source}`);
     }
-    // Per-account metrics only: Slack deliveries and the store are about the whole sidecar.
-    if (/broker_token_(?!slack_|store_)/.test(rule.expr)) {
+    // Per-account metrics only: Slack deliveries, the store and the budget's mode are about the whole sidecar.
+    if (/broker_token_(?!slack_|store_|gateway_budget_mode)/.test(rule.expr)) {
       assert.match(`${annotations.summary} ${annotations.description}`, /\$labels\.account/, `${name}: names the account`);
     }
   }
