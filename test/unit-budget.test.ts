@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { CallBudget, type BudgetModeChange } from '../src/budget/call-budget';
 import { budgetKeyOf, UNKNOWN_API } from '../src/budget/keys';
 import { MemorySlotLog, POLL_WHILE_IN_FLIGHT_MS } from '../src/budget/slot-log';
-import type { RedisSlotLog } from '../src/budget/redis-slot-log';
+import { RedisSlotLog } from '../src/budget/redis-slot-log';
 import { until } from './helpers';
+import { redisAvailable, startRedis } from './redis-harness';
 
 /** The budget's count and turns, on a clock the test moves (the log) or on real time with lower bounds only (the queue). */
 
@@ -123,4 +124,31 @@ test('Redis out of reach: a quiet time, then this replica keeps to its share of 
     'each change told once',
   );
   assert.match(changes[0]!.message, /1\/2 of each limit/);
+});
+
+test("in Redis, a budget is the app key's under the store's key prefix: deployments and app keys never share one", async (t) => {
+  if (!redisAvailable()) {
+    if (process.env.CI) assert.fail('redis-server is required in CI');
+    return t.skip('redis-server not installed');
+  }
+  const redis = await startRedis(t);
+  const account = (appKey: string) => ({ name: 'main', provider: 'kis' as const, appKey });
+  const grants = async (log: RedisSlotLog, appKey: string) => {
+    let granted = 0;
+    for (let i = 0; i < 5; i++) if ((await log.reserve(budgetKeyOf(account(appKey), undefined).log, 3, TIMING)).granted) granted++;
+    return granted;
+  };
+  const first = new RedisSlotLog(redis.client, 'deploy-a:', 'r1');
+  const second = new RedisSlotLog(redis.client, 'deploy-b:', 'r2');
+  const peer = new RedisSlotLog(redis.client, 'deploy-a:', 'r3');
+  assert.equal(await grants(first, 'K'.repeat(36)), 3, 'the limit, then refusals');
+  assert.equal(await grants(second, 'K'.repeat(36)), 3, 'another key prefix: a budget of its own, even for the same app key');
+  assert.equal(await grants(first, 'L'.repeat(36)), 3, 'another app key: a budget of its own');
+  assert.equal(await grants(peer, 'K'.repeat(36)), 0, 'a replica of the same deployment shares the first budget');
+  const keys = await redis.client.keys('*');
+  assert.ok(
+    keys.every((key) => key.startsWith('deploy-a:') || key.startsWith('deploy-b:')),
+    `every key under its prefix: ${keys.join(', ')}`,
+  );
+  assert.ok(!keys.some((key) => key.includes('K'.repeat(36))), 'no app key in a Redis key');
 });
