@@ -354,6 +354,7 @@ export class Sidecar implements SidecarControl {
     }
     try {
       await this.store.prepare();
+      this.budget.start();
       await this.store.removeStaleTempFiles([...this.accounts.keys()]);
       const problems = await this.sinks.preflight();
       if (problems.length > 0) throw new StartupError(problems);

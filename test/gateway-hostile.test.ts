@@ -377,6 +377,7 @@ test(
       runs.push({ busiest, quotaExceeded, ok });
     };
     for (let i = 0; i < 3; i++) await run();
+    for (const replica of replicas) assert.doesNotMatch(replica.log(), /cannot be counted in Redis/, 'no fallback while Redis is up (a start included)');
     await run(Math.round((seconds * 1_000) / 3));
     for (const burner of burners) burner.kill('SIGKILL');
     for (const replica of replicas) {

@@ -99,6 +99,7 @@ test('Redis out of reach: a quiet time, then this replica keeps to its share of 
   const changes: BudgetModeChange[] = [];
   const budget = new CallBudget({ windowMs: 200, maxWaitMs: 20_000, now: () => performance.now(), onMode: (c) => changes.push(c) }, shared.log);
   t.after(() => budget.destroy());
+  budget.start();
   const key = budgetKeyOf({ name: 'main', provider: 'kis', appKey: 'R'.repeat(36) }, undefined);
   const take = () => budget.take({ key, limit: 18, pendingMs: 1_000, client: 'bot' });
   await new Promise((r) => setTimeout(r, 50)); // the first heartbeat: two replicas seen

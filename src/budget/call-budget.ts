@@ -62,6 +62,7 @@ export class CallBudget {
   private fallbackSince = 0;
   private rejoinedAt = 0;
   private destroyed = false;
+  private started = false;
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -71,10 +72,17 @@ export class CallBudget {
     this.local = new MemorySlotLog(options.now);
     this.modeNow = shared ? 'shared' : 'local';
     this.every(SWEEP_MS, () => void this.local.size);
-    if (shared) {
-      this.every(HEARTBEAT_MS, () => void this.beat());
-      void this.beat();
-    }
+  }
+
+  /**
+   * Starts the heartbeats in Redis, once the store's connection is up (or known down): a beat before would find
+   * no connection yet and take the start for an outage.
+   */
+  start(): void {
+    if (!this.shared || this.destroyed || this.started) return;
+    this.started = true;
+    this.every(HEARTBEAT_MS, () => void this.beat());
+    void this.beat();
   }
 
   get mode(): BudgetMode {
