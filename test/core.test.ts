@@ -1,9 +1,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { forEachBounded } from '../src/core/limiter';
-import { removeStaleTempFiles, tempPrefixFor } from '../src/core/atomic-file';
+import { nodeFileSystem, removeStaleTempFiles, tempPrefixFor, writeFileInDirectory } from '../src/core/atomic-file';
+import { PathComponentError } from '../src/core/errors';
+import { openDirectoryNoFollow } from '../src/core/held-directory';
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/core/log';
 import { SecretRegistry } from '../src/core/secrets';
@@ -66,6 +68,52 @@ describe('removeStaleTempFiles', () => {
       readdirSync(dir).sort(),
       ['.a.json.tmp-' + process.ppid + '-abcd1234', '.other.json.tmp-' + dead + '-abcd1234', 'a.json', 'b.json', 'c.tmp-x.json'].sort(),
     );
+  });
+});
+
+describe('openDirectoryNoFollow', () => {
+  for (const walk of ['proc', 'lstat'] as const) {
+    test(`${walk}: every component from / is checked; the first link or file on the way is named; missing ones are made with the mode`, async (t) => {
+      const root = tempDir(t);
+      mkdirSync(join(root, 'real', 'sub'), { recursive: true });
+      mkdirSync(join(root, 'victim', 'sub'), { recursive: true });
+      symlinkSync(join(root, 'victim'), join(root, 'link'));
+      writeFileSync(join(root, 'file'), '');
+      const refused = async (dir: string, reason: string, component: string) =>
+        assert.rejects(openDirectoryNoFollow(dir, { fs: nodeFileSystem, createMode: 0o700, walk }), (error: unknown) => {
+          assert.ok(error instanceof PathComponentError, String(error));
+          assert.deepEqual([error.code, error.component, error.destination], [reason, component, dir]);
+          return true;
+        });
+      await refused(join(root, 'link', 'sub'), 'symlink', join(root, 'link'));
+      await refused(join(root, 'link'), 'symlink', join(root, 'link'));
+      await refused(join(root, 'link', 'new', 'deeper'), 'symlink', join(root, 'link'));
+      await refused(join(root, 'file', 'sub'), 'not_regular_file', join(root, 'file'));
+      assert.deepEqual(readdirSync(join(root, 'victim')), ['sub'], 'nothing made behind the link');
+
+      const made = await openDirectoryNoFollow(join(root, 'real', 'a', 'b'), { fs: nodeFileSystem, createMode: 0o710, walk });
+      await made.close();
+      assert.equal(statSync(join(root, 'real', 'a')).mode & 0o777, 0o710);
+      assert.equal(statSync(join(root, 'real', 'a', 'b')).mode & 0o777, 0o710);
+      await assert.rejects(openDirectoryNoFollow(join(root, 'real', 'none'), { fs: nodeFileSystem, walk }), { code: 'ENOENT' });
+    });
+  }
+
+  test('proc: a parent swapped for a link while the directory is held: the write still lands in the directory that was opened', async (t) => {
+    const root = tempDir(t);
+    mkdirSync(join(root, 'sinks', 'kis'), { recursive: true });
+    mkdirSync(join(root, 'victim', 'kis'), { recursive: true });
+    const dir = await openDirectoryNoFollow(join(root, 'sinks', 'kis'), { fs: nodeFileSystem, walk: 'proc' });
+    try {
+      renameSync(join(root, 'sinks'), join(root, 'moved'));
+      symlinkSync(join(root, 'victim'), join(root, 'sinks'));
+      await writeFileInDirectory(dir, 'KIS20261120', 'token\n', { mode: 0o600, dirMode: 0o700 });
+    } finally {
+      await dir.close();
+    }
+    assert.deepEqual(readdirSync(join(root, 'victim', 'kis')), []);
+    assert.deepEqual(readdirSync(join(root, 'moved', 'kis')), ['KIS20261120']);
+    assert.ok(lstatSync(join(root, 'moved', 'kis', 'KIS20261120')).isFile());
   });
 });
 

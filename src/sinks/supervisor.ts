@@ -1,12 +1,14 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { SinkConfig } from '../config/types';
 import type { Clock } from '../core/clock';
-import { SinkWriteError, classifyFsError, describeError, type SinkRepairReason } from '../core/errors';
+import { classifyFsError, describeError, type SinkRepairReason } from '../core/errors';
 import type { AccountRef, EventBus } from '../core/events';
-import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
+import { nodeFileSystem, removeStaleTempFilesIn, writeFileInDirectory, type FileSystem } from '../core/atomic-file';
+import type { Directory } from '../core/held-directory';
 import { dateStampDaysBefore } from '../core/time';
 import { KIS_AUTH_FILE, nextKisAuthChange, readSinkToken, renderSink, sinkDirectory, sinkPaths, type TokenInFile, type TokenView } from './formats';
+import { inSinkDirectory, openSinkDirectory } from './directory';
 import { inspectSinkFile, readSinkFile } from './inspect';
 import { runNotify } from './notify';
 
@@ -170,33 +172,43 @@ export class SinkSupervisor {
     const now = this.options.clock.now();
     // One write check per directory and access (owner, group, modes), however many sinks share it.
     const writeChecks = new Map<string, Promise<void>>();
-    const checked: string[] = [];
+    const problem = (rt: SinkRuntime, path: string, error: unknown) =>
+      problems.push(`account ${rt.account.name}, sink ${rt.config.name} (${path}): ${classifyFsError(error)}: ${describeError(error)}`);
     for (const rt of account === undefined ? this.all() : (this.sinks.get(account) ?? [])) {
-      for (const path of sinkPaths(rt.config, now)) {
-        const where = `account ${rt.account.name}, sink ${rt.config.name} (${path})`;
-        try {
-          await ensureDirectory(dirname(path), rt.config.access.dirMode, this.fs, rt.config.access.followSymlinks);
-          const inspection = await inspectSinkFile(this.fs, rt.config, path, '\0', '\0');
-          if (inspection.kind === 'refused') throw inspection.error;
-          const key = `${dirname(path)}\0${JSON.stringify(rt.config.access)}`;
-          if (!writeChecks.has(key)) writeChecks.set(key, this.checkWritable(dirname(path), rt.config.access));
-          await writeChecks.get(key);
-          checked.push(path);
-        } catch (error) {
-          const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
-          problems.push(`${where}: ${reason}: ${describeError(error)}`);
+      let dir: Directory;
+      try {
+        dir = await openSinkDirectory(rt.config, this.fs, true);
+      } catch (error) {
+        problem(rt, sinkDirectory(rt.config), error);
+        continue;
+      }
+      try {
+        const checked: string[] = [];
+        for (const path of sinkPaths(rt.config, now)) {
+          try {
+            const inspection = await inspectSinkFile(this.fs, rt.config, path, '\0', '\0', dir);
+            if (inspection.kind === 'refused') throw inspection.error;
+            const key = `${dir.path}\0${JSON.stringify(rt.config.access)}`;
+            if (!writeChecks.has(key)) writeChecks.set(key, this.checkWritable(dir, rt.config.access));
+            await writeChecks.get(key);
+            checked.push(basename(path));
+          } catch (error) {
+            problem(rt, path, error);
+          }
         }
+        await removeStaleTempFilesIn(dir, checked, this.fs);
+      } finally {
+        await dir.close();
       }
     }
-    await removeStaleTempFiles(checked, this.fs);
     return problems;
   }
 
   /** Writes and removes a file in `dir` the way a sink file is written: proves the directory takes it. */
-  private async checkWritable(dir: string, access: SinkConfig['access']): Promise<void> {
-    const probe = join(dir, `.broker-token-sidecar-write-check-${process.pid}`);
-    await writeFileAtomic(probe, '', { ...access, fs: this.fs });
-    await this.fs.unlink(probe);
+  private async checkWritable(dir: Directory, access: SinkConfig['access']): Promise<void> {
+    const probe = `.broker-token-sidecar-write-check-${process.pid}`;
+    await writeFileInDirectory(dir, probe, '', { ...access, fs: this.fs });
+    await this.fs.unlink(dir.entry(probe));
   }
 
   /** Sets what an account's sinks must hold and writes them now. Never throws: failures are retried later. */
@@ -231,11 +243,13 @@ export class SinkSupervisor {
         rt.view = undefined;
         rt.healthy = false;
         rt.unhealthySince = null;
-        for (const path of this.knownPaths(rt))
-          await this.fs.unlink(path).then(
-            () => removed.push(path),
-            () => undefined,
-          );
+        await inSinkDirectory(rt.config, this.fs, async (dir) => {
+          for (const path of this.knownPaths(rt))
+            await this.fs.unlink(dir.entry(basename(path))).then(
+              () => removed.push(path),
+              () => undefined,
+            );
+        });
         rt.files.clear();
         rt.written.clear();
         rt.started = false;
@@ -293,8 +307,45 @@ export class SinkSupervisor {
     const files = new Map<string, SinkFileStatus>();
     const failures: FileFailure[] = [];
     const writes: FileWrite[] = [];
-    for (const path of sinkPaths(rt.config, now)) {
-      const inspection = await inspectSinkFile(this.fs, rt.config, path, content, rt.view.accessToken);
+    const paths = sinkPaths(rt.config, now);
+    const dir = await this.openDirectory(rt, paths, files, failures);
+    if (!dir) return this.settle(rt, files, failures, writes, now);
+    try {
+      await this.checkFiles(rt, dir, paths, content, backingOff, { files, failures, writes }, now);
+    } finally {
+      await dir.close();
+    }
+    this.settle(rt, files, failures, writes, now);
+    if (writes.some((write) => write.cause === 'rollover')) await this.cleanup(rt, now);
+  }
+
+  /**
+   * The sink's directory for one operation (see sinks/directory.ts); when it cannot be opened (a parent swapped
+   * for a link, say), every file counts as failed with that reason, and nothing is read or written.
+   */
+  private async openDirectory(rt: SinkRuntime, paths: string[], files: Map<string, SinkFileStatus>, failures: FileFailure[]): Promise<Directory | undefined> {
+    try {
+      return await openSinkDirectory(rt.config, this.fs, true);
+    } catch (error) {
+      for (const path of paths) {
+        files.set(path, { path, present: false, healthy: false, mode: null });
+        failures.push({ path, error });
+      }
+      return undefined;
+    }
+  }
+
+  private async checkFiles(
+    rt: SinkRuntime,
+    dir: Directory,
+    paths: string[],
+    content: string,
+    backingOff: boolean,
+    { files, failures, writes }: { files: Map<string, SinkFileStatus>; failures: FileFailure[]; writes: FileWrite[] },
+    now: number,
+  ): Promise<void> {
+    for (const path of paths) {
+      const inspection = await inspectSinkFile(this.fs, rt.config, path, content, rt.view!.accessToken, dir);
       if (inspection.kind === 'healthy') {
         files.set(path, { path, present: true, healthy: true, mode: inspection.mode });
         rt.written.add(path);
@@ -308,15 +359,13 @@ export class SinkSupervisor {
       }
       if (backingOff) continue; // after a failed write, the next attempt waits its turn
       const cause: WriteCause = rt.written.has(path) ? inspection.reason : rt.started ? 'rollover' : 'start';
-      const failure = await this.writeFile(rt, path, content, now);
+      const failure = await this.writeFile(rt, dir, path, content, now);
       if (failure) failures.push(failure);
       else {
         files.set(path, { path, present: true, healthy: true, mode: rt.config.access.mode });
         writes.push({ path, cause });
       }
     }
-    this.settle(rt, files, failures, writes, now);
-    if (writes.some((write) => write.cause === 'rollover')) await this.cleanup(rt, now);
   }
 
   /** A new token: every current file gets it now, whatever they hold, and the application is told. */
@@ -328,23 +377,27 @@ export class SinkSupervisor {
     const failures: FileFailure[] = [];
     const writes: FileWrite[] = [];
     const paths = sinkPaths(rt.config, now);
-    for (const path of paths) {
-      const failure = await this.writeFile(rt, path, content, now);
-      if (failure) failures.push(failure);
-      else writes.push({ path, cause });
-      files.set(path, { path, present: failure === undefined, healthy: failure === undefined, mode: failure === undefined ? rt.config.access.mode : null });
+    const dir = await this.openDirectory(rt, paths, files, failures);
+    if (!dir) return this.settle(rt, files, failures, writes, now);
+    try {
+      for (const path of paths) {
+        const failure = await this.writeFile(rt, dir, path, content, now);
+        if (failure) failures.push(failure);
+        else writes.push({ path, cause });
+        files.set(path, { path, present: failure === undefined, healthy: failure === undefined, mode: failure === undefined ? rt.config.access.mode : null });
+      }
+      this.settle(rt, files, failures, writes, now);
+      if (writes.length > 0) await this.refreshEarlierDailyFiles(rt, dir, paths, content);
+    } finally {
+      await dir.close();
     }
-    this.settle(rt, files, failures, writes, now);
-    if (writes.length > 0) {
-      await this.refreshEarlierDailyFiles(rt, paths, content);
-      this.notify(rt, paths[0]!);
-    }
+    if (writes.length > 0) this.notify(rt, paths[0]!);
   }
 
   /** Writes one file; on success it counts as written, on failure the failure is returned. */
-  private async writeFile(rt: SinkRuntime, path: string, content: string, now: number): Promise<FileFailure | undefined> {
+  private async writeFile(rt: SinkRuntime, dir: Directory, path: string, content: string, now: number): Promise<FileFailure | undefined> {
     try {
-      await writeFileAtomic(path, content, { ...rt.config.access, fs: this.fs });
+      await writeFileInDirectory(dir, basename(path), content, { ...rt.config.access, fs: this.fs });
     } catch (error) {
       return { path, error };
     }
@@ -397,7 +450,7 @@ export class SinkSupervisor {
     rt.lastFailureAt = now;
     rt.nextRetryAt = now + Math.min(MAX_WRITE_RETRY_MS, 1000 * 2 ** (rt.consecutiveFailures - 1));
     for (const { path, error } of failures) {
-      const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
+      const reason = classifyFsError(error);
       const message = describeError(error);
       rt.lastError = { reason, message, at: now };
       this.options.bus.emit('sink.write_failed', {
@@ -420,19 +473,19 @@ export class SinkSupervisor {
    * A bot that imported kis_auth.py yesterday still reads yesterday's file. When the token changes, the
    * earlier daily files still kept are brought up to date too, so such a bot never sees a dead token.
    */
-  private async refreshEarlierDailyFiles(rt: SinkRuntime, currentPaths: string[], content: string): Promise<void> {
+  private async refreshEarlierDailyFiles(rt: SinkRuntime, dir: Directory, currentPaths: string[], content: string): Promise<void> {
     if (rt.config.format !== 'kis-auth') return;
-    for (const name of await this.dailyFiles(rt.config.dir)) {
-      const path = join(rt.config.dir, name);
-      if (currentPaths.includes(path) || this.closed) continue;
-      const info = await this.fs.lstat(path).catch(() => undefined);
+    const current = new Set(currentPaths.map((path) => basename(path)));
+    for (const name of await this.dailyFiles(dir)) {
+      if (current.has(name) || this.closed) continue;
+      const info = await this.fs.lstat(dir.entry(name)).catch(() => undefined);
       if (!info?.isFile()) continue;
-      await writeFileAtomic(path, content, { ...rt.config.access, fs: this.fs }).catch(() => undefined);
+      await writeFileInDirectory(dir, name, content, { ...rt.config.access, fs: this.fs }).catch(() => undefined);
     }
   }
 
-  private async dailyFiles(dir: string): Promise<string[]> {
-    const names = await this.fs.readdir(dir).catch(() => [] as string[]);
+  private async dailyFiles(dir: Directory): Promise<string[]> {
+    const names = await this.fs.readdir(dir.entry('.')).catch(() => [] as string[]);
     return names
       .filter((name) => KIS_AUTH_FILE.test(name))
       .sort()
@@ -449,17 +502,22 @@ export class SinkSupervisor {
     const cutoff = rt.config.readerTimeZones.map((zone) => dateStampDaysBefore(now, zone, keepDays)).sort()[0]!;
     if (rt.lastCleanupStamp === cutoff) return;
     const removed: string[] = [];
-    for (const name of await this.dailyFiles(rt.config.dir)) {
-      const stamp = KIS_AUTH_FILE.exec(name)![1]!;
-      if (stamp >= cutoff) continue;
-      const path = join(rt.config.dir, name);
-      const info = await this.fs.lstat(path).catch(() => undefined);
-      if (!info?.isFile()) continue;
-      await this.fs.unlink(path).then(
-        () => removed.push(name),
-        () => undefined,
-      );
-    }
+    // Through the directory held open: a file name is never unlinked through a parent swapped for a link. A
+    // directory that cannot be opened is tried again at the next clean-up; the check reports why.
+    const done = await inSinkDirectory(rt.config, this.fs, async (dir) => {
+      for (const name of await this.dailyFiles(dir)) {
+        const stamp = KIS_AUTH_FILE.exec(name)![1]!;
+        if (stamp >= cutoff) continue;
+        const info = await this.fs.lstat(dir.entry(name)).catch(() => undefined);
+        if (!info?.isFile()) continue;
+        await this.fs.unlink(dir.entry(name)).then(
+          () => removed.push(name),
+          () => undefined,
+        );
+      }
+      return true;
+    });
+    if (!done) return;
     rt.lastCleanupStamp = cutoff;
     if (removed.length > 0) this.options.bus.emit('sink.cleaned', { account: rt.account, sink: rt.config.name, files: removed });
   }
@@ -585,17 +643,19 @@ export class SinkSupervisor {
     const found: Array<{ sink: string; path: string; token: TokenInFile }> = [];
     for (const rt of this.sinks.get(account) ?? []) {
       const config = rt.config;
-      const paths =
-        config.format === 'kis-auth' ? (await this.dailyFiles(config.dir)).map((name) => join(config.dir, name)) : sinkPaths(config, this.options.clock.now());
-      for (const path of paths) {
-        // Never through a symlink planted at a sink path, never a FIFO or device: only a small regular file.
-        const content = await readSinkFile(this.fs, { ...rt.config, access: { ...rt.config.access, followSymlinks: false } }, path).then(
-          (read) => read.content,
-          () => '',
-        );
-        const token = readSinkToken(rt.config, content);
-        if (token) found.push({ sink: rt.config.name, path, token });
-      }
+      await inSinkDirectory(config, this.fs, async (dir) => {
+        const paths =
+          config.format === 'kis-auth' ? (await this.dailyFiles(dir)).map((name) => join(config.dir, name)) : sinkPaths(config, this.options.clock.now());
+        for (const path of paths) {
+          // Never through a symlink planted at a sink path, never a FIFO or device: only a small regular file.
+          const content = await readSinkFile(this.fs, { ...config, access: { ...config.access, followSymlinks: false } }, path, dir).then(
+            (read) => read.content,
+            () => '',
+          );
+          const token = readSinkToken(config, content);
+          if (token) found.push({ sink: config.name, path, token });
+        }
+      });
     }
     return found;
   }
