@@ -2,6 +2,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { lstatSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ManualClock } from '../src/core/clock';
+import { CoalescingRunner } from '../src/core/coalescing';
 import { forEachBounded } from '../src/core/limiter';
 import { nodeFileSystem, removeStaleTempFiles, tempPrefixFor, writeFileInDirectory } from '../src/core/atomic-file';
 import { PathComponentError } from '../src/core/errors';
@@ -114,6 +116,91 @@ describe('openDirectoryNoFollow', () => {
     assert.deepEqual(readdirSync(join(root, 'victim', 'kis')), []);
     assert.deepEqual(readdirSync(join(root, 'moved', 'kis')), ['KIS20261120']);
     assert.ok(lstatSync(join(root, 'moved', 'kis', 'KIS20261120')).isFile());
+  });
+});
+
+describe('CoalescingRunner', () => {
+  /** A runner whose runs end when the test says, recording each run's reasons and request count. */
+  function harness(minIntervalMs = 0) {
+    const clock = new ManualClock(0);
+    const runs: Array<{ reasons: string[]; requests: number; end: (error?: Error) => void }> = [];
+    let running = 0;
+    let most = 0;
+    const runner = new CoalescingRunner<string>(
+      (reasons, requests) =>
+        new Promise<void>((resolve, reject) => {
+          running++;
+          most = Math.max(most, running);
+          let ended = false;
+          const end = (error?: Error) => {
+            if (ended) return;
+            ended = true;
+            running--;
+            if (error) reject(error);
+            else resolve();
+          };
+          runs.push({ reasons, requests, end });
+        }),
+      minIntervalMs,
+      clock,
+    );
+    return { clock, runs, runner, most: () => most };
+  }
+
+  test('a burst of 1,000 requests during a run: one run queued behind it covers them all; never two at once', async () => {
+    const h = harness();
+    const first = h.runner.request('SIGHUP');
+    const rest = Array.from({ length: 1_000 }, (_, i) => h.runner.request(i === 500 ? 'file changed' : 'SIGHUP'));
+    assert.equal(h.runs.length, 1);
+    h.runs[0]!.end();
+    await first;
+    await tick();
+    assert.deepEqual(
+      h.runs.map((run) => [run.reasons, run.requests]),
+      [
+        [['SIGHUP'], 1],
+        [['SIGHUP', 'file changed'], 1_000],
+      ],
+    );
+    h.runs[1]!.end();
+    await Promise.all(rest);
+    assert.equal(h.most(), 1);
+    // Idle again: the next request runs at once.
+    void h.runner.request('SIGHUP');
+    assert.equal(h.runs.length, 3);
+  });
+
+  test('runs start at least the interval apart: a storm of requests costs one run per interval', async () => {
+    const h = harness(1_000);
+    for (let ms = 0; ms < 5_000; ms += 10) {
+      void h.runner.request('SIGHUP');
+      h.runs.at(-1)!.end(); // each run is quick: over long before the next request
+      await tick();
+      h.clock.advance(10);
+      await tick();
+    }
+    // At 0 s for the first request; at 1, 2, 3, 4 and 5 s each for the requests of the second before.
+    assert.deepEqual(
+      h.runs.map((run) => run.requests),
+      [1, 99, 100, 100, 100, 100],
+    );
+    assert.equal(h.most(), 1);
+  });
+
+  test('a failed run fails only the requests it covered; the queued run still runs; stop() cancels a queued run', async () => {
+    const h = harness();
+    const failing = h.runner.request('SIGHUP');
+    const queued = h.runner.request('SIGHUP');
+    h.runs[0]!.end(new Error('reload failed'));
+    await assert.rejects(failing, /reload failed/);
+    await tick();
+    assert.equal(h.runs.length, 2);
+    const another = h.runner.request('SIGHUP');
+    h.runner.stop();
+    h.runs[1]!.end();
+    await queued;
+    await another;
+    assert.equal(h.runs.length, 2, 'the run queued before stop() never started');
   });
 });
 
