@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, statSy
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { StateDirectoryLock } from '../src/store/lock';
-import { CLI, SECOND, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
+import { CLI, SECOND, configText, exited, freePort, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
 /** Output of a child process, collected as it arrives. */
 function watchOutput(child: ChildProcess) {
@@ -232,6 +232,53 @@ describe('once, and a kill between recording the attempt and the answer', () => 
     assert.match(failed.stderr, /has not made every file current within 3s: main: a token file is not current/);
     sidecar.kill('SIGTERM');
     await exited(sidecar);
+  });
+
+  test('a storm of 1,000 SIGHUPs: the reloads coalesce (one a second at most, not one per signal) and the sidecar serves throughout', async (t) => {
+    const { config } = await setup(t, '2s');
+    const port = await freePort();
+    writeFileSync(
+      config,
+      readFileSync(config, 'utf8').replace('server: { enabled: false }', `server: { host: 127.0.0.1, port: ${port} }\nlog: { format: json, level: debug }`),
+    );
+    const sidecar = spawnForTest(t, process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = watchOutput(sidecar);
+    const base = `http://127.0.0.1:${port}`;
+    await until(
+      () => `the sidecar ready: ${out.stderr}`,
+      20_000,
+      async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200,
+    );
+    const logged = (message: string) =>
+      `${out.stdout}${out.stderr}`
+        .split('\n')
+        .filter((line) => line.includes(`"msg":"${message}`))
+        .map((line) => JSON.parse(line) as { changed?: string[]; requests?: number });
+    // One signal a millisecond or so: each is delivered on its own (the kernel merges a signal sent while the same
+    // one is still pending, so a tight loop of kill() would reach the process as a few), as a storm does.
+    const stormStarted = Date.now();
+    let served = 0;
+    for (let i = 0; i < 1_000; i++) {
+      sidecar.kill('SIGHUP');
+      if (i % 100 === 0 && (await fetch(`${base}/healthz`)).status === 200) served++;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const stormMs = Date.now() - stormStarted;
+    assert.equal(served, 10, '/healthz answered throughout the storm');
+    // Then a change of the file, which reloads through the same runner after every signal has been handled (a file
+    // event is half a second behind them): the reload that applies it is the last one the storm can cause.
+    writeFileSync(config, readFileSync(config, 'utf8').replace('renewal: { spacing: 2s }', 'renewal: { spacing: 3s }'));
+    await until('the reload that applies the change', 15_000, () => logged('configuration reloaded').some((reload) => reload.changed?.includes('main')));
+    const reloads = logged('configuration reloaded').length;
+    // What reached the process: the requests each reload covered, the file change among them.
+    const handled = logged('configuration reload done').reduce((sum, reload) => sum + reload.requests!, 0) - 1;
+    t.diagnostic(`${reloads} reloads for 1,000 SIGHUPs sent in ${stormMs} ms (${handled} reached the process) and one file change`);
+    // One a second during the storm, the first at once, and one for what was queued at its end (the file change).
+    assert.ok(reloads <= Math.ceil(stormMs / 1_000) + 2, `${reloads} reloads in a ${stormMs} ms storm`);
+    assert.equal(sidecar.exitCode, null);
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    sidecar.kill('SIGTERM');
+    assert.equal(await exited(sidecar), 0, out.stderr);
   });
 
   test('once: exits 1 with the reason when it cannot get a token', async (t) => {

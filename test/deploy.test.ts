@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfig } from '../src/config/load';
-import { runNotify } from '../src/sinks/notify';
+import { runAfterWrite } from '../src/sinks/after-write';
 import { exited, spawnForTest, tempDir, until } from './helpers';
 
 const ROOT = join(__dirname, '..', '..');
@@ -154,7 +154,7 @@ describe('docker compose', () => {
         `trap 'echo hup > ${marker}; exit 0' HUP; exec -a "${interpreter} ${script} --pid-file /tmp/bot.pid" bash -c 'trap "echo hup > ${marker}; exit 0" HUP; while :; do sleep 0.05; done'`,
       ]);
       await new Promise((r) => setTimeout(r, 300));
-      await runNotify(
+      await runAfterWrite(
         { command: notify.command, signal: undefined, pidFile: undefined, timeoutMs: 5_000 },
         { account: 'main', sink: 'kis-auth', path: '/tokens/KIS/config/KIS20261201' },
       );

@@ -31,6 +31,7 @@ import {
   closeBeforeCleanup,
   opensForWriting,
   serveSidecar,
+  realPathOf,
 } from './helpers';
 
 /**
@@ -54,7 +55,7 @@ async function slackReceiver(t: { after(fn: () => Promise<void>): void }): Promi
 function faultyFs() {
   const state: { failing?: { match: (path: string) => boolean; code: string } } = {};
   const check = (path: fs.PathLike) => {
-    if (state.failing?.match(String(path))) throw Object.assign(new Error(`${state.failing.code}: injected`), { code: state.failing.code });
+    if (state.failing?.match(realPathOf(path))) throw Object.assign(new Error(`${state.failing.code}: injected`), { code: state.failing.code });
   };
   const filesystem: FileSystem = {
     ...nodeFileSystem,

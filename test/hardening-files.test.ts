@@ -32,6 +32,7 @@ import {
   until,
   tier,
   serveSidecar,
+  realPathOf,
 } from './helpers';
 
 /**
@@ -254,7 +255,7 @@ describe('the sink directory and the sink loop', () => {
     const { dir, sidecar } = await inProcess(t, (d) => `- { format: json, path: ${join(d, 'linked', 'main.json')} }`);
     fs.mkdirSync(join(dir, 'elsewhere'));
     fs.symlinkSync(join(dir, 'elsewhere'), join(dir, 'linked'));
-    await assert.rejects(sidecar.open(), /symlink: .*linked is a symbolic link to a directory; refusing to write through it \(set followSymlinks to allow\)/);
+    await assert.rejects(sidecar.open(), /symlink: .*linked is a symbolic link; refusing to go through it \(set followSymlinks to allow\)/);
     assert.deepEqual(fs.readdirSync(join(dir, 'elsewhere')), [], 'nothing written through the link');
     const allowed = await inProcess(t, (d) => `- { format: json, path: ${join(d, 'linked', 'main.json')}, followSymlinks: true }`);
     fs.mkdirSync(join(allowed.dir, 'elsewhere'));
@@ -263,12 +264,96 @@ describe('the sink directory and the sink loop', () => {
     closeBeforeCleanup(t, () => allowed.sidecar.close());
   });
 
+  /** Every entry under `dir` with its content (links as links, never followed): what a victim folder must keep. */
+  function treeOf(dir: string): Record<string, string> {
+    const tree: Record<string, string> = {};
+    for (const name of fs.readdirSync(dir, { recursive: true }) as string[]) {
+      const info = fs.lstatSync(join(dir, name));
+      tree[name] = info.isFile() ? fs.readFileSync(join(dir, name), 'utf8') : info.isSymbolicLink() ? `-> ${fs.readlinkSync(join(dir, name))}` : 'dir';
+    }
+    return tree;
+  }
+
+  /** A kis-auth and a JSON sink under <dir>/sinks, and a victim folder holding a foreign daily file. */
+  const SINKS_UNDER_ONE_PARENT = (d: string) =>
+    `- { format: kis-auth, dir: ${join(d, 'sinks', 'kisauth')}, keepDays: 1 }\n- { format: json, path: ${join(d, 'sinks', 'tokens', 'main.json')} }`;
+  function victimFolder(dir: string): string {
+    const victim = join(dir, 'victim');
+    fs.mkdirSync(join(victim, 'kisauth'), { recursive: true });
+    fs.writeFileSync(join(victim, 'kisauth', 'KIS20200101'), 'a foreign file\n');
+    return victim;
+  }
+
+  test('a parent of the sinks swapped for a symlink at run time: a write, a repair and the clean-up touch nothing through it; reported; repaired once it goes', async (t) => {
+    const h = await inProcess(t, SINKS_UNDER_ONE_PARENT);
+    await h.sidecar.open();
+    closeBeforeCleanup(t, () => h.sidecar.close());
+    await runAccountUntil(h.sidecar, 'main', h.clock, T0 + MINUTE);
+    await h.sidecar.sinks.idle();
+    const victim = victimFolder(h.dir);
+    const victimBefore = treeOf(victim);
+    const failures: Array<{ sink: string; reason: string; message: string }> = [];
+    h.sidecar.bus.on('sink.write_failed', (failure) => failures.push(failure));
+
+    // sinks/ → victim/, as a neighbour with write access to <dir> can do at any moment.
+    const sinks = join(h.dir, 'sinks');
+    fs.renameSync(sinks, join(h.dir, 'sinks-moved'));
+    fs.symlinkSync(victim, sinks);
+    // A write (a new token, two days on, so that the daily clean-up is due with it), then a repair by the sweep.
+    h.clock.set(T0 + 2 * 24 * HOUR);
+    assert.equal((await h.sidecar.renew('main', true))?.result, 'issued');
+    await h.sidecar.sinks.idle();
+    h.clock.set(T0 + 2 * 24 * HOUR + 5 * SECOND);
+    await h.sidecar.sinks.tick();
+    await h.sidecar.sinks.checkAll();
+
+    assert.deepEqual(treeOf(victim), victimBefore, 'nothing created, written or deleted inside the victim folder');
+    assert.equal(fs.readFileSync(join(victim, 'kisauth', 'KIS20200101'), 'utf8'), 'a foreign file\n');
+    assert.deepEqual([...new Set(failures.map((f) => `${f.sink}: ${f.reason}`))].sort(), ['json: symlink', 'kis-auth: symlink']);
+    for (const failure of failures) assert.ok(failure.message.startsWith(`${sinks} is a symbolic link on the way to `), failure.message);
+    const view = h.sidecar.views()[0]!;
+    assert.equal(view.ready, false);
+    assert.deepEqual(
+      view.sinks.map((sink) => [sink.name, sink.healthy, sink.lastError?.reason]),
+      [
+        ['kis-auth', false, 'symlink'],
+        ['json', false, 'symlink'],
+      ],
+    );
+    // The link gone and the directory back: repaired from the state at the next retry, with no issuance.
+    const issued = h.simulator.stats().issued;
+    fs.unlinkSync(sinks);
+    fs.renameSync(join(h.dir, 'sinks-moved'), sinks);
+    h.clock.set(T0 + 2 * 24 * HOUR + 2 * MINUTE);
+    await h.sidecar.sinks.tick();
+    const token = h.sidecar.views()[0]!.snapshot.state.token!.accessToken;
+    assert.ok(holds(join(sinks, 'tokens', 'main.json'), token));
+    assert.ok(h.sidecar.views()[0]!.ready);
+    assert.equal(h.simulator.stats().issued, issued);
+  });
+
+  test('a parent of the sinks that is a symlink at start: a start-up error naming it; nothing written in the victim folder', async (t) => {
+    const h = await inProcess(t, SINKS_UNDER_ONE_PARENT);
+    const victim = victimFolder(h.dir);
+    const victimBefore = treeOf(victim);
+    fs.symlinkSync(victim, join(h.dir, 'sinks'));
+    await assert.rejects(h.sidecar.open(), (error: Error) => {
+      const named = `${join(h.dir, 'sinks')} is a symbolic link on the way to `;
+      assert.match(error.message, /sink kis-auth .*: symlink: /);
+      assert.match(error.message, /sink json .*: symlink: /);
+      assert.equal(error.message.split(named).length - 1, 2, error.message);
+      return true;
+    });
+    assert.deepEqual(treeOf(victim), victimBefore);
+    assert.equal(h.simulator.stats().tokenRequests, 0);
+  });
+
   test('a sink whose operation never ends shows as stuck in /healthz, /status and the metrics; the other sink goes on; close() is bounded', async (t) => {
     let hang = false;
     const hanging: FileSystem = {
       ...nodeFileSystem,
       open: ((path: fs.PathLike, ...rest: unknown[]) =>
-        hang && String(path).includes('stuck')
+        hang && realPathOf(path).includes('stuck')
           ? new Promise(() => undefined)
           : (fsp.open as (...a: unknown[]) => unknown)(path, ...rest)) as FileSystem['open'],
     };

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { appendFileSync, constants as fsConstants, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, constants as fsConstants, existsSync, mkdtempSync, readlinkSync, rmSync, type PathLike } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -368,6 +368,21 @@ export function recordReliability(entry: Record<string, unknown>): void {
   // The document's figures are those of the long tier: a report from the short one would understate them.
   if (!LONG) throw new Error('RELIABILITY_REPORT is set without BTS_LONG=1: the reliability figures come from the long tier');
   appendFileSync(file, `${JSON.stringify(entry)}\n`);
+}
+
+/**
+ * Where a file-system call really goes: a sink's operations reach their files through the directory they hold
+ * open (`/proc/self/fd/<fd>/<name>`, see core/held-directory.ts). File systems that inject faults match on this.
+ */
+export function realPathOf(path: PathLike): string {
+  const text = String(path);
+  const held = /^\/proc\/self\/fd\/(\d+)(\/.*)?$/.exec(text);
+  if (!held) return text;
+  try {
+    return `${readlinkSync(`/proc/self/fd/${held[1]}`)}${held[2] ?? ''}`;
+  } catch {
+    return text; // closed meanwhile
+  }
 }
 
 /** Whether `open` flags ask for writing: injected disk faults (EROFS, ENOSPC) strike writes, never reads. */

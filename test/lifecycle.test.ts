@@ -532,3 +532,61 @@ describe('a request cannot outlive its recorded attempt', () => {
     assert.deepEqual(sidecar.views()[0]!.snapshot.state.token, good);
   });
 });
+
+describe('a wall-clock step right after an issuance cannot shorten the spacing', () => {
+  // The broker's clock is real time: it moves only as time passes, whatever the host's wall clock does.
+  const STEP_MS = 5 * SECOND;
+  for (const zone of ['UTC', 'Asia/Seoul']) {
+    for (const [label, stepMs] of [
+      ['+25 h', 25 * HOUR],
+      ['-1 h', -HOUR],
+    ] as const) {
+      test(`${label} on a host in ${zone}: the broker sees the next request no sooner than the spacing (60 s) after the last, and no EGW00133`, async (t) => {
+        const zoneBefore = process.env.TZ;
+        process.env.TZ = zone;
+        t.after(() => {
+          if (zoneBefore === undefined) delete process.env.TZ;
+          else process.env.TZ = zoneBefore;
+        });
+        assert.equal(new Date(T0).getHours(), zone === 'UTC' ? 0 : 9, 'the process really runs in the zone');
+        const dir = tempDir(t);
+        const cred = markerCredential('kis', 'clockstep');
+        const broker = new ManualClock(T0);
+        const host = new ManualClock(T0);
+        const { simulator, url } = await startSimulator(t, [cred], { clock: broker });
+        const sidecar = testSidecar(parseTestConfig(configText(join(dir, 'state'), url, [{ name: 'main', credential: cred }]), dir, zone), host);
+        await sidecar.open();
+        closeBeforeCleanup(t, () => sidecar.close());
+        const lifecycle = sidecar.account('main')!;
+        await lifecycle.tick();
+        assert.equal(simulator.stats().tokenRequests, 1);
+
+        // 30 s after the issuance the host's wall clock steps; the loop ticks and a person forces a renewal every
+        // 5 s of real time, for three minutes.
+        host.advance(30 * SECOND);
+        broker.advance(30 * SECOND);
+        host.stepWallClock(stepMs);
+        for (let elapsed = 30 * SECOND; elapsed <= 3 * MINUTE; elapsed += STEP_MS) {
+          await lifecycle.tick();
+          await sidecar.renew('main', true);
+          host.advance(STEP_MS);
+          broker.advance(STEP_MS);
+        }
+        const arrivals = simulator
+          .requestLog()
+          .filter((request) => request.endpoint === 'kis.token')
+          .map((request) => request.at - T0);
+        assert.ok(arrivals.length >= 2, `a request after the spacing: ${JSON.stringify(arrivals)}`);
+        const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!);
+        t.diagnostic(`requests at the broker ${arrivals.map((at) => `${at / SECOND} s`).join(', ')} after the first (the step at 30 s)`);
+        assert.ok(
+          gaps.every((gap) => gap >= MINUTE),
+          `gaps between requests at the broker: ${gaps.map((gap) => `${gap / SECOND} s`).join(', ')}`,
+        );
+        // Not held up by the size of the step either: the next request within two spacings of the first.
+        assert.ok(arrivals[1]! <= 2 * MINUTE, `second request ${arrivals[1]! / SECOND} s after the first`);
+        assert.equal(simulator.stats().rateLimited, 0, 'no EGW00133');
+      });
+    }
+  }
+});

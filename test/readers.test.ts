@@ -111,6 +111,9 @@ class PhaseClock implements Clock {
   now(): number {
     return this.clock.now();
   }
+  monotonic(): number {
+    return this.clock.monotonic();
+  }
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return this.clock.sleep(ms, signal);
   }

@@ -30,6 +30,7 @@ import {
   until,
   closeBeforeCleanup,
   opensForWriting,
+  realPathOf,
 } from './helpers';
 
 function collect<K extends keyof SidecarEvents>(sidecar: Sidecar, event: K): Array<SidecarEvents[K]> {
@@ -229,7 +230,7 @@ describe('watching and repair, with no issuance', () => {
     const failing: FileSystem = {
       ...nodeFileSystem,
       open: (async (path: fs.PathLike, flags?: any, mode?: any) => {
-        if (full && String(path).includes('/full/') && opensForWriting(flags))
+        if (full && realPathOf(path).includes('/full/') && opensForWriting(flags))
           throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
         return fsp.open(path, flags, mode);
       }) as FileSystem['open'],

@@ -11,6 +11,7 @@ import {
   spacingStartsAt,
   tokenStatus,
   type Decision,
+  type OwnAttempt,
   type TokenStatus,
 } from '../src/lifecycle/policy';
 import type { RenewalPolicy } from '../src/config/types';
@@ -251,6 +252,59 @@ describe('decide', () => {
       assert.deepEqual(decision, expected);
     });
   }
+
+  describe("this process's own last request, on the monotonic clock", () => {
+    // The wall clock stepped +25 h right after a request: by the state's record the spacing is long over, the token expired.
+    const stepped = T0 + 25 * HOUR;
+    const recorded = { token: tokenRecord(), lastAttempt: { at: T0, outcome: 'issued' as const, endedAt: T0 + SECOND } };
+    const ownRows: Array<[string, { now: number; force?: boolean; own: OwnAttempt }, Decision]> = [
+      [
+        'a wall-clock step of +25 h 30 s after the request: the spacing still holds on the monotonic clock',
+        { now: stepped, own: { sentAt: 1_000, endedAt: 2_000, now: 32_000 } },
+        { kind: 'wait', until: stepped + 30 * SECOND, why: 'spacing' },
+      ],
+      [
+        'and force does not skip it',
+        { now: stepped, force: true, own: { sentAt: 1_000, endedAt: 2_000, now: 32_000 } },
+        { kind: 'wait', until: stepped + 30 * SECOND, why: 'spacing' },
+      ],
+      [
+        'a request still in flight: its start plus the request timeout, then the spacing',
+        { now: stepped, own: { sentAt: 1_000, endedAt: undefined, now: 11_000 } },
+        { kind: 'wait', until: stepped + 65 * SECOND, why: 'spacing' },
+      ],
+      [
+        'one spacing after it ended on the monotonic clock: issue',
+        { now: stepped, own: { sentAt: 1_000, endedAt: 2_000, now: 62_000 } },
+        { kind: 'issue', why: 'expired' },
+      ],
+    ];
+    for (const [what, input, expected] of ownRows) {
+      test(what, () => {
+        const decision = decide({
+          now: input.now,
+          state: accountState(recorded),
+          policy,
+          credentialsId,
+          force: input.force ?? false,
+          requestTimeoutMs,
+          ownAttempt: input.own,
+        });
+        assert.deepEqual(decision, expected);
+      });
+    }
+
+    test('the wall clock stepped back: the record, moved to now, holds a whole spacing after it; the monotonic clock changes nothing', () => {
+      const now = T0 - HOUR;
+      const state = correctedForClockJumpBack(accountState(recorded), now)!;
+      const own = { sentAt: 1_000, endedAt: 2_000, now: 12_000 };
+      assert.deepEqual(decide({ now, state, policy, credentialsId, force: true, requestTimeoutMs, ownAttempt: own }), {
+        kind: 'wait',
+        until: now + SECOND + MINUTE,
+        why: 'spacing',
+      });
+    });
+  });
 });
 
 describe('correctedForClockJumpBack', () => {

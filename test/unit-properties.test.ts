@@ -350,7 +350,7 @@ describe('retries and spacing', () => {
     );
   });
 
-  test('decide never issues within the spacing of the last request, forced or not', () => {
+  test("decide never issues within the spacing of the last request, forced or not, whatever the wall clock did since this process's own", () => {
     const attempt = fc.option(
       fc.record(
         {
@@ -361,6 +361,8 @@ describe('retries and spacing', () => {
         { requiredKeys: ['at', 'outcome', 'endedAfter'] },
       ),
     );
+    // This process's own request on the monotonic clock: sent at 0, ended (or not) after up to 20 s, `since` ago.
+    const own = fc.option(fc.record({ endedAfter: fc.option(fc.integer({ min: 0, max: 20 * SECOND })), since: fc.integer({ min: 0, max: 3 * MINUTE }) }));
     fc.assert(
       fc.property(
         attempt,
@@ -368,13 +370,19 @@ describe('retries and spacing', () => {
         fc.boolean(),
         fc.option(fc.integer({ min: T0, max: T0 + 2 * DAY })),
         fc.option(fc.integer({ min: T0 - DAY, max: T0 + DAY })),
-        (last, now, force, expiresAt, nextRetryAt) => {
+        own,
+        (last, now, force, expiresAt, nextRetryAt, mine) => {
           const lastAttempt =
             last === null ? null : { at: last.at, outcome: last.outcome, ...(last.endedAfter === null ? {} : { endedAt: last.at + last.endedAfter }) };
           const state = accountState({ lastAttempt, nextRetryAt, token: expiresAt === null ? null : tokenRecord({ issuedAt: expiresAt - DAY, expiresAt }) });
-          const decision = decide({ now, state, policy, credentialsId: 'c', force, requestTimeoutMs: 15 * SECOND });
+          const ownAttempt = mine === null ? undefined : { sentAt: 0, endedAt: mine.endedAfter ?? undefined, now: mine.since };
+          const decision = decide({ now, state, policy, credentialsId: 'c', force, requestTimeoutMs: 15 * SECOND, ownAttempt });
           const from = spacingStartsAt(lastAttempt, 15 * SECOND);
           if (decision.kind === 'issue' && from !== undefined) assert.ok(now >= from + policy.spacingMs, `issued ${from + policy.spacingMs - now} ms early`);
+          if (decision.kind === 'issue' && ownAttempt) {
+            const ownFrom = ownAttempt.endedAt ?? 15 * SECOND;
+            assert.ok(ownAttempt.now >= ownFrom + policy.spacingMs, `issued ${ownFrom + policy.spacingMs - ownAttempt.now} ms early on the monotonic clock`);
+          }
           if (decision.kind === 'wait') assert.ok(decision.until > now, 'a wait ends in the future');
         },
       ),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { warnIfTestClock } from '../src/cli/boot';
-import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, systemClock } from '../src/core/clock';
+import { ManualClock, ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, systemClock } from '../src/core/clock';
 
 function warnings(run: (logger: { warn: (fields: object, message: string) => void }) => void): { fields: object; message: string }[] {
   const seen: { fields: object; message: string }[] = [];
@@ -32,4 +32,30 @@ test('the real clock is not announced', () => {
     warnings((logger) => warnIfTestClock(logger as never, systemClock)),
     [],
   );
+});
+
+test("the test clocks' monotonic clocks agree with their scale, and a wall-clock step moves only the wall clock", async () => {
+  const scaled = new ScaledClock(Date.UTC(2026, 10, 20), Date.now(), 60);
+  // The wall reading bracketed by two monotonic ones: however long the process is descheduled between them.
+  const sample = () => ({ before: scaled.monotonic(), wall: scaled.now(), after: scaled.monotonic() });
+  const first = sample();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const second = sample();
+  assert.ok(second.before - first.after >= 49 * 60, `${second.before - first.after} monotonic ms in 50 real ms at 60x`);
+  const wall = second.wall - first.wall;
+  // Date.now() counts whole milliseconds: 60 ms of this clock at each reading.
+  assert.ok(
+    wall >= second.before - first.after - 120 && wall <= second.after - first.before + 120,
+    `wall ${wall} ms against monotonic ${JSON.stringify({ first, second })}`,
+  );
+
+  const manual = new ManualClock(Date.UTC(2026, 10, 20));
+  manual.advance(30_000);
+  manual.set(manual.now() + 10_000);
+  assert.equal(manual.monotonic(), 40_000, 'time passing moves both');
+  manual.stepWallClock(25 * 3_600_000);
+  manual.stepWallClock(-3_600_000);
+  manual.set(manual.now() - 60_000);
+  assert.equal(manual.monotonic(), 40_000, 'steps of the wall clock, forward or back, move only the wall clock');
+  assert.equal(manual.now(), Date.UTC(2026, 10, 20) + 40_000 + 24 * 3_600_000 - 60_000);
 });

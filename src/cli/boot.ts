@@ -1,7 +1,4 @@
-import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import { loadConfigFile, configPathFrom, CONFIG_PATH_ENV } from '../config/load';
-import { Serial } from '../core/serial';
 import type { SidecarConfig } from '../config/types';
 import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '../core/clock';
 import type { Logger } from '../core/log';
@@ -11,6 +8,7 @@ import { startGateway, type RunningGateway } from '../gateway/start';
 import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
 import { Sidecar, StartupError, type SidecarOptions } from '../sidecar';
+import { reloadOnChange } from './reload';
 
 /** Exit codes the commands share, documented in the README. */
 export const EXIT = { ok: 0, failure: 1, config: 2, startup: 3 } as const;
@@ -58,49 +56,6 @@ export async function openSidecar(config: SidecarConfig, options: SidecarOptions
     throw error;
   }
   return sidecar;
-}
-
-/**
- * Re-reads the config file on SIGHUP and whenever the file changes (editors and Kubernetes ConfigMaps replace
- * it, so its directory is watched), applies what can be applied without a restart, and keeps the running
- * configuration, reporting every problem, when the new one is not valid.
- */
-function reloadOnChange(sidecar: Sidecar): () => void {
-  const path = sidecar.config.source;
-  if (!existsSync(path)) return () => undefined; // an embedded config (the demo)
-  const serial = new Serial();
-  const reload = (why: string) =>
-    serial.run(async () => {
-      let next: SidecarConfig;
-      try {
-        next = loadConfigFile(path);
-      } catch (error) {
-        sidecar.bus.emit('config.reload_failed', { problems: error instanceof ConfigError ? error.problems : [(error as Error).message] });
-        return;
-      }
-      const summary = await sidecar.reload(next);
-      sidecar.logger.debug({ why }, 'configuration reload done');
-      sidecar.bus.emit('config.reloaded', summary);
-    });
-  const onHup = () => void reload('SIGHUP');
-  process.on('SIGHUP', onHup);
-  let timer: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(dirname(path), { persistent: false }, (_event, name) => {
-      if (name !== null && name.toString() !== basename(path) && !name.toString().startsWith('..')) return;
-      clearTimeout(timer);
-      // Editors write in several steps: wait for the file to settle.
-      timer = setTimeout(() => void reload('file changed'), 500);
-    });
-  } catch {
-    sidecar.logger.warn({ path }, 'cannot watch the config file; reload with SIGHUP');
-  }
-  return () => {
-    process.off('SIGHUP', onHup);
-    clearTimeout(timer);
-    watcher?.close();
-  };
 }
 
 /**

@@ -1,8 +1,8 @@
-import { constants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { SinkWriteError, classifyFsError } from './errors';
+import { directoryByPath, type Directory } from './held-directory';
 
 /**
  * Writes a file so that a reader at any moment sees either the whole old content or the whole new content:
@@ -75,41 +75,54 @@ export async function ensureDirectory(dir: string, mode: number, fs: FileSystem 
 }
 
 /**
- * Where the content should go: `path` itself, or a symlink's target when following is allowed. Refuses a
- * symlink the config did not ask for, and anything that is not a regular file.
+ * Where the content should go: `name` in `dir` itself, or a symlink's target when following is allowed. Refuses
+ * a symlink the config did not ask for, and anything that is not a regular file.
  */
-async function resolveTarget(path: string, followSymlinks: boolean, fs: FileSystem): Promise<string> {
+async function resolveTarget(dir: Directory, name: string, followSymlinks: boolean, fs: FileSystem): Promise<{ dir: Directory; name: string }> {
+  const shown = join(dir.path, name);
   let info;
   try {
-    info = await fs.lstat(path);
+    info = await fs.lstat(dir.entry(name));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return path;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { dir, name };
     throw error;
   }
   if (info.isSymbolicLink()) {
     if (!followSymlinks) {
-      throw new SinkWriteError('symlink', `${path} is a symbolic link; refusing to write through it (set followSymlinks to allow)`);
+      throw new SinkWriteError('symlink', `${shown} is a symbolic link; refusing to write through it (set followSymlinks to allow)`);
     }
-    const target = await fs.realpath(path).catch(() => undefined);
-    if (target === undefined) throw new SinkWriteError('symlink', `${path} is a symbolic link to nothing`);
+    const target = await fs.realpath(dir.entry(name)).catch(() => undefined);
+    if (target === undefined) throw new SinkWriteError('symlink', `${shown} is a symbolic link to nothing`);
     const targetInfo = await fs.lstat(target);
-    if (!targetInfo.isFile()) throw new SinkWriteError('not_regular_file', `${path} points to ${target}, which is not a regular file`);
-    return target;
+    if (!targetInfo.isFile()) throw new SinkWriteError('not_regular_file', `${shown} points to ${target}, which is not a regular file`);
+    return { dir: directoryByPath(dirname(target), fs), name: basename(target) };
   }
   // A FIFO, socket or device at the path is replaced by the rename, never opened; a directory cannot be.
-  if (info.isDirectory()) throw new SinkWriteError('not_regular_file', `${path} exists and is a directory`);
-  return path;
+  if (info.isDirectory()) throw new SinkWriteError('not_regular_file', `${shown} exists and is a directory`);
+  return { dir, name };
 }
 
 export async function writeFileAtomic(path: string, content: string | Buffer, options: WriteOptions): Promise<void> {
   const fs = options.fs ?? nodeFileSystem;
-  let tempPath: string | undefined;
   try {
     await ensureDirectory(dirname(path), options.dirMode, fs, options.followDirectoryLink ?? options.followSymlinks ?? false);
-    const target = await resolveTarget(path, options.followSymlinks ?? false, fs);
-    const dir = dirname(target);
-    tempPath = join(dir, `${tempPrefixFor(target)}${process.pid}-${randomBytes(4).toString('hex')}`);
-    const handle = await fs.open(tempPath, 'wx', options.mode);
+  } catch (error) {
+    throw asWriteError(path, error);
+  }
+  await writeFileInDirectory(directoryByPath(dirname(path), fs), basename(path), content, options);
+}
+
+/**
+ * The same, into a directory the caller has opened (see held-directory.ts): the temp file, the rename and the
+ * directory's fsync all go through `dir`, so none of them can land elsewhere if a parent is swapped meanwhile.
+ */
+export async function writeFileInDirectory(dir: Directory, name: string, content: string | Buffer, options: WriteOptions): Promise<void> {
+  const fs = options.fs ?? nodeFileSystem;
+  let temp: { dir: Directory; name: string } | undefined;
+  try {
+    const target = await resolveTarget(dir, name, options.followSymlinks ?? false, fs);
+    temp = { dir: target.dir, name: `${tempPrefixFor(target.name)}${process.pid}-${randomBytes(4).toString('hex')}` };
+    const handle = await fs.open(temp.dir.entry(temp.name), 'wx', options.mode);
     try {
       await handle.chmod(options.mode); // open's mode is filtered by the umask
       if (options.owner !== undefined || options.group !== undefined) {
@@ -120,28 +133,19 @@ export async function writeFileAtomic(path: string, content: string | Buffer, op
     } finally {
       await handle.close();
     }
-    await fs.rename(tempPath, target);
-    tempPath = undefined;
-    await syncDirectory(dir, fs);
+    await fs.rename(temp.dir.entry(temp.name), target.dir.entry(target.name));
+    temp = undefined;
+    await target.dir.sync();
   } catch (error) {
-    if (tempPath !== undefined) await fs.unlink(tempPath).catch(() => undefined);
-    if (error instanceof SinkWriteError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new SinkWriteError(classifyFsError(error), `cannot write ${path}: ${code}`, { cause: error });
+    if (temp !== undefined) await fs.unlink(temp.dir.entry(temp.name)).catch(() => undefined);
+    throw asWriteError(join(dir.path, name), error);
   }
 }
 
-async function syncDirectory(dir: string, fs: FileSystem): Promise<void> {
-  // O_DIRECTORY | O_NONBLOCK: whatever was swapped in at this name, the open neither blocks nor opens it.
-  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
-  try {
-    await handle.sync();
-  } catch (error) {
-    // Some file systems cannot fsync a directory; the rename has still happened.
-    if (!['EINVAL', 'EISDIR', 'ENOTSUP'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
-  } finally {
-    await handle.close();
-  }
+function asWriteError(path: string, error: unknown): SinkWriteError {
+  if (error instanceof SinkWriteError) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  return new SinkWriteError(classifyFsError(error), `cannot write ${path}: ${code}`, { cause: error });
 }
 
 /**
@@ -150,38 +154,40 @@ async function syncDirectory(dir: string, fs: FileSystem): Promise<void> {
  * one directory would otherwise cost a million names read.
  */
 export async function removeStaleTempFiles(paths: readonly string[], fs: FileSystem = nodeFileSystem): Promise<number> {
-  const prefixesByDir = new Map<string, Set<string>>();
-  for (const path of paths) {
-    const prefixes = prefixesByDir.get(dirname(path)) ?? new Set<string>();
-    prefixes.add(tempPrefixFor(path));
-    prefixesByDir.set(dirname(path), prefixes);
+  const namesByDir = new Map<string, string[]>();
+  for (const path of paths) namesByDir.set(dirname(path), [...(namesByDir.get(dirname(path)) ?? []), basename(path)]);
+  let removed = 0;
+  for (const [dir, names] of namesByDir) removed += await removeStaleTempFilesIn(directoryByPath(dir, fs), names, fs);
+  return removed;
+}
+
+/** The same for the files `names` of one directory, reached through `dir` (a held one: see held-directory.ts). */
+export async function removeStaleTempFilesIn(dir: Directory, names: readonly string[], fs: FileSystem = nodeFileSystem): Promise<number> {
+  const prefixes = new Set(names.map(tempPrefixFor));
+  let found: string[];
+  try {
+    found = await fs.readdir(dir.entry('.'));
+  } catch {
+    return 0;
   }
   let removed = 0;
-  for (const [dir, prefixes] of prefixesByDir) {
-    let names: string[];
-    try {
-      names = await fs.readdir(dir);
-    } catch {
-      continue;
+  for (const name of found) {
+    const marker = name.lastIndexOf(TEMP_MARKER);
+    const prefix = name.slice(0, marker + TEMP_MARKER.length);
+    if (marker < 0 || !prefixes.has(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    const entry = dir.entry(name);
+    if (pid === process.pid) {
+      // In a container every incarnation may be pid 1: a file older than this process is a dead one's.
+      const info = await fs.lstat(entry).catch(() => undefined);
+      if (!info || info.mtimeMs >= PROCESS_STARTED_AT) continue;
+    } else if (isProcessAlive(pid)) {
+      continue; // another writer may be mid-write
     }
-    for (const name of names) {
-      const marker = name.lastIndexOf(TEMP_MARKER);
-      const prefix = name.slice(0, marker + TEMP_MARKER.length);
-      if (marker < 0 || !prefixes.has(prefix)) continue;
-      const pid = Number(name.slice(prefix.length).split('-')[0]);
-      const full = join(dir, name);
-      if (pid === process.pid) {
-        // In a container every incarnation may be pid 1: a file older than this process is a dead one's.
-        const info = await fs.stat(full).catch(() => undefined);
-        if (!info || info.mtimeMs >= PROCESS_STARTED_AT) continue;
-      } else if (isProcessAlive(pid)) {
-        continue; // another writer may be mid-write
-      }
-      await fs.unlink(full).then(
-        () => removed++,
-        () => undefined,
-      );
-    }
+    await fs.unlink(entry).then(
+      () => removed++,
+      () => undefined,
+    );
   }
   return removed;
 }

@@ -5,6 +5,12 @@
 export interface Clock {
   /** Wall-clock time, epoch milliseconds. */
   now(): number;
+  /**
+   * Milliseconds on a clock that only moves forward, at the rate of `now()`, from an arbitrary origin: only
+   * differences mean anything. A wall-clock step (NTP, a VM resumed, a person) moves `now()`, never this, so what
+   * must not be shortened by one (the broker's issuance spacing) is also measured here.
+   */
+  monotonic(): number;
   /** Resolves after `ms` of this clock's time, or early (never rejecting) when `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
@@ -30,6 +36,7 @@ function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep: realSleep,
 };
 
@@ -50,6 +57,10 @@ export class ScaledClock implements Clock {
 
   now(): number {
     return Math.floor(this.simulatedOrigin + (Date.now() - this.realOrigin) * this.scale);
+  }
+
+  monotonic(): number {
+    return performance.now() * this.scale;
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -79,9 +90,14 @@ interface Sleeper {
   resolve: () => void;
 }
 
-/** A clock that moves only when a test moves it. Sleepers wake in order as time passes them. */
+/**
+ * A clock that moves only when a test moves it. Sleepers wake in order as time passes them. Moving it forward is
+ * time passing (the monotonic clock moves with it); moving it back, or `stepWallClock`, is a step of the wall clock
+ * alone.
+ */
 export class ManualClock implements Clock {
   private current: number;
+  private elapsed = 0;
   private sleepers: Sleeper[] = [];
 
   constructor(start: number | Date) {
@@ -90,6 +106,10 @@ export class ManualClock implements Clock {
 
   now(): number {
     return this.current;
+  }
+
+  monotonic(): number {
+    return this.elapsed;
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -113,7 +133,18 @@ export class ManualClock implements Clock {
 
   /** Moves time to `instant` (forward or backward) and wakes every sleeper whose time has come. */
   set(instant: number | Date): void {
-    this.current = typeof instant === 'number' ? instant : instant.getTime();
+    const next = typeof instant === 'number' ? instant : instant.getTime();
+    this.elapsed += Math.max(0, next - this.current);
+    this.moveWallClock(next);
+  }
+
+  /** The wall clock stepped by `ms` (forward or back) with no time passing: monotonic() stays where it is. */
+  stepWallClock(ms: number): void {
+    this.moveWallClock(this.current + ms);
+  }
+
+  private moveWallClock(next: number): void {
+    this.current = next;
     const due = this.sleepers.filter((s) => s.wakeAt <= this.current).sort((a, b) => a.wakeAt - b.wakeAt);
     for (const sleeper of due) sleeper.resolve();
   }

@@ -88,6 +88,27 @@ export class SinkWriteError extends SidecarError {
   }
 }
 
+/**
+ * A directory on the way from / to a file is a symbolic link (`symlink`) or not a directory (`not_regular_file`):
+ * nothing is written, read or deleted through it. `component` is the first such path, the one to fix.
+ */
+export class PathComponentError extends SinkWriteError {
+  constructor(
+    reason: 'symlink' | 'not_regular_file',
+    readonly component: string,
+    /** The file or directory the walk was going to. */
+    readonly destination: string,
+  ) {
+    const where = component === destination ? '' : ` on the way to ${destination}`;
+    super(
+      reason,
+      reason === 'symlink'
+        ? `${component} is a symbolic link${where}; refusing to go through it (set followSymlinks to allow)`
+        : `${component} is not a directory${where}`,
+    );
+  }
+}
+
 export class StateError extends SidecarError {
   readonly code: StateErrorReason;
   constructor(reason: StateErrorReason, message: string, options?: { cause?: unknown }) {

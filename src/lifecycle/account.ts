@@ -152,7 +152,7 @@ export class AccountLifecycle {
       this.kept.state = corrected;
       await this.kept.save('local');
     }
-    const decision = decideNow(config, this.kept.state, now, force);
+    const decision = decideNow(config, this.kept.state, now, force, this.issuance.ownAttempt());
     if (decision.kind === 'issue') {
       const outcome = await this.issuance.issue(decision.why, force);
       return { nextWakeAt: outcome.result === 'wait' ? outcome.until : clock.now(), outcome };
@@ -242,7 +242,7 @@ export class AccountLifecycle {
    * /status, alerts). Not a copy: at a thousand accounts the copies would cost more than the rest of a scrape.
    */
   snapshot(): AccountSnapshot {
-    const snapshot = snapshotOf(this.deps.config, this.kept.state, this.deps.clock.now());
+    const snapshot = snapshotOf(this.deps.config, this.kept.state, this.deps.clock.now(), this.issuance.ownAttempt());
     const { store } = this.deps;
     // Due, but a replica cut off from its peers issues nothing (see Issuance): say what it really waits for.
     if (snapshot.waitingFor === 'issuance' && store.shared && !store.health().up) return { ...snapshot, waitingFor: 'store_unavailable' };

@@ -6,7 +6,7 @@ import { credentialsId, tokenId, type AccountState, type TokenRecord } from '../
 import type { AccountContext } from './account-context';
 import type { ApprovalKeys } from './approval-key';
 import { retryDelayMs } from './backoff';
-import { decideNow, expiryFromSameToken, isUsable, nextAttemptAfterSameToken, tokenStatus } from './policy';
+import { decideNow, expiryFromSameToken, isUsable, nextAttemptAfterSameToken, tokenStatus, type OwnAttempt } from './policy';
 import type { SharedStateSync } from './shared-sync';
 import type { SaveScope } from './state-keeper';
 
@@ -22,6 +22,9 @@ const STORE_RETRY_MS = 5_000;
 
 /** Asks the broker for a new token, once the policy said it is time, and records what came of it. */
 export class Issuance {
+  /** This process's last request to the broker, on the monotonic clock (see OwnAttempt). */
+  private own: Omit<OwnAttempt, 'now'> | undefined;
+
   constructor(
     private readonly account: AccountContext,
     private readonly sync: SharedStateSync,
@@ -33,6 +36,11 @@ export class Issuance {
    * of reach (see RedisStateStore for why), wait while a peer holds the lease, and decide again on the freshest
    * shared state once holding it, since a peer may have renewed a moment ago.
    */
+  /** This process's last request, for the policy: the spacing after it holds whatever the wall clock does. */
+  ownAttempt(): OwnAttempt | undefined {
+    return this.own && { ...this.own, now: this.account.clock.monotonic() };
+  }
+
   async issue(why: IssueWhy, force: boolean): Promise<RenewOutcome> {
     const { store, clock, config, kept } = this.account;
     if (store.shared && !store.health().up) return { result: 'wait', until: clock.now() + STORE_RETRY_MS, why: 'store_unavailable' };
@@ -42,7 +50,7 @@ export class Issuance {
       try {
         if (store.shared) {
           await this.sync.refresh();
-          const again = decideNow(config, kept.state, clock.now(), force);
+          const again = decideNow(config, kept.state, clock.now(), force, this.ownAttempt());
           if (again.kind !== 'issue') return { result: 'wait', until: again.until, why: again.why };
         }
         return await this.issueHoldingLease(why);
@@ -77,13 +85,17 @@ export class Issuance {
     }
     bus.emit('issuance.attempt', { account: ref, why });
     const started = performance.now();
+    const own: Omit<OwnAttempt, 'now'> = { sentAt: clock.monotonic(), endedAt: undefined };
+    this.own = own;
     let issued: IssuedToken;
     try {
       issued = await provider.issue(this.account.credentials(), () => clock.now(), timeLeftMs);
     } catch (error) {
+      own.endedAt = clock.monotonic();
       lastAttempt.endedAt = clock.now();
       return recordFailure(this.account, error, attemptAt, performance.now() - started);
     }
+    own.endedAt = clock.monotonic();
     const durationMs = performance.now() - started;
     const now = clock.now();
     kept.remember(issued.accessToken);

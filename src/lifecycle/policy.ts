@@ -54,6 +54,22 @@ interface DecideInput {
   force: boolean;
   /** The longest a request may take; bounds when an unfinished one could still have reached the broker. */
   requestTimeoutMs: number;
+  /** This process's own last request, on the monotonic clock; absent before it made one. */
+  ownAttempt?: OwnAttempt | undefined;
+}
+
+/**
+ * This process's own last token request, timed on the monotonic clock (Clock.monotonic), with that clock's
+ * reading now. The state's record is in wall-clock time, so a step forward of the wall clock (+25 h) would make
+ * the spacing look long over while the broker saw the last request seconds ago (EGW00133); measured here, the
+ * spacing holds whatever the wall clock does. It lives in memory only: across a restart the state's record is all
+ * there is, and a wall clock stepped back is corrected there (correctedForClockJumpBack).
+ */
+export interface OwnAttempt {
+  sentAt: number;
+  /** Undefined while the request is in flight. */
+  endedAt: number | undefined;
+  now: number;
 }
 
 /**
@@ -63,14 +79,30 @@ interface DecideInput {
  */
 export function spacingStartsAt(lastAttempt: AccountState['lastAttempt'], requestTimeoutMs: number): number | undefined {
   if (!lastAttempt) return undefined;
-  if (lastAttempt.endedAt !== undefined) return lastAttempt.endedAt;
-  return lastAttempt.outcome === 'pending' ? lastAttempt.at + requestTimeoutMs : lastAttempt.at;
+  return spacingStart(lastAttempt.at, lastAttempt.endedAt, lastAttempt.outcome === 'pending', requestTimeoutMs);
+}
+
+function spacingStart(at: number, endedAt: number | undefined, inFlight: boolean, requestTimeoutMs: number): number {
+  if (endedAt !== undefined) return endedAt;
+  return inFlight ? at + requestTimeoutMs : at;
+}
+
+/**
+ * When the spacing ends, as a wall-clock instant: after the state's record of the last request (which may be
+ * another replica's, or an earlier process's) and, when this process made one, after its own on the monotonic clock.
+ */
+function spacingEndsAt(input: Pick<DecideInput, 'now' | 'state' | 'policy' | 'requestTimeoutMs' | 'ownAttempt'>): number {
+  const { now, state, policy, requestTimeoutMs, ownAttempt } = input;
+  const recorded = spacingStartsAt(state.lastAttempt, requestTimeoutMs) ?? -Infinity;
+  const own = ownAttempt ? now - (ownAttempt.now - spacingStart(ownAttempt.sentAt, ownAttempt.endedAt, true, requestTimeoutMs)) : -Infinity;
+  return Math.max(recorded, own) + policy.spacingMs;
 }
 
 /** Far enough ahead to mean "not until something changes"; the loop wakes up regularly anyway. */
 export const NEVER = Number.MAX_SAFE_INTEGER;
 
-export function decide({ now, state, policy, credentialsId, force, requestTimeoutMs }: DecideInput): Decision {
+export function decide(input: DecideInput): Decision {
+  const { now, state, policy, credentialsId, force } = input;
   if (state.authBlock && state.authBlock.credentialsId === credentialsId && !force) {
     return { kind: 'wait', until: NEVER, why: 'auth_rejected' };
   }
@@ -88,15 +120,13 @@ export function decide({ now, state, policy, credentialsId, force, requestTimeou
   if (!force && state.nextRetryAt !== null && now < state.nextRetryAt) {
     return { kind: 'wait', until: state.nextRetryAt, why: state.sameTokenStreak > 0 && state.consecutiveFailures === 0 ? 'same_token' : 'backoff' };
   }
-  const spacingFrom = spacingStartsAt(state.lastAttempt, requestTimeoutMs) ?? -Infinity;
-  if (now < spacingFrom + policy.spacingMs) {
-    return { kind: 'wait', until: spacingFrom + policy.spacingMs, why: 'spacing' };
-  }
+  const spacingEnds = spacingEndsAt(input);
+  if (now < spacingEnds) return { kind: 'wait', until: spacingEnds, why: 'spacing' };
   return { kind: 'issue', why };
 }
 
 /** `decide` for one configured account: the input every caller (a tick, an issuance under the lease, a snapshot) builds alike. */
-export function decideNow(account: AccountConfig, state: AccountState, now: number, force = false): Decision {
+export function decideNow(account: AccountConfig, state: AccountState, now: number, force = false, ownAttempt?: OwnAttempt): Decision {
   return decide({
     now,
     state,
@@ -104,6 +134,7 @@ export function decideNow(account: AccountConfig, state: AccountState, now: numb
     credentialsId: credentialsId(account.appKey, account.appSecret),
     force,
     requestTimeoutMs: account.http.timeoutMs,
+    ownAttempt,
   });
 }
 

@@ -3,7 +3,7 @@ import type { AccountRef } from '../core/events';
 import type { TokenView } from '../sinks/formats';
 import type { SinkStatus } from '../sinks/supervisor';
 import type { AccountState } from '../store/state';
-import { NEVER, decideNow, isUsable, plannedRenewalAt, tokenStatus, type TokenStatus } from './policy';
+import { NEVER, decideNow, isUsable, plannedRenewalAt, tokenStatus, type OwnAttempt, type TokenStatus } from './policy';
 
 /**
  * What readers see of an account, made here from the state: the snapshot (the state and what the policy makes
@@ -35,10 +35,10 @@ export function accountViewOf(snapshot: AccountSnapshot, sinks: SinkStatus[], si
   return { snapshot, sinks, ready: snapshot.usable && sinksReady };
 }
 
-export function snapshotOf(config: AccountConfig, state: AccountState, now: number): AccountSnapshot {
+export function snapshotOf(config: AccountConfig, state: AccountState, now: number, ownAttempt?: OwnAttempt): AccountSnapshot {
   const policy = config.renewal;
   const status = tokenStatus(state, now, policy);
-  const decision = decideNow(config, state, now);
+  const decision = decideNow(config, state, now, false, ownAttempt);
   return {
     ref: { name: config.name, provider: config.provider, env: config.env },
     state,

@@ -1,6 +1,8 @@
+import { basename } from 'node:path';
 import type { SinkConfig } from '../config/types';
-import { SinkWriteError, classifyFsError, type SinkRepairReason } from '../core/errors';
 import type { FileSystem } from '../core/atomic-file';
+import { SinkWriteError, classifyFsError, type SinkRepairReason } from '../core/errors';
+import type { Directory } from '../core/held-directory';
 import { FileReadError, readRegularFile, type FileRead } from '../core/safe-read';
 import { readSinkToken } from './formats';
 
@@ -13,16 +15,27 @@ export type Inspection =
 /** A token file is a few hundred bytes; anything this large is not one, and is never read whole. */
 export const MAX_SINK_FILE_BYTES = 64 * 1024;
 
-/** Reads a sink file the way every sink read must: one non-blocking open, judged on the descriptor. */
-export function readSinkFile(fs: FileSystem, sink: SinkConfig, path: string): Promise<FileRead> {
-  return readRegularFile(path, { followSymlinks: sink.access.followSymlinks, maxBytes: MAX_SINK_FILE_BYTES }, fs.open);
+/**
+ * Reads a sink file the way every sink read must: one non-blocking open, judged on the descriptor. Given the
+ * sink's open directory, the file is reached through it (see sinks/directory.ts), never through a swapped parent.
+ */
+export function readSinkFile(fs: FileSystem, sink: SinkConfig, path: string, dir?: Directory): Promise<FileRead> {
+  const open = dir ? (_path: string, flags: number) => fs.open(dir.entry(basename(path)), flags) : fs.open;
+  return readRegularFile(path, { followSymlinks: sink.access.followSymlinks, maxBytes: MAX_SINK_FILE_BYTES }, open);
 }
 
 /** Compares a sink file with what it must hold, and names what is wrong in the closed set of repair reasons. */
-export async function inspectSinkFile(fs: FileSystem, sink: SinkConfig, path: string, expected: string, expectedToken: string): Promise<Inspection> {
+export async function inspectSinkFile(
+  fs: FileSystem,
+  sink: SinkConfig,
+  path: string,
+  expected: string,
+  expectedToken: string,
+  dir?: Directory,
+): Promise<Inspection> {
   let read: FileRead;
   try {
-    read = await readSinkFile(fs, sink, path);
+    read = await readSinkFile(fs, sink, path, dir);
   } catch (error) {
     if (!(error instanceof FileReadError)) throw error;
     switch (error.code) {

@@ -1,94 +1,28 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { SinkConfig } from '../config/types';
+import { nodeFileSystem, type FileSystem } from '../core/atomic-file';
 import type { Clock } from '../core/clock';
-import { SinkWriteError, classifyFsError, describeError, type SinkRepairReason } from '../core/errors';
 import type { AccountRef, EventBus } from '../core/events';
-import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
-import { dateStampDaysBefore } from '../core/time';
-import { KIS_AUTH_FILE, nextKisAuthChange, readSinkToken, renderSink, sinkDirectory, sinkPaths, type TokenInFile, type TokenView } from './formats';
-import { inspectSinkFile, readSinkFile } from './inspect';
-import { runNotify } from './notify';
+import { cleanupDailyFiles, dailyFiles } from './daily-files';
+import { inSinkDirectory } from './directory';
+import { nextKisAuthChange, readSinkToken, sinkPaths, type TokenInFile, type TokenView } from './formats';
+import { readSinkFile } from './inspect';
+import { preflight } from './preflight';
+import { SINK_STUCK_AFTER_MS, sinkStatus, stuckSince, type SinkStatus } from './report';
+import { exclusive, forgetFiles, knownPaths, newSinkRuntime, type SinkContext, type SinkRuntime } from './sink-state';
+import { SinkWatcher, scheduleChecks } from './watcher';
+import { checkSink, removeFiles, writeToken } from './write-repair';
+
+export { summarizeFiles, type SinkStatus } from './report';
+export type { SinkFileStatus } from './sink-state';
 
 /**
  * Keeps every sink file equal to what the state says it must hold. Writes on a new token, notices damage
  * through file-system events (with a periodic sweep for volumes where events do not arrive), repairs from the
- * state with no issuance, writes each new day's kis_auth.py file ahead of its readers' midnights, and retries a sink that cannot be
- * written with backoff, without holding up the other sinks or renewal.
+ * state with no issuance, writes each new day's kis_auth.py file ahead of its readers' midnights, and retries a
+ * sink that cannot be written with backoff, without holding up the other sinks or renewal. This class only
+ * orchestrates: each job has its module (sink-state, write-repair, daily-files, watcher, preflight, report).
  */
-
-/** One file of a sink, as last found or written (a kis-auth sink keeps one per date a reader may compute). */
-export interface SinkFileStatus {
-  path: string;
-  present: boolean;
-  healthy: boolean;
-  /** The file's permission bits as found, or null when there is no file. */
-  mode: number | null;
-}
-
-export interface SinkStatus {
-  name: string;
-  format: SinkConfig['format'];
-  /** The sink's first file (for kis-auth: the date in the first reader zone, Asia/Seoul by default). */
-  path: string;
-  /** Every file the sink keeps current now. */
-  files: SinkFileStatus[];
-  /** Every file exists. */
-  present: boolean;
-  /** Every file holds exactly the current token with the configured mode and owner. */
-  healthy: boolean;
-  /** The permission bits found: the first file's that differ from the configured mode, else the first file's. */
-  mode: number | null;
-  expectedMode: number;
-  lastWriteAt: number | null;
-  lastError: { reason: string; message: string; at: number } | null;
-  consecutiveFailures: number;
-  /** Since when a file has not held what it should (null while all do, and before there is a token). */
-  unhealthySince: number | null;
-  /** Since when (real time) an operation on the sink has been running longer than it ever should; null when none has. */
-  stuckSince: number | null;
-}
-
-/** What a sink's files add up to: present when every file is, and the mode that needs a look (one that is off, if any). */
-export function summarizeFiles(files: SinkFileStatus[], expectedMode: number): { present: boolean; mode: number | null } {
-  const off = files.find((file) => file.mode !== null && file.mode !== expectedMode);
-  return { present: files.every((file) => file.present), mode: (off ?? files[0])?.mode ?? null };
-}
-
-interface SinkRuntime {
-  account: AccountRef;
-  config: SinkConfig;
-  view: TokenView | undefined;
-  /** The current files as last checked or written, by path. */
-  files: Map<string, SinkFileStatus>;
-  /** Current files this run has written or found holding the token: a current file not among them is new (a rollover). */
-  written: Set<string>;
-  /** Whether anything was written or found right yet in this run: the first write is 'start', later new files 'rollover'. */
-  started: boolean;
-  healthy: boolean;
-  lastWriteAt: number | null;
-  lastError: SinkStatus['lastError'];
-  consecutiveFailures: number;
-  unhealthySince: number | null;
-  nextRetryAt: number | undefined;
-  /** When the last write failed: a file event may end the backoff, but never sooner than a second after it. */
-  lastFailureAt: number | undefined;
-  /** Real time the operation in progress started (null when idle): a sink that never finishes one is stuck. */
-  operationStartedAt: number | null;
-  lastCleanupStamp: string | undefined;
-  queue: Promise<void>;
-  pendingCheck: NodeJS.Timeout | undefined;
-}
-
-interface FileFailure {
-  path: string;
-  error: unknown;
-}
-
-interface FileWrite {
-  path: string;
-  cause: WriteCause;
-}
 
 interface SinkSupervisorOptions {
   clock: Clock;
@@ -101,144 +35,72 @@ interface SinkSupervisorOptions {
   stuckAfterMs?: number | undefined;
 }
 
-const MAX_WRITE_RETRY_MS = 60_000;
-const EVENT_DEBOUNCE_MS = 5;
-// A file event ends a backoff (the obstacle may be gone), but a storm of events never makes retries faster than this.
-const MIN_RETRY_AFTER_EVENT_MS = 250;
-/**
- * An operation on a sink (read, write, fsync of a few small files) that has run this long is stuck: reads never
- * block (see core/safe-read), so only a file system that stopped answering gets here. It shows in /healthz,
- * /status and the metrics; shutdown waits for it no longer than its own bound.
- */
-const SINK_STUCK_AFTER_MS = 30_000;
-
-type WriteCause = 'token' | 'start' | 'rollover' | SinkRepairReason;
-
 export class SinkSupervisor {
   private readonly sinks = new Map<string, SinkRuntime[]>();
-  private readonly watchers = new Map<string, FSWatcher>();
-  private readonly fs: FileSystem;
+  private readonly watcher = new SinkWatcher((dir, filename) =>
+    scheduleChecks(this.all(), dir, filename, this.options.clock.now(), (rt) => void this.check(rt)),
+  );
+  private readonly ctx: SinkContext;
   private nextSweepAt = 0;
   private closed = false;
 
   constructor(private readonly options: SinkSupervisorOptions) {
-    this.fs = options.fs ?? nodeFileSystem;
+    this.ctx = { fs: options.fs ?? nodeFileSystem, clock: options.clock, bus: options.bus, closed: () => this.closed };
   }
 
   addAccount(account: AccountRef, sinks: SinkConfig[]): void {
     this.sinks.set(
       account.name,
-      sinks.map((config) => ({
-        account,
-        config,
-        view: undefined,
-        files: new Map(),
-        written: new Set(),
-        started: false,
-        healthy: false,
-        lastWriteAt: null,
-        lastError: null,
-        consecutiveFailures: 0,
-        unhealthySince: null,
-        nextRetryAt: undefined,
-        lastFailureAt: undefined,
-        operationStartedAt: null,
-        lastCleanupStamp: undefined,
-        queue: Promise.resolve(),
-        pendingCheck: undefined,
-      })),
+      sinks.map((config) => newSinkRuntime(account, config)),
     );
-    if (this.options.watch) this.ensureWatchers();
+    this.watch();
   }
 
   removeAccount(name: string): void {
     for (const rt of this.sinks.get(name) ?? []) clearTimeout(rt.pendingCheck);
     this.sinks.delete(name);
-    this.ensureWatchers();
+    this.watch();
   }
 
   private all(): SinkRuntime[] {
     return [...this.sinks.values()].flat();
   }
 
-  /**
-   * At start-up, before any token exists: every sink's directory can be created and written, and no sink path
-   * is a symlink or directory the config did not ask for. A bad path fails here, at once, with its name.
-   */
-  async preflight(account?: string): Promise<string[]> {
-    const problems: string[] = [];
-    const now = this.options.clock.now();
-    // One write check per directory and access (owner, group, modes), however many sinks share it.
-    const writeChecks = new Map<string, Promise<void>>();
-    const checked: string[] = [];
-    for (const rt of account === undefined ? this.all() : (this.sinks.get(account) ?? [])) {
-      for (const path of sinkPaths(rt.config, now)) {
-        const where = `account ${rt.account.name}, sink ${rt.config.name} (${path})`;
-        try {
-          await ensureDirectory(dirname(path), rt.config.access.dirMode, this.fs, rt.config.access.followSymlinks);
-          const inspection = await inspectSinkFile(this.fs, rt.config, path, '\0', '\0');
-          if (inspection.kind === 'refused') throw inspection.error;
-          const key = `${dirname(path)}\0${JSON.stringify(rt.config.access)}`;
-          if (!writeChecks.has(key)) writeChecks.set(key, this.checkWritable(dirname(path), rt.config.access));
-          await writeChecks.get(key);
-          checked.push(path);
-        } catch (error) {
-          const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
-          problems.push(`${where}: ${reason}: ${describeError(error)}`);
-        }
-      }
-    }
-    await removeStaleTempFiles(checked, this.fs);
-    return problems;
+  private of(account: string | undefined): SinkRuntime[] {
+    return account === undefined ? this.all() : (this.sinks.get(account) ?? []);
   }
 
-  /** Writes and removes a file in `dir` the way a sink file is written: proves the directory takes it. */
-  private async checkWritable(dir: string, access: SinkConfig['access']): Promise<void> {
-    const probe = join(dir, `.broker-token-sidecar-write-check-${process.pid}`);
-    await writeFileAtomic(probe, '', { ...access, fs: this.fs });
-    await this.fs.unlink(probe);
+  /** Every sink's directory and files can be written (see preflight.ts); the problems, each naming its path. */
+  preflight(account?: string): Promise<string[]> {
+    return preflight(this.ctx.fs, this.of(account), this.options.clock.now());
   }
 
   /** Sets what an account's sinks must hold and writes them now. Never throws: failures are retried later. */
   async publish(account: string, view: TokenView, cause: 'token' | 'start'): Promise<void> {
-    const runtimes = this.sinks.get(account) ?? [];
     await Promise.all(
-      runtimes.map((rt) => {
+      this.of(account).map((rt) => {
         // A new token, approval key or expiry (a same-token answer can correct it) is new content for every file.
         const tokenChanged = rt.view?.accessToken !== view.accessToken || rt.view?.approvalKey !== view.approvalKey || rt.view?.expiresAt !== view.expiresAt;
         rt.view = view;
-        return this.exclusive(rt, async () => {
-          const now = this.options.clock.now();
-          if (cause === 'start' || !tokenChanged) {
-            // Files that already hold the right bytes are left alone: a restart rewrites nothing.
-            await this.check(rt);
-          } else {
-            await this.writeNewToken(rt, view, now);
-          }
-          await this.cleanup(rt, now);
+        return exclusive(rt, async () => {
+          // Files that already hold the right bytes are left alone: a restart rewrites nothing.
+          if (cause === 'start' || !tokenChanged) await checkSink(this.ctx, rt);
+          else await writeToken(this.ctx, rt, view);
+          await cleanupDailyFiles(this.ctx, rt, this.options.clock.now());
         });
       }),
     );
     // The directories exist now, whatever they were before: watch them.
-    this.ensureWatchers();
+    this.watch();
   }
 
   /** Removes an account's files (after a revoke): the token in them is dead. */
   async clear(account: string): Promise<string[]> {
     const removed: string[] = [];
-    for (const rt of this.sinks.get(account) ?? []) {
-      await this.exclusive(rt, async () => {
-        rt.view = undefined;
-        rt.healthy = false;
-        rt.unhealthySince = null;
-        for (const path of this.knownPaths(rt))
-          await this.fs.unlink(path).then(
-            () => removed.push(path),
-            () => undefined,
-          );
-        rt.files.clear();
-        rt.written.clear();
-        rt.started = false;
+    for (const rt of this.of(account)) {
+      await exclusive(rt, async () => {
+        removed.push(...(await removeFiles(this.ctx, rt, knownPaths(rt, this.options.clock.now()))));
+        forgetFiles(rt);
       });
     }
     return removed;
@@ -246,8 +108,11 @@ export class SinkSupervisor {
 
   /** Checks one account's sinks (or all) against their expected content, repairing what is wrong. */
   async checkAll(account?: string): Promise<void> {
-    const runtimes = account === undefined ? this.all() : (this.sinks.get(account) ?? []);
-    await Promise.all(runtimes.map((rt) => this.exclusive(rt, () => this.check(rt))));
+    await Promise.all(this.of(account).map((rt) => this.check(rt)));
+  }
+
+  private check(rt: SinkRuntime): Promise<void> {
+    return exclusive(rt, () => checkSink(this.ctx, rt));
   }
 
   /**
@@ -262,11 +127,10 @@ export class SinkSupervisor {
       this.all().map((rt) => {
         const rolledOver = rt.started && sinkPaths(rt.config, now).some((path) => !rt.written.has(path));
         const retryDue = rt.nextRetryAt !== undefined && now >= rt.nextRetryAt;
-        if (!sweepDue && !rolledOver && !retryDue) return Promise.resolve();
-        return this.exclusive(rt, () => this.check(rt));
+        return sweepDue || rolledOver || retryDue ? this.check(rt) : Promise.resolve();
       }),
     );
-    if (sweepDue && this.options.watch) this.ensureWatchers();
+    if (sweepDue) this.watch();
     return this.nextDue(now);
   }
 
@@ -279,295 +143,25 @@ export class SinkSupervisor {
     return next;
   }
 
-  /**
-   * Brings every current file of a sink to what it must hold: files that hold it are left alone, damaged ones
-   * are repaired, and a file under a name that became current (a new day's kis_auth.py file) is written. One
-   * file that cannot be written never keeps the others from being written.
-   */
-  private async check(rt: SinkRuntime): Promise<void> {
-    if (!rt.view || this.closed) return;
-    const content = renderSink(rt.config, rt.view);
-    if (content === undefined) return;
-    const now = this.options.clock.now();
-    const backingOff = rt.nextRetryAt !== undefined && now < rt.nextRetryAt;
-    const files = new Map<string, SinkFileStatus>();
-    const failures: FileFailure[] = [];
-    const writes: FileWrite[] = [];
-    for (const path of sinkPaths(rt.config, now)) {
-      const inspection = await inspectSinkFile(this.fs, rt.config, path, content, rt.view.accessToken);
-      if (inspection.kind === 'healthy') {
-        files.set(path, { path, present: true, healthy: true, mode: inspection.mode });
-        rt.written.add(path);
-        continue;
-      }
-      const found = inspection.kind === 'repair' ? inspection.mode : null;
-      files.set(path, { path, present: found !== null, healthy: false, mode: found });
-      if (inspection.kind === 'refused') {
-        failures.push({ path, error: inspection.error });
-        continue;
-      }
-      if (backingOff) continue; // after a failed write, the next attempt waits its turn
-      const cause: WriteCause = rt.written.has(path) ? inspection.reason : rt.started ? 'rollover' : 'start';
-      const failure = await this.writeFile(rt, path, content, now);
-      if (failure) failures.push(failure);
-      else {
-        files.set(path, { path, present: true, healthy: true, mode: rt.config.access.mode });
-        writes.push({ path, cause });
-      }
-    }
-    this.settle(rt, files, failures, writes, now);
-    if (writes.some((write) => write.cause === 'rollover')) await this.cleanup(rt, now);
+  private watch(): void {
+    if (!this.closed && this.options.watch) this.watcher.watch(this.all());
   }
 
-  /** A new token: every current file gets it now, whatever they hold, and the application is told. */
-  private async writeNewToken(rt: SinkRuntime, view: TokenView, now: number): Promise<void> {
-    const content = renderSink(rt.config, view);
-    if (content === undefined || this.closed) return;
-    const cause = rt.started ? 'token' : 'start';
-    const files = new Map<string, SinkFileStatus>();
-    const failures: FileFailure[] = [];
-    const writes: FileWrite[] = [];
-    const paths = sinkPaths(rt.config, now);
-    for (const path of paths) {
-      const failure = await this.writeFile(rt, path, content, now);
-      if (failure) failures.push(failure);
-      else writes.push({ path, cause });
-      files.set(path, { path, present: failure === undefined, healthy: failure === undefined, mode: failure === undefined ? rt.config.access.mode : null });
-    }
-    this.settle(rt, files, failures, writes, now);
-    if (writes.length > 0) {
-      await this.refreshEarlierDailyFiles(rt, paths, content);
-      this.notify(rt, paths[0]!);
-    }
-  }
-
-  /** Writes one file; on success it counts as written, on failure the failure is returned. */
-  private async writeFile(rt: SinkRuntime, path: string, content: string, now: number): Promise<FileFailure | undefined> {
-    try {
-      await writeFileAtomic(path, content, { ...rt.config.access, fs: this.fs });
-    } catch (error) {
-      return { path, error };
-    }
-    rt.written.add(path);
-    rt.started = true;
-    rt.lastWriteAt = now;
-    return undefined;
-  }
-
-  /**
-   * The sink's state after a check or a write of all its current files, then the events: a listener that asks
-   * whether the sink is ready when a file is written gets the answer that includes that write.
-   */
-  private settle(rt: SinkRuntime, files: Map<string, SinkFileStatus>, failures: FileFailure[], writes: FileWrite[], now: number): void {
-    const recovered = this.updateHealth(rt, files, failures, now);
-    for (const { path, cause } of writes) {
-      const ref = { account: rt.account, sink: rt.config.name, path };
-      if (cause === 'token' || cause === 'start' || cause === 'rollover') this.options.bus.emit('sink.written', { ...ref, cause });
-      else this.options.bus.emit('sink.repaired', { ...ref, reason: cause });
-    }
-    if (recovered) this.options.bus.emit('sink.recovered', { account: rt.account, sink: rt.config.name, path: files.keys().next().value! });
-  }
-
-  /** Returns whether the sink has just recovered from failed writes. */
-  private updateHealth(rt: SinkRuntime, files: Map<string, SinkFileStatus>, failures: FileFailure[], now: number): boolean {
-    rt.files = files;
-    // Names no longer current (yesterday's) leave the set, so it never grows.
-    for (const path of rt.written) if (!files.has(path)) rt.written.delete(path);
-    if ([...files.values()].some((file) => file.healthy)) rt.started = true;
-    if (failures.length > 0) {
-      this.markFailed(rt, failures, now);
-      return false;
-    }
-    if (![...files.values()].every((file) => file.healthy)) {
-      this.markUnhealthy(rt, now);
-      return false;
-    }
-    const recovered = rt.consecutiveFailures > 0;
-    rt.healthy = true;
-    rt.lastError = null;
-    rt.consecutiveFailures = 0;
-    rt.unhealthySince = null;
-    rt.nextRetryAt = undefined;
-    return recovered;
-  }
-
-  private markFailed(rt: SinkRuntime, failures: FileFailure[], now: number): void {
-    this.markUnhealthy(rt, now);
-    rt.consecutiveFailures += 1;
-    rt.lastFailureAt = now;
-    rt.nextRetryAt = now + Math.min(MAX_WRITE_RETRY_MS, 1000 * 2 ** (rt.consecutiveFailures - 1));
-    for (const { path, error } of failures) {
-      const reason = error instanceof SinkWriteError ? error.code : classifyFsError(error);
-      const message = describeError(error);
-      rt.lastError = { reason, message, at: now };
-      this.options.bus.emit('sink.write_failed', {
-        account: rt.account,
-        sink: rt.config.name,
-        path,
-        reason,
-        message,
-        consecutiveFailures: rt.consecutiveFailures,
-      });
-    }
-  }
-
-  private markUnhealthy(rt: SinkRuntime, now: number): void {
-    rt.healthy = false;
-    rt.unhealthySince ??= now;
-  }
-
-  /**
-   * A bot that imported kis_auth.py yesterday still reads yesterday's file. When the token changes, the
-   * earlier daily files still kept are brought up to date too, so such a bot never sees a dead token.
-   */
-  private async refreshEarlierDailyFiles(rt: SinkRuntime, currentPaths: string[], content: string): Promise<void> {
-    if (rt.config.format !== 'kis-auth') return;
-    for (const name of await this.dailyFiles(rt.config.dir)) {
-      const path = join(rt.config.dir, name);
-      if (currentPaths.includes(path) || this.closed) continue;
-      const info = await this.fs.lstat(path).catch(() => undefined);
-      if (!info?.isFile()) continue;
-      await writeFileAtomic(path, content, { ...rt.config.access, fs: this.fs }).catch(() => undefined);
-    }
-  }
-
-  private async dailyFiles(dir: string): Promise<string[]> {
-    const names = await this.fs.readdir(dir).catch(() => [] as string[]);
-    return names
-      .filter((name) => KIS_AUTH_FILE.test(name))
-      .sort()
-      .reverse();
-  }
-
-  /**
-   * Removes daily files older than keepDays, counted from the earliest date any reader zone shows (a file that
-   * is today's somewhere is never old); nothing that does not match KIS{YYYYMMDD} is ever touched.
-   */
-  private async cleanup(rt: SinkRuntime, now: number): Promise<void> {
-    if (rt.config.format !== 'kis-auth') return;
-    const keepDays = rt.config.keepDays;
-    const cutoff = rt.config.readerTimeZones.map((zone) => dateStampDaysBefore(now, zone, keepDays)).sort()[0]!;
-    if (rt.lastCleanupStamp === cutoff) return;
-    const removed: string[] = [];
-    for (const name of await this.dailyFiles(rt.config.dir)) {
-      const stamp = KIS_AUTH_FILE.exec(name)![1]!;
-      if (stamp >= cutoff) continue;
-      const path = join(rt.config.dir, name);
-      const info = await this.fs.lstat(path).catch(() => undefined);
-      if (!info?.isFile()) continue;
-      await this.fs.unlink(path).then(
-        () => removed.push(name),
-        () => undefined,
-      );
-    }
-    rt.lastCleanupStamp = cutoff;
-    if (removed.length > 0) this.options.bus.emit('sink.cleaned', { account: rt.account, sink: rt.config.name, files: removed });
-  }
-
-  private notify(rt: SinkRuntime, path: string): void {
-    const notify = rt.config.notify;
-    if (!notify) return;
-    runNotify(notify, { account: rt.account.name, sink: rt.config.name, path }).catch((error: unknown) => {
-      this.options.bus.emit('sink.notify_failed', { account: rt.account, sink: rt.config.name, message: describeError(error) });
-    });
-  }
-
-  /** One operation at a time per sink, so a check never races a write; each is timed, so a stuck one shows. */
-  private exclusive(rt: SinkRuntime, operation: () => Promise<void>): Promise<void> {
-    const timed = async () => {
-      rt.operationStartedAt = Date.now();
-      try {
-        await operation();
-      } finally {
-        rt.operationStartedAt = null;
-      }
-    };
-    const run = rt.queue.then(timed, timed);
-    rt.queue = run.catch(() => undefined);
-    return rt.queue;
-  }
-
-  private stuckSince(rt: SinkRuntime, now = Date.now()): number | null {
-    const after = this.options.stuckAfterMs ?? SINK_STUCK_AFTER_MS;
-    return rt.operationStartedAt !== null && now - rt.operationStartedAt > after ? rt.operationStartedAt : null;
+  private get stuckAfterMs(): number {
+    return this.options.stuckAfterMs ?? SINK_STUCK_AFTER_MS;
   }
 
   /** Sinks with an operation running far too long, as `account/sink` (for /healthz). */
   stuckSinks(): string[] {
     const now = Date.now();
     return this.all()
-      .filter((rt) => this.stuckSince(rt, now) !== null)
+      .filter((rt) => stuckSince(rt, this.stuckAfterMs, now) !== null)
       .map((rt) => `${rt.account.name}/${rt.config.name}`);
-  }
-
-  private ensureWatchers(): void {
-    if (this.closed || !this.options.watch) return;
-    const dirs = new Set(this.all().map((rt) => sinkDirectory(rt.config)));
-    for (const [dir, watcher] of this.watchers) {
-      if (!dirs.has(dir)) {
-        watcher.close();
-        this.watchers.delete(dir);
-      }
-    }
-    for (const dir of dirs) {
-      if (this.watchers.has(dir)) continue;
-      try {
-        const watcher = watch(dir, { persistent: false }, (_event, filename) => this.onFileEvent(dir, filename?.toString()));
-        watcher.on('error', () => {
-          // The directory went away; the sweep recreates it and watches again.
-          watcher.close();
-          this.watchers.delete(dir);
-        });
-        this.watchers.set(dir, watcher);
-      } catch {
-        // Not there yet: the next sweep tries again.
-      }
-    }
-  }
-
-  private onFileEvent(dir: string, filename: string | undefined): void {
-    for (const rt of this.all()) {
-      if (sinkDirectory(rt.config) !== dir) continue;
-      if (filename !== undefined && !this.knownPaths(rt).some((path) => basename(path) === filename)) continue;
-      if (rt.pendingCheck) continue;
-      // Something changed at a file that could not be written: the obstacle may be gone, so the backoff ends
-      // (a second after the failure at the soonest, so events never drive retries faster than that).
-      const now = this.options.clock.now();
-      if (rt.nextRetryAt !== undefined && rt.lastFailureAt !== undefined) {
-        rt.nextRetryAt = Math.min(rt.nextRetryAt, Math.max(now, rt.lastFailureAt + MIN_RETRY_AFTER_EVENT_MS));
-      }
-      const delay = Math.max(EVENT_DEBOUNCE_MS, (rt.nextRetryAt ?? 0) - now);
-      rt.pendingCheck = setTimeout(() => {
-        rt.pendingCheck = undefined;
-        void this.exclusive(rt, () => this.check(rt));
-      }, delay);
-    }
-  }
-
-  /** The current files and those this run wrote that may still be on disk. */
-  private knownPaths(rt: SinkRuntime): string[] {
-    return [...new Set([...sinkPaths(rt.config, this.options.clock.now()), ...rt.files.keys(), ...rt.written])];
   }
 
   status(account: string): SinkStatus[] {
     const now = this.options.clock.now();
-    return (this.sinks.get(account) ?? []).map((rt) => {
-      const files = sinkPaths(rt.config, now).map((path) => rt.files.get(path) ?? { path, present: false, healthy: false, mode: null });
-      return {
-        name: rt.config.name,
-        format: rt.config.format,
-        path: files[0]!.path,
-        files,
-        ...summarizeFiles(files, rt.config.access.mode),
-        healthy: rt.healthy,
-        expectedMode: rt.config.access.mode,
-        lastWriteAt: rt.lastWriteAt,
-        lastError: rt.lastError,
-        consecutiveFailures: rt.consecutiveFailures,
-        unhealthySince: rt.unhealthySince,
-        stuckSince: this.stuckSince(rt),
-      };
-    });
+    return this.of(account).map((rt) => sinkStatus(rt, now, this.stuckAfterMs));
   }
 
   /** Every sink of the account holds the current token, complete and private. */
@@ -583,27 +177,30 @@ export class SinkSupervisor {
    */
   async tokensOnDisk(account: string): Promise<Array<{ sink: string; path: string; token: TokenInFile }>> {
     const found: Array<{ sink: string; path: string; token: TokenInFile }> = [];
-    for (const rt of this.sinks.get(account) ?? []) {
-      const config = rt.config;
-      const paths =
-        config.format === 'kis-auth' ? (await this.dailyFiles(config.dir)).map((name) => join(config.dir, name)) : sinkPaths(config, this.options.clock.now());
-      for (const path of paths) {
-        // Never through a symlink planted at a sink path, never a FIFO or device: only a small regular file.
-        const content = await readSinkFile(this.fs, { ...rt.config, access: { ...rt.config.access, followSymlinks: false } }, path).then(
-          (read) => read.content,
-          () => '',
-        );
-        const token = readSinkToken(rt.config, content);
-        if (token) found.push({ sink: rt.config.name, path, token });
-      }
+    for (const { config } of this.of(account)) {
+      // Never through a symlink planted at a sink path, never a FIFO or device: only a small regular file.
+      const noLink = { ...config, access: { ...config.access, followSymlinks: false } };
+      await inSinkDirectory(config, this.ctx.fs, async (dir) => {
+        const paths =
+          config.format === 'kis-auth'
+            ? (await dailyFiles(this.ctx.fs, dir)).map((name) => join(config.dir, name))
+            : sinkPaths(config, this.options.clock.now());
+        for (const path of paths) {
+          const content = await readSinkFile(this.ctx.fs, noLink, path, dir).then(
+            (read) => read.content,
+            () => '',
+          );
+          const token = readSinkToken(config, content);
+          if (token) found.push({ sink: config.name, path, token });
+        }
+      });
     }
     return found;
   }
 
   close(): void {
     this.closed = true;
-    for (const watcher of this.watchers.values()) watcher.close();
-    this.watchers.clear();
+    this.watcher.close();
     for (const rt of this.all()) clearTimeout(rt.pendingCheck);
   }
 

@@ -3,11 +3,11 @@ import { readRegularFile } from '../core/safe-read';
 import type { NotifyConfig } from '../config/types';
 
 /**
- * Tells an application that keeps the token in memory that its file changed: runs a command, or signals the
- * process named in a pid file. The command gets the account, sink and path in its environment, never the
- * token: it can read the file like any other consumer.
+ * After a new token is written: tells an application that keeps the token in memory that its file changed (the
+ * sink's `notify`), by running a command, or signalling the process named in a pid file. The command gets the
+ * account, sink and path in its environment, never the token: it can read the file like any other consumer.
  */
-export async function runNotify(notify: NotifyConfig, context: { account: string; sink: string; path: string }): Promise<void> {
+export async function runAfterWrite(notify: NotifyConfig, context: { account: string; sink: string; path: string }): Promise<void> {
   if (notify.command) {
     const [file, ...args] = notify.command;
     await new Promise<void>((resolve, reject) => {
