@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type ErrorRequestHandler, type Express } from 'express';
+import { ApprovalKeyBook } from './approval-keys';
 import { CONTROL_PREFIX, controlRouter, type SimulatorControl } from './control';
 import { resolveSettings, type BrokerContext } from './context';
 import { CredentialBook } from './credentials';
@@ -38,6 +39,7 @@ export class BrokerSimulator implements SimulatorControl {
       credentials: new CredentialBook(options.credentials.map((c) => parseCredential(c))),
       ledger: new TokenLedger(settings),
       approvals: new ApprovalSpacing(settings.approvalSpacingMs),
+      approvalKeys: new ApprovalKeyBook(),
       quota: new PerSecondQuota(),
       kiwoomCalls: new PerApiIdBuckets(settings.kiwoomCallsPerSecond, settings.kiwoomCallBurst),
       orderNumbers: new OrderNumbers(),
@@ -109,6 +111,7 @@ export class BrokerSimulator implements SimulatorControl {
   reset(): void {
     this.ctx.ledger.clear();
     this.ctx.approvals.clear();
+    this.ctx.approvalKeys.clear();
     this.ctx.quota.clear();
     this.ctx.kiwoomCalls.clear();
     this.faults.clear();
