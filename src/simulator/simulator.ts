@@ -16,6 +16,8 @@ import { TokenLedger } from './ledger';
 import { ApprovalSpacing, PerApiIdBuckets, PerSecondQuota } from './limits';
 import { OrderNumbers } from './orders';
 import { brokerRoutes } from './routes';
+import { realtimeRouter, REALTIME_CONTROL_PATH } from './realtime/control';
+import { RealtimeSimulator } from './realtime/hub';
 import { parseCredential, parseFaultSpec } from './schemas';
 import { StatsBook } from './stats';
 import { KisJwtMinter } from './token-format';
@@ -29,6 +31,8 @@ export class BrokerSimulator implements SimulatorControl {
   private readonly faults = new FaultQueue();
   private readonly timers = new PendingTimers();
   private readonly statsBook = new StatsBook();
+  /** The brokers' WebSockets on the same port: `/tryitout` (KIS) and `/api/dostk/websocket` (Kiwoom). */
+  readonly realtime: RealtimeSimulator;
   private server: Server | undefined;
 
   constructor(options: SimulatorOptions) {
@@ -45,12 +49,14 @@ export class BrokerSimulator implements SimulatorControl {
       orderNumbers: new OrderNumbers(),
       kisJwt: new KisJwtMinter(),
     };
+    this.realtime = new RealtimeSimulator({ clock: options.clock, approvalKeys: this.ctx.approvalKeys, ledger: this.ctx.ledger }, options.realtime);
     this.app = this.buildApp();
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.server) throw new Error('simulator is already listening');
     const server = createServer(this.app);
+    server.on('upgrade', (req, socket, head) => this.realtime.handleUpgrade(req, socket, head));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => {
@@ -76,6 +82,7 @@ export class BrokerSimulator implements SimulatorControl {
   /** Closes promptly: hung requests, keep-alive connections and pending delays are all cut. */
   async close(): Promise<void> {
     this.timers.cancelAll();
+    this.realtime.close();
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -112,6 +119,7 @@ export class BrokerSimulator implements SimulatorControl {
     this.ctx.ledger.clear();
     this.ctx.approvals.clear();
     this.ctx.approvalKeys.clear();
+    this.realtime.reset();
     this.ctx.quota.clear();
     this.ctx.kiwoomCalls.clear();
     this.faults.clear();
@@ -124,6 +132,7 @@ export class BrokerSimulator implements SimulatorControl {
     app.set('etag', false);
     // Bodies are read as text whatever their content-type, so a malformed one gets the broker's own answer.
     app.use(express.text({ type: () => true, limit: BODY_LIMIT }));
+    app.use(CONTROL_PREFIX + REALTIME_CONTROL_PATH, realtimeRouter(this.realtime));
     app.use(CONTROL_PREFIX, controlRouter(this));
 
     const deps: EndpointDeps = {
