@@ -12,8 +12,10 @@ reading of that file; the behaviour is the original's:
   sends every subscription (``tr_type "1"``), then reads until the connection ends. An exception (a refused
   connection, a send on a closed socket, a bad frame) prints ``Connection exception >>``, counts one retry and
   sleeps 1 s; a connection the broker closes *normally* ends the read loop without an exception, so the loop
-  connects again at once and counts nothing: against a broker that refuses with OPSP8996 and closes, a client with
-  one subscription reconnects for ever, as fast as the broker answers.
+  connects again at once and counts nothing: against a broker that refuses with OPSP8996 and closes, the client
+  reconnects for ever, as fast as the broker answers. With several subscriptions too: ``smart_sleep()`` blocks the
+  event loop between the sends, so the close frame is read only after the last send went out on the still open
+  socket, and no send fails.
 * ``send``: builds the message with the request function (``data_fetch``: the approval key from ``auth_ws()``,
   ``custtype "P"``), records the columns in ``data_map``, logs ``send message >> <json>`` at INFO (the approval
   key included, as in the original), sends, then ``smart_sleep()``: a blocking ``time.sleep(0.1)`` inside the
@@ -27,6 +29,11 @@ reading of that file; the behaviour is the original's:
 * ``on_result(ws, tr_id, df, data_map[tr_id])`` is called for data frames (and for control messages when
   ``result_all_data``).
 * ``unsubscribe`` calls ``send_multiple`` without awaiting it, as the original does: nothing is sent.
+
+Checked against the original (pandas 3.0.6, websockets 17.1, pycryptodome) on the simulator: the same records
+read (with three records a frame, a 1×46 DataFrame whose 92-level index holds the first two), the fill notice
+decrypted, PINGPONG answered with a pong frame, and the same reconnect loop (refused with OPSP8996 on the same
+host, 45 and 37 refusals in 6 s for the original, 46 and 38 for this replica, run in turn).
 
 Deviations, none of which changes what reaches the broker:
 

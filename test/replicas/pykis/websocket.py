@@ -33,8 +33,13 @@ Deviations:
 
 * The original uses websocket-client's ``WebSocketApp`` and the ``cryptography`` package; Debian's
   python3-websockets (asyncio, run here in the client's own thread by ``_WebSocketApp``, which keeps
-  WebSocketApp's callbacks and its "an exception in a callback goes to on_error, the connection stays") and
-  python3-pycryptodome stand in.
+  WebSocketApp's callbacks, its "an exception in a callback goes to on_error, the connection stays", and its
+  report of a server's close as on_error then on_close) and python3-pycryptodome stand in.
+* ``KisHTTPError``'s text is the REST replica's (kis.py), not python-kis's "HTTP 요청에 실패했습니다." with the
+  request's details.
+* Checked against the real python-kis (this commit, websocket-client 1.9.2) on the simulator: the log lines of a
+  subscription, of OPSP8996 and its 5 s reconnect, of the approval refused at the second subscription, and the
+  26-field parse failure are the same.
 * The broker's WebSocket hosts (``WEBSOCKET_REAL_DOMAIN``/``WEBSOCKET_VIRTUAL_DOMAIN``, hard-coded) come from
   ``PYKIS_REPLICA_WEBSOCKET_REAL_DOMAIN``/``..._VIRTUAL_DOMAIN`` when set, like the REST hosts (see kis.py).
 * Left out: the mock-mode primary client (a second session on the virtual domain for fills), the reference
@@ -267,11 +272,16 @@ def parse_responses(data, count, response_type):
 
 
 # --- websocket-client's WebSocketApp, over websockets ---------------------------------------------------------------
+class WebSocketConnectionClosedException(Exception):
+    """websocket-client's exception for a connection that ended, which python-kis's on_error tells apart."""
+
+
 class _WebSocketApp:
-    """``run_forever()`` connects, calls ``on_open``, then ``on_message`` per text message until the connection
-    ends, then ``on_error`` (if it failed) and ``on_close``, and returns. A callback's exception goes to
-    ``on_error`` and the connection carries on. ``send`` may be called from any thread. No ping of its own, as
-    run_forever's default."""
+    """What websocket-client 1.9's ``WebSocketApp.run_forever()`` does, as python-kis uses it: connects, calls
+    ``on_open``, then ``on_message`` per text message; when the connection ends, by the server's close frame or by a
+    failure, ``on_error`` gets a WebSocketConnectionClosedException (or the failure) and ``on_close`` the close code
+    and reason (None when there were none), then it returns. A callback's exception goes to ``on_error`` and the
+    connection carries on. ``send`` may be called from any thread. No ping of its own (run_forever's default)."""
 
     def __init__(self, url, on_open, on_error, on_close, on_message):
         self.url = url
@@ -301,7 +311,12 @@ class _WebSocketApp:
                 self._callback(self.on_open)
                 async for message in ws:
                     self._callback(self.on_message, message)
-            self._callback(self.on_close, ws.close_code, ws.close_reason)
+            code = ws.close_code
+            self._callback(self.on_error, WebSocketConnectionClosedException(f"Connection closed normally (code {code})" if code == 1000 else f"Connection closed (code {code})"))
+            self._callback(self.on_close, code, ws.close_reason or None)
+        except websockets.ConnectionClosed as e:
+            self._callback(self.on_error, WebSocketConnectionClosedException(str(e)))
+            self._callback(self.on_close, None, None)
         except Exception as e:
             self._callback(self.on_error, e)
             self._callback(self.on_close, None, None)
@@ -478,7 +493,12 @@ class KisWebsocketClient:
     def _on_error(self, websocket, error):
         if websocket is not self.websocket:
             return
-        logger.error("RTC Websocket error: %s", error)
+        if isinstance(error, WebSocketConnectionClosedException):
+            logger.error("RTC Websocket error: Connection closed")
+        elif isinstance(error, KeyboardInterrupt):
+            logger.error("RTC Websocket error: Keyboard interrupt")
+        else:
+            logger.error("RTC Websocket error: %s", error)
 
     def _on_close(self, websocket, code, reason):
         if websocket is not self.websocket:
