@@ -427,6 +427,21 @@ describe('replicas of the real clients, directly against the simulator', () => {
     assert.ok(bot.of('pingpong').length >= 3);
   });
 
+  test('the official client’s cap counts kinds of subscription, not items: it sends 42 registrations and the broker refuses the 42nd', { skip }, async (t) => {
+    const h = await startRealtimeSimulator(t, [kisA], { approvalSpacingMs: 0, realtime: { framesPerSecond: 0 } });
+    const { env } = replicaHome(t, h);
+    const codes = Array.from({ length: 42 }, (_, i) => String(100_000 + i));
+    const bot = ReplicaProcess.start(t, python!, 'kis_ws_bot.py', ['--price', ...codes], env);
+    const answers = await bot.waitFor('control', 42);
+    assert.equal(bot.of('sent').length, 42);
+    assert.deepEqual(
+      answers.map((a) => a.msgCd),
+      [...Array.from({ length: 41 }, () => 'OPSP0000'), 'OPSP0008'],
+    );
+    const stats = h.simulator.realtime.stats(kisA.appKey);
+    assert.deepEqual([stats.peakRegistrations, stats.refusals['OPSP0008']], [41, 1]);
+  });
+
   test(
     'a second process on the app key gets OPSP8996; the official KISWebSocket then reconnects at once, again and again, while the first session loses nothing',
     { skip },
