@@ -39,6 +39,12 @@ function durationArg(text: string): number {
   return ms;
 }
 
+function numberArg(flag: string, text: string): number {
+  const value = text.trim() === '' ? NaN : Number(text);
+  if (!Number.isFinite(value)) throw new CliError(`${flag}: "${text}" is not a number`, EXIT.config);
+  return value;
+}
+
 function portArg(flag: string, text: string): number {
   const port = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!(port >= 0 && port <= 65535)) throw new CliError(`${flag}: "${text}" is not a port number (0 to 65535)`, EXIT.config);
@@ -69,7 +75,7 @@ program
 program
   .command('simulator')
   .description(
-    'run the broker simulator alone (KIS and Kiwoom token endpoints, revoke, approval key, proving calls, the real limits and error bodies, and a /_sim control API)',
+    'run the broker simulator alone (KIS and Kiwoom token endpoints, revoke, approval key, proving calls, the real limits and error bodies, both WebSockets, and a /_sim control API)',
   )
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on', '9400')
@@ -78,7 +84,9 @@ program
     "YAML list of accepted credentials: [{provider, appKey, appSecret, env}] (default: the demo's made-up ones, printed at start)",
   )
   .option('--spacing <duration>', 'minimum gap between two issuances for one app key', '60s')
-  .action(async (opts: { host: string; port: string; credentials?: string; spacing: string }) => {
+  .option('--frames-per-second <n>', 'real-time data frames per second for each registered stream (0 pauses)', '2')
+  .option('--pingpong-interval <duration>', 'between two keep-alive pings (KIS PINGPONG, Kiwoom PING)', '110s')
+  .action(async (opts: { host: string; port: string; credentials?: string; spacing: string; framesPerSecond: string; pingpongInterval: string }) => {
     // Loaded only here: the simulator has no business in a sidecar's memory.
     const { generateCredential, runSimulatorServer } = require('./simulator') as typeof import('./simulator');
     let credentials: SimulatorCredential[];
@@ -93,8 +101,11 @@ program
       host: opts.host,
       port: portArg('--port', opts.port),
       spacingMs: durationArg(opts.spacing),
+      realtime: { framesPerSecond: numberArg('--frames-per-second', opts.framesPerSecond), pingIntervalMs: durationArg(opts.pingpongInterval) },
     });
     process.stdout.write(`broker simulator listening on ${url} (control API under ${url}/_sim/)\n`);
+    const ws = url.replace(/^http/, 'ws');
+    process.stdout.write(`WebSockets: KIS ${ws}/tryitout (the "ops" of kis_devlp.yaml: ${ws}), Kiwoom ${ws}/api/dostk/websocket\n`);
     if (!opts.credentials) {
       process.stdout.write('accepting the demo credentials (made up; safe to print):\n');
       for (const c of credentials) process.stdout.write(`  ${c.provider}: appKey=${c.appKey} appSecret=${c.appSecret}\n`);

@@ -55,9 +55,10 @@ export function writeCredentialFiles(dir: string, credential: SimulatorCredentia
 
 /**
  * The user's own kis_devlp.yaml, in ~/KIS/config beside the token files, where kis_auth.py reads it at import:
- * the account's key and secret, and the broker hosts (here the simulator's) under the names the samples use.
+ * the account's key and secret, and the broker hosts (here the simulator's) under the names the samples use
+ * (`ops`/`vops` are the WebSocket's; a closed port unless a test gives one).
  */
-export function writeKisDevlp(home: string, credential: SimulatorCredential, baseUrl: string): string {
+export function writeKisDevlp(home: string, credential: SimulatorCredential, baseUrl: string, wsUrl = 'ws://127.0.0.1:9'): string {
   const dir = join(home, 'KIS', 'config');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const q = (value: string) => JSON.stringify(value);
@@ -73,9 +74,9 @@ export function writeKisDevlp(home: string, credential: SimulatorCredential, bas
     'my_paper_future: "60000001"',
     'my_prod: "01"',
     `prod: ${q(baseUrl)}`,
-    'ops: "ws://127.0.0.1:9"',
+    `ops: ${q(wsUrl)}`,
     `vps: ${q(baseUrl)}`,
-    'vops: "ws://127.0.0.1:9"',
+    `vops: ${q(wsUrl)}`,
     'my_token: ""',
     'my_agent: "Mozilla/5.0 (replica)"',
   ];

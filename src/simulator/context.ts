@@ -3,6 +3,7 @@
  * so a bad option fails there rather than on the first request.
  */
 import type { Clock } from '../core/clock';
+import type { ApprovalKeyBook } from './approval-keys';
 import type { CredentialBook } from './credentials';
 import type { TokenLedger } from './ledger';
 import type { ApprovalSpacing, PerApiIdBuckets, PerSecondQuota } from './limits';
@@ -29,6 +30,8 @@ export interface BrokerContext {
   credentials: CredentialBook;
   ledger: TokenLedger;
   approvals: ApprovalSpacing;
+  /** The approval keys issued, which the WebSocket accepts (docs/brokers.md#kis-real-time-session). */
+  approvalKeys: ApprovalKeyBook;
   /** KIS calls per app key per second: price and order calls draw on the one budget. */
   quota: PerSecondQuota;
   kiwoomCalls: PerApiIdBuckets;

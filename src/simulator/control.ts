@@ -65,14 +65,14 @@ export function controlRouter(sim: SimulatorControl): Router {
   return router;
 }
 
-function jsonBody(raw: unknown): unknown {
+export function jsonBody(raw: unknown): unknown {
   const body = parseJsonText(raw);
   if (body.kind === 'invalid') throw new SimulatorInputError('request body is not valid JSON');
   if (body.kind === 'none') throw new SimulatorInputError('request body is required (JSON)');
   return body.value;
 }
 
-function guard(res: Response, run: () => void): void {
+export function guard(res: Response, run: () => void): void {
   try {
     run();
   } catch (error) {

@@ -3,7 +3,6 @@
  * Facts come from docs/brokers.md#kis-open-api; where it is silent the choice is marked "Simulator choice" and uses a
  * code from KIS's published EGW table, so a client's classifier meets plausible values.
  */
-import { randomUUID } from 'node:crypto';
 import type { BrokerContext } from './context';
 import { DOMESTIC_EXCHANGES, POSITIVE_DIGITS } from './orders';
 import { bearerToken, bodyField, isJsonObject, type Answer, type BrokerRequest, type JsonBody } from './request';
@@ -113,7 +112,7 @@ export function kisApproval(ctx: BrokerContext, req: BrokerRequest): Answer {
     // the EGW00133 shape with a per-second text.
     return oauthError(403, 'EGW00133', '웹소켓 접속키 발급 잠시 후 다시 시도하세요(1초당 1회)', 'approval_rate_limited');
   }
-  return { status: 200, body: { approval_key: randomUUID() }, outcome: 'approval_issued' };
+  return { status: 200, body: { approval_key: ctx.approvalKeys.issue(front.appKey, ctx.clock.now()) }, outcome: 'approval_issued' };
 }
 
 type BusinessFront = { ok: true; appKey: string; env: SimulatedEnv } | { ok: false; answer: Answer };

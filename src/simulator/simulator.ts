@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type ErrorRequestHandler, type Express } from 'express';
+import { ApprovalKeyBook } from './approval-keys';
 import { CONTROL_PREFIX, controlRouter, type SimulatorControl } from './control';
 import { resolveSettings, type BrokerContext } from './context';
 import { CredentialBook } from './credentials';
@@ -15,6 +16,8 @@ import { TokenLedger } from './ledger';
 import { ApprovalSpacing, PerApiIdBuckets, PerSecondQuota } from './limits';
 import { OrderNumbers } from './orders';
 import { brokerRoutes } from './routes';
+import { realtimeRouter, REALTIME_CONTROL_PATH } from './realtime/control';
+import { RealtimeSimulator } from './realtime/hub';
 import { parseCredential, parseFaultSpec } from './schemas';
 import { StatsBook } from './stats';
 import { KisJwtMinter } from './token-format';
@@ -28,6 +31,8 @@ export class BrokerSimulator implements SimulatorControl {
   private readonly faults = new FaultQueue();
   private readonly timers = new PendingTimers();
   private readonly statsBook = new StatsBook();
+  /** The brokers' WebSockets on the same port: `/tryitout` (KIS) and `/api/dostk/websocket` (Kiwoom). */
+  readonly realtime: RealtimeSimulator;
   private server: Server | undefined;
 
   constructor(options: SimulatorOptions) {
@@ -38,17 +43,20 @@ export class BrokerSimulator implements SimulatorControl {
       credentials: new CredentialBook(options.credentials.map((c) => parseCredential(c))),
       ledger: new TokenLedger(settings),
       approvals: new ApprovalSpacing(settings.approvalSpacingMs),
+      approvalKeys: new ApprovalKeyBook(),
       quota: new PerSecondQuota(),
       kiwoomCalls: new PerApiIdBuckets(settings.kiwoomCallsPerSecond, settings.kiwoomCallBurst),
       orderNumbers: new OrderNumbers(),
       kisJwt: new KisJwtMinter(),
     };
+    this.realtime = new RealtimeSimulator({ clock: options.clock, approvalKeys: this.ctx.approvalKeys, ledger: this.ctx.ledger }, options.realtime);
     this.app = this.buildApp();
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.server) throw new Error('simulator is already listening');
     const server = createServer(this.app);
+    server.on('upgrade', (req, socket, head) => this.realtime.handleUpgrade(req, socket, head));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => {
@@ -74,6 +82,7 @@ export class BrokerSimulator implements SimulatorControl {
   /** Closes promptly: hung requests, keep-alive connections and pending delays are all cut. */
   async close(): Promise<void> {
     this.timers.cancelAll();
+    this.realtime.close();
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -109,6 +118,8 @@ export class BrokerSimulator implements SimulatorControl {
   reset(): void {
     this.ctx.ledger.clear();
     this.ctx.approvals.clear();
+    this.ctx.approvalKeys.clear();
+    this.realtime.reset();
     this.ctx.quota.clear();
     this.ctx.kiwoomCalls.clear();
     this.faults.clear();
@@ -121,6 +132,7 @@ export class BrokerSimulator implements SimulatorControl {
     app.set('etag', false);
     // Bodies are read as text whatever their content-type, so a malformed one gets the broker's own answer.
     app.use(express.text({ type: () => true, limit: BODY_LIMIT }));
+    app.use(CONTROL_PREFIX + REALTIME_CONTROL_PATH, realtimeRouter(this.realtime));
     app.use(CONTROL_PREFIX, controlRouter(this));
 
     const deps: EndpointDeps = {

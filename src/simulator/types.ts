@@ -3,6 +3,7 @@
  * share one definition of a fault, a stat and a request record.
  */
 import type { Clock } from '../core/clock';
+import type { RealtimeOptions } from './realtime/types';
 
 export type SimulatedProvider = 'kis' | 'kiwoom';
 export type SimulatedEnv = 'real' | 'mock';
@@ -40,6 +41,8 @@ export interface SimulatorOptions {
   kiwoomCallsPerSecond?: number;
   /** Kiwoom business calls: bucket capacity per (app key, api-id), a positive integer. Default 2 (third-party measure). */
   kiwoomCallBurst?: number;
+  /** The brokers' WebSockets: frame rate, keep-alive, limits (src/simulator/realtime/types.ts). */
+  realtime?: RealtimeOptions;
 }
 
 export const ENDPOINT_IDS = [

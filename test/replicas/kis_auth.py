@@ -38,7 +38,7 @@ keep method and body; 301/302/303 become a GET without body). Connection errors 
 
 Left out, because they never read or write the token file: pandas, websockets and pycryptodome (the
 imports and everything built on them: ``KISWebSocket``, ``aes_cbc_base64_dec``, ``system_resp``,
-``data_fetch``, the open/data maps), ``set_order_hash_key`` (commented out in the original's
+``data_fetch``, the open/data maps: replicated in kis_auth_ws.py), ``set_order_hash_key`` (commented out in the original's
 ``_url_fetch``) and ``clearConsole``.
 
 Observation only (replica additions; they never change behaviour):

@@ -37,12 +37,16 @@ example) does so here too. As in the original, the class lives in ``pykis.kis`` 
 HTTP goes through ``urllib.request`` instead of a ``requests.Session`` (no pip packages here); redirects
 are followed as requests does. Left out because they never touch the token file: KisAuth files (the
 positional ``auth``/``virtual_auth`` arguments), account-number parsing (``account`` is stored as given),
-the websocket client, the per-process rate limiter (19/s real, 2/s virtual; one token request never meets
-it), the thread-safety locks, ``discard``/revoke, and all business APIs.
+the per-process rate limiter (19/s real, 2/s virtual; one token request never meets it), the thread-safety locks,
+``discard``/revoke, and all business APIs. The real-time client is ``pykis/websocket.py``: ``PyKis.websocket``
+as in the original (built at construction, inert until used); its approval keys go through ``request_post``,
+the same request loop as the token, as both go through ``PyKis.request`` in the original.
 
-Observation only (replica addition): ``PyKis._token_requests``, the number of tokenP POSTs sent.
+Observation only (replica addition): ``PyKis._posts``, the POSTs sent by path; ``PyKis._token_requests``, the
+tokenP ones among them.
 """
 
+import collections
 import hashlib
 import json
 import os
@@ -53,6 +57,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
+
+from .websocket import KisWebsocketClient
 
 __all__ = ["PyKis", "KisKey", "KisAccessToken", "KisException", "KisHTTPError", "get_cache_path"]
 
@@ -302,7 +308,7 @@ class PyKis:
         use_websocket=True,
         keep_token=None,
     ):
-        self._token_requests = 0  # observation only
+        self._posts = collections.Counter()  # observation only: POSTs sent, by path
 
         virtual_auth = None  # KisAuth files are left out of the replica
         # As in the original: without virtual_auth this is False, so the two virtual checks never run.
@@ -346,6 +352,19 @@ class PyKis:
             self._load_cached_token(self._keep_token)
         else:
             self._keep_token = None
+
+        self._websocket = KisWebsocketClient(self) if use_websocket else None
+
+    @property
+    def _token_requests(self):
+        """Observation only: the tokenP POSTs this PyKis sent (retries included)."""
+        return self._posts["/oauth2/tokenP"]
+
+    @property
+    def websocket(self):
+        if self._websocket is None:
+            raise ValueError("웹소켓 클라이언트가 초기화되지 않았습니다.")
+        return self._websocket
 
     @property
     def virtual(self):
@@ -398,20 +417,18 @@ class PyKis:
             if virtual_token is not None:
                 virtual_token.save(token_dir / self._get_hashed_token_name("virtual"))
 
-    def _token_issue(self, domain):
-        """token_issue(): fetch("/oauth2/tokenP", appkey in the body, auth=False) -> KisAccessToken."""
-        body = {"grant_type": "client_credentials"}
-        key = self.appkey if domain == "real" else self.virtual_appkey
-        if key is None:
-            raise ValueError("모의도메인 AppKey가 없습니다.")
-        key.build(body)
-        url = urljoin(_real_domain() if domain == "real" else _virtual_domain(), "/oauth2/tokenP")
-
+    def request_post(self, path, body, domain=None):
+        """``PyKis.request`` for a POST with ``auth=False``: the domain's URL (``urljoin``, so a path in the domain
+        is dropped), the JSON body, and the loop on refusals: EGW00201 sleeps 0.1 s and sends again, EGW00123 drops
+        the domain's token and sends again, any other answer of status 400 or above raises KisHTTPError."""
+        if domain is None:
+            domain = "virtual" if self.virtual else "real"
+        url = urljoin(_real_domain() if domain == "real" else _virtual_domain(), path)
         while True:
-            self._token_requests += 1
+            self._posts[path] += 1
             resp = _post_json(url, body, {})
             if resp.ok:
-                break
+                return resp
             try:
                 data = resp.json()
             except Exception:
@@ -428,6 +445,14 @@ class PyKis:
             else:
                 raise KisHTTPError(response=resp)
 
+    def _token_issue(self, domain):
+        """token_issue(): fetch("/oauth2/tokenP", appkey in the body, auth=False) -> KisAccessToken."""
+        body = {"grant_type": "client_credentials"}
+        key = self.appkey if domain == "real" else self.virtual_appkey
+        if key is None:
+            raise ValueError("모의도메인 AppKey가 없습니다.")
+        key.build(body)
+        resp = self.request_post("/oauth2/tokenP", body, domain)
         data = resp.json()
         data["__response__"] = resp
         return KisAccessToken._transform(data)
