@@ -22,12 +22,16 @@ describe("the real clients' REST calls, against the simulator", () => {
     const { simulator, url } = await startSimulator(t, [credential], { clock: systemClock as never });
     const home = tempDir(t);
     const files = writeCredentialFiles(join(home, 'creds'), credential, 'kis');
-    const run = await runReplica('pykis_bot.py', ['--id', 'trader01', '--appkey-file', files.appKeyFile, '--secret-file', files.secretFile, '--quote', '005930'], {
-      tools,
-      home,
-      timeZone: 'UTC',
-      env: { PYKIS_REPLICA_REAL_DOMAIN: url },
-    });
+    const run = await runReplica(
+      'pykis_bot.py',
+      ['--id', 'trader01', '--appkey-file', files.appKeyFile, '--secret-file', files.secretFile, '--quote', '005930'],
+      {
+        tools,
+        home,
+        timeZone: 'UTC',
+        env: { PYKIS_REPLICA_REAL_DOMAIN: url },
+      },
+    );
     assert.equal(run.status, 0, run.stderr);
     const quote = (run.report as unknown as { quote: Record<string, unknown> }).quote;
     assert.deepEqual(quote, {

@@ -10,7 +10,7 @@ import { brokerFloorBreaches, type FloorKey } from './floors';
 import { resolveGateway, servedByGateway } from './gateway';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
-import { cannotReadFile, resolveSecret, type ReadText } from './secret-files';
+import { describeFileProblem, resolveSecret, type ReadText } from './secret-files';
 import type { AccountConfig, FileAccess, NotifyConfig, RenewalPolicy, SidecarConfig, SinkConfig, SlackConfig, StoreConfig } from './types';
 
 /**
@@ -474,7 +474,7 @@ function resolveStore(raw: RawConfig['store'], accounts: AccountConfig[], ctx: R
     try {
       ca = ctx.readText(path);
     } catch (error) {
-      ctx.problems.add(['store', 'tls', 'caFile'], cannotReadFile(error));
+      ctx.problems.add(['store', 'tls', 'caFile'], describeFileProblem(error, raw.tls.caFile, path));
     }
   }
   const lockTtlMs = raw.lockTtl ?? D.DEFAULT_REDIS.lockTtlMs;
