@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_PATH_ENV } from './config/load';
+import { CONFIG_PATH_ENV, configPathFrom } from './config/load';
 import { clockFromEnvironment } from './core/clock';
 import { parseDuration, formatDuration } from './core/duration';
 import { formatIsoInZone } from './core/time';
@@ -107,17 +107,32 @@ program
     await simulator.close();
   });
 
+program
+  .command('example')
+  .description(
+    "run one of examples/ against the broker simulator, in a clone of the repository: the simulator, the sidecar on the example's own sidecar.yaml, its bot (the real client if installed, else its replica); exit 0 when it worked",
+  )
+  .argument('<name>', 'kis-auth, python-kis, json, kiwoom or gateway')
+  .option('--keep', 'keep the run folder (config, state, token files, sidecar.log) instead of removing it')
+  .action(async (name: string, opts: { keep?: boolean }) => {
+    const { runExample } = require('./examples') as typeof import('./examples');
+    process.exitCode = await runExample(name, { keep: opts.keep ?? false });
+  });
+
 const gatewayCommand = program.command('gateway').description('manage the gateway through which clients call the broker with local credentials');
 gatewayCommand
   .command('add-client')
-  .description("make a client's local credentials: writes them for the client (mode 0600) and prints the entry for gateway.clients")
+  .description(
+    "make a client's local credentials: writes them for the client (mode 0600) and adds the entry to gateway.clientsFile, or prints it for gateway.clients; needs no complete config (no secret is read)",
+  )
   .addOption(configOption())
   .requiredOption('--name <name>', "the client's name, as metrics and logs will show it")
   .requiredOption('--account <names...>', 'the accounts it may call')
   .option('--dir <dir>', "where to write the client's file", '.')
   .action(async (opts: { config?: string; name: string; account: string[]; dir: string }) => {
-    const config = loadConfigOrExit(opts.config);
-    process.stdout.write(await addGatewayClient(config, opts.name, opts.account, opts.dir));
+    const path = configPathFrom(opts.config);
+    if (!path) throw new CliError(`no config file: pass --config <file> or set ${CONFIG_PATH_ENV}`, EXIT.config);
+    process.stdout.write(await addGatewayClient(path, opts.name, opts.account, opts.dir));
   });
 
 program

@@ -10,7 +10,7 @@ import { preview } from '../src/core/secrets';
  * time zone, any instant on their own clock (libfaketime), and optionally a read-only view of the token folder.
  */
 
-export const REPLICAS = join(__dirname, '..', '..', 'test', 'replicas');
+const REPLICAS = join(__dirname, '..', '..', 'test', 'replicas');
 // Debian's interpreter, which has PyYAML from python3-yaml; a pyenv shim on PATH would be another Python.
 const PYTHON = '/usr/bin/python3';
 
@@ -53,35 +53,7 @@ export function writeCredentialFiles(dir: string, credential: SimulatorCredentia
   return { appKeyFile, secretFile };
 }
 
-/**
- * The user's own kis_devlp.yaml, in ~/KIS/config beside the token files, where kis_auth.py reads it at import:
- * the account's key and secret, and the broker hosts (here the simulator's) under the names the samples use.
- */
-export function writeKisDevlp(home: string, credential: SimulatorCredential, baseUrl: string): string {
-  const dir = join(home, 'KIS', 'config');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const q = (value: string) => JSON.stringify(value);
-  const lines = [
-    `my_app: ${q(credential.appKey)}`,
-    `my_sec: ${q(credential.appSecret)}`,
-    `paper_app: ${q(credential.appKey)}`,
-    `paper_sec: ${q(credential.appSecret)}`,
-    'my_htsid: "trader01"',
-    'my_acct_stock: "50000000"',
-    'my_acct_future: "60000000"',
-    'my_paper_stock: "50000001"',
-    'my_paper_future: "60000001"',
-    'my_prod: "01"',
-    `prod: ${q(baseUrl)}`,
-    'ops: "ws://127.0.0.1:9"',
-    `vps: ${q(baseUrl)}`,
-    'vops: "ws://127.0.0.1:9"',
-    'my_token: ""',
-    'my_agent: "Mozilla/5.0 (replica)"',
-  ];
-  writeFileSync(join(dir, 'kis_devlp.yaml'), `${lines.join('\n')}\n`, { mode: 0o600 });
-  return dir;
-}
+export { writeKisDevlp } from '../src/examples/kis-devlp';
 
 export interface ReplicaReport {
   token: string | null;
