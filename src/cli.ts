@@ -227,7 +227,9 @@ program
 
 program
   .command('revoke')
-  .description("revoke an account's token at the broker, then remove its state and its sink files")
+  .description(
+    "revoke an account's token at the broker, remove its sink files and clear it from the state (which keeps only when a token was last asked for, so the spacing holds)",
+  )
   .addOption(configOption())
   .requiredOption('-a, --account <name>', 'account whose token to revoke')
   .action(async (opts: { config?: string; account: string }) => {
@@ -238,7 +240,8 @@ program
     try {
       const result = await sidecar.account(opts.account)!.revoke();
       process.stdout.write(
-        `${opts.account}: ${result.revoked ? 'token revoked' : 'no token to revoke'}; removed ${result.removedFiles.length} file(s)${result.removedFiles.map((f) => `\n  ${f}`).join('')}\n`,
+        `${opts.account}: ${result.revoked ? 'token revoked' : 'no token to revoke'}; removed ${result.removedFiles.length} file(s)${result.removedFiles.map((f) => `\n  ${f}`).join('')}\n` +
+          `the state keeps no token, only when one was last asked for: the next start issues a new one once the spacing has passed\n`,
       );
     } finally {
       await sidecar.close();
