@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_PATH_ENV, configPathFrom } from './config/load';
+import { CONFIG_PATH_ENV, configPathFrom, loadConfigFile } from './config/load';
+import { ConfigError } from './core/errors';
 import { clockFromEnvironment } from './core/clock';
 import { parseDuration, formatDuration } from './core/duration';
 import { formatIsoInZone } from './core/time';
@@ -153,7 +154,7 @@ program
   .addOption(configOption())
   .option('--json', 'print JSON instead of text')
   .action(async (opts: { config?: string; json?: boolean }) => {
-    const config = loadConfigOrExit(opts.config);
+    const config = loadConfigForReading(opts.config);
     const now = clockFromEnvironment().now();
     const views = await readOfflineStatus(config, now);
     const reports = views.map((v) => ({ ...accountReport(v, now), ...(v.problem ? { problem: v.problem } : {}) }));
@@ -171,6 +172,21 @@ function howToAskTheRunningSidecar(config: SidecarConfig, account: string, force
   return `it renews on its own; to ask it now, ${turnOn} (server.adminTokenFile, 16 characters or more) and restart it, then ${endpoint}`;
 }
 
+/**
+ * The config for a command that reads only the state and the token files: credentials it does not need (an unset
+ * `${VAR}`, a secret file not mounted here) are no obstacle (config/load.ts, readOnly).
+ */
+function loadConfigForReading(flag: string | undefined): SidecarConfig {
+  const path = configPathFrom(flag);
+  if (!path) throw new CliError(`no config file: pass --config <file> or set ${CONFIG_PATH_ENV}`, EXIT.config);
+  try {
+    return loadConfigFile(path, { readOnly: true });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, EXIT.config);
+    throw error;
+  }
+}
+
 /** A running sidecar owns the state; a command that changes it goes through that sidecar's admin API. */
 async function refuseIfRunning(stateDir: string, what: string): Promise<void> {
   const holder = await StateDirectoryLock.holder(stateDir);
@@ -186,10 +202,11 @@ program
   .requiredOption('-a, --account <name>', 'account to renew')
   .option('-f, --force', 'ask for a new token even though the current one is valid')
   .action(async (opts: { config?: string; account: string; force?: boolean }) => {
-    const config = loadConfigOrExit(opts.config);
-    if (!config.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, EXIT.config);
-    await refuseIfRunning(config.stateDir, howToAskTheRunningSidecar(config, opts.account, opts.force ?? false));
-    const sidecar = await openSidecar(config);
+    // Read first, without credentials: beside a running sidecar, renew only says where to ask.
+    const readable = loadConfigForReading(opts.config);
+    if (!readable.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, EXIT.config);
+    await refuseIfRunning(readable.stateDir, howToAskTheRunningSidecar(readable, opts.account, opts.force ?? false));
+    const sidecar = await openSidecar(loadConfigOrExit(opts.config));
     try {
       const outcome = (await sidecar.renew(opts.account, opts.force ?? false))!;
       const now = sidecar.clock.now();

@@ -19,7 +19,20 @@ interface LoadOptions {
   readText?: ReadText;
   /** This host's time zone, one of the default reader zones of a kis-auth sink (tests set it). */
   hostTimeZone?: string;
+  /**
+   * For commands that only read the state and the token files (`status`, `renew` until it knows it must issue):
+   * credentials that cannot be had here (an unset `${VAR}`, a secret file not mounted on this host) are not
+   * problems; the config comes back with them empty. Everything else, paths included, must be valid as ever.
+   */
+  readOnly?: boolean;
 }
+
+/**
+ * The keys holding a credential: what a read-only command does without. A path, a name or a setting is never
+ * among them: without those it would read the wrong files.
+ */
+const CREDENTIAL_KEYS =
+  /^(accounts\[\d+\]\.(appKey|appKeyFile|appSecret|appSecretFile)|server\.(adminToken|adminTokenFile)|slack\.(webhookUrl|webhookUrlFile|criticalWebhookUrl|criticalWebhookUrlFile)|store\.(password|passwordFile)|gateway\.(clients|clientsFile)\b[^:]*): /;
 
 // The values each tagged union accepts, read off the schemas themselves.
 const DISCRIMINATOR_VALUES: Record<string, string[]> = {
@@ -91,6 +104,7 @@ export function parseConfig(text: string, source: string, baseDir: string, optio
   if (parsed.success) {
     const config = resolveConfig(parsed.data, source, ctx);
     if (problems.empty) return config;
+    if (options.readOnly && problems.list.every((line) => CREDENTIAL_KEYS.test(line))) return config;
   } else {
     parsed.error.issues.flatMap((issue) => describeIssue(issue, data)).forEach((line) => problems.addLine(line));
     const rest = withoutRefusedValues(data, parsed.error.issues);
