@@ -4,6 +4,8 @@
  * with the overrides a simulator needs, each printed), the example's bot (the real client when it is installed,
  * else its replica from test/replicas, saying which), what happened, then everything stopped and removed.
  */
+import { CliError } from '../cli/boot';
+import { ConfigError } from '../core/errors';
 import { findPython, openWorkspace, say, ExampleFailure } from './workspace';
 import { SCENARIOS } from './scenarios';
 
@@ -25,7 +27,8 @@ export async function runExample(name: string, options: { keep: boolean }): Prom
     say(`example ${name}: passed`);
     return 0;
   } catch (error) {
-    if (!(error instanceof ExampleFailure)) throw error;
+    // A config the example ships that does not load, or a step of the CLI refusing, is the example failing too.
+    if (!(error instanceof ExampleFailure || error instanceof ConfigError || error instanceof CliError)) throw error;
     process.stderr.write(`example ${name}: FAILED: ${error.message}\n`);
     return 1;
   } finally {
