@@ -24,7 +24,18 @@ export default tseslint.config(
       // node:v8 because cli.ts must set a V8 flag before any import allocates.
       '@typescript-eslint/no-require-imports': [
         'error',
-        { allow: ['^node:v8$', '^@slack/webhook$', '^node-cron$', '^pino-pretty$', '^\\./cli/demo$', '^\\./simulator$', '^\\./store/redis-store$'] },
+        {
+          allow: [
+            '^node:v8$',
+            '^@slack/webhook$',
+            '^node-cron$',
+            '^pino-pretty$',
+            '^\\./cli/demo$',
+            '^\\./examples$',
+            '^\\./simulator$',
+            '^\\./store/redis-store$',
+          ],
+        },
       ],
       // Express tells an error handler by its four parameters, so an unused `_next` must stay.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],

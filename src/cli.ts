@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_PATH_ENV } from './config/load';
+import { CONFIG_PATH_ENV, configPathFrom, loadConfigFile } from './config/load';
+import { ConfigError } from './core/errors';
 import { clockFromEnvironment } from './core/clock';
 import { parseDuration, formatDuration } from './core/duration';
 import { formatIsoInZone } from './core/time';
@@ -117,17 +118,32 @@ program
     await simulator.close();
   });
 
+program
+  .command('example')
+  .description(
+    "run one of examples/ against the broker simulator, in a clone of the repository: the simulator, the sidecar on the example's own sidecar.yaml, its bot (the real client if installed, else its replica); exit 0 when it worked",
+  )
+  .argument('<name>', 'kis-auth, python-kis, json, kiwoom or gateway')
+  .option('--keep', 'keep the run folder (config, state, token files, sidecar.log) instead of removing it')
+  .action(async (name: string, opts: { keep?: boolean }) => {
+    const { runExample } = require('./examples') as typeof import('./examples');
+    process.exitCode = await runExample(name, { keep: opts.keep ?? false });
+  });
+
 const gatewayCommand = program.command('gateway').description('manage the gateway through which clients call the broker with local credentials');
 gatewayCommand
   .command('add-client')
-  .description("make a client's local credentials: writes them for the client (mode 0600) and prints the entry for gateway.clients")
+  .description(
+    "make a client's local credentials: writes them for the client (mode 0600) and adds the entry to gateway.clientsFile, or prints it for gateway.clients; needs no complete config (no secret is read)",
+  )
   .addOption(configOption())
   .requiredOption('--name <name>', "the client's name, as metrics and logs will show it")
   .requiredOption('--account <names...>', 'the accounts it may call')
   .option('--dir <dir>', "where to write the client's file", '.')
   .action(async (opts: { config?: string; name: string; account: string[]; dir: string }) => {
-    const config = loadConfigOrExit(opts.config);
-    process.stdout.write(await addGatewayClient(config, opts.name, opts.account, opts.dir));
+    const path = configPathFrom(opts.config);
+    if (!path) throw new CliError(`no config file: pass --config <file> or set ${CONFIG_PATH_ENV}`, EXIT.config);
+    process.stdout.write(await addGatewayClient(path, opts.name, opts.account, opts.dir));
   });
 
 program
@@ -148,7 +164,7 @@ program
   .addOption(configOption())
   .option('--json', 'print JSON instead of text')
   .action(async (opts: { config?: string; json?: boolean }) => {
-    const config = loadConfigOrExit(opts.config);
+    const config = loadConfigForReading(opts.config);
     const now = clockFromEnvironment().now();
     const views = await readOfflineStatus(config, now);
     const reports = views.map((v) => ({ ...accountReport(v, now), ...(v.problem ? { problem: v.problem } : {}) }));
@@ -166,6 +182,21 @@ function howToAskTheRunningSidecar(config: SidecarConfig, account: string, force
   return `it renews on its own; to ask it now, ${turnOn} (server.adminTokenFile, 16 characters or more) and restart it, then ${endpoint}`;
 }
 
+/**
+ * The config for a command that reads only the state and the token files: credentials it does not need (an unset
+ * `${VAR}`, a secret file not mounted here) are no obstacle (config/load.ts, readOnly).
+ */
+function loadConfigForReading(flag: string | undefined): SidecarConfig {
+  const path = configPathFrom(flag);
+  if (!path) throw new CliError(`no config file: pass --config <file> or set ${CONFIG_PATH_ENV}`, EXIT.config);
+  try {
+    return loadConfigFile(path, { readOnly: true });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, EXIT.config);
+    throw error;
+  }
+}
+
 /** A running sidecar owns the state; a command that changes it goes through that sidecar's admin API. */
 async function refuseIfRunning(stateDir: string, what: string): Promise<void> {
   const holder = await StateDirectoryLock.holder(stateDir);
@@ -181,10 +212,11 @@ program
   .requiredOption('-a, --account <name>', 'account to renew')
   .option('-f, --force', 'ask for a new token even though the current one is valid')
   .action(async (opts: { config?: string; account: string; force?: boolean }) => {
-    const config = loadConfigOrExit(opts.config);
-    if (!config.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, EXIT.config);
-    await refuseIfRunning(config.stateDir, howToAskTheRunningSidecar(config, opts.account, opts.force ?? false));
-    const sidecar = await openSidecar(config);
+    // Read first, without credentials: beside a running sidecar, renew only says where to ask.
+    const readable = loadConfigForReading(opts.config);
+    if (!readable.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, EXIT.config);
+    await refuseIfRunning(readable.stateDir, howToAskTheRunningSidecar(readable, opts.account, opts.force ?? false));
+    const sidecar = await openSidecar(loadConfigOrExit(opts.config));
     try {
       const outcome = (await sidecar.renew(opts.account, opts.force ?? false))!;
       const now = sidecar.clock.now();
@@ -222,7 +254,9 @@ program
 
 program
   .command('revoke')
-  .description("revoke an account's token at the broker, then remove its state and its sink files")
+  .description(
+    "revoke an account's token at the broker, remove its sink files and clear it from the state (which keeps only when a token was last asked for, so the spacing holds)",
+  )
   .addOption(configOption())
   .requiredOption('-a, --account <name>', 'account whose token to revoke')
   .action(async (opts: { config?: string; account: string }) => {
@@ -233,7 +267,8 @@ program
     try {
       const result = await sidecar.account(opts.account)!.revoke();
       process.stdout.write(
-        `${opts.account}: ${result.revoked ? 'token revoked' : 'no token to revoke'}; removed ${result.removedFiles.length} file(s)${result.removedFiles.map((f) => `\n  ${f}`).join('')}\n`,
+        `${opts.account}: ${result.revoked ? 'token revoked' : 'no token to revoke'}; removed ${result.removedFiles.length} file(s)${result.removedFiles.map((f) => `\n  ${f}`).join('')}\n` +
+          `the state keeps no token, only when one was last asked for: the next start issues a new one once the spacing has passed\n`,
       );
     } finally {
       await sidecar.close();

@@ -368,3 +368,65 @@ test('status exits 1 when a token is unusable, and changes nothing on disk', (t)
   assert.equal(existsSync(join(dir, 'state')), false);
   assert.ok(statSync(config).isFile());
 });
+
+test('status and renew read without the credentials they do not need: unset ${VAR}s and an absent secret file are no obstacle; a path that needs them is', (t) => {
+  const dir = tempDir(t);
+  const config = join(dir, 'config.yaml');
+  const text = (sinks: string) =>
+    `stateDir: ./state\nserver: { enabled: false }\naccounts:\n  - name: main\n    provider: kis\n    appKey: \${STATUS_TEST_UNSET_KEY}\n    appSecretFile: /run/secrets/not-on-this-host\n    sinks:\n${sinks}`;
+  writeFileSync(config, text(`      - { format: kis-auth, dir: ./KIS/config }\n`));
+  const env = { PATH: process.env.PATH };
+  const status = spawnSync(process.execPath, [CLI, 'status', '--config', config], { encoding: 'utf8', env });
+  assert.equal(status.status, 1, status.stderr);
+  assert.match(status.stdout, /no sidecar running on this state directory/);
+  assert.match(status.stdout, /main \(kis, real\): missing - not usable/);
+  // check-config, which validates, still names both.
+  const check = spawnSync(process.execPath, [CLI, 'check-config', '--config', config], { encoding: 'utf8', env });
+  assert.equal(check.status, 2);
+  assert.match(check.stderr, /accounts\[0\]\.appKey: environment variable STATUS_TEST_UNSET_KEY is not set/);
+  assert.match(check.stderr, /accounts\[0\]\.appSecretFile: cannot read \/run\/secrets\/not-on-this-host \(ENOENT\)/);
+  // A file named after the app key cannot be found without it: said, with exit 2.
+  writeFileSync(config, text(`      - { format: json, path: "./t/token_{appKeyPrefix}_{env}.json" }\n`));
+  const needsKey = spawnSync(process.execPath, [CLI, 'status', '--config', config], { encoding: 'utf8', env });
+  assert.equal(needsKey.status, 2);
+  assert.match(needsKey.stderr, /accounts\[0\]\.sinks\[0\]\.path: \{appKeyPrefix\} needs the app key/);
+  assert.equal(existsSync(join(dir, 'state')), false, 'nothing written');
+});
+
+test('gateway add-client before the config is complete: no secret read, no ${VAR} needed; the entry lands in gateway.clientsFile', (t) => {
+  const dir = tempDir(t);
+  const config = join(dir, 'sidecar.yaml');
+  writeFileSync(
+    config,
+    `stateDir: ./state\ngateway:\n  enabled: true\n  port: 9555\n  clientsFile: ./gateway-clients.yaml\naccounts:\n  - name: main\n    provider: kis\n    appKey: \${ADD_CLIENT_UNSET_KEY}\n    appSecretFile: ./secrets/absent\n    sinks: []\n`,
+  );
+  const env = { PATH: process.env.PATH };
+  // Before: the config names a clients file that does not exist yet, and says how to make it.
+  const before = spawnSync(process.execPath, [CLI, 'check-config', '--config', config], { encoding: 'utf8', env });
+  assert.match(before.stderr, /gateway\.clientsFile: cannot read \S+gateway-clients\.yaml \(ENOENT.*gateway add-client` makes it/);
+  const add = (name: string) =>
+    spawnSync(process.execPath, [CLI, 'gateway', 'add-client', '--config', config, '--name', name, '--account', 'main', '--dir', join(dir, name)], {
+      encoding: 'utf8',
+      env,
+    });
+  const first = add('bot');
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stdout, /added bot to \S+gateway-clients\.yaml/);
+  const local = readFileSync(join(dir, 'bot', 'bot.gateway.yaml'), 'utf8');
+  assert.match(local, /main: "http:\/\/127\.0\.0\.1:9555\/main"/);
+  assert.equal(add('second').status, 0);
+  const again = add('bot');
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /--name bot: the config already has a client of that name/);
+  // With the credentials given, the config is now complete: both clients, from the file.
+  const secret = `${'s'.repeat(180)}\n`;
+  mkdirSync(join(dir, 'secrets'));
+  writeFileSync(join(dir, 'secrets', 'absent'), secret);
+  const check = spawnSync(process.execPath, [CLI, 'check-config', '--config', config], {
+    encoding: 'utf8',
+    env: { ...env, ADD_CLIENT_UNSET_KEY: 'P'.repeat(36) },
+  });
+  assert.equal(check.status, 0, check.stderr);
+  assert.equal((readFileSync(join(dir, 'gateway-clients.yaml'), 'utf8').match(/^- \{ name: /gm) ?? []).length, 2);
+  assert.equal(statSync(join(dir, 'gateway-clients.yaml')).mode & 0o777, 0o600);
+});

@@ -70,7 +70,7 @@ describe('config: one bad fixture per rule, each with its exact message', () => 
     [
       'secret file missing',
       withAccount(GOOD_ACCOUNT.replace('appSecret: ${KIS_SECRET}', 'appSecretFile: /nonexistent/secret')),
-      ["accounts[0].appSecretFile: cannot read the file it names (ENOENT; a relative path counts from the config file's folder)"],
+      ['accounts[0].appSecretFile: cannot read /nonexistent/secret (ENOENT)'],
     ],
     [
       'white space inside a secret',
@@ -253,13 +253,43 @@ accounts:
     sinks: []
 `;
   assert.deepEqual(problemsOf(text), [
+    // Behind the schema's errors (bogus, server.port, spacing), the account's other checks ran in the same pass.
+    'accounts[0].appKey: must be 36 characters (got 5)',
     'accounts[0].appSecret: environment variable MISSING_SECRET is not set',
     'accounts[0].renewal.spacing: must be a duration such as 90s, 5m or 4h30m',
+    'accounts[0].sinks[0].timeZone: must be an IANA time zone such as Asia/Seoul',
     'accounts[1].appKey: required (inline, usually ${ENV_VAR}, or as appKeyFile)',
     'accounts[1].appSecret: required (inline, usually ${ENV_VAR}, or as appSecretFile)',
     'accounts[1].sinks: must list at least 1 sink (the files applications read), unless a gateway client uses the account',
     'bogus: unknown key',
     'server.port: must be at least 0',
+  ]);
+});
+
+test('config: one run names every problem across schema, secrets, files and floors (no rounds), the missing file by its resolved path', () => {
+  // The issue's config: a typo'd key and a bad duration (schema), a missing secret file (files), a secret of the
+  // wrong length (secrets) and a spacing under the broker's floor (floors). Before, check-config showed two, then
+  // two more once those were fixed, then the missing file.
+  const text = `accounts:
+  - name: main
+    provider: kis
+    appKey: \${KIS_KEY}
+    appSecretFile: ./secrets/kis_app_secret
+    renewal: { spacing: 10s, renewBefor: 1h, jitter: 5x }
+    sinks: [{ format: kis-auth, dir: ./KIS }]
+  - name: two
+    provider: kis
+    appKey: \${KIS_KEY_2}
+    appSecret: tooshort
+    sinks: [{ format: kis-auth, dir: ./KIS2 }]
+`;
+  const problems = problemsOf(text, '/nonexistent-dir', { ...ENV, KIS_KEY_2: 'P'.repeat(36) });
+  assert.deepEqual(problems, [
+    "accounts[0].appSecretFile: cannot read /nonexistent-dir/secrets/kis_app_secret (ENOENT; a relative path counts from the config file's folder)",
+    'accounts[0].renewal.jitter: must be a duration such as 90s, 5m or 4h30m',
+    'accounts[0].renewal.renewBefor: unknown key; did you mean renewBefore?',
+    problems.find((p) => p.startsWith('accounts[0].renewal.spacing: must be at least 1m because baseUrl is'))!,
+    'accounts[1].appSecret: must be 180 characters (got 8)',
   ]);
 });
 

@@ -364,7 +364,7 @@ test('gateway config: local credentials of the broker shape, never a real key, l
   ]);
   assert.deepEqual(problemsOf('  enabled: true'), [
     'accounts[0].sinks: must list at least 1 sink (the files applications read), unless a gateway client uses the account',
-    'gateway.clients: must list at least 1 client when the gateway is enabled',
+    'gateway.clients: must list at least 1 client when the gateway is enabled (or name a clientsFile that `gateway add-client` fills)',
   ]);
   const limited = `${client(`appKey: "${bot.appKey}", appSecretSha256: "${digest}"`)}\n  callsPerSecond: { main: 50 }`;
   assert.deepEqual(problemsOf(limited), [], 'above the published limit against the simulator');

@@ -321,7 +321,7 @@ describe('lifecycle against the simulator (KIS)', () => {
     assert.equal(simulator.stats(cred.appKey).issued, 1);
   });
 
-  test('revoke: revoked at the broker, state and sink files removed, spacing kept', async (t) => {
+  test('revoke: revoked at the broker, sink files removed, nothing of the token left in the state, spacing kept', async (t) => {
     const dir = tempDir(t);
     const cred = markerCredential('kis', 'revoke');
     const { simulator, url, clock } = await startSimulator(t, [cred]);
@@ -336,7 +336,12 @@ describe('lifecycle against the simulator (KIS)', () => {
     assert.equal(existsSync(sinkFile), false);
     const saved = stateOf(dir, 'main');
     assert.equal(saved.token, null);
+    assert.equal(saved.approvalKey, null);
+    assert.equal(saved.lastProof, null);
     assert.equal(saved.lastAttempt.at, T0);
+    const token = sidecar.views()[0]!.snapshot.state.token;
+    assert.equal(token, null, 'nor in memory');
+    assert.ok(!readFileSync(join(dir, 'state', 'accounts', 'main.json'), 'utf8').includes('eyJ'), 'no token text in the state file');
   });
 });
 

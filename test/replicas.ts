@@ -53,36 +53,7 @@ export function writeCredentialFiles(dir: string, credential: SimulatorCredentia
   return { appKeyFile, secretFile };
 }
 
-/**
- * The user's own kis_devlp.yaml, in ~/KIS/config beside the token files, where kis_auth.py reads it at import:
- * the account's key and secret, and the broker hosts (here the simulator's) under the names the samples use
- * (`ops`/`vops` are the WebSocket's; a closed port unless a test gives one).
- */
-export function writeKisDevlp(home: string, credential: SimulatorCredential, baseUrl: string, wsUrl = 'ws://127.0.0.1:9'): string {
-  const dir = join(home, 'KIS', 'config');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const q = (value: string) => JSON.stringify(value);
-  const lines = [
-    `my_app: ${q(credential.appKey)}`,
-    `my_sec: ${q(credential.appSecret)}`,
-    `paper_app: ${q(credential.appKey)}`,
-    `paper_sec: ${q(credential.appSecret)}`,
-    'my_htsid: "trader01"',
-    'my_acct_stock: "50000000"',
-    'my_acct_future: "60000000"',
-    'my_paper_stock: "50000001"',
-    'my_paper_future: "60000001"',
-    'my_prod: "01"',
-    `prod: ${q(baseUrl)}`,
-    `ops: ${q(wsUrl)}`,
-    `vps: ${q(baseUrl)}`,
-    `vops: ${q(wsUrl)}`,
-    'my_token: ""',
-    'my_agent: "Mozilla/5.0 (replica)"',
-  ];
-  writeFileSync(join(dir, 'kis_devlp.yaml'), `${lines.join('\n')}\n`, { mode: 0o600 });
-  return dir;
-}
+export { writeKisDevlp } from '../src/examples/kis-devlp';
 
 export interface ReplicaReport {
   token: string | null;

@@ -331,7 +331,7 @@ describe('KIS tokenP', () => {
 });
 
 describe('KIS revokeP and inquire-price', () => {
-  test('a valid token proves itself with the documented success body', async (t) => {
+  test('a valid token proves itself with the documented success body: the 82 fields of the official sample, KIS headers beside it', async (t) => {
     const h = await start(t);
     const token = await kisIssue(h);
     const reply = await kisPrice(h, token);
@@ -341,7 +341,31 @@ describe('KIS revokeP and inquire-price', () => {
     assert.equal(body.msg_cd, 'MCA00000');
     assert.equal(body.msg1, '정상처리 되었습니다.');
     assert.equal(body.output.stck_prpr, '71000');
+    // The official chk_inquire_price.py's column list; python-kis reads e.g. acml_tr_pbmn, hts_avls, w52_hgpr_date.
+    const fields = Object.keys(body.output as object);
+    assert.equal(fields.length, 82);
+    for (const field of ['acml_tr_pbmn', 'hts_avls', 'per', 'pbr', 'eps', 'bps', 'w52_hgpr_date', 'mrkt_warn_cls_code', 'aspr_unit', 'stck_shrn_iscd']) {
+      assert.ok(fields.includes(field), field);
+    }
+    for (const [name, value] of Object.entries(body.output as Record<string, unknown>)) assert.equal(typeof value, 'string', name);
+    assert.equal(reply.headers['tr_id'], 'FHKST01010100');
+    assert.equal(reply.headers['tr_cont'], 'D');
+    assert.match(String(reply.headers['gt_uid']), /^[0-9a-f]{32}$/);
     assert.equal(h.sim.stats(h.kis.appKey).proofsOk, 1);
+  });
+
+  test('custtype is not required (python-kis sends none on REST, and the real broker answers it); a wrong one is refused', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const without = await kisPrice(h, token, h.kis, { custtype: null, 'content-type': null });
+    assert.equal(without.status, 200, without.text);
+    assert.equal(json(without).rt_cd, '0');
+    h.clock.advance(SECOND);
+    assert.equal((await kisOrder(h, token, h.kis, { custtype: null })).status, 200);
+    h.clock.advance(SECOND);
+    assert.equal(json(await kisPrice(h, token, h.kis, { custtype: 'B' })).rt_cd, '0');
+    h.clock.advance(SECOND);
+    assert.equal(json(await kisPrice(h, token, h.kis, { custtype: 'X' })).msg_cd, 'EGW00208');
   });
 
   test('revoke answers code 200 as a number, and the token then gets EGW00121', async (t) => {
@@ -412,7 +436,6 @@ describe('KIS revokeP and inquire-price', () => {
       [{ appsecret: 'wrong' }, 500, 'EGW00105'],
       [{ authorization: null }, 500, 'EGW00205'],
       [{ authorization: token }, 500, 'EGW00205'],
-      [{ custtype: null }, 500, 'EGW00208'],
       [{ custtype: 'X' }, 500, 'EGW00208'],
       [{ tr_id: null }, 500, 'OPSQ0002'],
       [{ tr_id: 'FHKST01010400' }, 500, 'OPSQ0002'],
@@ -432,14 +455,14 @@ describe('KIS revokeP and inquire-price', () => {
     assert.equal((await kisPrice(h, token)).status, 200); // and the right headers still work
     const s = h.sim.stats(h.kis.appKey);
     // The call without an app key counts only in the totals, the unknown key's under that key.
-    assert.equal(s.proofs, 11);
+    assert.equal(s.proofs, 10);
     assert.equal(s.proofsOk, 1);
     assert.equal(s.proofsRejected, 1);
     assert.equal(s.authRejected, 1);
-    assert.equal(s.badRequests, 8);
-    assert.equal(h.sim.stats().proofs, 13);
+    assert.equal(s.badRequests, 7);
+    assert.equal(h.sim.stats().proofs, 12);
     assert.equal(h.sim.stats().authRejected, 2);
-    assert.equal(h.sim.stats().badRequests, 9);
+    assert.equal(h.sim.stats().badRequests, 8);
   });
 
   test('per-second quota: 18/s for a real key, 1/s for a mock key → HTTP 500 EGW00201', async (t) => {
@@ -510,8 +533,8 @@ describe('KIS order-cash and the per-second quota it shares', () => {
       [{ authorization: 'Bearer not-a-token' }, 500, 'EGW00121'],
       [{ authorization: `Bearer ${otherKeysToken}` }, 500, 'EGW00121'],
       // The token is checked before custtype and tr_id, as for the price call.
-      [{ authorization: 'Bearer not-a-token', custtype: null, tr_id: null }, 500, 'EGW00121'],
-      [{ custtype: null }, 500, 'EGW00208'],
+      [{ authorization: 'Bearer not-a-token', custtype: 'X', tr_id: null }, 500, 'EGW00121'],
+      [{ custtype: 'X' }, 500, 'EGW00208'],
       [{ tr_id: null }, 500, 'OPSQ0002'],
       [{ tr_id: 'FHKST01010100' }, 500, 'OPSQ0002'],
     ];
@@ -1216,6 +1239,9 @@ describe('counts and lifecycle', () => {
       orders: 0,
       ordersOk: 0,
       ordersRejected: 0,
+      inquiries: 0,
+      inquiriesOk: 0,
+      inquiriesRejected: 0,
       quotaExceeded: 0,
       badRequests: 0,
       faults: 1,
@@ -1298,5 +1324,61 @@ describe('counts and lifecycle', () => {
       const text = readFileSync(join(dir, file), 'utf8');
       assert.doesNotMatch(text, /console\.|pino|process\.(stdout|stderr)|core\/log/, file);
     }
+  });
+});
+
+describe('KIS inquire-balance, as the official sample asks for it', () => {
+  const BALANCE_QUERY = {
+    CANO: '12345678',
+    ACNT_PRDT_CD: '01',
+    AFHR_FLPR_YN: 'N',
+    OFL_YN: '',
+    INQR_DVSN: '01',
+    UNPR_DVSN: '01',
+    FUND_STTL_ICLD_YN: 'N',
+    FNCG_AMT_AUTO_RDPT_YN: 'N',
+    PRCS_DVSN: '00',
+    CTX_AREA_FK100: '',
+    CTX_AREA_NK100: '',
+  };
+  const balance = (h: Harness, token: string, cred: SimulatorCredential, trId: string, query: Record<string, string> = {}) =>
+    send(h.url, 'GET', `/uapi/domestic-stock/v1/trading/inquire-balance?${new URLSearchParams({ ...BALANCE_QUERY, ...query }).toString()}`, {
+      headers: kisHeaders(token, cred, trId, {}),
+    });
+
+  test('one page: output1 (a holding, 26 fields) and output2 (the totals, 24 fields), empty continuation keys, tr_cont D', async (t) => {
+    const h = await start(t);
+    const token = await kisIssue(h);
+    const reply = await balance(h, token, h.kis, 'TTTC8434R');
+    assert.equal(reply.status, 200, reply.text);
+    const body = json(reply);
+    assert.equal(body.rt_cd, '0');
+    assert.equal(Object.keys(body.output1[0] as object).length, 26);
+    assert.equal(Object.keys(body.output2[0] as object).length, 24);
+    assert.equal(body.ctx_area_fk100, '');
+    assert.equal(body.ctx_area_nk100, '');
+    assert.equal(reply.headers['tr_cont'], 'D');
+    const s = h.sim.stats(h.kis.appKey);
+    assert.deepEqual([s.inquiries, s.inquiriesOk, s.proofs, s.orders], [1, 1, 0, 0]);
+  });
+
+  test('the mock tr_id on a mock key; the other env refused with EGW02006; a bad query field named; the token checked', async (t) => {
+    const h = await start(t);
+    const mockToken = await kisIssue(h, h.kisMock);
+    assert.equal(json(await balance(h, mockToken, h.kisMock, 'VTTC8434R')).rt_cd, '0');
+    h.clock.advance(SECOND);
+    assert.equal(json(await balance(h, mockToken, h.kisMock, 'TTTC8434R')).msg_cd, 'EGW02006');
+    h.clock.advance(SECOND);
+    assert.deepEqual(json(await balance(h, mockToken, h.kisMock, 'VTTC8434R', { INQR_DVSN: '' })), {
+      rt_cd: '1',
+      msg_cd: 'OPSQ2002',
+      msg1: 'ERROR : INPUT INVALID_CHECK_INQR_DVSN',
+    });
+    h.clock.advance(SECOND);
+    assert.equal(json(await balance(h, mockToken, h.kisMock, 'VTTC8434R', { CANO: '1' })).msg_cd, 'OPSQ2000');
+    h.clock.advance(SECOND);
+    assert.equal(json(await balance(h, 'eyJ.not.a-token', h.kisMock, 'VTTC8434R')).msg_cd, 'EGW00121');
+    const s = h.sim.stats(h.kisMock.appKey);
+    assert.deepEqual([s.inquiries, s.inquiriesOk, s.inquiriesRejected, s.badRequests], [5, 1, 1, 3]);
   });
 });

@@ -9,6 +9,7 @@ current one.
 
 Setup: the official kis_auth.py next to this file (or on PYTHONPATH); kis_devlp.yaml (beside this file, filled in)
 in ~/KIS/config. Run:   python3 bot.py [--calls N]
+Against the simulator, in one command from the repository:   npm run example -- gateway
 """
 
 import argparse

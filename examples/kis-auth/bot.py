@@ -7,7 +7,9 @@ the sidecar has just written. No request reaches the broker from here, and no Ka
 
 Setup: the official kis_auth.py next to this file (or on PYTHONPATH); your own kis_devlp.yaml in
 ~/KIS/config, beside the token files the sidecar writes (kis_auth.py reads it from that folder at import).
-Run:   python3 bot.py --pid-file /run/bot/bot.pid
+Run, in the folder of sidecar.yaml (its notify.pidFile, ./bot.pid, counts from there):
+       python3 bot.py --pid-file ./bot.pid
+Against the simulator, in one command from the repository:   npm run example -- kis-auth
 """
 
 import argparse

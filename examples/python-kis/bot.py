@@ -6,15 +6,20 @@ the HTS id, the app key and the app secret. The sidecar's `python-kis` sink writ
 asks for a new token only when less than 10 minutes are left, and the sidecar renews an hour before expiry.
 
 A process that lives longer than a day should be restarted daily (or construct PyKis again): python-kis reads
-the file only once.
+the file only once. The quote below is python-kis's own call (pykis.api.stock.quote), as any bot makes it.
+
 Run:   python3 bot.py --id YOUR_HTS_ID --keep-token /shared/pykis   (KIS_APP_KEY and KIS_APP_SECRET in the environment)
+KIS_BASE_URL, when set, replaces the broker's host (python-kis has it built in): for the simulator only, as in
+   npm run example -- python-kis
 """
 
 import argparse
 import hashlib
 import os
 
+import pykis.kis
 from pykis import PyKis
+from pykis.api.stock.quote import quote
 
 
 def token_id(token):
@@ -28,6 +33,9 @@ def main():
     parser.add_argument("--keep-token", required=True, help="the sink's dir")
     args = parser.parse_args()
 
+    if os.environ.get("KIS_BASE_URL"):
+        # pykis.kis reads this global at every request.
+        pykis.kis.REAL_DOMAIN = os.environ["KIS_BASE_URL"]
     kis = PyKis(
         id=args.id,
         appkey=os.environ["KIS_APP_KEY"],
@@ -36,6 +44,8 @@ def main():
     )
     token = kis.token.token  # the token python-kis sends; loaded from the sidecar's file
     print(f"python-kis: token {token_id(token)}", flush=True)
+    price = quote(kis, "005930", "KRX")
+    print(f"005930: {price.price:f} ({price.sign}, volume {price.volume})", flush=True)
 
 
 if __name__ == "__main__":

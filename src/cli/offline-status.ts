@@ -18,7 +18,8 @@ export async function readOfflineStatus(config: SidecarConfig, now: number): Pro
     const loaded = await store.load(account.name);
     let state = loaded.state ?? emptyState(account);
     let problem = loaded.problem?.message;
-    if (state.appKeyId !== appKeyId(account.appKey)) {
+    // An app key that could not be read here (`status` goes without credentials) cannot be compared.
+    if (account.appKey !== '' && state.appKeyId !== appKeyId(account.appKey)) {
       problem = 'the stored token belongs to another app key than the one configured';
       state = emptyState(account);
     }

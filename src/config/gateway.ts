@@ -19,8 +19,10 @@ export function resolveGateway(raw: RawGateway | undefined, accounts: AccountCon
   const seenNames = new Set<string>();
   const seenKeys = new Set<string>();
   const realKeys = new Set(accounts.map((a) => a.appKey));
+  // Clients read from clientsFile are reported under its name, so the message points at the file to open.
+  const listKey = raw?.clientsFile !== undefined ? 'clientsFile' : 'clients';
   (raw?.clients ?? []).forEach((client, index) => {
-    const at = (...rest: string[]) => ['gateway', 'clients', index, ...rest];
+    const at = (...rest: string[]) => ['gateway', listKey, index, ...rest];
     if (seenNames.has(client.name)) ctx.problems.add(at('name'), 'is used by another client');
     seenNames.add(client.name);
     if (seenKeys.has(client.appKey)) ctx.problems.add(at('appKey'), "is another client's key");
@@ -83,7 +85,14 @@ export function resolveGateway(raw: RawGateway | undefined, accounts: AccountCon
     callsPerSecond[name] = limit;
   }
   const enabled = raw?.enabled ?? false;
-  if (enabled && (raw?.clients ?? []).length === 0) ctx.problems.add(['gateway', 'clients'], 'must list at least 1 client when the gateway is enabled');
+  if (enabled && (raw?.clients ?? []).length === 0) {
+    ctx.problems.add(
+      ['gateway', listKey],
+      listKey === 'clientsFile'
+        ? 'lists no client yet, and the gateway is enabled: `broker-token-sidecar gateway add-client` adds one'
+        : 'must list at least 1 client when the gateway is enabled (or name a clientsFile that `gateway add-client` fills)',
+    );
+  }
   return {
     enabled,
     host: raw?.host ?? D.DEFAULT_GATEWAY.host,

@@ -10,7 +10,7 @@ import { brokerFloorBreaches, type FloorKey } from './floors';
 import { resolveGateway, servedByGateway } from './gateway';
 import { formatPath, type Path } from './path';
 import type { RawAccount, RawConfig, RawRenewal, RawSink } from './schema';
-import { cannotReadFile, resolveSecret, type ReadText } from './secret-files';
+import { describeFileProblem, resolveSecret, type ReadText } from './secret-files';
 import type { AccountConfig, FileAccess, NotifyConfig, RenewalPolicy, SidecarConfig, SinkConfig, SlackConfig, StoreConfig } from './types';
 
 /**
@@ -180,6 +180,11 @@ const SAFE_IN_PATH = /^[A-Za-z0-9_-]*$/;
 
 function expandPath(template: string, account: RawAccount, appKey: string | undefined, path: Path, ctx: ResolveContext): string {
   const expanded = template.replace(PLACEHOLDER, (whole, name: string) => {
+    if (name === 'appKeyPrefix' && appKey === undefined) {
+      // Said once more here, at the path: a read-only command that goes without the app key cannot find this file.
+      ctx.problems.add(path, '{appKeyPrefix} needs the app key, which is not available (see appKey)');
+      return whole;
+    }
     const value = placeholderValue(name, account, appKey);
     if (value === undefined) {
       ctx.problems.add(path, `has an unknown placeholder; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
@@ -254,7 +259,11 @@ function resolveSinks(account: RawAccount, index: number, credentials: { appKey?
         if (account.provider !== 'kis') ctx.problems.add([...path, 'format'], 'python-kis is a KIS client');
         if (/[\\/]|^\.\.?$/.test(sink.htsId)) ctx.problems.add([...path, 'htsId'], 'must be an HTS id, with no "/" (it becomes part of a file name)');
         const dir = expandPath(sink.dir, account, appKey, [...path, 'dir'], ctx);
-        // Without both credentials there is no name to compute; checkCredentials has said why.
+        // Without both credentials there is no name to compute; checkCredentials has said why, and it is said again
+        // at the sink, for a read-only command that goes without them and so cannot find this file.
+        if (appKey === undefined || appSecret === undefined) {
+          ctx.problems.add([...path, 'htsId'], 'python-kis names its file after the app key and secret, which are not available (see appKey, appSecret)');
+        }
         const name = appKey !== undefined && appSecret !== undefined ? pythonKisFileName(account.env ?? 'real', sink.htsId, appKey, appSecret) : 'unknown.json';
         return { ...common, format: 'python-kis', dir, path: join(dir, name) };
       }
@@ -474,7 +483,7 @@ function resolveStore(raw: RawConfig['store'], accounts: AccountConfig[], ctx: R
     try {
       ca = ctx.readText(path);
     } catch (error) {
-      ctx.problems.add(['store', 'tls', 'caFile'], cannotReadFile(error));
+      ctx.problems.add(['store', 'tls', 'caFile'], describeFileProblem(error, raw.tls.caFile, path));
     }
   }
   const lockTtlMs = raw.lockTtl ?? D.DEFAULT_REDIS.lockTtlMs;

@@ -231,6 +231,11 @@ const gatewaySchema = z.strictObject({
   /** Calls per second per account, instead of the broker's published limit (lower, for a share kept outside). */
   callsPerSecond: z.record(z.string(), int().pipe(z.number().min(1).max(1_000_000))).optional(),
   clients: z.array(gatewayClientSchema).optional(),
+  /**
+   * A YAML file holding the list of clients instead of `clients` (config/clients-file.ts): `gateway add-client`
+   * appends to it, so a client can be made before the rest of the config is complete.
+   */
+  clientsFile: nonEmpty.optional(),
   /** Signs the local tokens handed to clients; generated in the state directory when not given. */
   tokenKeyFile: nonEmpty.optional(),
 });

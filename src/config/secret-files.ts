@@ -50,17 +50,27 @@ export function resolveSecret(
     try {
       return { value: readText(fullPath).replace(/[\r\n]+$/, '') };
     } catch (error) {
-      return { problem: { key: names.file, message: cannotReadFile(error) } };
+      return { problem: { key: names.file, message: describeFileProblem(error, file, fullPath) } };
     }
   }
   return { value: inline };
 }
 
 /**
- * Why a file named in the config could not be read, without its path: a secret pasted into `appSecretFile`
- * instead of `appSecret` would otherwise come back in the message.
+ * Why a file named in the config could not be read, with the path it was resolved to: a relative path counts from
+ * the config file's folder, which is not where the user usually stands, so the resolved path is what they need to
+ * see. Unless the value looks like a credential pasted into the wrong key (a secret in `appSecretFile` instead of
+ * `appSecret` would otherwise come back in the message): a `+` or `=` (base64), a path segment longer than 32
+ * characters (a KIS app key has 36, a secret 180), or a single word of 16 characters or more mixing upper and lower
+ * case and digits, as generated keys do and file names do not, keeps the path out.
  */
-export function cannotReadFile(error: unknown): string {
+export function describeFileProblem(error: unknown, value: string, fullPath: string): string {
   const code = (error as NodeJS.ErrnoException).code ?? 'error';
-  return `cannot read the file it names (${code}; a relative path counts from the config file's folder)`;
+  if (looksLikeCredential(value)) return `cannot read the file it names (${code}; the value looks like a credential, not a path: it is not printed)`;
+  return `cannot read ${fullPath} (${code}${value === fullPath ? '' : "; a relative path counts from the config file's folder"})`;
+}
+
+function looksLikeCredential(value: string): boolean {
+  if (/[+=]/.test(value) || value.split('/').some((segment) => segment.length > 32)) return true;
+  return /^[A-Za-z0-9_-]{16,}$/.test(value) && /[A-Z]/.test(value) && /[a-z]/.test(value) && /\d/.test(value);
 }

@@ -207,7 +207,12 @@ export class AccountLifecycle {
     return this.serial.run(() => this.approvalKeys.forGateway());
   }
 
-  /** Revokes the token at the broker, then forgets it: state and sink files. */
+  /**
+   * Revokes the token at the broker, then forgets it: the sink files are removed and the token, its approval key,
+   * proofs and failures leave the state. The state file stays with what must outlive the token: when a token was
+   * last asked for (the spacing holds for the next start, as after any issuance) and how many were issued (the
+   * counter goes on). Removing the file instead would let the next start ask again at once.
+   */
   revoke(): Promise<{ revoked: boolean; removedFiles: string[] }> {
     return this.serial.run(async () => {
       const { provider, store, sinks, bus, config } = this.deps;

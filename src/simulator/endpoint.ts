@@ -36,7 +36,11 @@ export function brokerEndpoint(deps: EndpointDeps, spec: EndpointSpec): RequestH
     const answerNormally = (): Answer => {
       const answer = spec.handle(request);
       // A delayed answer may find the client gone; the broker-side effect stands, the reply goes nowhere.
-      if (!res.destroyed && res.socket && !res.socket.destroyed) res.status(answer.status).json(answer.body);
+      if (!res.destroyed && res.socket && !res.socket.destroyed)
+        res
+          .status(answer.status)
+          .set(answer.headers ?? {})
+          .json(answer.body);
       return answer;
     };
 

@@ -1,9 +1,12 @@
 /**
- * The simulated KIS Open API: tokenP, revokeP, Approval, inquire-price and order-cash, with the broker's error bodies.
+ * The simulated KIS Open API: tokenP, revokeP, Approval, inquire-price, inquire-balance and order-cash, with the
+ * broker's error bodies and answers of the real answers' full field set (kis-answers.ts).
  * Facts come from docs/brokers.md#kis-open-api; where it is silent the choice is marked "Simulator choice" and uses a
  * code from KIS's published EGW table, so a client's classifier meets plausible values.
  */
+import { randomUUID } from 'node:crypto';
 import type { BrokerContext } from './context';
+import { kisBalanceBody, kisOrderBody, kisPriceBody } from './kis-answers';
 import { DOMESTIC_EXCHANGES, POSITIVE_DIGITS } from './orders';
 import { bearerToken, bodyField, isJsonObject, type Answer, type BrokerRequest, type JsonBody } from './request';
 import { kstTimeOfDay, kstWallClock } from './token-format';
@@ -118,12 +121,15 @@ export function kisApproval(ctx: BrokerContext, req: BrokerRequest): Answer {
 type BusinessFront = { ok: true; appKey: string; env: SimulatedEnv } | { ok: false; answer: Answer };
 
 /**
- * The front every business call shares (inquire-price, order-cash). Check order (simulator choice): app key and
- * secret headers, authorization scheme, per-second quota, token, custtype; each endpoint then checks its tr_id and
- * its input. The quota comes once the caller is known and before the token, so every authenticated call spends
- * budget whatever its token, and price and order calls draw on one budget per app key, as KIS counts REST calls
- * per app key. Gateway (EGW/OPSQ) refusals answer HTTP 500 as captures show for EGW00201; only EGW00121/EGW00123
- * follow `tokenErrorStatus`.
+ * The front every business call shares (inquire-price, inquire-balance, order-cash). Check order (simulator
+ * choice): app key and secret headers, authorization scheme, per-second quota, token, custtype; each endpoint then
+ * checks its tr_id and its input. The quota comes once the caller is known and before the token, so every
+ * authenticated call spends budget whatever its token, and every call draws on one budget per app key, as KIS
+ * counts REST calls per app key. Gateway (EGW/OPSQ) refusals answer HTTP 500 as captures show for EGW00201; only
+ * EGW00121/EGW00123 follow `tokenErrorStatus`.
+ *
+ * `custtype` is not required: python-kis never sends it on REST calls and its quote and order calls work at the
+ * real broker (docs/brokers.md#kis-proof-call). A value other than P (person) or B (business) is refused.
  */
 function checkBusinessCall(ctx: BrokerContext, req: BrokerRequest): BusinessFront {
   const refuse = (answer: Answer): BusinessFront => ({ ok: false, answer });
@@ -154,10 +160,20 @@ function checkBusinessCall(ctx: BrokerContext, req: BrokerRequest): BusinessFron
   if (state === 'expired') return refuse(businessError(tokenStatus, 'EGW00123', '기간이 만료된 token 입니다.', 'token_expired'));
 
   const custtype = req.headers['custtype'];
-  if (custtype !== 'P' && custtype !== 'B') {
+  if (custtype !== undefined && custtype !== 'P' && custtype !== 'B') {
     return refuse(businessError(500, 'EGW00208', '고객유형(custtype)이 유효하지 않습니다.', 'bad_request'));
   }
   return { ok: true, appKey, env };
+}
+
+/**
+ * A business call's success, with the headers KIS sends beside the body: `tr_id` echoed, `tr_cont` (D: the last
+ * page; the official inquire_balance sample reads it to decide whether to ask for more) and `gt_uid`, a request
+ * id (simulator choice: a random hex string of KIS's 32 characters). All lower-case, as KIS sends them.
+ */
+function businessSuccess(req: BrokerRequest, body: Record<string, unknown>): Answer {
+  const headers = { tr_id: req.headers['tr_id'] ?? '', tr_cont: 'D', gt_uid: randomUUID().replace(/-/g, '') };
+  return { status: 200, body, outcome: 'ok', headers };
 }
 
 const UNKNOWN_TR_ID = (): Answer => businessError(500, 'OPSQ0002', '없는 서비스 코드 입니다.', 'bad_request');
@@ -173,25 +189,27 @@ export function kisPrice(ctx: BrokerContext, req: BrokerRequest): Answer {
   if (!req.query['FID_INPUT_ISCD']) {
     return businessError(500, 'OPSQ2002', 'ERROR : INPUT INVALID_CHECK_FIELD_LENGTH', 'bad_request');
   }
-  return { status: 200, body: KIS_PRICE_OK, outcome: 'ok' };
+  return businessSuccess(req, kisPriceBody(req.query['FID_INPUT_ISCD']));
 }
 
-// order-cash tr_ids per env: buy and sell (official, order_cash.py), then the older buy and sell codes that
-// clients written before the change still send.
+// The tr_ids each account-bound call accepts, per env. order-cash: buy and sell (official, order_cash.py), then the
+// older buy and sell codes that clients written before the change still send. inquire-balance: official,
+// inquire_balance.py (kis_auth.py turns a real T... id into V... on paper trading, as it does for orders).
 const KIS_ORDER_TR_IDS: Record<SimulatedEnv, readonly string[]> = {
   real: ['TTTC0012U', 'TTTC0011U', 'TTTC0802U', 'TTTC0801U'],
   mock: ['VTTC0012U', 'VTTC0011U', 'VTTC0802U', 'VTTC0801U'],
 };
+const KIS_BALANCE_TR_IDS: Record<SimulatedEnv, readonly string[]> = { real: ['TTTC8434R'], mock: ['VTTC8434R'] };
 
 /**
- * An order tr_id of the other env is refused with the text clients report from KIS ("모의투자 TR 이 아닙니다." when
- * a real tr_id reaches the mock host; the reverse text by symmetry). The code EGW02006 is a simulator choice: it
- * is the one third-party code shows beside that text, for other calls.
+ * A tr_id of the other env is refused with the text clients report from KIS ("모의투자 TR 이 아닙니다." when a real
+ * tr_id reaches the mock host; the reverse text by symmetry). The code EGW02006 is a simulator choice: it is the
+ * one third-party code shows beside that text, for other calls.
  */
-function orderTrIdRefusal(trId: string | undefined, env: SimulatedEnv): Answer | undefined {
-  if (trId !== undefined && KIS_ORDER_TR_IDS[env].includes(trId)) return undefined;
+function trIdRefusal(trIds: Record<SimulatedEnv, readonly string[]>, trId: string | undefined, env: SimulatedEnv): Answer | undefined {
+  if (trId !== undefined && trIds[env].includes(trId)) return undefined;
   const otherEnv: SimulatedEnv = env === 'real' ? 'mock' : 'real';
-  if (trId === undefined || !KIS_ORDER_TR_IDS[otherEnv].includes(trId)) return UNKNOWN_TR_ID();
+  if (trId === undefined || !trIds[otherEnv].includes(trId)) return UNKNOWN_TR_ID();
   const text = env === 'mock' ? '모의투자 TR 이 아닙니다.' : '실전투자 TR 이 아닙니다.';
   return businessError(500, 'EGW02006', text, 'bad_request');
 }
@@ -208,8 +226,9 @@ const ORDER_FIELDS: ReadonlyArray<readonly [field: string, shape: RegExp]> = [
 const LIMIT_ORDER = '00';
 
 /**
- * Simulator choice: a bad body field answers HTTP 500 OPSQ2000 (account fields) or OPSQ2002 (others) with a text
- * in the style of KIS's INPUT INVALID_CHECK messages. It names the field, never its value.
+ * Simulator choice: a bad field (an order's body, a balance's query) answers HTTP 500 OPSQ2000 (account fields) or
+ * OPSQ2002 (others) with a text in the style of KIS's INPUT INVALID_CHECK messages. It names the field, never its
+ * value.
  */
 function orderFieldError(field: string): Answer {
   if (field === 'CANO' || field === 'ACNT_PRDT_CD') return businessError(500, 'OPSQ2000', 'ERROR : INPUT INVALID_CHECK_ACNO', 'bad_request');
@@ -237,39 +256,38 @@ function badOrderField(body: JsonBody): string | undefined {
 export function kisOrder(ctx: BrokerContext, req: BrokerRequest): Answer {
   const front = checkBusinessCall(ctx, req);
   if (!front.ok) return front.answer;
-  const trIdRefusal = orderTrIdRefusal(req.headers['tr_id'], front.env);
-  if (trIdRefusal) return trIdRefusal;
+  const refusal = trIdRefusal(KIS_ORDER_TR_IDS, req.headers['tr_id'], front.env);
+  if (refusal) return refusal;
   const badField = badOrderField(req.body);
   if (badField !== undefined) return orderFieldError(badField);
-  return { status: 200, body: kisOrderBody(ctx.orderNumbers.next('kis'), ctx.clock.now()), outcome: 'ok' };
+  return businessSuccess(req, kisOrderBody(ctx.orderNumbers.next('kis'), kstTimeOfDay(ctx.clock.now())));
 }
 
-/** The success answer of order-cash (third-party samples; KRX_FWDG_ORD_ORGNO is the branch, a constant here). */
-export function kisOrderBody(orderNumber: string, at: number): Record<string, unknown> {
-  return {
-    rt_cd: '0',
-    msg_cd: 'APBK0013',
-    msg1: '주문 전송 완료 되었습니다.',
-    output: { KRX_FWDG_ORD_ORGNO: '91252', ODNO: orderNumber, ORD_TMD: kstTimeOfDay(at) },
-  };
-}
+// inquire-balance's query (official, inquire_balance.py): every key is sent, the two continuation keys and OFL_YN
+// empty on a first page. The account fields have the order's shapes; the others are the sample's codes.
+const BALANCE_QUERY: ReadonlyArray<readonly [field: string, shape: RegExp]> = [
+  ['CANO', /^\d{8}$/],
+  ['ACNT_PRDT_CD', /^\d{2}$/],
+  ['AFHR_FLPR_YN', /^[NYX]$/],
+  ['INQR_DVSN', /^0[12]$/],
+  ['UNPR_DVSN', /^01$/],
+  ['FUND_STTL_ICLD_YN', /^[NY]$/],
+  ['FNCG_AMT_AUTO_RDPT_YN', /^[NY]$/],
+  ['PRCS_DVSN', /^0[01]$/],
+];
 
-export const KIS_PRICE_OK = {
-  output: {
-    iscd_stat_cls_code: '55',
-    rprs_mrkt_kor_name: 'KOSPI200',
-    stck_prpr: '71000',
-    prdy_vrss: '500',
-    prdy_vrss_sign: '2',
-    prdy_ctrt: '0.71',
-    acml_vol: '12345678',
-    stck_oprc: '70600',
-    stck_hgpr: '71300',
-    stck_lwpr: '70400',
-    stck_mxpr: '91700',
-    stck_llam: '49400',
-  },
-  rt_cd: '0',
-  msg_cd: 'MCA00000',
-  msg1: '정상처리 되었습니다.',
-};
+/**
+ * inquire-balance, the account's holdings and totals: the shared front, a tr_id of the credential's env, then the
+ * query (a bad field answers as an order's does). Simulator choice: every account holds the same made-up position,
+ * on one page.
+ */
+export function kisBalance(ctx: BrokerContext, req: BrokerRequest): Answer {
+  const front = checkBusinessCall(ctx, req);
+  if (!front.ok) return front.answer;
+  const refusal = trIdRefusal(KIS_BALANCE_TR_IDS, req.headers['tr_id'], front.env);
+  if (refusal) return refusal;
+  for (const [field, shape] of BALANCE_QUERY) {
+    if (!shape.test(req.query[field] ?? '')) return orderFieldError(field);
+  }
+  return businessSuccess(req, kisBalanceBody());
+}

@@ -18,6 +18,8 @@ export interface Answer {
   status: number;
   body: unknown;
   outcome: Outcome;
+  /** Headers sent beside the body (KIS's tr_id, tr_cont, gt_uid on a business call's success). */
+  headers?: Record<string, string>;
 }
 
 /** The app parses every body as text, so a malformed one reaches the handler and gets the broker's answer. */

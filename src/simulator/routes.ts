@@ -4,10 +4,11 @@
  */
 import type { BrokerContext } from './context';
 import type { EndpointSpec } from './endpoint';
-import { KIS_PRICE_OK, KIS_REVOKE_OK, kisApproval, kisOrder, kisOrderBody, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
+import { KIS_REVOKE_OK, kisApproval, kisBalance, kisOrder, kisPrice, kisRevoke, kisToken, kisTokenBody } from './kis';
+import { kisBalanceBody, kisOrderBody, kisPriceBody } from './kis-answers';
 import { KIWOOM_OK, kiwoomOrder, kiwoomOrderBody, kiwoomRevoke, kiwoomStockInfo, kiwoomStockInfoBody, kiwoomToken, kiwoomTokenBody } from './kiwoom';
 import { bearerToken, bodyField, type BrokerRequest } from './request';
-import { mintKiwoomToken } from './token-format';
+import { kstTimeOfDay, mintKiwoomToken } from './token-format';
 import type { EndpointId } from './types';
 
 // Paths exactly as the brokers publish them (docs/brokers.md).
@@ -17,6 +18,7 @@ const SIMULATOR_PATHS: Record<EndpointId, string> = {
   'kis.approval': '/oauth2/Approval',
   'kis.price': '/uapi/domestic-stock/v1/quotations/inquire-price',
   'kis.order': '/uapi/domestic-stock/v1/trading/order-cash',
+  'kis.balance': '/uapi/domestic-stock/v1/trading/inquire-balance',
   'kiwoom.token': '/oauth2/token',
   'kiwoom.revoke': '/oauth2/revoke',
   'kiwoom.stkinfo': '/api/dostk/stkinfo',
@@ -64,13 +66,19 @@ export function brokerRoutes(ctx: BrokerContext): BrokerRoute[] {
       id: 'kis.price',
       appKeyOf: fromHeader,
       handle: (r) => kisPrice(ctx, r),
-      sample: () => KIS_PRICE_OK,
+      sample: () => kisPriceBody('005930'),
     }),
     route('post', {
       id: 'kis.order',
       appKeyOf: fromHeader,
       handle: (r) => kisOrder(ctx, r),
-      sample: () => kisOrderBody('0'.repeat(10), ctx.clock.now()),
+      sample: () => kisOrderBody('0'.repeat(10), kstTimeOfDay(ctx.clock.now())),
+    }),
+    route('get', {
+      id: 'kis.balance',
+      appKeyOf: fromHeader,
+      handle: (r) => kisBalance(ctx, r),
+      sample: kisBalanceBody,
     }),
     route('post', {
       id: 'kiwoom.token',

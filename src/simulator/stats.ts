@@ -23,6 +23,9 @@ function emptyStats(): SimulatorStats {
     orders: 0,
     ordersOk: 0,
     ordersRejected: 0,
+    inquiries: 0,
+    inquiriesOk: 0,
+    inquiriesRejected: 0,
     quotaExceeded: 0,
     badRequests: 0,
     faults: 0,
@@ -53,14 +56,14 @@ const ENDPOINT_COUNTER: Partial<Record<EndpointId, keyof SimulatorStats>> = {
   'kiwoom.stkinfo': 'proofs',
   'kis.order': 'orders',
   'kiwoom.order': 'orders',
+  'kis.balance': 'inquiries',
 };
 
-// At an order endpoint, success and token refusals count as orders rather than proofs; every other outcome
-// (quota, credentials, bad input) means the same at any business endpoint.
-const ORDER_OUTCOME_COUNTER: Partial<Record<CountedOutcome, keyof SimulatorStats>> = {
-  ok: 'ordersOk',
-  token_invalid: 'ordersRejected',
-  token_expired: 'ordersRejected',
+// At an order or account inquiry endpoint, success and token refusals count as orders or inquiries rather than
+// proofs; every other outcome (quota, credentials, bad input) means the same at any business endpoint.
+const OWN_OUTCOME_COUNTERS: Partial<Record<keyof SimulatorStats, Partial<Record<CountedOutcome, keyof SimulatorStats>>>> = {
+  orders: { ok: 'ordersOk', token_invalid: 'ordersRejected', token_expired: 'ordersRejected' },
+  inquiries: { ok: 'inquiriesOk', token_invalid: 'inquiriesRejected', token_expired: 'inquiriesRejected' },
 };
 
 export class StatsBook {
@@ -109,6 +112,6 @@ function bump(stats: SimulatorStats, endpoint: EndpointId, outcome: Outcome, fau
 }
 
 function outcomeCounter(endpointCounter: keyof SimulatorStats | undefined, outcome: CountedOutcome): keyof SimulatorStats {
-  const orderCounter = endpointCounter === 'orders' ? ORDER_OUTCOME_COUNTER[outcome] : undefined;
-  return orderCounter ?? OUTCOME_COUNTER[outcome];
+  const own = endpointCounter === undefined ? undefined : OWN_OUTCOME_COUNTERS[endpointCounter]?.[outcome];
+  return own ?? OUTCOME_COUNTER[outcome];
 }

@@ -51,6 +51,7 @@ export const ENDPOINT_IDS = [
   'kis.approval',
   'kis.price',
   'kis.order',
+  'kis.balance',
   'kiwoom.token',
   'kiwoom.revoke',
   'kiwoom.stkinfo',
@@ -134,6 +135,11 @@ export interface SimulatorStats {
   ordersOk: number;
   /** Orders refused because of the token (EGW00121, EGW00123, Kiwoom 8005). */
   ordersRejected: number;
+  /** Every request that reached an account inquiry endpoint (KIS inquire-balance). */
+  inquiries: number;
+  inquiriesOk: number;
+  /** Inquiries refused because of the token (EGW00121, EGW00123). */
+  inquiriesRejected: number;
   /** Business calls over the per-second limit: KIS EGW00201 (price and order), Kiwoom HTTP 429 [1700] (ka10001, orders). */
   quotaExceeded: number;
   /** Malformed bodies, missing fields, wrong headers. */

@@ -425,6 +425,11 @@ class APIResp:
     def getErrorMessage(self):
         return self._err_message
 
+    def printError(self, url):
+        print("-------------------------------\nError in response: ", self.getResCode(), " url=", url)
+        print("rt_cd : ", self.getBody().rt_cd, "/ msg_cd : ", self.getErrorCode(), "/ msg1 : ", self.getErrorMessage())
+        print("-------------------------------")
+
 
 class APIRespError(APIResp):
     def __init__(self, status_code, error_text):
@@ -460,6 +465,11 @@ class APIRespError(APIResp):
 
     def getResCode(self):
         return self.status_code
+
+    def printError(self, url=""):
+        print(f"Error Code : {self.status_code} | {self.error_text}")
+        if url:
+            print(f"URL: {url}")
 
 
 def _url_fetch(api_url, ptr_id, tr_cont, params, appendHeaders=None, postFlag=False, hashFlag=True):

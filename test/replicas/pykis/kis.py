@@ -38,9 +38,9 @@ HTTP goes through ``urllib.request`` instead of a ``requests.Session`` (no pip p
 are followed as requests does. Left out because they never touch the token file: KisAuth files (the
 positional ``auth``/``virtual_auth`` arguments), account-number parsing (``account`` is stored as given),
 the per-process rate limiter (19/s real, 2/s virtual; one token request never meets it), the thread-safety locks,
-``discard``/revoke, and all business APIs. The real-time client is ``pykis/websocket.py``: ``PyKis.websocket``
-as in the original (built at construction, inert until used); its approval keys go through ``request_post``,
-the same request loop as the token, as both go through ``PyKis.request`` in the original.
+``discard``/revoke, and the business APIs other than those kept below. The real-time client is
+``pykis/websocket.py``: ``PyKis.websocket`` as in the original (built at construction, inert until used); its
+approval keys go through ``request``, the same request loop as the token, as in the original.
 
 Observation only (replica addition): ``PyKis._posts``, the POSTs sent by path; ``PyKis._token_requests``, the
 tokenP ones among them.
@@ -52,12 +52,13 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
-from zoneinfo import ZoneInfo
 
+from .dynamic import TIMEZONE, as_int, as_kst_datetime, as_str, field, transform
 from .websocket import KisWebsocketClient
 
 __all__ = ["PyKis", "KisKey", "KisAccessToken", "KisException", "KisHTTPError", "get_cache_path"]
@@ -71,7 +72,6 @@ VIRTUAL_DOMAIN = "https://openapivts.koreainvestment.com:29443"
 VERSION = "24+dev"  # what an unreleased checkout reports ("{{VERSION_PLACEHOLDER}}" not substituted)
 USER_AGENT = f"PyKis/{VERSION}"
 
-TIMEZONE = ZoneInfo("Asia/Seoul")
 
 
 def _real_domain():
@@ -133,37 +133,13 @@ class KisKey:
 
 
 # --- access token -----------------------------------------------------------------------------------------------
-class _NoneValue(Exception):
-    """KisNoneValueError: an empty value, which a non-nullable field refuses."""
-
-
-def _as_str(value):
-    return value if isinstance(value, str) else str(value)
-
-
-def _as_int(value):
-    if isinstance(value, int):
-        return value
-    if value == "":
-        raise _NoneValue
-    return int(value)
-
-
-def _as_kst_datetime(value):
-    if isinstance(value, datetime):
-        return value
-    if value == "":
-        raise _NoneValue
-    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=TIMEZONE)
-
-
 class KisAccessToken:
-    # attribute -> (JSON field, converter); transform_ walks them in dir() order, i.e. alphabetically.
+    # attribute -> field; transform walks them in dir() order, i.e. alphabetically (dynamic.py).
     _FIELDS = {
-        "expired_at": ("access_token_token_expired", _as_kst_datetime),
-        "token": ("access_token", _as_str),
-        "type": ("token_type", _as_str),
-        "validity_period": ("expires_in", _as_int),
+        "expired_at": field("access_token_token_expired", as_kst_datetime),
+        "token": field("access_token", as_str),
+        "type": field("token_type", as_str),
+        "validity_period": field("expires_in", as_int),
     }
 
     token: str
@@ -176,29 +152,7 @@ class KisAccessToken:
         """What KisObject.transform_(data, KisAccessToken) does for this class."""
         if not isinstance(data, dict):
             raise TypeError(f"dict 형을 기대하였지만, {type(data).__name__} 형이 입력되었습니다.")
-        obj = cls()
-        for attr in sorted(cls._FIELDS):
-            field, convert = cls._FIELDS[attr]
-            if field not in data:
-                raise KeyError(f"KisAccessToken.{attr} 필드의 {field}값이 존재하지 않습니다.")
-            value = data[field]
-            result = None
-            empty = True
-            if value is not None:
-                try:
-                    result = convert(value)
-                    empty = False
-                except _NoneValue:
-                    pass
-                except Exception as e:
-                    raise ValueError(
-                        f"KisAccessToken.{attr} 필드를 변환하는 중 오류가 발생했습니다.\n→ {type(e).__name__}: {e}"
-                    ) from e
-            if empty:
-                raise ValueError(f"KisAccessToken.{attr} 필드의 값이 빈 값입니다.")
-            setattr(obj, attr, result)
-        obj.__data__ = data
-        return obj
+        return transform(cls(), cls._FIELDS, data)
 
     def raw(self):
         data = getattr(self, "__data__", None)
@@ -256,10 +210,12 @@ class _RedirectLikeRequests(urllib.request.HTTPRedirectHandler):
 
 
 class _Response:
-    def __init__(self, status_code, reason, content):
+    def __init__(self, status_code, reason, content, headers):
         self.status_code = status_code
         self.reason = reason
         self.content = content
+        # requests' headers are case-insensitive: python-kis reads response.headers["tr_cont"].
+        self.headers = {name.lower(): value for name, value in headers.items()}
 
     @property
     def ok(self):
@@ -276,19 +232,26 @@ class _Response:
 _opener = urllib.request.build_opener(_RedirectLikeRequests)
 
 
-def _post_json(url, body, headers):
-    data = json.dumps(body).encode("utf-8")
-    all_headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers}
-    req = urllib.request.Request(url, data=data, headers=all_headers, method="POST")
+def _send(method, url, headers, params=None, body=None):
+    """requests.Session.request(method, url, headers=, params=, json=body) with the session's User-Agent: a JSON
+    body (and its Content-Type) only when there is a body, as requests sends ``json=None``."""
+    if params:
+        url = f"{url}?{urllib.parse.urlencode(params)}"
+    all_headers = {"User-Agent": USER_AGENT, **headers}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        all_headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=all_headers, method=method)
     try:
         with _opener.open(req) as resp:
-            return _Response(resp.status, resp.reason, resp.read())
+            return _Response(resp.status, resp.reason, resp.read(), dict(resp.headers.items()))
     except urllib.error.HTTPError as e:
         try:
             content = e.read()
         except Exception:
             content = b""
-        return _Response(e.code, e.reason, content)
+        return _Response(e.code, e.reason, content, dict(e.headers.items()) if e.headers else {})
 
 
 # --- PyKis ------------------------------------------------------------------------------------------------------
@@ -417,16 +380,32 @@ class PyKis:
             if virtual_token is not None:
                 virtual_token.save(token_dir / self._get_hashed_token_name("virtual"))
 
-    def request_post(self, path, body, domain=None):
-        """``PyKis.request`` for a POST with ``auth=False``: the domain's URL (``urljoin``, so a path in the domain
-        is dropped), the JSON body, and the loop on refusals: EGW00201 sleeps 0.1 s and sends again, EGW00123 drops
-        the domain's token and sends again, any other answer of status 400 or above raises KisHTTPError."""
+    def request(self, path, *, method="GET", params=None, body=None, headers=None, domain=None, appkey_location="header", auth=True):
+        """PyKis.request: the app key and secret as headers (or in the body), the token as ``Authorization``, no
+        ``custtype`` and no ``Content-Type`` on a GET; EGW00201 is retried after 0.1 s, EGW00123 drops the token
+        (the loop then issues a new one), any other answer of status 400 or above raises KisHTTPError."""
+        if method == "GET":
+            if body is not None:
+                raise ValueError("GET 요청에는 body를 입력할 수 없습니다.")
+            if appkey_location == "body":
+                raise ValueError("GET 요청에는 appkey_location을 header로 설정해야 합니다.")
+        elif body is None:
+            body = {}
+        request_headers = headers.copy() if headers else {}
         if domain is None:
             domain = "virtual" if self.virtual else "real"
-        url = urljoin(_real_domain() if domain == "real" else _virtual_domain(), path)
+        if appkey_location:
+            appkey = self.appkey if domain == "real" else self.virtual_appkey
+            if appkey is None:
+                raise ValueError("모의도메인 AppKey가 없습니다.")
+            appkey.build(request_headers if appkey_location == "header" else body)
         while True:
-            self._posts[path] += 1
-            resp = _post_json(url, body, {})
+            if auth:
+                (self.token if domain == "real" else self.primary_token).build(request_headers)
+            url = urljoin(_real_domain() if domain == "real" else _virtual_domain(), path)
+            if method == "POST":
+                self._posts[path] += 1
+            resp = _send(method, url, request_headers, params=params, body=body)
             if resp.ok:
                 return resp
             try:
@@ -445,17 +424,30 @@ class PyKis:
             else:
                 raise KisHTTPError(response=resp)
 
+    def fetch(self, path, *, method="GET", params=None, body=None, headers=None, domain=None, appkey_location="header", auth=True, api=None, response_type=None):
+        """PyKis.fetch: ``tr_id`` from ``api``, then the answer as JSON with ``__response__``, handed to
+        ``response_type(data)`` (the KisObject.transform_ of that type), or returned as a dict without one."""
+        if api is not None:
+            headers = dict(headers or {})
+            headers["tr_id"] = api
+        response = self.request(
+            path, method=method, params=params, body=body, headers=headers, domain=domain, appkey_location=appkey_location, auth=auth
+        )
+        data = response.json()
+        data["__response__"] = response
+        return data if response_type is None else response_type(data)
+
     def _token_issue(self, domain):
-        """token_issue(): fetch("/oauth2/tokenP", appkey in the body, auth=False) -> KisAccessToken."""
-        body = {"grant_type": "client_credentials"}
-        key = self.appkey if domain == "real" else self.virtual_appkey
-        if key is None:
-            raise ValueError("모의도메인 AppKey가 없습니다.")
-        key.build(body)
-        resp = self.request_post("/oauth2/tokenP", body, domain)
-        data = resp.json()
-        data["__response__"] = resp
-        return KisAccessToken._transform(data)
+        """token_issue(): fetch("/oauth2/tokenP", the app key in the body, auth=False) -> KisAccessToken."""
+        return self.fetch(
+            "/oauth2/tokenP",
+            body={"grant_type": "client_credentials"},
+            appkey_location="body",
+            response_type=KisAccessToken._transform,
+            method="POST",
+            domain=domain,
+            auth=False,
+        )
 
     @property
     def token(self):

@@ -120,7 +120,7 @@ def websocket_approval_key(kis, domain=None):
     if appkey is None:
         raise ValueError("모의도메인 appkey가 없습니다.")
     body = {"grant_type": "client_credentials", "appkey": appkey.appkey, "secretkey": appkey.secretkey}
-    data = kis.request_post("/oauth2/Approval", body).json()
+    data = kis.request("/oauth2/Approval", method="POST", body=body, auth=False, appkey_location=None).json()
     approval_key = data.get("approval_key")
     if not approval_key:
         raise ValueError("KisWebsocketApprovalKey.approval_key 필드의 값이 빈 값입니다.")

@@ -1,0 +1,1 @@
+"""Replica package: pykis.api, as in python-kis."""

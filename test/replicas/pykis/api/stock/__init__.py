@@ -1,0 +1,1 @@
+"""Replica package: pykis.api.stock, as in python-kis."""
