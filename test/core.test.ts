@@ -9,7 +9,7 @@ import { nodeFileSystem, removeStaleTempFiles, tempPrefixFor, writeFileInDirecto
 import { PathComponentError } from '../src/core/errors';
 import { openDirectoryNoFollow } from '../src/core/held-directory';
 import { Writable } from 'node:stream';
-import { createLogger } from '../src/core/log';
+import { createLogger } from '../src/logging/logger';
 import { SecretRegistry } from '../src/core/secrets';
 import { tempDir } from './helpers';
 

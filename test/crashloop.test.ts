@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
-import { accountStateSchema } from '../src/store/state';
+import { accountStateSchema } from '../src/store/account-state';
 import { CLI, SECOND, tier, configText, exited, markerCredential, recordReliability, spawnForTest, startSimulator, tempDir, until } from './helpers';
 
 /** 15 kills in `npm test`, 50 in `npm run reliability`. */

@@ -6,7 +6,7 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock';
 import { nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
-import { appKeyId } from '../src/store/state';
+import { appKeyId } from '../src/store/account-state';
 import { localDateStamp } from '../src/core/time';
 import {
   CLI,

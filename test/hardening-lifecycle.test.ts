@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { expiryFromSameToken, nextAttemptAfterSameToken } from '../src/lifecycle/policy';
 import { DEFAULT_RENEWAL } from '../src/config/defaults';
 import { brokerText } from '../src/providers/token-checks';
-import type { TokenRecord } from '../src/store/state';
+import type { TokenRecord } from '../src/store/account-state';
 import {
   HOUR,
   MINUTE,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ManualClock } from '../src/core/clock';
-import { createLogger, type Logger } from '../src/core/log';
+import { createLogger, type Logger } from '../src/logging/logger';
 import { SecretRegistry } from '../src/core/secrets';
 import { parseConfig } from '../src/config/load';
 import type { SidecarConfig } from '../src/config/types';

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { Agent } from 'undici';
 import { ManualClock } from '../src/core/clock';
 import { EventBus } from '../src/core/events';
-import { CustomProbe } from '../src/lifecycle/probe';
+import { CustomProbe } from '../src/lifecycle/custom-probe';
 import type { SidecarEvents } from '../src/core/events';
 import type { Sidecar } from '../src/sidecar';
 import {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ScaledClock, TEST_CLOCK_ENV, systemClock, type Clock } from '../src/core/clock';
 import { Sidecar } from '../src/sidecar';
 import { KST_ZONE, formatWallClock, parseDateTimeIn } from '../src/core/time';
-import { tokenId } from '../src/store/state';
+import { tokenId } from '../src/store/account-state';
 import { BrokerSimulator, generateCredential, type SimulatorCredential } from '../src/simulator';
 import {
   CLI,

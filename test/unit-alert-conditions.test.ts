@@ -4,9 +4,9 @@ import { alertKey, evaluateAlerts, type ActiveAlert } from '../src/alerts/condit
 import type { SlackConfig } from '../src/config/types';
 import type { AccountView } from '../src/lifecycle/views';
 import type { SinkStatus } from '../src/sinks/supervisor';
-import type { StoreHealth } from '../src/store/store';
+import type { StoreHealth } from '../src/store/state-store';
 import { isUsable, tokenStatus } from '../src/lifecycle/policy';
-import type { AccountState } from '../src/store/state';
+import type { AccountState } from '../src/store/account-state';
 import { HOUR, MINUTE, SECOND, T0, accountState, renewalPolicy, tokenRecord } from './unit-fixtures';
 
 /**

@@ -1,7 +1,7 @@
 import { DEFAULT_RENEWAL } from '../src/config/defaults';
 import type { FileAccess, RenewalPolicy } from '../src/config/types';
-import type { BrokerResponse } from '../src/providers/http';
-import { emptyState, type AccountState, type TokenRecord } from '../src/store/state';
+import type { BrokerHttpResponse } from '../src/providers/broker-http';
+import { emptyState, type AccountState, type TokenRecord } from '../src/store/account-state';
 
 /**
  * Builders for the unit tables: deterministic values only (no clock, no randomness), and none of the
@@ -63,11 +63,11 @@ export function kisClaims(issuedAtMs: number, expiresAtMs = issuedAtMs + 24 * HO
 /** An opaque Kiwoom token of the ~86 characters seen in the wild. */
 export const KIWOOM_TOKEN = 'WQJCwyqInphKnR3bSRtB9NE1lv3c5hRqJMOmMeEAnJTcmTbAXPAOqLQKMzYWQjEJwBRc0lm1cNIr4Cai0D3YdA';
 
-export function json(status: number, body: unknown): BrokerResponse {
+export function json(status: number, body: unknown): BrokerHttpResponse {
   return { status, text: JSON.stringify(body), json: body };
 }
 
-export function notJson(status: number, text: string): BrokerResponse {
+export function notJson(status: number, text: string): BrokerHttpResponse {
   return { status, text, json: undefined };
 }
 

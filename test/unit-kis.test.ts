@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BrokerError, type RenewalFailureReason } from '../src/core/errors';
-import type { BrokerResponse } from '../src/providers/http';
+import type { BrokerHttpResponse } from '../src/providers/broker-http';
 import { classifyKisError, parseKisProofAnswer, parseKisTokenAnswer } from '../src/providers/kis';
 import type { IssuedToken, ProofOutcome } from '../src/providers/types';
 import { HOUR, SECOND, T0, json, kisClaims, kisJwt, notJson } from './unit-fixtures';
@@ -21,7 +21,7 @@ function tokenP(fields: Record<string, unknown> = {}): Record<string, unknown> {
 
 type Expected = { token: Partial<IssuedToken> } | { error: RenewalFailureReason; message: string | RegExp; detail?: BrokerError['detail'] };
 
-function check(response: BrokerResponse, expected: Expected): void {
+function check(response: BrokerHttpResponse, expected: Expected): void {
   if ('token' in expected) {
     const issued = parseKisTokenAnswer(response, receivedAt, maxLifetime);
     const picked = Object.fromEntries(Object.keys(expected.token).map((key) => [key, issued[key as keyof IssuedToken]]));
@@ -54,7 +54,7 @@ describe('parseKisTokenAnswer', () => {
     });
   });
 
-  const rows: Array<[string, BrokerResponse, Expected]> = [
+  const rows: Array<[string, BrokerHttpResponse, Expected]> = [
     ['expires_in is never read: 60 s in it changes nothing', json(200, tokenP({ expires_in: 60 })), { token: { expiresAt: T0 + 24 * HOUR } }],
     [
       'access_token_token_expired wins over the JWT exp',
@@ -214,7 +214,7 @@ describe('parseKisTokenAnswer', () => {
 });
 
 describe('classifyKisError', () => {
-  const rows: Array<[string, BrokerResponse, RenewalFailureReason, string, BrokerError['detail']]> = [
+  const rows: Array<[string, BrokerHttpResponse, RenewalFailureReason, string, BrokerError['detail']]> = [
     [
       'the business-API shape (msg_cd, msg1) is read too',
       json(500, { rt_cd: '1', msg_cd: 'EGW00201', msg1: '초당 거래건수를 초과하였습니다.' }),
@@ -262,7 +262,7 @@ describe('classifyKisError', () => {
 });
 
 describe('parseKisProofAnswer', () => {
-  const rows: Array<[string, BrokerResponse, ProofOutcome]> = [
+  const rows: Array<[string, BrokerHttpResponse, ProofOutcome]> = [
     ['a price answer: ok', json(200, { rt_cd: '0', msg_cd: 'MCA00000', msg1: '정상처리 되었습니다.', output: { stck_prpr: '71000' } }), { result: 'ok' }],
     ['rt_cd "0" in a non-200 answer is no proof', json(500, { rt_cd: '0' }), { result: 'error', message: 'HTTP 500' }],
     ['rt_cd as the number 0 is not the documented "0"', json(200, { rt_cd: 0 }), { result: 'error', message: 'HTTP 200' }],

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BrokerError, type RenewalFailureReason } from '../src/core/errors';
-import type { BrokerResponse } from '../src/providers/http';
+import type { BrokerHttpResponse } from '../src/providers/broker-http';
 import { classifyKiwoomError, parseKiwoomProofAnswer, parseKiwoomTokenAnswer } from '../src/providers/kiwoom';
 import type { IssuedToken, ProofOutcome } from '../src/providers/types';
 import { HOUR, KIWOOM_TOKEN, SECOND, T0, json, notJson } from './unit-fixtures';
@@ -39,7 +39,7 @@ describe('parseKiwoomTokenAnswer', () => {
     });
   });
 
-  const rows: Array<[string, BrokerResponse, Expected]> = [
+  const rows: Array<[string, BrokerHttpResponse, Expected]> = [
     ['no token_type: bearer', json(200, answer({ token_type: undefined })), { token: { tokenType: 'bearer' } }],
     ['token_type as given', json(200, answer({ token_type: 'Bearer' })), { token: { tokenType: 'Bearer' } }],
     [
@@ -181,7 +181,7 @@ describe('parseKiwoomTokenAnswer', () => {
 
 describe('classifyKiwoomError', () => {
   test('a return_code object whose toString is not a function (JSON can say so): a BrokerError, not a TypeError', () => {
-    const response: BrokerResponse = { status: 200, text: '', json: JSON.parse('{"return_code": {"toString": {}}, "return_msg": "x"}') as unknown };
+    const response: BrokerHttpResponse = { status: 200, text: '', json: JSON.parse('{"return_code": {"toString": {}}, "return_msg": "x"}') as unknown };
     let error: unknown;
     try {
       error = classifyKiwoomError(response, 'K');
@@ -207,7 +207,7 @@ describe('classifyKiwoomError', () => {
 });
 
 describe('parseKiwoomProofAnswer', () => {
-  const rows: Array<[string, BrokerResponse, ProofOutcome]> = [
+  const rows: Array<[string, BrokerHttpResponse, ProofOutcome]> = [
     [
       'a stock-information answer: ok',
       json(200, { stk_cd: '005930', stk_nm: '삼성전자', return_code: 0, return_msg: '조회가 완료되었습니다' }),

@@ -15,7 +15,7 @@ import {
   type TokenStatus,
 } from '../src/lifecycle/policy';
 import type { RenewalPolicy } from '../src/config/types';
-import type { AccountState } from '../src/store/state';
+import type { AccountState } from '../src/store/account-state';
 import { HOUR, MINUTE, SECOND, T0, accountState, renewalPolicy, tokenRecord } from './unit-fixtures';
 
 /**

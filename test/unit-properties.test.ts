@@ -6,7 +6,7 @@ import { formatWallClock } from '../src/core/time';
 import type { JsonLayout, SinkConfig } from '../src/config/types';
 import { decide, spacingStartsAt } from '../src/lifecycle/policy';
 import { retryDelayMs } from '../src/lifecycle/backoff';
-import type { BrokerResponse } from '../src/providers/http';
+import type { BrokerHttpResponse } from '../src/providers/broker-http';
 import { parseKisTokenAnswer } from '../src/providers/kis';
 import { parseKiwoomTokenAnswer } from '../src/providers/kiwoom';
 import { MIN_USEFUL_LIFETIME_MS, brokerText, checkExpiry, checkTokenText } from '../src/providers/token-checks';
@@ -78,7 +78,7 @@ const kiwoomBody = fc.record(
   },
   { requiredKeys: [] },
 );
-const response = (body: fc.Arbitrary<unknown>): fc.Arbitrary<BrokerResponse> =>
+const response = (body: fc.Arbitrary<unknown>): fc.Arbitrary<BrokerHttpResponse> =>
   fc.record({ status, json: fc.oneof(body, fc.jsonValue(), fc.constant(undefined)) }).map(({ status: code, json }) => ({ status: code, json, text: '' }));
 
 const BROKER_REASONS = new Set(['bad_response', 'rate_limited', 'auth_rejected', 'server_error']);

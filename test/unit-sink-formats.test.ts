@@ -1,18 +1,9 @@
+import { pythonKisFileName } from '../src/config/resolve-sinks';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { JsonLayout, JsonSinkConfig, KisAuthSinkConfig, PythonKisSinkConfig, ApprovalKeySinkConfig, SinkConfig } from '../src/config/types';
-import {
-  kisAuthStamps,
-  nextKisAuthChange,
-  pythonKisFileName,
-  readSinkToken,
-  renderSink,
-  sinkDirectory,
-  sinkPaths,
-  type TokenInFile,
-  type TokenView,
-} from '../src/sinks/formats';
+import { kisAuthStamps, nextKisAuthChange, readSinkToken, renderSink, sinkDirectory, sinkPaths, type TokenInFile, type TokenView } from '../src/sinks/formats';
 import { FILE_ACCESS, HOUR, KIS_APP_KEY, KIWOOM_TOKEN, MINUTE, T0, kisClaims, kisJwt } from './unit-fixtures';
 
 /**

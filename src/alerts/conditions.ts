@@ -2,7 +2,7 @@ import type { AlertKind, SlackConfig } from '../config/types';
 import type { AccountRef } from '../core/events';
 import type { AccountView } from '../lifecycle/views';
 import type { SinkStatus } from '../sinks/supervisor';
-import type { StoreHealth } from '../store/store';
+import type { StoreHealth } from '../store/state-store';
 import { ALERT_KINDS, type Severity } from './kinds';
 
 /**

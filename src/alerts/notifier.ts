@@ -14,7 +14,7 @@ import { SlackDelivery } from './delivery';
 import { renderAlert, renderNotice, type MessageContext, type Phase, type SlackMessage } from './messages';
 import { AlertStore, type AlertFile, type OpenAlert } from './outbox-store';
 import type { Severity } from './kinds';
-import type { StoreHealth } from '../store/store';
+import type { StoreHealth } from '../store/state-store';
 
 /**
  * Slack alerts from the sidecar itself. Decides from the current state which alerts hold (conditions.ts),

@@ -1,4 +1,5 @@
 import { BrokerError } from '../core/errors';
+import type { BrokerCallGate } from '../providers/broker-http';
 import type { CallBudget } from './call-budget';
 import { budgetKeyOf } from './keys';
 
@@ -10,14 +11,6 @@ import { budgetKeyOf } from './keys';
 
 /** The budget's name for the sidecar's own calls. */
 const SIDECAR_CLIENT = '(sidecar)';
-
-/** Told once the broker answered (or the call failed on its way): the slot then counts one more window. */
-export type CallAnswered = () => void;
-
-export interface BrokerCallGate {
-  /** A slot for a call of `api` (a Kiwoom api-id; none for KIS), waited for until `signal` aborts. */
-  slot(api: string | undefined, signal: AbortSignal): Promise<CallAnswered>;
-}
 
 interface AccountGateOptions {
   account: { name: string; provider: 'kis' | 'kiwoom'; appKey: string };

@@ -1,7 +1,7 @@
 import { loadConfigFile, configPathFrom, CONFIG_PATH_ENV } from '../config/load';
 import type { SidecarConfig } from '../config/types';
 import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '../core/clock';
-import type { Logger } from '../core/log';
+import type { Logger } from '../logging/logger';
 import { ConfigError } from '../core/errors';
 import { createHttpApp } from '../http/app';
 import { startGateway, type RunningGateway } from '../gateway/start';

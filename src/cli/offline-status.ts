@@ -1,6 +1,6 @@
 import type { SidecarConfig } from '../config/types';
 import { nodeFileSystem } from '../core/atomic-file';
-import { emptyState, appKeyId } from '../store/state';
+import { emptyState, appKeyId } from '../store/account-state';
 import { FileStateStore } from '../store/file-store';
 import { accountViewOf, snapshotOf, tokenViewOf, type AccountView } from '../lifecycle/views';
 import { renderSink, sinkPaths } from '../sinks/formats';

@@ -1,5 +1,5 @@
 import { formatDuration } from '../core/duration';
-import { brokerHostOf } from '../providers/hosts';
+import { brokerHostOf } from './hosts';
 import type { AccountConfig } from './types';
 
 /**

@@ -1,8 +1,8 @@
 import { join, resolve as resolvePath } from 'node:path';
-import { brokerHostOf } from '../providers/hosts';
+import { brokerHostOf } from './hosts';
 import * as D from './defaults';
 import { sha256 } from '../core/wire';
-import type { ResolveContext } from './resolve';
+import type { ResolveContext } from './resolve-context';
 import type { RawGateway } from './schema';
 import { resolveSecret } from './secret-files';
 import type { AccountConfig, GatewayClientConfig, GatewayConfig } from './types';

@@ -1,7 +1,8 @@
 /** The validated, fully defaulted configuration everything inside the sidecar trusts. */
 
-export type Provider = 'kis' | 'kiwoom';
-export type Env = 'real' | 'mock';
+import type { Env, Provider } from '../core/brokers';
+
+export type { Env, Provider };
 export type JsonLayout = 'kis-client' | 'overseas-cache' | 'kiwoom-token' | 'raw';
 
 export interface RetryPolicy {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Env, Provider } from '../config/types';
+import type { Env, Provider } from './brokers';
 import type {
   AdminAuthFailureReason,
   ConnectionDropReason,

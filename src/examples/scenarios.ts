@@ -11,7 +11,7 @@ import { startSidecarGateway } from '../cli/boot';
 import type { Sidecar } from '../sidecar';
 import { generateCredential, type SimulatorCredential } from '../simulator';
 import { sinkPaths } from '../sinks/formats';
-import { tokenId } from '../store/state';
+import { tokenId } from '../store/account-state';
 import { writeKisDevlp } from './kis-devlp';
 import { EXAMPLES, ExampleFailure, REPLICAS, REPOSITORY, runBot, say, startBot, startSidecar, waitUntil, type Workspace } from './workspace';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { parseDocument, type Document, type YAMLMap, type YAMLSeq } from 'yaml';
 import { systemClock } from '../core/clock';
-import { createLogger } from '../core/log';
+import { createLogger } from '../logging/logger';
 import { SecretRegistry } from '../core/secrets';
 import { parseConfig } from '../config/load';
 import { Sidecar } from '../sidecar';

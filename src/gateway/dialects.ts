@@ -24,7 +24,7 @@ export type RefusalKind =
   | 'no_token'
   | 'upstream_error';
 
-export interface Answer {
+export interface GatewayAnswer {
   status: number;
   body: Record<string, unknown>;
   headers?: Record<string, string>;
@@ -37,7 +37,7 @@ export interface Dialect {
   /** The API a call names (KIS `tr_id`, Kiwoom `api-id`), as sent; the metrics fold unknown ones. */
   apiOf(headers: Record<string, string | string[] | undefined>): string | undefined;
   classify(status: number, body: unknown): { result: BrokerVerdict; code: string };
-  refusal(kind: RefusalKind, detail: string, retryAfterMs?: number): Answer;
+  refusal(kind: RefusalKind, detail: string, retryAfterMs?: number): GatewayAnswer;
   tokenAnswer(localToken: string, expiresAt: number, now: number): Record<string, unknown>;
   revokeAnswer(): Record<string, unknown>;
   /** The body field holding the app secret in a token-endpoint request. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { brokerCase } from './forward';
-import type { Answer } from './dialects';
+import type { GatewayAnswer } from './dialects';
 
 /**
  * A request's parts as the gateway reads them: its path (plain broker paths only), its body (bounded in bytes and,
@@ -82,7 +82,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, maxMs?: number)
  * Sends one of the gateway's own answers, in the broker's JSON. `close`: the connection ends with it (an unknown
  * caller's body is never read; a keep-alive connection would wait for it).
  */
-export function sendAnswer(res: ServerResponse, answer: Answer, close = false): void {
+export function sendAnswer(res: ServerResponse, answer: GatewayAnswer, close = false): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(answer.body);
   // Capitalised as the broker writes them (see brokerCase): kis_auth.py fails on a lower-case hyphenated name.

@@ -3,7 +3,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { CallBudget } from '../budget/call-budget';
 import type { SidecarConfig } from '../config/types';
 import type { EventBus } from '../core/events';
-import type { Logger } from '../core/log';
+import type { Logger } from '../logging/logger';
 import { GATEWAY_BROKER_CONNECTIONS } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
 import { ClientBook } from './clients';

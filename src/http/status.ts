@@ -1,7 +1,7 @@
 import type { AccountView } from '../lifecycle/views';
 import { formatIsoInZone } from '../core/time';
 import { preview } from '../core/secrets';
-import { tokenId } from '../store/state';
+import { tokenId } from '../store/account-state';
 
 /**
  * The per-account report /status, /readyz and the `status` command share. In the spirit of the first system's

@@ -2,7 +2,7 @@ import type { AccountConfig } from '../config/types';
 import type { Clock } from '../core/clock';
 import type { AccountRef, EventBus } from '../core/events';
 import type { Credentials, TokenProvider } from '../providers/types';
-import type { StateStore } from '../store/store';
+import type { StateStore } from '../store/state-store';
 import type { StateKeeper } from './state-keeper';
 
 /**

@@ -2,7 +2,7 @@ import type { AccountConfig } from '../config/types';
 import { formatWallClock } from '../core/time';
 import { readJwtClaims, MIN_USEFUL_LIFETIME_MS } from '../providers/token-checks';
 import type { TokenInFile } from '../sinks/formats';
-import type { TokenRecord } from '../store/state';
+import type { TokenRecord } from '../store/account-state';
 import { expiryBeyondBelief, tokenNotOurs } from './trust';
 
 /**

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { BrokerError, StateError, classifyRenewalError, describeError } from '../core/errors';
 import type { IssueWhy } from '../core/events';
 import type { IssuedToken } from '../providers/types';
-import { credentialsId, tokenId, type AccountState, type TokenRecord } from '../store/state';
+import { credentialsId, tokenId, type AccountState, type TokenRecord } from '../store/account-state';
 import type { AccountContext } from './account-context';
 import type { ApprovalKeys } from './approval-key';
 import { retryDelayMs } from './backoff';

@@ -1,7 +1,7 @@
 import type { AccountConfig, RenewalPolicy } from '../config/types';
 import type { IssueWhy } from '../core/events';
-import { credentialsId, type AccountState, type TokenRecord } from '../store/state';
-import { nextScheduledAt } from './schedule';
+import { credentialsId, type AccountState, type TokenRecord } from '../store/account-state';
+import { nextScheduledAt } from '../core/schedule';
 
 /**
  * Pure decisions: given the state, the policy and the time, what to do now. No I/O, no clock of its own, so

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { BrokerError } from '../core/errors';
-import { tokenId } from '../store/state';
+import { tokenId } from '../store/account-state';
 import type { AccountContext } from './account-context';
 import { recordFailure } from './issuance';
 

@@ -1,6 +1,6 @@
 import type { Serial } from '../core/serial';
-import { tokenId } from '../store/state';
-import type { LoadResult } from '../store/store';
+import { tokenId } from '../store/account-state';
+import type { LoadResult } from '../store/state-store';
 import type { AccountContext } from './account-context';
 import { stateNotBelievable } from './trust';
 

@@ -1,8 +1,8 @@
 import { StateError, describeError } from '../core/errors';
 import type { AccountRef, EventBus } from '../core/events';
 import type { SecretRegistry } from '../core/secrets';
-import type { AccountState } from '../store/state';
-import type { StateStore } from '../store/store';
+import type { AccountState } from '../store/account-state';
+import type { StateStore } from '../store/state-store';
 
 /**
  * Where a write goes. 'shared': what decides an issuance (an attempt, a new token, a failure), bumping the

@@ -1,6 +1,6 @@
 import type { AccountConfig } from '../config/types';
 import { readJwtClaims } from '../providers/token-checks';
-import { appKeyId, type AccountState } from '../store/state';
+import { appKeyId, type AccountState } from '../store/account-state';
 
 /**
  * What comes from disk or from the shared store is checked like what comes from the broker before it is

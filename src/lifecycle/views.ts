@@ -2,7 +2,7 @@ import type { AccountConfig } from '../config/types';
 import type { AccountRef } from '../core/events';
 import type { TokenView } from '../sinks/formats';
 import type { SinkStatus } from '../sinks/supervisor';
-import type { AccountState } from '../store/state';
+import type { AccountState } from '../store/account-state';
 import { NEVER, decideNow, isUsable, plannedRenewalAt, tokenStatus, type OwnAttempt, type TokenStatus } from './policy';
 
 /**

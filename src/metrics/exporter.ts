@@ -5,7 +5,7 @@ import type { SinkConfig } from '../config/types';
 import { BUDGET_MODES, GATEWAY_REFUSAL_REASONS, GATEWAY_RETRY_REASONS, type AccountRef, type BudgetMode, type EventBus } from '../core/events';
 import { Serial } from '../core/serial';
 import type { AccountView } from '../lifecycle/views';
-import type { StoreHealth } from '../store/store';
+import type { StoreHealth } from '../store/state-store';
 import {
   ADMIN_AUTH_FAILURE_REASONS,
   APPROVAL_KEY_RESULTS,

@@ -1,7 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { AccountConfig } from '../config/types';
-import type { BrokerCallGate } from '../budget/gate';
-import { BudgetedBrokerHttp, UndiciBrokerHttp, createBrokerDispatcher, type BrokerHttp } from './http';
+import { BudgetedBrokerHttp, UndiciBrokerHttp, createBrokerDispatcher, type BrokerCallGate, type BrokerHttp } from './broker-http';
 import { KisProvider } from './kis';
 import { KiwoomProvider } from './kiwoom';
 import type { TokenProvider } from './types';

@@ -1,7 +1,7 @@
 import { BrokerError } from '../core/errors';
 import { parseKstWallClock } from '../core/time';
 import type { Env } from '../config/types';
-import type { BrokerHttp, BrokerResponse } from './http';
+import type { BrokerHttp, BrokerHttpResponse } from './broker-http';
 import { brokerText, checkExpiry, checkTokenText, readJwtClaims } from './token-checks';
 import { asRecord } from '../core/wire';
 import type { Credentials, IssuedToken, ProofOutcome, TokenProvider } from './types';
@@ -29,7 +29,7 @@ function errorFields(json: unknown): KisErrorFields {
   return { code: brokerText(code, 32), message: brokerText(message) };
 }
 
-export function classifyKisError(response: BrokerResponse, what: string): BrokerError {
+export function classifyKisError(response: BrokerHttpResponse, what: string): BrokerError {
   const { code, message } = errorFields(response.json);
   const detail = { status: response.status, brokerCode: code };
   const said = `${what}: HTTP ${response.status}${code ? ` ${code}` : ''}${message ? ` (${message})` : ''}`;
@@ -43,7 +43,7 @@ export function classifyKisError(response: BrokerResponse, what: string): Broker
   return new BrokerError('server_error', said, detail);
 }
 
-export function parseKisTokenAnswer(response: BrokerResponse, receivedAt: number, maxLifetimeMs: number): IssuedToken {
+export function parseKisTokenAnswer(response: BrokerHttpResponse, receivedAt: number, maxLifetimeMs: number): IssuedToken {
   const what = 'KIS tokenP';
   const body = asRecord(response.json);
   if (response.status !== 200 || !body || body.error_code !== undefined) throw classifyKisError(response, what);
@@ -79,7 +79,7 @@ export function parseKisTokenAnswer(response: BrokerResponse, receivedAt: number
   };
 }
 
-export function parseKisProofAnswer(response: BrokerResponse): ProofOutcome {
+export function parseKisProofAnswer(response: BrokerHttpResponse): ProofOutcome {
   const body = asRecord(response.json);
   if (response.status === 200 && body?.rt_cd === '0') return { result: 'ok' };
   // The HTTP status of these answers is unconfirmed (500 in captures, 200 in a sample): key on msg_cd only.
@@ -125,7 +125,7 @@ export class KisProvider implements TokenProvider {
   }
 
   async prove(credentials: Credentials, accessToken: string): Promise<ProofOutcome> {
-    let response: BrokerResponse;
+    let response: BrokerHttpResponse;
     try {
       response = await this.http.send({
         method: 'GET',

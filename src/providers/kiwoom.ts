@@ -1,7 +1,7 @@
 import { BrokerError } from '../core/errors';
 import { parseKstCompact } from '../core/time';
 import type { Env } from '../config/types';
-import type { BrokerHttp, BrokerResponse } from './http';
+import type { BrokerHttp, BrokerHttpResponse } from './broker-http';
 import { brokerText, checkExpiry, checkTokenText } from './token-checks';
 import { asRecord } from '../core/wire';
 import type { Credentials, IssuedToken, ProofOutcome, TokenProvider } from './types';
@@ -27,7 +27,7 @@ function returnCodeText(code: unknown): string {
   return typeof code === 'number' || typeof code === 'string' ? brokerText(String(code), 32)! : `(${code === null ? 'null' : typeof code})`;
 }
 
-export function classifyKiwoomError(response: BrokerResponse, what: string): BrokerError {
+export function classifyKiwoomError(response: BrokerHttpResponse, what: string): BrokerError {
   const body = asRecord(response.json);
   const code = detailCode(body?.return_msg);
   const detail = { status: response.status, brokerCode: code };
@@ -43,7 +43,7 @@ export function classifyKiwoomError(response: BrokerResponse, what: string): Bro
   return new BrokerError('server_error', said, detail);
 }
 
-export function parseKiwoomTokenAnswer(response: BrokerResponse, receivedAt: number, maxLifetimeMs: number): IssuedToken {
+export function parseKiwoomTokenAnswer(response: BrokerHttpResponse, receivedAt: number, maxLifetimeMs: number): IssuedToken {
   const what = 'Kiwoom oauth2/token';
   const body = asRecord(response.json);
   if (response.status !== 200 || !body || body.return_code !== 0) {
@@ -67,7 +67,7 @@ export function parseKiwoomTokenAnswer(response: BrokerResponse, receivedAt: num
   };
 }
 
-export function parseKiwoomProofAnswer(response: BrokerResponse): ProofOutcome {
+export function parseKiwoomProofAnswer(response: BrokerHttpResponse): ProofOutcome {
   const body = asRecord(response.json);
   if (response.status === 200 && body?.return_code === 0) return { result: 'ok' };
   const code = detailCode(body?.return_msg);
@@ -109,7 +109,7 @@ export class KiwoomProvider implements TokenProvider {
   }
 
   async prove(_credentials: Credentials, accessToken: string): Promise<ProofOutcome> {
-    let response: BrokerResponse;
+    let response: BrokerHttpResponse;
     try {
       response = await this.http.send({
         method: 'POST',

@@ -3,10 +3,11 @@
  * share one definition of a fault, a stat and a request record.
  */
 import type { Clock } from '../core/clock';
+import type { Env, Provider } from '../core/brokers';
 import type { RealtimeOptions } from './realtime/types';
 
-export type SimulatedProvider = 'kis' | 'kiwoom';
-export type SimulatedEnv = 'real' | 'mock';
+export type SimulatedProvider = Provider;
+export type SimulatedEnv = Env;
 
 export interface SimulatorCredential {
   provider: SimulatedProvider;

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { Env, JsonLayout, KisAuthSinkConfig, SinkConfig } from '../config/types';
+import type { JsonLayout, KisAuthSinkConfig, SinkConfig } from '../config/types';
 import {
   formatIsoInZone,
   formatNaiveIso,
@@ -66,15 +65,6 @@ export function sinkPaths(sink: SinkConfig, now: number): string[] {
 /** The directory a sink's files live in (and that is watched for damage to them). */
 export function sinkDirectory(sink: SinkConfig): string {
   return sink.format === 'kis-auth' ? sink.dir : dirname(sink.path);
-}
-
-/**
- * The file name python-kis computes for its kept token (`PyKis(..., keep_token=DIR)`): the HTS id in clear,
- * then a SHA-1 of the id, app key and app secret of the domain. The secret enters this digest only.
- */
-export function pythonKisFileName(env: Env, htsId: string, appKey: string, appSecret: string): string {
-  const digest = createHash('sha1').update(`pykis${htsId}${appKey}${appSecret}token`).digest('hex');
-  return `token_${env === 'real' ? 'real' : 'virtual'}_${htsId}_${digest}.json`;
 }
 
 /** The content a sink's file must hold, or undefined when there is nothing to write yet. */

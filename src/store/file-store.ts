@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { StateError } from '../core/errors';
 import { ensureDirectory, nodeFileSystem, removeStaleTempFiles, writeFileAtomic, type FileSystem } from '../core/atomic-file';
 import { FileReadError, readRegularFile } from '../core/safe-read';
-import { accountStateSchema, type AccountState } from './state';
-import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './store';
+import { accountStateSchema, type AccountState } from './account-state';
+import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './state-store';
 
 const STATE_FILE_MODE = 0o600;
 const STATE_DIR_MODE = 0o700;

@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import Redis, { type RedisOptions } from 'ioredis';
 import type { RedisStoreConfig } from '../config/types';
 import { StateError } from '../core/errors';
-import { accountStateSchema, type AccountState } from './state';
+import { accountStateSchema, type AccountState } from './account-state';
 import type { FileStateStore } from './file-store';
-import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './store';
+import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './state-store';
 
 /**
  * Account states shared by several replicas through Redis, each replica keeping its own copy in its state

@@ -8,9 +8,16 @@ import type { ApprovalKeyBook } from '../approval-keys';
 import type { TokenLedger } from '../ledger';
 import type { SimulatedProvider } from '../types';
 import type { Market, Pace } from './market';
-import type { SessionBook } from './session-book';
 import type { RealtimeStatsBook } from './stats';
 import type { RealtimeDropReason, RealtimeRegistration, RealtimeSessionInfo, ResolvedRealtimeOptions } from './types';
+
+/** The book of sessions as the connections use it (session-book.ts keeps it, and lists the connections). */
+export interface SessionRegistry {
+  holderOf(provider: SimulatedProvider, appKey: string): RealtimeConnection | undefined;
+  attributed(connection: RealtimeConnection): void;
+  bound(connection: RealtimeConnection): void;
+  closed(connection: RealtimeConnection): void;
+}
 
 /** What a session needs from the simulator around it. */
 export interface RealtimeServices {
@@ -19,7 +26,7 @@ export interface RealtimeServices {
   pace(): Pace;
   stats: RealtimeStatsBook;
   market: Market<RealtimeConnection>;
-  sessions: SessionBook;
+  sessions: SessionRegistry;
   approvalKeys: ApprovalKeyBook;
   ledger: TokenLedger;
 }

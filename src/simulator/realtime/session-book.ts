@@ -3,7 +3,7 @@
  * that lets a test assert "never two sessions for one key at once" and "no reconnect faster than the pacing rule".
  */
 import type { SimulatedProvider } from '../types';
-import type { RealtimeConnection } from './connection';
+import type { RealtimeConnection, SessionRegistry } from './connection';
 import type { RealtimeStatsBook } from './stats';
 import type { RealtimeSessionInfo } from './types';
 
@@ -16,7 +16,7 @@ export interface SessionFilter {
   open?: boolean;
 }
 
-export class SessionBook {
+export class SessionBook implements SessionRegistry {
   private readonly live = new Set<RealtimeConnection>();
   private closedOnes: RealtimeConnection[] = [];
   // When each key's last connection closed, for the pacing rule (keyed by provider and app key: known keys only).

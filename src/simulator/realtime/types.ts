@@ -2,7 +2,7 @@
  * The vocabulary of the simulated real-time sessions (KIS and Kiwoom WebSockets): options, what the control API
  * lists and counts. Kept apart from the logic so the control API, the tests and the CLI share one definition.
  */
-import type { SimulatedProvider } from '../types';
+import type { Provider as SimulatedProvider } from '../../core/brokers';
 
 export interface RealtimeOptions {
   /**

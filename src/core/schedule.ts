@@ -1,5 +1,5 @@
 import type { ScheduledTask } from 'node-cron';
-import { KST_ZONE } from '../core/time';
+import { KST_ZONE } from './time';
 
 // node-cron is loaded only when a schedule is configured: it is ~4 MB of an idle sidecar's memory otherwise.
 const nodeCron = (): typeof import('node-cron') => require('node-cron') as typeof import('node-cron');

@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock';
 import type { AdminAuthFailureReason, ConnectionDropReason } from '../core/errors';
 import type { EventBus } from '../core/events';
-import type { Logger } from '../core/log';
+import type { Logger } from './logger';
 import { formatIsoInZone } from '../core/time';
 import { LogThrottle } from './log-throttle';
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { StateError } from '../core/errors';
-import type { AccountState } from './state';
+import type { AccountState } from './account-state';
 
 export interface LoadResult {
   state: AccountState | undefined;

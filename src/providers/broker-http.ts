@@ -1,18 +1,26 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { BrokerError } from '../core/errors';
 import type { HttpClientPolicy } from '../config/types';
-import type { BrokerCallGate } from '../budget/gate';
 
 /**
  * The one way the sidecar talks HTTP to a broker: an injected undici dispatcher (a MockAgent in unit tests,
  * an Agent with a connect timeout in production), a total deadline per request, no redirects followed, and
  * a cap on how much of an answer is read. Failures come out as BrokerError with a closed reason.
  */
-export interface BrokerHttp {
-  send(req: BrokerRequest): Promise<BrokerResponse>;
+/** Told once the broker answered (or the call failed on its way): the slot then counts one more window. */
+export type CallAnswered = () => void;
+
+/** The per-second budget, as the broker's HTTP sees it (src/budget/gate.ts keeps it). */
+export interface BrokerCallGate {
+  /** A slot for a call of `api` (a Kiwoom api-id; none for KIS), waited for until `signal` aborts. */
+  slot(api: string | undefined, signal: AbortSignal): Promise<CallAnswered>;
 }
 
-export interface BrokerRequest {
+export interface BrokerHttp {
+  send(req: BrokerHttpRequest): Promise<BrokerHttpResponse>;
+}
+
+export interface BrokerHttpRequest {
   method: 'GET' | 'POST';
   url: string;
   headers: Record<string, string>;
@@ -23,7 +31,7 @@ export interface BrokerRequest {
   signal?: AbortSignal;
 }
 
-export interface BrokerResponse {
+export interface BrokerHttpResponse {
   status: number;
   text: string;
   /** The body parsed as JSON, or undefined when it is not JSON. */
@@ -71,7 +79,7 @@ export class UndiciBrokerHttp implements BrokerHttp {
     private readonly timeoutMs: number,
   ) {}
 
-  async send(req: BrokerRequest): Promise<BrokerResponse> {
+  async send(req: BrokerHttpRequest): Promise<BrokerHttpResponse> {
     const target = new URL(req.url);
     const what = `${req.method} ${target.host}${target.pathname}`;
     let response: Dispatcher.ResponseData;
@@ -111,7 +119,7 @@ export class UndiciBrokerHttp implements BrokerHttp {
 }
 
 /** The one timeout signal of a request: the caller's shorter limit, else the client's own. */
-const deadlineOf = (req: BrokerRequest, timeoutMs: number): AbortSignal => AbortSignal.timeout(Math.min(req.timeoutMs ?? timeoutMs, timeoutMs));
+const deadlineOf = (req: BrokerHttpRequest, timeoutMs: number): AbortSignal => AbortSignal.timeout(Math.min(req.timeoutMs ?? timeoutMs, timeoutMs));
 
 /**
  * Every request to the broker takes a slot of the account's per-second budget before it leaves, and frees it a
@@ -125,7 +133,7 @@ export class BudgetedBrokerHttp implements BrokerHttp {
     private readonly timeoutMs: number,
   ) {}
 
-  async send(req: BrokerRequest): Promise<BrokerResponse> {
+  async send(req: BrokerHttpRequest): Promise<BrokerHttpResponse> {
     const signal = req.signal ?? deadlineOf(req, this.timeoutMs);
     const answered = await this.gate.slot(req.headers['api-id'], signal);
     try {

@@ -1,4 +1,4 @@
-import type { Env, Provider } from '../config/types';
+import type { Env, Provider } from './types';
 
 /** Default API hosts, from the brokers' own documents (docs/brokers.md#kis-hosts, #kiwoom-hosts). */
 export const DEFAULT_BASE_URLS: Record<Provider, Record<Env, string>> = {

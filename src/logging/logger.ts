@@ -1,6 +1,6 @@
 import pino, { type Logger, type DestinationStream } from 'pino';
-import { REDACTED, type SecretRegistry } from './secrets';
-import { KST_ZONE, formatIsoInZone } from './time';
+import { REDACTED, type SecretRegistry } from '../core/secrets';
+import { KST_ZONE, formatIsoInZone } from '../core/time';
 
 export type { Logger } from 'pino';
 type LogFormat = 'json' | 'pretty';

@@ -3,7 +3,7 @@ import { request, type Dispatcher } from 'undici';
 import type { ProbeConfig } from '../config/types';
 import type { Clock } from '../core/clock';
 import type { AccountRef, EventBus } from '../core/events';
-import { classifyTransportError } from '../providers/http';
+import { classifyTransportError } from '../providers/broker-http';
 
 /**
  * The optional custom probe: a GET to a local application's health URL (the first system checked a bot's
