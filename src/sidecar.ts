@@ -1,58 +1,55 @@
 import type { Dispatcher } from 'undici';
 import type { AccountConfig, SidecarConfig } from './config/types';
-import { systemClock, type Clock } from './core/clock';
-import { EventBus } from './core/events';
-import { createLogger, type Logger } from './logging/logger';
+import type { Clock } from './core/clock';
+import type { EventBus } from './core/events';
+import type { Logger } from './logging/logger';
 import { Loop } from './core/loop';
-import { SecretRegistry } from './core/secrets';
-import type { FileSystem } from './core/atomic-file';
+import type { SecretRegistry } from './core/secrets';
 import { describeError } from './core/errors';
-import { AccountLifecycle } from './lifecycle/account';
+import type { AccountLifecycle } from './lifecycle/account';
 import type { RenewOutcome } from './lifecycle/issuance';
-import { CustomProbe } from './lifecycle/custom-probe';
+import type { CustomProbe } from './lifecycle/custom-probe';
 import { accountViewOf, type AccountView } from './lifecycle/views';
-import { MetricsExporter, type BudgetView } from './metrics/exporter';
-import { createProvider } from './providers';
-import { createBrokerDispatcher } from './providers/broker-http';
-import { SinkSupervisor } from './sinks/supervisor';
-import { SlackNotifier } from './alerts/notifier';
-import { FileStateStore } from './store/file-store';
+import type { MetricsExporter } from './metrics/exporter';
+import type { SinkSupervisor } from './sinks/supervisor';
+import type { SlackNotifier } from './alerts/notifier';
 import type { StateStore } from './store/state-store';
-import { Limiter, forEachBounded } from './core/limiter';
+import { forEachBounded } from './core/limiter';
 import { StateDirectoryLock } from './store/lock';
-import { logEvents } from './logging/log-events';
 import type { SidecarControl } from './http/app';
 import type { GatewayAccount } from './gateway/types';
-import { VERSION } from './version';
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-import { CallBudget } from './budget/call-budget';
-import { RedisSlotLog } from './budget/redis-slot-log';
-import { accountGate } from './budget/gate';
-import { accountOfQueue, pendingMsOf } from './budget/keys';
-import type { BudgetMode } from './core/events';
-import { budgetOptionsOf, callsPerSecondOf } from './config/gateway';
+import type { CallBudget } from './budget/call-budget';
+import type { RedisConnection } from './store/redis-connection';
 
 /**
- * Wires the parts together, and nothing else: config → accounts → lifecycle → (store → sinks) → metrics,
- * logs and HTTP. Every dependency with a side effect (clock, HTTP dispatcher, file system, randomness) can be
- * injected, which is how the tests run the real thing on a fake clock against the simulator.
+ * The running sidecar: one lifecycle per account with its loops, the sink and alert loops, start, reload and
+ * stop. It makes none of its parts: src/wiring.ts builds them from the config (and each account's, at start and
+ * at every reload) and hands them over, so every dependency with a side effect (clock, HTTP dispatcher, file
+ * system, randomness) is chosen in one place, which is how the tests run the real thing on a fake clock.
  */
-export interface SidecarOptions {
-  clock?: Clock;
-  dispatcher?: Dispatcher;
-  logger?: Logger;
-  secrets?: SecretRegistry;
-  fs?: FileSystem;
-  random?: () => number;
-  /** File-system events for sink repair (default on). */
-  watch?: boolean;
-  sweepIntervalMs?: number;
-  /** How long a sink operation may run before the sink counts as stuck (tests shorten it). */
-  sinkStuckAfterMs?: number;
-  /** Hold the state-directory lock (default on; off only for read-only commands). */
-  lock?: boolean;
+interface SidecarParts {
+  config: SidecarConfig;
+  clock: Clock;
+  bus: EventBus;
+  logger: Logger;
+  secrets: SecretRegistry;
+  store: StateStore;
+  budget: CallBudget;
+  sinks: SinkSupervisor;
+  metrics: MetricsExporter;
+  notifier: SlackNotifier | undefined;
+  /** An account's lifecycle and custom probe, made by the wiring (at start, and for accounts a reload adds). */
+  accountParts(account: AccountConfig): { lifecycle: AccountLifecycle; probe: CustomProbe | undefined };
+  /** Hold the state-directory lock (off only for read-only commands). */
+  lock: boolean;
+  /** Ends the log's timers and the like: aborted at close. */
+  stop: AbortController;
+  /** What the wiring opened for the sidecar, closed after it: broker connection pools, the Redis connection. */
+  release(): Promise<void>;
+  /** The replicas' Redis, when the store is shared (the gateway's revocations are kept there too). */
+  redis: RedisConnection | undefined;
+  /** The broker dispatcher a test injected, for the gateway's calls too. */
+  injectedDispatcher: Dispatcher | undefined;
 }
 
 interface AccountEntry {
@@ -71,12 +68,6 @@ interface ReloadSummary {
   needsRestart: string[];
 }
 
-/** The budget's log in the store's Redis, shared by the replicas; none for a file store (the budget counts in memory). */
-function sharedBudgetLog(store: StateStore): RedisSlotLog | undefined {
-  const redis = store.callBudgetRedis?.();
-  return redis && new RedisSlotLog(redis.client, redis.keyPrefix, `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`);
-}
-
 export class StartupError extends Error {
   constructor(readonly problems: string[]) {
     super(`cannot start:\n  ${problems.join('\n  ')}`);
@@ -85,7 +76,6 @@ export class StartupError extends Error {
 
 // A tick that has run this long is stuck: longer than any request timeout plus the slowest disk write.
 const STUCK_AFTER_MS = 5 * 60_000;
-const DEFAULT_SWEEP_INTERVAL_MS = 5_000;
 // On close, sink writes in progress are waited for (none is cut in half) but a file system that stopped answering is not.
 const SINK_IDLE_BOUND_ON_CLOSE_MS = 5_000;
 // Accounts started side by side at start-up: enough to overlap the fsyncs, few enough not to flood the disk.
@@ -99,99 +89,24 @@ export class Sidecar implements SidecarControl {
   readonly sinks: SinkSupervisor;
   readonly metrics: MetricsExporter;
   readonly store: StateStore;
-  private readonly limiter: Limiter;
-  private readonly accounts = new Map<string, AccountEntry>();
-  private readonly dispatchers = new Map<string, Dispatcher>();
-  /** The loops not tied to one account: the sinks' and the alerts'. */
-  private readonly loops: Loop[] = [];
-  private readonly stop = new AbortController();
-  private running = false;
-  private lock: StateDirectoryLock | undefined;
-  readonly notifier: SlackNotifier | undefined;
-  private current: SidecarConfig;
   /** The per-second call budget every request to a broker takes a slot of: the gateway's clients' and the sidecar's own. */
   readonly budget: CallBudget;
+  readonly notifier: SlackNotifier | undefined;
+  private readonly accounts = new Map<string, AccountEntry>();
+  /** The loops not tied to one account: the sinks' and the alerts'. */
+  private readonly loops: Loop[] = [];
+  private running = false;
+  private lock: StateDirectoryLock | undefined;
+  private current: SidecarConfig;
 
-  constructor(
-    config: SidecarConfig,
-    private readonly options: SidecarOptions = {},
-  ) {
-    this.current = config;
-    this.clock = options.clock ?? systemClock;
-    this.secrets = options.secrets ?? new SecretRegistry();
-    for (const account of config.accounts) {
-      this.secrets.add(account.appKey);
-      this.secrets.add(account.appSecret);
-    }
-    this.secrets.add(config.server.adminToken);
-    this.logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, timeZone: config.log.timeZone, secrets: this.secrets });
-    this.bus = new EventBus((event, error) => this.logger.error({ event, err: error }, 'an event subscriber failed'));
-    logEvents(this.bus, this.logger, this.clock, this.stop.signal);
-    const local = new FileStateStore(config.stateDir, () => this.clock.now(), options.fs);
-    if (config.store.type === 'redis') {
-      this.secrets.add(config.store.password);
-      this.secrets.add(new URL(config.store.url).password || undefined);
-      // Loaded only for a shared store: ioredis alone is a sixth of an idle sidecar's memory.
-      const { RedisStateStore } = require('./store/redis-store') as typeof import('./store/redis-store');
-      this.store = new RedisStateStore(config.store, local, {
-        now: () => this.clock.now(),
-        onHealth: (health) => this.bus.emit('store.health', { up: health.up, message: health.message }),
-      });
-    } else {
-      this.store = local;
-    }
-    this.budget = new CallBudget(
-      { ...budgetOptionsOf(config.gateway), now: () => performance.now(), onMode: (change) => this.bus.emit('budget.mode', change) },
-      sharedBudgetLog(this.store),
-    );
-    this.limiter = new Limiter(config.limits.maxConcurrentRequests);
-    this.sinks = new SinkSupervisor({
-      clock: this.clock,
-      bus: this.bus,
-      fs: options.fs,
-      watch: options.watch ?? true,
-      sweepIntervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
-      stuckAfterMs: options.sinkStuckAfterMs,
-    });
-    this.metrics = new MetricsExporter(
-      this.bus,
-      () => this.views(),
-      () => this.clock.now(),
-      {
-        version: VERSION,
-        compat: config.metrics.compat,
-        slackQueueLength: () => this.notifier?.queueLength ?? 0,
-        store: { type: config.store.type, health: () => this.store.health() },
-        budget: () => this.budgetView(),
-        gateway: config.gateway.enabled,
-      },
-    );
-    if (config.slack) {
-      this.notifier = new SlackNotifier({
-        config: config.slack,
-        stateDir: config.stateDir,
-        views: () => this.views(),
-        clock: this.clock,
-        bus: this.bus,
-        secrets: this.secrets,
-        version: VERSION,
-        dispatcher: options.dispatcher,
-        fs: options.fs,
-        storeHealth: () => this.store.health(),
-      });
-    }
-    for (const account of config.accounts) this.addAccount(account);
+  constructor(private readonly parts: SidecarParts) {
+    ({ config: this.current, clock: this.clock, bus: this.bus, logger: this.logger, secrets: this.secrets } = parts);
+    ({ store: this.store, budget: this.budget, sinks: this.sinks, metrics: this.metrics, notifier: this.notifier } = parts);
+    for (const account of parts.config.accounts) this.addAccount(account);
   }
 
-  private dispatcherFor(account: AccountConfig): Dispatcher {
-    if (this.options.dispatcher) return this.options.dispatcher;
-    const key = `${account.http.connectTimeoutMs}/${account.http.timeoutMs}`;
-    let dispatcher = this.dispatchers.get(key);
-    if (!dispatcher) {
-      dispatcher = createBrokerDispatcher(account.http);
-      this.dispatchers.set(key, dispatcher);
-    }
-    return dispatcher;
+  private get stop(): AbortController {
+    return this.parts.stop;
   }
 
   /** The running configuration (its accounts change with a reload). */
@@ -202,25 +117,7 @@ export class Sidecar implements SidecarControl {
   private addAccount(account: AccountConfig): AccountEntry {
     this.secrets.add(account.appKey);
     this.secrets.add(account.appSecret);
-    const ref = { name: account.name, provider: account.provider, env: account.env };
-    const gate = accountGate(this.budget, {
-      account,
-      limit: callsPerSecondOf(this.current.gateway, account),
-      pendingMs: pendingMsOf(account),
-      onSlot: (granted, waitedMs) => this.bus.emit('budget.slot', { account: ref, granted, waitedMs }),
-    });
-    const lifecycle = new AccountLifecycle({
-      config: account,
-      provider: createProvider(account, this.dispatcherFor(account), gate),
-      store: this.store,
-      limiter: this.limiter,
-      sinks: this.sinks,
-      bus: this.bus,
-      clock: this.clock,
-      secrets: this.secrets,
-      random: this.options.random,
-    });
-    const probe = account.probe && new CustomProbe(lifecycle.ref, account.probe, this.dispatcherFor(account), this.clock, this.bus);
+    const { lifecycle, probe } = this.parts.accountParts(account);
     const entry: AccountEntry = { lifecycle, probe, loops: [], stop: new AbortController() };
     this.accounts.set(account.name, entry);
     this.sinks.addAccount(lifecycle.ref, account.sinks);
@@ -249,27 +146,14 @@ export class Sidecar implements SidecarControl {
     };
   }
 
-  /** Where the budget is counted, and each account's limit and calls waiting now (for the metrics). */
-  private budgetView(): { mode: BudgetMode; accounts: BudgetView[] } {
-    const waiting = new Map<string, number>();
-    for (const [queue, length] of this.budget.waiting()) {
-      const account = accountOfQueue(queue);
-      waiting.set(account, (waiting.get(account) ?? 0) + length);
-    }
-    return {
-      mode: this.budget.mode,
-      accounts: this.current.accounts.map((account) => ({
-        ref: { name: account.name, provider: account.provider, env: account.env },
-        scope: account.provider === 'kiwoom' ? ('api_id' as const) : ('app_key' as const),
-        limit: callsPerSecondOf(this.current.gateway, account),
-        waiting: waiting.get(account.name) ?? 0,
-      })),
-    };
-  }
-
   /** The broker dispatcher the tests inject, for the gateway's calls too. */
   get injectedDispatcher(): Dispatcher | undefined {
-    return this.options.dispatcher;
+    return this.parts.injectedDispatcher;
+  }
+
+  /** The replicas' Redis, when the store is shared. */
+  get redis(): RedisConnection | undefined {
+    return this.parts.redis;
   }
 
   private onLoopError(name: string) {
@@ -344,7 +228,7 @@ export class Sidecar implements SidecarControl {
    * tokens from existing files where there is none) and brings the files in line. No broker request yet.
    */
   async open(): Promise<void> {
-    if (this.options.lock ?? true) {
+    if (this.parts.lock) {
       this.lock = await StateDirectoryLock.acquire(this.config.stateDir, {
         onLost: (holder) => {
           this.logger.fatal({ holder }, 'the state directory lock was taken over by another process; stopping');
@@ -395,7 +279,7 @@ export class Sidecar implements SidecarControl {
     await this.sinks.idle(SINK_IDLE_BOUND_ON_CLOSE_MS);
     this.budget.destroy();
     await this.store.close();
-    await Promise.all([...this.dispatchers.values()].map((d) => d.close().catch(() => undefined)));
+    await this.parts.release();
     await this.lock?.release();
     this.lock = undefined;
   }

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { startSidecarGateway } from '../src/cli/boot';
+import { startSidecarGateway } from '../src/wiring';
 import { systemClock } from '../src/core/clock';
 import { sha256 } from '../src/core/wire';
 import { newLocalCredentials } from '../src/gateway/clients';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { gatewayHealthOf } from '../src/cli/boot';
+import { gatewayHealthOf } from '../src/wiring';
 import { startGateway } from '../src/gateway/start';
 import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import { systemClock } from '../src/core/clock';
-import { startSidecarGateway } from '../src/cli/boot';
+import { startSidecarGateway } from '../src/wiring';
 import { sha256 } from '../src/core/wire';
 import {
   CLI,

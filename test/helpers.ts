@@ -13,7 +13,8 @@ import type { SidecarConfig } from '../src/config/types';
 import { BrokerSimulator, generateCredential, type SimulatorCredential, type SimulatorOptions } from '../src/simulator';
 import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
-import { Sidecar, type SidecarOptions } from '../src/sidecar';
+import type { Sidecar } from '../src/sidecar';
+import { createSidecar, type SidecarOptions } from '../src/wiring';
 
 /**
  * The two tiers of the suite. `npm test` runs every test with short parameters (fewer kills, fewer real seconds,
@@ -300,7 +301,7 @@ export async function serveSidecar(
 }
 
 export function testSidecar(config: SidecarConfig, clock: ManualClock, options: SidecarOptions = {}): Sidecar {
-  return new Sidecar(config, { clock, watch: false, logger: options.logger ?? new LogCapture().logger, random: () => 0.5, ...options });
+  return createSidecar(config, { clock, watch: false, logger: options.logger ?? new LogCapture().logger, random: () => 0.5, ...options });
 }
 
 /**

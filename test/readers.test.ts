@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScaledClock, TEST_CLOCK_ENV, systemClock, type Clock } from '../src/core/clock';
-import { Sidecar } from '../src/sidecar';
+import { createSidecar } from '../src/wiring';
 import { KST_ZONE, formatWallClock, parseDateTimeIn } from '../src/core/time';
 import { tokenId } from '../src/store/account-state';
 import { BrokerSimulator, generateCredential, type SimulatorCredential } from '../src/simulator';
@@ -318,7 +318,7 @@ describe('a bot imported while its file is missing', () => {
       dir,
     );
     const open = async () => {
-      const sidecar = new Sidecar(config, { clock: systemClock, watch: true, logger: new LogCapture().logger });
+      const sidecar = createSidecar(config, { clock: systemClock, watch: true, logger: new LogCapture().logger });
       await sidecar.open();
       sidecar.run();
       closeBeforeCleanup(t, () => sidecar.close());

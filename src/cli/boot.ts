@@ -3,11 +3,11 @@ import type { SidecarConfig } from '../config/types';
 import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '../core/clock';
 import type { Logger } from '../logging/logger';
 import { ConfigError } from '../core/errors';
-import { createHttpApp } from '../http/app';
-import { startGateway, type RunningGateway } from '../gateway/start';
+import type { RunningGateway } from '../gateway/start';
 import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
-import { listen, type RunningServer } from '../http/server';
-import { Sidecar, StartupError, type SidecarOptions } from '../sidecar';
+import type { RunningServer } from '../http/server';
+import { StartupError, type Sidecar } from '../sidecar';
+import { createSidecar, listenHttp, startSidecarGateway, type SidecarOptions } from '../wiring';
 import { reloadOnChange } from './reload';
 
 /** Exit codes the commands share, documented in the README. */
@@ -46,7 +46,7 @@ export function warnIfTestClock(logger: Pick<Logger, 'warn'>, clock: Clock): voi
 /** Opens a sidecar (lock, sink checks, state), turning start-up problems into a clear exit. */
 export async function openSidecar(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
   const clock = clockFromEnvironment();
-  const sidecar = new Sidecar(config, { clock, ...options });
+  const sidecar = createSidecar(config, { clock, ...options });
   warnIfTestClock(sidecar.logger, clock);
   try {
     await sidecar.open();
@@ -102,7 +102,7 @@ export async function serve(
   options: { sidecar?: SidecarOptions; onListening?: (server: RunningServer | undefined, sidecar: Sidecar) => void; stopBoundMs?: number } = {},
 ): Promise<number> {
   const clock = options.sidecar?.clock ?? clockFromEnvironment();
-  const sidecar = new Sidecar(config, { ...options.sidecar, clock });
+  const sidecar = createSidecar(config, { ...options.sidecar, clock });
   warnIfTestClock(sidecar.logger, clock);
   const { logger } = sidecar;
   const descriptors = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests, config.gateway.enabled);
@@ -117,26 +117,7 @@ export async function serve(
   const closePorts = () => Promise.all([server?.close(), gateway?.close()]);
   try {
     if (config.server.enabled) {
-      server = await listenOrExplain('server', config.server.host, config.server.port, () =>
-        listen(
-          createHttpApp({
-            control: sidecar,
-            metrics: sidecar.metrics,
-            now: () => sidecar.clock.now(),
-            adminToken: config.server.adminToken,
-            secrets: sidecar.secrets,
-            bus: sidecar.bus,
-            gateway: () => gateway && gatewayHealthOf(gateway),
-          }),
-          config.server.host,
-          config.server.port,
-          config.server.requestTimeoutMs,
-          {
-            maxConnections: descriptors.maxConnections,
-            onDrop: (reason, remoteAddress) => sidecar.bus.emit('http.connection_dropped', { reason, remoteAddress }),
-          },
-        ),
-      );
+      server = await listenOrExplain('server', config.server.host, config.server.port, () => listenHttp(sidecar, descriptors.maxConnections, () => gateway));
     }
     if (config.gateway.enabled) {
       gateway = await listenOrExplain('gateway', config.gateway.host, config.gateway.port, () => startSidecarGateway(sidecar, descriptors.gatewayConnections));
@@ -169,32 +150,6 @@ export async function serve(
   clearTimeout(bound);
   logger.info('stopped');
   return EXIT.ok;
-}
-
-/** The gateway in front of a sidecar: its accounts, its budget, its bus, its store's Redis for shared revocations. */
-export function startSidecarGateway(sidecar: Sidecar, maxConnections: number): Promise<RunningGateway> {
-  return startGateway({
-    config: sidecar.config,
-    account: (name) => sidecar.gatewayAccount(name),
-    budget: sidecar.budget,
-    bus: sidecar.bus,
-    logger: sidecar.logger,
-    now: () => sidecar.clock.now(),
-    maxConnections,
-    redis: sidecar.store.callBudgetRedis?.(),
-    dispatcher: sidecar.injectedDispatcher,
-  });
-}
-
-/** Whether the gateway's port listens, and what it holds now, for /healthz. */
-export function gatewayHealthOf(gateway: RunningGateway): { listening: boolean; connections: number; maxConnections: number; refusedLastMinute: number } {
-  const { server } = gateway;
-  return {
-    listening: server.listening,
-    connections: server.guard.connections,
-    maxConnections: server.maxConnections,
-    refusedLastMinute: server.guard.refusedWithin(60_000),
-  };
 }
 
 /** A port that cannot be bound ends the start before anything is written, with what to do about it. */

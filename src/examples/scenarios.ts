@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import { addGatewayClient } from '../cli/gateway-client';
-import { startSidecarGateway } from '../cli/boot';
+import { startSidecarGateway } from '../wiring';
 import type { Sidecar } from '../sidecar';
 import { generateCredential, type SimulatorCredential } from '../simulator';
 import { sinkPaths } from '../sinks/formats';

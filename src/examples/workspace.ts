@@ -12,7 +12,8 @@ import { systemClock } from '../core/clock';
 import { createLogger } from '../logging/logger';
 import { SecretRegistry } from '../core/secrets';
 import { parseConfig } from '../config/load';
-import { Sidecar } from '../sidecar';
+import type { Sidecar } from '../sidecar';
+import { createSidecar } from '../wiring';
 import { runSimulatorServer, type BrokerSimulator, type SimulatorCredential } from '../simulator';
 
 /** The repository's root, from dist/src/examples/. */
@@ -132,7 +133,7 @@ export async function startSidecar(ws: Workspace): Promise<Sidecar> {
     secrets,
     destination: { write: (line: string) => writeFileSync(logPath, line, { flag: 'a' }) },
   });
-  const sidecar = new Sidecar(config, { clock: systemClock, secrets, logger });
+  const sidecar = createSidecar(config, { clock: systemClock, secrets, logger });
   await sidecar.open();
   sidecar.run();
   ws.cleanup.unshift(() => sidecar.close());

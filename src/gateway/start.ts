@@ -1,3 +1,4 @@
+import type { RequestListener } from 'node:http';
 import { isIP } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
 import type { CallBudget } from '../budget/call-budget';
@@ -6,6 +7,7 @@ import type { EventBus } from '../core/events';
 import type { Logger } from '../logging/logger';
 import { GATEWAY_BROKER_CONNECTIONS } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
+import { sendAnswer } from './requests';
 import { ClientBook } from './clients';
 import { createGatewayHandler } from './handler';
 import { LocalTokens, loadOrCreateTokenKey } from './local-tokens';
@@ -49,14 +51,41 @@ const REVOCATION_REFRESH_MS = 2_000;
 export async function startGateway(start: GatewayStart): Promise<RunningGateway> {
   const { config: all, bus, logger } = start;
   const config = all.gateway;
-  const key = await loadOrCreateTokenKey(config.tokenKeyFile);
-  const file = new FileRevocationStore(all.stateDir);
-  const revocations = new Revocations(start.redis ? new SharedRevocationStore(start.redis.client, start.redis.keyPrefix, file) : file);
-  await revocations.refresh(start.now());
+  if (!isLoopback(config.host)) {
+    logger.warn(
+      { host: config.host },
+      "the gateway listens beyond this host: any process that reaches it with a client's local credentials calls the broker as the account",
+    );
+  }
+  // The port first: a port in use ends the start before anything (the signing key included) is written.
+  const ready: { handler?: RequestListener } = {};
+  const slowest = Math.max(0, ...all.accounts.map((a) => a.http.timeoutMs));
+  // Calls wait up to maxWait for the budget, then up to the broker's timeout: the request timeout covers both.
+  const server = await listen(
+    (req, res) => (ready.handler ? ready.handler(req, res) : sendAnswer(res, { status: 503, body: { error: 'the gateway is starting' } }, true)),
+    config.host,
+    config.port,
+    config.maxWaitMs + 2 * slowest + 5_000,
+    {
+      maxConnections: start.maxConnections,
+      requestsStartUnauthenticated: true,
+      onDrop: (reason, remoteAddress) => bus.emit('http.connection_dropped', { reason, remoteAddress }),
+    },
+  );
+  let key: Buffer;
+  let revocations: Revocations;
+  try {
+    key = await loadOrCreateTokenKey(config.tokenKeyFile);
+    const file = new FileRevocationStore(all.stateDir);
+    revocations = new Revocations(start.redis ? new SharedRevocationStore(start.redis.client, start.redis.keyPrefix, file) : file);
+    await revocations.refresh(start.now());
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
   const clients = new ClientBook(config.clients);
   const ownDispatcher = start.dispatcher ? undefined : new Agent({ connections: GATEWAY_BROKER_CONNECTIONS, keepAliveTimeout: 30_000 });
-  let server: RunningServer | undefined;
-  const handler = createGatewayHandler({
+  ready.handler = createGatewayHandler({
     config,
     account: start.account,
     clients,
@@ -65,41 +94,22 @@ export async function startGateway(start: GatewayStart): Promise<RunningGateway>
     dispatcher: start.dispatcher ?? ownDispatcher!,
     bus,
     now: start.now,
-    authenticated: (socket) => server?.guard.authenticated(socket),
+    authenticated: (socket) => server.guard.authenticated(socket),
   });
-  if (!isLoopback(config.host)) {
-    logger.warn(
-      { host: config.host },
-      "the gateway listens beyond this host: any process that reaches it with a client's local credentials calls the broker as the account",
-    );
-  }
-  try {
-    // Calls wait up to maxWait for the budget, then up to the broker's timeout: the request timeout covers both.
-    const slowest = Math.max(0, ...all.accounts.map((a) => a.http.timeoutMs));
-    server = await listen(handler, config.host, config.port, config.maxWaitMs + 2 * slowest + 5_000, {
-      maxConnections: start.maxConnections,
-      requestsStartUnauthenticated: true,
-      onDrop: (reason, remoteAddress) => bus.emit('http.connection_dropped', { reason, remoteAddress }),
-    });
-  } catch (error) {
-    await ownDispatcher?.close();
-    throw error;
-  }
   const refresh = start.redis ? setInterval(() => void revocations.refresh(start.now()).catch(() => undefined), REVOCATION_REFRESH_MS) : undefined;
   refresh?.unref();
-  const running = server;
   let closing: Promise<void> | undefined;
   logger.info(
-    { url: running.url, clients: config.clients.length, maxConnections: running.maxConnections, shared: start.redis !== undefined },
+    { url: server.url, clients: config.clients.length, maxConnections: server.maxConnections, shared: start.redis !== undefined },
     'gateway serving /{account}/... for its clients',
   );
   return {
-    url: running.url,
-    server: running,
+    url: server.url,
+    server,
     close: () =>
       (closing ??= (async () => {
         clearInterval(refresh);
-        await running.close();
+        await server.close();
         await ownDispatcher?.close();
       })()),
   };

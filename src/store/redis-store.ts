@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import Redis, { type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-connection';
 import type { RedisStoreConfig } from '../config/types';
 import { StateError } from '../core/errors';
 import { accountStateSchema, type AccountState } from './account-state';
@@ -65,32 +66,13 @@ export class RedisStateStore implements StateStore {
   constructor(
     private readonly config: RedisStoreConfig,
     private readonly local: FileStateStore,
+    connection: RedisConnection,
     private readonly deps: RedisStoreDeps,
   ) {
-    const options: RedisOptions = {
-      username: config.username,
-      password: config.password,
-      tls: config.tls ? { ca: config.tls.ca, rejectUnauthorized: config.tls.rejectUnauthorized } : undefined,
-      connectTimeout: config.connectTimeoutMs,
-      // Fail fast while disconnected: a caller must learn at once that the shared state is out of reach.
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      // Connected but silent (a Redis frozen, a firewall that accepts and drops): a command gives up after this,
-      // and the connection is dropped and made again, so a tick (and a SIGTERM waiting on it) is never held longer.
-      commandTimeout: config.connectTimeoutMs,
-      socketTimeout: config.connectTimeoutMs,
-      retryStrategy: (attempt) => Math.min(200 * attempt, 5_000),
-      // At close, ioredis waits this long for a socket to end, and a socket that died before (Redis down) never
-      // says so: the default 2 s would be spent on every stop during an outage.
-      disconnectTimeout: 200,
-      lazyConnect: true,
-    };
-    this.client = new Redis(config.url, options) as Scripted;
+    this.client = connection.client as Scripted;
     this.client.defineCommand('releaseLock', { numberOfKeys: 1, lua: RELEASE });
     this.client.defineCommand('offerState', { numberOfKeys: 2, lua: OFFER });
-    // The subscription waits out an outage (queued, then renewed by ioredis on every reconnect) rather than fail:
-    // a SUBSCRIBE given up on would leave the replica deaf to its peers once Redis is back.
-    this.subscriber = new Redis(config.url, { ...options, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
+    this.subscriber = connection.subscriber;
     this.channel = `${config.keyPrefix}changed`;
     this.healthState = { up: false, downSince: deps.now(), message: 'not connected yet' };
     this.client.on('ready', () => this.setHealth(true, null));
@@ -113,12 +95,6 @@ export class RedisStateStore implements StateStore {
     // Reaching Redis during start-up is the normal case, not news; failing to is the outage, told once like any other.
     if (first && up && !this.prepared) return;
     this.deps.onHealth(this.healthState);
-  }
-
-  callBudgetRedis(): { client: Redis; keyPrefix: string } {
-    // The store's own connection: it fails fast while Redis is down (no offline queue), which the budget needs
-    // to fall back to counting locally instead of holding calls.
-    return { client: this.client, keyPrefix: this.config.keyPrefix };
   }
 
   private key(kind: 'state' | 'lock', account: string): string {
@@ -241,10 +217,9 @@ export class RedisStateStore implements StateStore {
     return this.local.removeStaleTempFiles(accounts);
   }
 
+  /** Stops listening; the connection is the wiring's, closed by it after every part that shares it. */
   close(): Promise<void> {
     this.listeners.clear();
-    this.subscriber.disconnect();
-    this.client.disconnect();
     return Promise.resolve();
   }
 

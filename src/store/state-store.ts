@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { StateError } from '../core/errors';
 import type { AccountState } from './account-state';
 
@@ -53,8 +52,6 @@ export interface StateStore {
   /** Called with an account's name when another replica changed its shared state. */
   onChange(listener: (account: string) => void): () => void;
   health(): StoreHealth;
-  /** The Redis connection the gateway's call budget is counted on, shared by the replicas; none for a file store. */
-  callBudgetRedis?(): { client: Redis; keyPrefix: string };
   /** Removes what killed writers left of these accounts' state files. */
   removeStaleTempFiles(accounts: readonly string[]): Promise<void>;
   close(): Promise<void>;
