@@ -1,9 +1,6 @@
-import { promisify } from 'node:util';
-import { constants as zlibConstants, gzip } from 'node:zlib';
 import { Registry } from 'prom-client';
 import type { SinkConfig } from '../config/types';
 import { BUDGET_MODES, GATEWAY_REFUSAL_REASONS, GATEWAY_RETRY_REASONS, type AccountRef, type BudgetMode, type EventBus } from '../core/events';
-import { Serial } from '../core/serial';
 import type { AccountView } from '../lifecycle/views';
 import type { StoreHealth } from '../store/state-store';
 import {
@@ -24,6 +21,7 @@ import {
   type Catalogue,
 } from './catalogue';
 import type { AnyFamily, GaugeFamily, Labels } from './families';
+import { ExpositionCache } from './exposition';
 
 interface MetricsOptions {
   version: string;
@@ -38,12 +36,8 @@ interface MetricsOptions {
   gateway?: boolean;
 }
 
-// How stale a time-driven gauge, or a process metric, may be: well under any scrape interval. Rendering the
-// process metrics costs ~0.4 ms (the event-loop-lag percentiles most of it), more than serving the bytes.
+// How stale a time-driven gauge may be: well under any scrape interval.
 const GAUGE_REFRESH_MS = 1_000;
-const PROCESS_REFRESH_MS = 1_000;
-
-const gzipAsync = promisify(gzip);
 
 const seconds = (ms: number | null | undefined): number => (ms === null || ms === undefined ? 0 : ms / 1000);
 
@@ -64,20 +58,13 @@ export class MetricsExporter {
   private readonly registry = new Registry();
   /** prom-client's process metrics, which change all the time: rendered at most once a second. */
   private readonly processRegistry = new Registry();
-  private processPart: { at: number; text: Buffer; openMetrics?: Buffer } | undefined;
-  private readonly rendered = new Map<string, { text: Buffer; openMetrics: Buffer | undefined; source: string }>();
-  private readonly dirty = new Set<string>();
+  private readonly exposition: ExpositionCache;
   private readonly lastGauge = new Map<string, number>();
   private refreshedAt = 0;
-  /** All the families in one piece, per format, until one of them changes. */
-  private body: { text?: Buffer; openMetrics?: Buffer } = {};
   private readonly m: Catalogue;
   private readonly compat: ReturnType<typeof createCompatMetrics> | undefined;
   private readonly sinkFormats = new Map<string, SinkConfig['format']>();
   private readonly probeUp = new Map<string, number>();
-  private readonly renderSerial = new Serial();
-  /** The last compressed answer per format, with the parts it was made from (same bytes, same objects). */
-  private readonly compressed = new Map<boolean, { parts: Buffer[]; body: Promise<Buffer> }>();
   private readonly slackQueueLength: () => number;
   private readonly store: MetricsOptions['store'];
   private readonly budget: MetricsOptions['budget'];
@@ -89,8 +76,14 @@ export class MetricsExporter {
     private readonly now: () => number,
     options: MetricsOptions,
   ) {
+    this.exposition = new ExpositionCache(this.registry, this.processRegistry, (changed, now) => {
+      if (changed || now - this.refreshedAt >= GAUGE_REFRESH_MS) {
+        this.refreshGauges();
+        this.refreshedAt = now;
+      }
+    });
     // The one way a family is marked changed: its every change reports itself here (see families.ts).
-    const changed = (family: string) => this.dirty.add(family);
+    const changed = (family: string) => this.exposition.changed(family);
     this.m = createCatalogue(this.registry, changed);
     this.compat = options.compat ? createCompatMetrics(this.registry, changed) : undefined;
     if (options.processMetrics ?? true) registerProcessMetrics(this.processRegistry);
@@ -271,69 +264,17 @@ export class MetricsExporter {
   }
 
   /**
-   * The exposition, in the Prometheus text format or, when the scraper asks for it, OpenMetrics, in two parts:
-   * the sidecar's own families, kept rendered (as text and as bytes) until something in them changes, and
-   * prom-client's process metrics, rendered at most once a second. At a thousand accounts rendering everything
-   * takes prom-client ~200 ms; a scrape where nothing changed costs little more than the copy to the socket.
-   * Gauges are refreshed when something happened since the last scrape, or at most once a second otherwise
-   * (the time-driven ones: a token becoming "expiring"). Renders run one at a time.
+   * The exposition, in the Prometheus text format or, when the scraper asks for it, OpenMetrics, in two parts: the
+   * sidecar's own families and prom-client's process metrics (exposition.ts keeps them rendered). Gauges are
+   * refreshed when something happened since the last scrape, or at most once a second otherwise (the time-driven
+   * ones: a token becoming "expiring").
    */
   renderParts(openMetrics: boolean): Promise<{ contentType: string; parts: Buffer[] }> {
-    return this.renderSerial.run(async () => {
-      const now = Date.now();
-      if (this.dirty.size > 0 || now - this.refreshedAt >= GAUGE_REFRESH_MS) {
-        this.refreshGauges();
-        this.refreshedAt = now;
-      }
-      // Every change of a family marks it (families.ts): nothing marked, nothing to do.
-      for (const metric of this.dirty.size > 0 || this.rendered.size === 0 ? this.registry.getMetricsAsArray() : []) {
-        const family = this.rendered.get(metric.name);
-        if (family && !this.dirty.has(metric.name)) continue;
-        const text = await this.registry.getSingleMetricAsString(metric.name);
-        this.rendered.set(metric.name, { text: Buffer.from(`${text}\n\n`), openMetrics: undefined, source: text });
-        this.body = {};
-      }
-      this.dirty.clear();
-      const families = [...this.rendered.values()];
-      const processFamilies = await this.processMetrics(now);
-      if (!openMetrics) {
-        this.body.text ??= Buffer.concat(families.map((family) => family.text));
-        return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, parts: [this.body.text, processFamilies.text] };
-      }
-      this.body.openMetrics ??= Buffer.concat(families.map((family) => (family.openMetrics ??= Buffer.from(familyToOpenMetrics(family.source)))));
-      processFamilies.openMetrics ??= Buffer.from(
-        `${processFamilies.text
-          .toString()
-          .split('\n\n')
-          .filter((block) => block.trim() !== '')
-          .map(familyToOpenMetrics)
-          .join('')}# EOF\n`,
-      );
-      return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, parts: [this.body.openMetrics, processFamilies.openMetrics] };
-    });
+    return this.exposition.renderParts(openMetrics);
   }
 
-  /** prom-client's process metrics, rendered again once they are a second old. */
-  private async processMetrics(now: number): Promise<{ text: Buffer; openMetrics?: Buffer }> {
-    if (!this.processPart || now - this.processPart.at >= PROCESS_REFRESH_MS) {
-      this.processPart = { at: now, text: Buffer.from(await this.processRegistry.metrics()) };
-    }
-    return this.processPart;
-  }
-
-  /**
-   * The exposition gzipped, as Prometheus asks for it: at a thousand accounts 8 MiB of text become a few hundred
-   * KiB on the wire. Compressed off the event loop (zlib's thread pool), at the fastest level because the body
-   * can change every second, and only again when the parts changed; scrapes that arrive meanwhile share it.
-   */
-  async renderGzip(openMetrics: boolean): Promise<{ contentType: string; body: Buffer }> {
-    const { contentType, parts } = await this.renderParts(openMetrics);
-    let last = this.compressed.get(openMetrics);
-    if (!last || last.parts.length !== parts.length || last.parts.some((part, i) => part !== parts[i])) {
-      last = { parts, body: gzipAsync(Buffer.concat(parts), { level: zlibConstants.Z_BEST_SPEED }) };
-      this.compressed.set(openMetrics, last);
-    }
-    return { contentType, body: await last.body };
+  renderGzip(openMetrics: boolean): Promise<{ contentType: string; body: Buffer }> {
+    return this.exposition.renderGzip(openMetrics);
   }
 
   /** The whole exposition as one string (tests, and anyone who wants it in one piece). */
@@ -341,16 +282,4 @@ export class MetricsExporter {
     const { contentType, parts } = await this.renderParts(openMetrics);
     return { contentType, body: Buffer.concat(parts).toString() };
   }
-}
-
-/**
- * One metric family of the Prometheus text exposition in the OpenMetrics form: a counter family is named without
- * its `_total` (its samples keep it) and no line is blank; the exposition ends with `# EOF`. Done here because
- * prom-client's own OpenMetrics mode renames every counter in place (dropping `_total`), which corrupts every
- * later scrape in the text format.
- */
-function familyToOpenMetrics(block: string): string {
-  const lines = block.split('\n').filter((line) => line !== '');
-  const isCounter = lines.some((line) => line.startsWith('# TYPE ') && line.endsWith(' counter'));
-  return lines.map((line) => (isCounter && line.startsWith('# ') ? line.replace(/^(# (?:HELP|TYPE) \S+)_total\b/, '$1') : line)).join('\n') + '\n';
 }
