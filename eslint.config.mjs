@@ -33,6 +33,7 @@ export default tseslint.config(
             '^\\./cli/demo$',
             '^\\./examples$',
             '^\\./simulator$',
+            '^\\.\\./simulator$',
             '^\\./store/redis-store$',
             '^\\./store/redis-connection$',
             '^\\./alerts/notifier$',
