@@ -25,5 +25,6 @@ if (built >= sources) {
   process.stdout.write('dist/ is newer than every source file: no build needed\n');
 } else {
   const run = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
-  process.exit(run.status ?? 1);
+  if (run.status !== 0) process.exit(run.status ?? 1);
+  require('./prune-dist');
 }

@@ -11,10 +11,6 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const report = path.join(os.tmpdir(), `reliability-${process.pid}.jsonl`);
-const hardening = fs
-  .readdirSync(path.join(root, 'dist', 'test'))
-  .filter((n) => /^hardening-.*\.test\.js$/.test(n))
-  .map((n) => n.replace(/\.test\.js$/, ''));
 const files = [
   'crashloop',
   'fault-matrix',
@@ -29,7 +25,7 @@ const files = [
   'http',
   'gateway',
   'gateway-hostile',
-  ...hardening,
+  'files',
 ].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
 const run = spawnSync(process.execPath, ['--test', ...files], {

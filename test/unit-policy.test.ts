@@ -349,8 +349,8 @@ describe('correctedForClockJumpBack', () => {
   });
 });
 
-// test/hardening-lifecycle.test.ts has the main table for these two; these are the rows it lacks.
-describe('nextAttemptAfterSameToken and expiryFromSameToken, rows beyond the hardening table', () => {
+// test/lifecycle.test.ts has the main table for these two ("same-token answers"); these are the rows it lacks.
+describe('nextAttemptAfterSameToken and expiryFromSameToken, rows beyond the lifecycle table', () => {
   test('window over, a long streak: the backoff stops at maxDelay (1 h)', () => {
     assert.equal(nextAttemptAfterSameToken(tokenRecord(), T0 + 7 * HOUR, 12, policy), T0 + 8 * HOUR);
   });
