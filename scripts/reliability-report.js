@@ -136,7 +136,7 @@ lines.push(
   '',
   '## Every reader, every clock',
   '',
-  `\`test/readers.test.ts\`: the sidecar as a process on a UTC clock (a container) and on an Asia/Seoul clock, from a first start at 08:20 KST through restarts over the day and over midnight KST. At each instant, replicas of the programs users run (\`test/replicas/\`: kis_auth.py imported by a bot, python-kis, the KIS client JSON, the overseas-stock cache, the Kiwoom token file and a kiwoom-client provider) started on a clock of their own, UTC and Asia/Seoul, at that instant (libfaketime), and a kis_auth.py bot with the token folder mounted read-only.`,
+  `\`test/readers.test.ts\`: the sidecar as a process on a UTC clock (a container) and on an Asia/Seoul clock, from a first start at 07:50 KST through restarts over the day and over midnight KST. At each instant, replicas of the programs users run (\`test/replicas/\`: kis_auth.py imported by a bot, python-kis, the KIS client JSON, the overseas-stock cache, the Kiwoom token file and a kiwoom-client provider) started on a clock of their own, UTC and Asia/Seoul, at that instant (libfaketime), and a kis_auth.py bot with the token folder mounted read-only.`,
   '',
   '| sidecar clock | instants | reader runs | read-only mount | token requests (sidecar and readers) |',
   '|---|---|---|---|---|',

@@ -73,21 +73,23 @@ interface Phase {
 
 /**
  * A first start on a weekday morning (nothing on disk yet), then restarts through the day and over midnight KST. The
- * token issued at the first start lives through all of it. Each phase starts 10 simulated minutes (5 real seconds)
- * before its first reader, time for the sidecar to start on a loaded machine.
+ * token issued at the first start lives through all of it. Each phase starts 24 to 40 simulated minutes (12 to 20 real
+ * seconds) before its first reader: a sidecar on a machine busy with two CPU-bound processes and two other test files
+ * was measured ready in 2.4 to 4.2 s, and 10 simulated minutes (5 s) was not always enough. A phase starts after the
+ * last one's readers, so the clock never goes back across a restart.
  */
 const PHASES: Phase[] = [
-  { start: '2026-12-01 08:20:00', probes: [{ at: '2026-12-01 08:30:00', label: '08:30 KST, the UTC date still the day before', readOnly: true }] },
+  { start: '2026-12-01 07:50:00', probes: [{ at: '2026-12-01 08:30:00', label: '08:30 KST, the UTC date still the day before', readOnly: true }] },
   {
-    start: '2026-12-01 08:45:00',
+    start: '2026-12-01 08:31:00',
     probes: [
       { at: '2026-12-01 09:00:00', label: '09:00 KST = 00:00:00 UTC, readers 5 minutes ahead', aheadMs: 5 * 60_000 },
       { at: '2026-12-01 09:00:30', label: 'just after 09:00 KST' },
     ],
   },
-  { start: '2026-12-01 12:50:00', probes: [{ at: '2026-12-01 13:00:00', label: 'mid-day' }] },
+  { start: '2026-12-01 12:20:00', probes: [{ at: '2026-12-01 13:00:00', label: 'mid-day' }] },
   {
-    start: '2026-12-01 23:30:00',
+    start: '2026-12-01 23:00:00',
     probes: [
       { at: '2026-12-01 23:40:00', label: "before the next day's file is written (23:50 KST, writeAhead 10m)", readOnly: true, control: true },
       { at: '2026-12-01 23:59:30', label: 'just before 00:00 KST' },
