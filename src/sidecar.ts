@@ -55,6 +55,8 @@ interface SidecarParts {
 interface AccountEntry {
   lifecycle: AccountLifecycle;
   probe: CustomProbe | undefined;
+  /** The account as the gateway uses it, made once (the gateway looks it up on every call). */
+  gateway: GatewayAccount;
   loops: Loop[];
   stop: AbortController;
 }
@@ -118,7 +120,19 @@ export class Sidecar implements SidecarControl {
     this.secrets.add(account.appKey);
     this.secrets.add(account.appSecret);
     const { lifecycle, probe } = this.parts.accountParts(account);
-    const entry: AccountEntry = { lifecycle, probe, loops: [], stop: new AbortController() };
+    const loops: Loop[] = [];
+    const gateway: GatewayAccount = {
+      config: lifecycle.config,
+      ref: lifecycle.ref,
+      token: () => lifecycle.gatewayToken(),
+      // A token found dead wakes the account's loop for what follows.
+      tokenRefused: async (accessToken) => {
+        await lifecycle.tokenRefused(accessToken);
+        loops[0]?.wake();
+      },
+      approvalKey: () => lifecycle.approvalKeyForGateway(),
+    };
+    const entry: AccountEntry = { lifecycle, probe, loops, stop: new AbortController(), gateway };
     this.accounts.set(account.name, entry);
     this.sinks.addAccount(lifecycle.ref, account.sinks);
     this.metrics.addAccount(lifecycle.ref, account.sinks);
@@ -131,19 +145,7 @@ export class Sidecar implements SidecarControl {
 
   /** An account as the gateway uses it; a token found dead wakes the account's loop for what follows. */
   gatewayAccount(name: string): GatewayAccount | undefined {
-    const entry = this.accounts.get(name);
-    if (!entry) return undefined;
-    const { lifecycle } = entry;
-    return {
-      config: lifecycle.config,
-      ref: lifecycle.ref,
-      token: () => lifecycle.gatewayToken(),
-      tokenRefused: async (accessToken) => {
-        await lifecycle.tokenRefused(accessToken);
-        entry.loops[0]?.wake();
-      },
-      approvalKey: () => lifecycle.approvalKeyForGateway(),
-    };
+    return this.accounts.get(name)?.gateway;
   }
 
   /** The broker dispatcher the tests inject, for the gateway's calls too. */

@@ -44,6 +44,16 @@ async function tokenWithin(account: GatewayAccount, boundMs: number, signal: Abo
 export function createCalls(deps: GatewayDeps, refuse: Refuse) {
   // One proof per dead token, however many calls saw it die at once.
   const recoveries = new Map<string, Promise<void>>();
+  // Each account's broker origin and base path, parsed once (a reload makes a new config object, so a new entry).
+  const bases = new WeakMap<GatewayAccount['config'], { origin: string; host: string; path: string }>();
+  const baseOf = (config: GatewayAccount['config']) => {
+    let base = bases.get(config);
+    if (!base) {
+      const url = new URL(config.baseUrl);
+      bases.set(config, (base = { origin: url.origin, host: url.host, path: url.pathname.replace(/\/$/, '') }));
+    }
+    return base;
+  };
 
   async function recover(account: GatewayAccount, accessToken: string): Promise<void> {
     const key = `${account.config.name}\u0000${accessToken}`;
@@ -122,7 +132,7 @@ export function createCalls(deps: GatewayDeps, refuse: Refuse) {
       return done('upstream_error', '');
     }
 
-    const base = new URL(account.config.baseUrl);
+    const base = baseOf(account.config);
     const budgetKey = budgetKeyOf(account.config, api);
     const limit = callsPerSecondOf(deps.config, account.config);
     const sendOnce = async (accessToken: string): Promise<BrokerAnswer | 'budget_exhausted' | 'upstream_error'> => {
@@ -138,7 +148,7 @@ export function createCalls(deps: GatewayDeps, refuse: Refuse) {
         return await forward(deps.dispatcher, {
           origin: base.origin,
           method,
-          path: `${base.pathname.replace(/\/$/, '')}${path}${search}`,
+          path: `${base.path}${path}${search}`,
           headers: outgoingHeaders(req.headers, real),
           body,
           timeoutMs: account.config.http.timeoutMs,
