@@ -6,6 +6,7 @@
  * off; and, for each sidecar, a short run with the budget on at the broker's 18 calls a second, counted where the
  * broker counts (the simulator).
  */
+import os from 'node:os';
 import {
   GATEWAY_TARGETS,
   GatewayEnv,
@@ -83,6 +84,8 @@ export interface GatewayResult {
   redisVersion?: string;
   budget: Partial<Record<BudgetStore, BudgetCheck>>;
   commands: GatewayCommands;
+  /** The machine's load average (1, 5, 15 min) when this section began and when it ended: the host is shared. */
+  load: { start: number[]; end: number[] };
 }
 
 export interface BudgetCheck {
@@ -253,6 +256,7 @@ async function measureBudget(env: GatewayEnv, store: BudgetStore): Promise<Budge
 export async function measureGateway(): Promise<GatewayResult> {
   const env = await GatewayEnv.create();
   const clkTck = clockTicksPerSecond();
+  const loadAtStart = os.loadavg();
   try {
     progress('gateway: starting the simulator, redis-server, the two sidecars (budget off; in memory, in Redis) and the bare proxy');
     await env.startSimulator();
@@ -346,6 +350,7 @@ export async function measureGateway(): Promise<GatewayResult> {
       ...(env.redisVersion ? { redisVersion: env.redisVersion } : {}),
       budget,
       commands: env.commands(),
+      load: { start: loadAtStart, end: os.loadavg() },
     };
   } finally {
     await env.stop();
