@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent } from 'undici';
 import { forward, outgoingHeaders, sendBroker } from '../src/gateway/forward';
+import { GATEWAY_BROKER_CONNECTIONS } from '../src/http/descriptors';
 import { listen } from '../src/http/server';
 
 const [upstream, port] = process.argv.slice(2);
@@ -16,8 +17,8 @@ if (!upstream || !port) {
   process.exit(2);
 }
 const origin = new URL(upstream).origin;
-// As the gateway's own pool (src/gateway/index.ts).
-const dispatcher = new Agent({ connections: 32, keepAliveTimeout: 30_000 });
+// As the gateway's own pool (src/gateway/start.ts).
+const dispatcher = new Agent({ connections: GATEWAY_BROKER_CONNECTIONS, keepAliveTimeout: 30_000 });
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {

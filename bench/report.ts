@@ -340,7 +340,7 @@ export function renderReport(r: Results): string {
     `| node_exporter | ${m.nodeExporter} |`,
     `| load average (1, 5, 15 min), start / end | ${load(m.loadAtStart)} / ${load(r.loadAtEnd)} |`,
     '',
-    'The broker simulator ran inside the bench process, except in § 6, where it ran in a process of its own. wrk, the sidecar, the bare servers, the bare proxy and node_exporter each ran in their own process. Everything was on this machine, over loopback, with temp dirs under the system temp directory.',
+    'The broker simulator ran inside the bench process, except in § 6, where it ran in a process of its own. wrk, the sidecar, the bare servers, the bare proxy, redis-server (§ 6) and node_exporter each ran in their own process. Everything was on this machine, over loopback, with temp dirs under the system temp directory.',
     '',
   );
   return `${out
