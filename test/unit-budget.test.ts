@@ -59,7 +59,7 @@ test('budget keys come from the app key and the documented api-ids only: invente
 });
 
 test('the fair queue: a client sending many calls does not starve one sending one; a slot granted to a caller that left goes to the next', async (t) => {
-  const budget = new CallBudget({ windowMs: 1_050, maxWaitMs: 10_000, now: () => performance.now() });
+  const budget = new CallBudget({ windowMs: 1_050, maxWaitMs: 10_000, now: () => performance.now(), sweepMs: 100 });
   t.after(() => budget.destroy());
   const key = budgetKeyOf({ name: 'main', provider: 'kis', appKey: 'K'.repeat(36) }, undefined);
   const take = (client: string, signal?: AbortSignal) => budget.take({ key, limit: 2, pendingMs: 5_000, client, signal });
@@ -72,9 +72,10 @@ test('the fair queue: a client sending many calls does not starve one sending on
   assert.equal((await leaving).granted, false);
   const slots = await Promise.all([...busy.slice(0, 2), quiet]);
   for (const slot of slots) if (slot.granted) slot.answered();
-  assert.ok(order.indexOf('quiet') <= 2, `the quiet client is served among the first three: ${order.join(',')}`);
+  // Two free slots granted at once; then the queue takes turns: one of the busy client's calls, then the quiet one.
+  assert.ok(order.indexOf('quiet') <= 3, `the quiet client is served at the queue's second turn: ${order.join(',')}`);
   for (const slot of await Promise.all(busy)) if (slot.granted) slot.answered();
-  assert.deepEqual(budget.footprint.queues, 0, 'a queue with nobody waiting is dropped');
+  await until('the idle queue dropped by the sweep', 5_000, () => budget.footprint.queues === 0, 20);
 });
 
 /** A shared log that answers, or fails as Redis out of reach does. */

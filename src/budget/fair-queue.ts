@@ -1,3 +1,4 @@
+import { onAbort, type AbortWatch } from '../core/call-abort';
 import type { Reservation } from './slot-log';
 
 /**
@@ -27,8 +28,6 @@ interface QueueDeps {
   maxWaitMs: number;
   /** The key's limit, for the Retry-After of a refused call. */
   limit: number;
-  /** Nobody waits any more: the budget may forget this queue. */
-  onIdle(): void;
 }
 
 export class FairQueue {
@@ -37,11 +36,13 @@ export class FairQueue {
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
+  /** When the last waiter left (monotonic ms). */
+  private emptySince = 0;
   length = 0;
 
   constructor(private readonly deps: QueueDeps) {}
 
-  enqueue(client: string, signal?: AbortSignal): Promise<Slot> {
+  enqueue(client: string, signal?: AbortWatch): Promise<Slot> {
     const arrivedAt = this.deps.now();
     if (this.closed || signal?.aborted) return Promise.resolve({ granted: false, waitedMs: 0, retryAfterMs: 0 });
     return new Promise<Slot>((resolve) => {
@@ -50,9 +51,14 @@ export class FairQueue {
       if (list) list.push(waiter);
       else this.byClient.set(client, [waiter]);
       this.length++;
-      signal?.addEventListener('abort', () => this.remove(waiter, { granted: false, waitedMs: this.deps.now() - arrivedAt, retryAfterMs: 0 }), { once: true });
+      if (signal) onAbort(signal, () => this.remove(waiter, { granted: false, waitedMs: this.deps.now() - arrivedAt, retryAfterMs: 0 }));
       void this.pump();
     });
+  }
+
+  /** How long nobody has waited here (0 while someone does). */
+  idleForMs(): number {
+    return this.length > 0 ? 0 : this.deps.now() - this.emptySince;
   }
 
   /** Everyone still waiting is told no at once: a stop must not wait for a slot. */
@@ -70,7 +76,7 @@ export class FairQueue {
     if (!list || index < 0) return false;
     list.splice(index, 1);
     if (list.length === 0) this.byClient.delete(waiter.client);
-    this.length--;
+    if (--this.length === 0) this.emptySince = this.deps.now();
     waiter.resolve(slot);
     return true;
   }
@@ -114,7 +120,6 @@ export class FairQueue {
       }
     } finally {
       this.pumping = false;
-      if (this.length === 0) this.deps.onIdle();
     }
   }
 
@@ -125,13 +130,7 @@ export class FairQueue {
       this.deps.cancel(id);
       return;
     }
-    let settled = false;
-    const answered = () => {
-      if (settled) return;
-      settled = true;
-      this.deps.settle(id);
-    };
-    this.remove(waiter, { granted: true, waitedMs: this.deps.now() - waiter.arrivedAt, answered });
+    this.remove(waiter, { granted: true, waitedMs: this.deps.now() - waiter.arrivedAt, answered: once(() => this.deps.settle(id)) });
     const rest = this.byClient.get(waiter.client);
     if (rest) {
       this.byClient.delete(waiter.client);
@@ -156,4 +155,14 @@ export class FairQueue {
     clearTimeout(this.timer);
     this.wake?.();
   }
+}
+
+/** `action` on the first call only: a slot's `answered` settles it once, whoever calls it again. */
+export function once(action: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    action();
+  };
 }

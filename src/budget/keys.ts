@@ -23,7 +23,13 @@ interface BudgetedAccount {
   appKey: string;
 }
 
-const digestOf = (appKey: string): string => createHash('sha256').update(appKey, 'utf8').digest('hex').slice(0, 16);
+// Computed once per app key: the gateway asks on every call. Bounded by the configured accounts' keys.
+const digests = new Map<string, string>();
+const digestOf = (appKey: string): string => {
+  let digest = digests.get(appKey);
+  if (digest === undefined) digests.set(appKey, (digest = createHash('sha256').update(appKey, 'utf8').digest('hex').slice(0, 16)));
+  return digest;
+};
 
 /** The Kiwoom budget an api-id counts against: its own when documented, else the catch-all. */
 const kiwoomBudgetOf = (api: string | undefined): string => (api !== undefined && KIWOOM_API_IDS.has(api) ? api : UNKNOWN_API);

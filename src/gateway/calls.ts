@@ -2,9 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { budgetKeyOf, pendingMsOf } from '../budget/keys';
 import { callsPerSecondOf } from '../config/gateway';
+import { CallAbort } from '../core/call-abort';
 import type { GatewayClientConfig } from '../config/types';
 import type { GatewayCallResult } from '../core/events';
-import { bearerToken, firstHeader, parseJson } from '../core/wire';
+import { bearerToken, firstHeader, parseJson, scanJsonFields } from '../core/wire';
 import { mayUse } from './clients';
 import { dialectOf, type Dialect, type RefusalKind } from './dialects';
 import { forward, outgoingHeaders, sendBroker, type BrokerAnswer } from './forward';
@@ -32,7 +33,7 @@ const BROKER_WINDOW_MS = 1_000;
 
 type Refuse = (res: ServerResponse, dialect: Dialect, kind: RefusalKind, detail: string, req: IncomingMessage) => void;
 
-async function tokenWithin(account: GatewayAccount, boundMs: number, signal: AbortSignal) {
+async function tokenWithin(account: GatewayAccount, boundMs: number, signal: CallAbort) {
   for (let waited = 0; waited < boundMs && !signal.aborted; waited += NO_TOKEN_POLL_MS) {
     await new Promise((resolve) => setTimeout(resolve, NO_TOKEN_POLL_MS));
     const token = account.token();
@@ -121,12 +122,12 @@ export function createCalls(deps: GatewayDeps, refuse: Refuse) {
         durationMs: performance.now() - started,
       });
 
-    const gone = new AbortController();
+    const gone = new CallAbort();
     res.once('close', () => {
       if (!res.writableFinished) gone.abort();
     });
     // No token this moment (found dead, its successor on the way): wait a little for it rather than fail the call.
-    let token = account.token() ?? (await tokenWithin(account, NO_TOKEN_WAIT_MS, gone.signal));
+    let token = account.token() ?? (await tokenWithin(account, NO_TOKEN_WAIT_MS, gone));
     if (!token) {
       sendAnswer(res, dialect.refusal('no_token', 'ask again in a few seconds', 5_000));
       return done('upstream_error', '');
@@ -136,7 +137,7 @@ export function createCalls(deps: GatewayDeps, refuse: Refuse) {
     const budgetKey = budgetKeyOf(account.config, api);
     const limit = callsPerSecondOf(deps.config, account.config);
     const sendOnce = async (accessToken: string): Promise<BrokerAnswer | 'budget_exhausted' | 'upstream_error'> => {
-      const slot = await deps.budget.take({ key: budgetKey, limit, pendingMs: pendingMsOf(account.config), client: client.name, signal: gone.signal });
+      const slot = await deps.budget.take({ key: budgetKey, limit, pendingMs: pendingMsOf(account.config), client: client.name, signal: gone });
       deps.bus.emit('budget.slot', { account: account.ref, granted: slot.granted, waitedMs: slot.waitedMs });
       if (!slot.granted) {
         sendAnswer(res, dialect.refusal('budget_exhausted', `the per-second budget of ${account.config.name} is spent`, slot.retryAfterMs));
@@ -152,10 +153,10 @@ export function createCalls(deps: GatewayDeps, refuse: Refuse) {
           headers: outgoingHeaders(req.headers, real),
           body,
           timeoutMs: account.config.http.timeoutMs,
-          signal: gone.signal,
+          signal: gone,
         });
       } catch {
-        if (!gone.signal.aborted) sendAnswer(res, dialect.refusal('upstream_error', `no answer from ${base.host}`));
+        if (!gone.aborted) sendAnswer(res, dialect.refusal('upstream_error', `no answer from ${base.host}`));
         return 'upstream_error';
       } finally {
         slot.answered();
@@ -163,7 +164,9 @@ export function createCalls(deps: GatewayDeps, refuse: Refuse) {
     };
 
     const verdictOf = (answer: BrokerAnswer) =>
-      answer.kind === 'read' ? dialect.classify(answer.status, parseJson(answer.body)) : { result: 'ok' as const, code: '' };
+      answer.kind === 'read'
+        ? dialect.classify(answer.status, scanJsonFields(answer.body, dialect.verdictFields) ?? parseJson(answer.body))
+        : { result: 'ok' as const, code: '' };
     const firstSentAt = performance.now();
     let answer = await sendOnce(token.accessToken);
     if (typeof answer === 'string') return done(answer, '');

@@ -37,6 +37,8 @@ export interface Dialect {
   /** The API a call names (KIS `tr_id`, Kiwoom `api-id`), as sent; the metrics fold unknown ones. */
   apiOf(headers: Record<string, string | string[] | undefined>): string | undefined;
   classify(status: number, body: unknown): { result: BrokerVerdict; code: string };
+  /** The top-level fields `classify` reads: scanned for, so that an answer is not parsed whole to be classified. */
+  verdictFields: readonly string[];
   refusal(kind: RefusalKind, detail: string, retryAfterMs?: number): GatewayAnswer;
   tokenAnswer(localToken: string, expiresAt: number, now: number): Record<string, unknown>;
   revokeAnswer(): Record<string, unknown>;
@@ -88,6 +90,7 @@ const kisDialect: Dialect = {
     return undefined;
   },
   apiOf: (headers) => firstHeader(headers, 'tr_id'),
+  verdictFields: ['rt_cd', 'msg_cd', 'error_code'],
   classify(status, body) {
     const json = asRecord(body);
     const rtCd = json?.rt_cd;
@@ -145,6 +148,7 @@ const kiwoomDialect: Dialect = {
     return undefined;
   },
   apiOf: (headers) => firstHeader(headers, 'api-id'),
+  verdictFields: ['return_code', 'return_msg'],
   classify(status, body) {
     const json = asRecord(body);
     const returnCode = json?.return_code;

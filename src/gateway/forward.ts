@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { CallAbort } from '../core/call-abort';
 
 /**
  * One call to the broker on a client's behalf, through undici's keep-alive pool: the client's headers minus the
@@ -82,7 +83,8 @@ interface ForwardRequest {
   headers: Record<string, string>;
   body: Buffer | undefined;
   timeoutMs: number;
-  signal?: AbortSignal;
+  /** The client went away: the request to the broker ends too. */
+  signal?: CallAbort;
 }
 
 export async function forward(dispatcher: Dispatcher, req: ForwardRequest): Promise<BrokerAnswer> {

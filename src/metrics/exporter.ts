@@ -20,7 +20,7 @@ import {
   registerProcessMetrics,
   type Catalogue,
 } from './catalogue';
-import type { AnyFamily, GaugeFamily, Labels } from './families';
+import { CounterFamily, type AnyFamily, type GaugeFamily, type Labels } from './families';
 import { ExpositionCache } from './exposition';
 
 interface MetricsOptions {
@@ -77,6 +77,8 @@ export class MetricsExporter {
     options: MetricsOptions,
   ) {
     this.exposition = new ExpositionCache(this.registry, this.processRegistry, (changed, now) => {
+      // Counters hold their sums until a render (families.ts): every render takes them first.
+      for (const family of this.families()) if (family instanceof CounterFamily) family.flush();
       if (changed || now - this.refreshedAt >= GAUGE_REFRESH_MS) {
         this.refreshGauges();
         this.refreshedAt = now;
@@ -144,9 +146,12 @@ export class MetricsExporter {
   }
 
   /** Forgets an account removed by a config reload, so its series stop instead of going stale. */
+  private families(): AnyFamily[] {
+    return [...Object.values(this.m), ...Object.values(this.compat ?? {})] as AnyFamily[];
+  }
+
   async removeAccount(ref: AccountRef, sinks: SinkConfig[]): Promise<void> {
-    const families: AnyFamily[] = [...Object.values(this.m), ...Object.values(this.compat ?? {})];
-    for (const family of families) await family.removeAccount(ref.name);
+    for (const family of this.families()) await family.removeAccount(ref.name);
     for (const sink of sinks) this.sinkFormats.delete(`${ref.name}\0${sink.name}`);
     this.probeUp.delete(ref.name);
     for (const key of this.lastGauge.keys()) if (key.split('|')[1] === ref.name) this.lastGauge.delete(key);

@@ -53,15 +53,39 @@ abstract class Family<L extends string, M extends SeriesHolder<L>> {
 
 const registered = <L extends string>({ name, help, labelNames, registry }: FamilyOptions<L>) => ({ name, help, labelNames, registers: [registry] });
 
+/**
+ * A counter whose increments are summed here and handed to prom-client at the next render (`flush`): on the gateway's
+ * path every call counts, and prom-client's `inc` (label checks, a hash of seven labels) cost ~10 µs where a sum in a
+ * map costs a fraction of one. What a scrape sees is the same: every render flushes first.
+ */
 export class CounterFamily<L extends string> extends Family<L, Counter<L>> {
+  private readonly pending = new Map<string, { labels: Labels<L>; by: number }>();
+  private readonly labelNames: readonly L[];
+
   constructor(options: FamilyOptions<L>) {
     super(options, new Counter<L>(registered(options)));
+    this.labelNames = options.labelNames;
   }
 
   /** By 0 creates the series, so a reason that never happened reads 0 instead of "no data". */
   inc(labels: Labels<L>, by = 1): void {
-    this.metric.inc(labels, by);
+    let key = '';
+    for (const name of this.labelNames) key += `${labels[name] ?? ''}\u0000`;
+    const sum = this.pending.get(key);
+    if (sum) sum.by += by;
+    else this.pending.set(key, { labels, by });
     this.changed();
+  }
+
+  /** The sums since the last render, into prom-client. */
+  flush(): void {
+    for (const { labels, by } of this.pending.values()) this.metric.inc(labels, by);
+    this.pending.clear();
+  }
+
+  override async removeAccount(account: string): Promise<void> {
+    this.flush();
+    await super.removeAccount(account);
   }
 }
 

@@ -38,7 +38,13 @@ export function openRedis(config: RedisStoreConfig): RedisConnection {
     client: new Redis(config.url, options),
     // The subscription waits out an outage (queued, then renewed by ioredis on every reconnect) rather than fail:
     // a SUBSCRIBE given up on would leave the replica deaf to its peers once Redis is back.
-    subscriber: new Redis(config.url, { ...options, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined }),
+    subscriber: new Redis(config.url, {
+      ...options,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      commandTimeout: undefined,
+      enableAutoPipelining: false,
+    }),
     keyPrefix: config.keyPrefix,
   };
 }
