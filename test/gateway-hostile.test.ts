@@ -181,22 +181,7 @@ test('Approval flooded while the broker fails it: the broker sees one attempt pe
 });
 
 test('Kiwoom: a new api-id on every call is no new budget: the broker sees the catch-all budget, and memory stays flat', async (t) => {
-  const dir = tempDir(t);
-  const cred = markerCredential('kiwoom', 'apiflood');
-  const bot = localClient('bot');
-  const sim = await simulatorProcess(t, cred);
-  const port = await freePort();
-  const config = join(dir, 'config.yaml');
-  writeFileSync(
-    config,
-    configText(
-      join(dir, 'state'),
-      sim.url,
-      [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }],
-      `gateway:\n  enabled: true\n  port: ${port}\n  clients:\n${clientEntries([bot])}\n`,
-    ),
-  );
-  const sidecar = await sidecarProcess(t, config);
+  const { cred, bot, sim, port, sidecar } = await gatewaySidecar(t, 'kiwoom', 'apiflood', {});
   const base = `http://127.0.0.1:${port}/main`;
   await until('the first token', 20_000, async () => (await post(`${base}/oauth2/token`, tokenRequest(bot))).body.return_code === 0);
   const token = String((await post(`${base}/oauth2/token`, tokenRequest(bot))).body.token);
@@ -226,9 +211,10 @@ test('Kiwoom: a new api-id on every call is no new budget: the broker sees the c
   assert.doesNotMatch(sidecar.log(), new RegExp([cred.appKey, cred.appSecret, bot.appSecret, token].join('|')), 'no secret in the log');
 });
 
-async function slowConnectionsTest(t: Parameters<typeof tempDir>[0], count: number, openFiles: number) {
+/** The simulator and a sidecar with its gateway, each a process of its own, for one client `bot` on account `main`. */
+async function gatewaySidecar(t: Parameters<typeof tempDir>[0], provider: 'kis' | 'kiwoom', tag: string, options: { openFiles?: number } = {}) {
   const dir = tempDir(t);
-  const cred = markerCredential('kis', `slow${count}`);
+  const cred = markerCredential(provider, tag);
   const bot = localClient('bot');
   const sim = await simulatorProcess(t, cred);
   const port = await freePort();
@@ -242,7 +228,12 @@ async function slowConnectionsTest(t: Parameters<typeof tempDir>[0], count: numb
       `gateway:\n  enabled: true\n  port: ${port}\n  clients:\n${clientEntries([bot])}\n`,
     ),
   );
-  const sidecar = await sidecarProcess(t, config, { openFiles });
+  const sidecar = await sidecarProcess(t, config, options);
+  return { dir, cred, bot, sim, port, sidecar };
+}
+
+async function slowConnectionsTest(t: Parameters<typeof tempDir>[0], count: number, openFiles: number) {
+  const { bot, port, sidecar } = await gatewaySidecar(t, 'kis', `slow${count}`, { openFiles });
   const limit = Number(/"maxConnections":(\d+)[^\n]*gateway serving/.exec(sidecar.log())?.[1]);
   const base = `http://127.0.0.1:${port}/main`;
   await until('a first answered call', 20_000, async () => (await call(base, bot)).status === 200);
@@ -283,22 +274,7 @@ test('1,000 connections trickling a token request, more than the gateway takes: 
 });
 
 test('the gateway port under ulimit -n 128 flooded with 200 slow connections: a deleted token file is repaired within a second', async (t) => {
-  const dir = tempDir(t);
-  const cred = markerCredential('kis', 'fds');
-  const bot = localClient('bot');
-  const sim = await simulatorProcess(t, cred);
-  const port = await freePort();
-  const config = join(dir, 'config.yaml');
-  writeFileSync(
-    config,
-    configText(
-      join(dir, 'state'),
-      sim.url,
-      [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }],
-      `gateway:\n  enabled: true\n  port: ${port}\n  clients:\n${clientEntries([bot])}\n`,
-    ),
-  );
-  const sidecar = await sidecarProcess(t, config, { openFiles: 128 });
+  const { dir, port, sidecar } = await gatewaySidecar(t, 'kis', 'fds', { openFiles: 128 });
   const file = join(dir, 'sinks', 'main.json');
   await until('the token file', 20_000, () => existsSync(file));
   const slow = hostileProcess(t, 'slow-connections.js', ['127.0.0.1', String(port), '200', '/main/oauth2/tokenP']);
