@@ -29,6 +29,12 @@ export function tier<T>(short: T, long: T): T {
 }
 
 /** The built CLI, as the tests start it (`node CLI start --config …`). */
+
+// Coverage (c8, `npm test`) is measured in the test processes themselves. The sidecars, simulators and clients they
+// start run without it, as in production: V8's coverage keeps every function's counters, and the tests that measure
+// a process's memory and timing (the soak, the hostile clients) would count that instead of the sidecar.
+delete process.env.NODE_V8_COVERAGE;
+
 export const CLI = join(__dirname, '..', 'src', 'cli.js');
 
 /**
