@@ -26,6 +26,8 @@ const rules: Rules = {
   fileModeNotPrivate: { enabled: true, graceMs: 30 * SECOND },
   storeUnavailable: { enabled: true, graceMs: 60 * SECOND },
   noUsableToken: { enabled: true, graceMs: 60 * SECOND },
+  realtimeSessionDown: { enabled: true, graceMs: 60 * SECOND },
+  realtimeRegistrationsFull: { enabled: true, graceMs: 5 * MINUTE },
 };
 const off = <K extends keyof Rules>(kind: K): Rules => ({ ...rules, [kind]: { ...rules[kind], enabled: false } });
 

@@ -4,7 +4,8 @@ import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '.
 import type { Logger } from '../logging/logger';
 import { ConfigError } from '../core/errors';
 import { createHttpApp } from '../http/app';
-import { startGateway, type RunningGateway } from '../gateway/start';
+import { startGateway, type GatewayCredentials, type RunningGateway } from '../gateway/start';
+import { realtimeDescriptors, startRealtimeEndpoint, type RunningRealtime } from '../realtime/start';
 import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
 import { Sidecar, StartupError, type SidecarOptions } from '../sidecar';
@@ -105,7 +106,8 @@ export async function serve(
   const sidecar = new Sidecar(config, { ...options.sidecar, clock });
   warnIfTestClock(sidecar.logger, clock);
   const { logger } = sidecar;
-  const descriptors = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests, config.gateway.enabled);
+  // The real-time endpoint's sockets come out of the reserve, so the HTTP and gateway ports' shares leave them room.
+  const descriptors = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests + realtimeDescriptors(config), config.gateway.enabled);
   if (descriptors.tooLow) {
     logger.warn(
       { descriptorLimit: descriptors.descriptorLimit, reserved: descriptors.reserved, maxConnections: descriptors.maxConnections },
@@ -114,7 +116,8 @@ export async function serve(
   }
   let server: RunningServer | undefined;
   let gateway: RunningGateway | undefined;
-  const closePorts = () => Promise.all([server?.close(), gateway?.close()]);
+  let realtime: RunningRealtime | undefined;
+  const closePorts = () => Promise.all([server?.close(), realtime?.close(), gateway?.close()]);
   try {
     if (config.server.enabled) {
       server = await listenOrExplain('server', config.server.host, config.server.port, () =>
@@ -140,6 +143,10 @@ export async function serve(
     }
     if (config.gateway.enabled) {
       gateway = await listenOrExplain('gateway', config.gateway.host, config.gateway.port, () => startSidecarGateway(sidecar, descriptors.gatewayConnections));
+    }
+    if (config.realtime.enabled && gateway) {
+      const credentials = gateway.credentials;
+      realtime = await listenOrExplain('realtime', config.realtime.host, config.realtime.port, () => startSidecarRealtime(sidecar, credentials));
     }
     await openOrExplain(sidecar);
   } catch (error) {
@@ -186,6 +193,18 @@ export function startSidecarGateway(sidecar: Sidecar, maxConnections: number): P
   });
 }
 
+/** The real-time endpoint in front of a sidecar, its clients checked with the gateway's credentials. */
+export function startSidecarRealtime(sidecar: Sidecar, credentials: GatewayCredentials): Promise<RunningRealtime> {
+  return startRealtimeEndpoint({
+    config: sidecar.config,
+    account: (name) => sidecar.gatewayAccount(name),
+    credentials,
+    bus: sidecar.bus,
+    logger: sidecar.logger,
+    clock: sidecar.clock,
+  });
+}
+
 /** Whether the gateway's port listens, and what it holds now, for /healthz. */
 export function gatewayHealthOf(gateway: RunningGateway): { listening: boolean; connections: number; maxConnections: number; refusedLastMinute: number } {
   const { server } = gateway;
@@ -198,7 +217,7 @@ export function gatewayHealthOf(gateway: RunningGateway): { listening: boolean; 
 }
 
 /** A port that cannot be bound ends the start before anything is written, with what to do about it. */
-async function listenOrExplain<T>(what: 'server' | 'gateway', host: string, port: number, bind: () => Promise<T>): Promise<T> {
+async function listenOrExplain<T>(what: 'server' | 'gateway' | 'realtime', host: string, port: number, bind: () => Promise<T>): Promise<T> {
   try {
     return await bind();
   } catch (error) {

@@ -8,6 +8,7 @@ import { GATEWAY_BROKER_CONNECTIONS } from '../http/descriptors';
 import { listen, type RunningServer } from '../http/server';
 import { ClientBook } from './clients';
 import { createGatewayHandler } from './handler';
+import { LocalApprovalKeys } from './local-approval-keys';
 import { LocalTokens, loadOrCreateTokenKey } from './local-tokens';
 import { FileRevocationStore, Revocations, SharedRevocationStore } from './revocations';
 import type { GatewayAccount } from './types';
@@ -22,7 +23,15 @@ import type { Redis } from 'ioredis';
 export interface RunningGateway {
   url: string;
   server: RunningServer;
+  /** The clients' local credentials, which the real-time endpoint (src/realtime/) checks as the gateway does. */
+  credentials: GatewayCredentials;
   close(): Promise<void>;
+}
+
+export interface GatewayCredentials {
+  clients: ClientBook;
+  tokens: LocalTokens;
+  approvalKeys: LocalApprovalKeys;
 }
 
 interface GatewayStart {
@@ -54,13 +63,17 @@ export async function startGateway(start: GatewayStart): Promise<RunningGateway>
   const revocations = new Revocations(start.redis ? new SharedRevocationStore(start.redis.client, start.redis.keyPrefix, file) : file);
   await revocations.refresh(start.now());
   const clients = new ClientBook(config.clients);
+  const credentials: GatewayCredentials = {
+    clients,
+    tokens: new LocalTokens(key, (name) => clients.byClientName(name), revocations),
+    approvalKeys: new LocalApprovalKeys(key, config.clients),
+  };
   const ownDispatcher = start.dispatcher ? undefined : new Agent({ connections: GATEWAY_BROKER_CONNECTIONS, keepAliveTimeout: 30_000 });
   let server: RunningServer | undefined;
   const handler = createGatewayHandler({
     config,
     account: start.account,
-    clients,
-    tokens: new LocalTokens(key, (name) => clients.byClientName(name), revocations),
+    ...credentials,
     budget: start.budget,
     dispatcher: start.dispatcher ?? ownDispatcher!,
     bus,
@@ -96,6 +109,7 @@ export async function startGateway(start: GatewayStart): Promise<RunningGateway>
   return {
     url: running.url,
     server: running,
+    credentials,
     close: () =>
       (closing ??= (async () => {
         clearInterval(refresh);
