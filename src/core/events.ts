@@ -96,7 +96,14 @@ export interface SidecarEvents {
   /** An upstream session is being opened, and why (the first, or the end of the one before). */
   'realtime.connect': { account: AccountRef; reason: RealtimeConnectReason };
   /** A client of the real-time endpoint connected or was closed (`left`: it closed itself). */
-  'realtime.client': { account: AccountRef | null; client: string | null; change: 'opened' | 'closed'; reason: RealtimeClientCloseReason | null };
+  'realtime.client': {
+    account: AccountRef | null;
+    client: string | null;
+    change: 'opened' | 'closed';
+    reason: RealtimeClientCloseReason | null;
+    /** Bytes it still had queued when the endpoint closed it. */
+    queuedBytes: number;
+  };
   /** A client's request refused (never carries what was presented); `code` is the broker's code it was answered with. */
   'realtime.refused': { account: AccountRef | null; client: string | null; reason: RealtimeRefusalReason; code: string };
   /** A session's gauges and its frame counts since the last snapshot: once a second while anything changes. */

@@ -39,6 +39,8 @@ export class ClientConnection {
   refusedAt: number | undefined;
   lastHeardAt: number;
   closedBy: RealtimeClientCloseReason | undefined;
+  /** What it had queued when it was closed (its bound decides for a slow one). */
+  queuedAtClose = 0;
   /** Send times of frames not yet written to the kernel, oldest first (a ring would do; frames are few per client). */
   private readonly unflushed: number[] = [];
   private unflushedHead = 0;
@@ -114,6 +116,7 @@ export class ClientConnection {
   /** Closes with the reason's code; a slow client's queue is dropped at once rather than flushed. */
   close(reason: Exclude<RealtimeClientCloseReason, 'left'>, text: string): void {
     if (!this.open) return;
+    this.queuedAtClose = this.ws.bufferedAmount;
     if (reason === 'slow' || reason === 'evicted') {
       this.ws.close(CLOSE_CODES[reason], text.slice(0, 120));
       // A client that does not read would never read the close frame either: the socket goes now.

@@ -156,11 +156,17 @@ class RealtimeEndpoint {
       const connection = new ClientConnection(ws, (socket as Socket).remoteAddress, this.start.clock, this.config.client);
       this.connections.add(connection);
       this.routes.set(connection, route);
-      this.start.bus.emit('realtime.client', { account: null, client: null, change: 'opened', reason: null });
+      this.start.bus.emit('realtime.client', { account: null, client: null, change: 'opened', reason: null, queuedBytes: 0 });
       connection.whenClosed((reason) => {
         this.connections.delete(connection);
         const session = connection.account === undefined ? undefined : this.sessions.get(connection.account);
-        this.start.bus.emit('realtime.client', { account: session?.ref ?? null, client: connection.client ?? null, change: 'closed', reason });
+        this.start.bus.emit('realtime.client', {
+          account: session?.ref ?? null,
+          client: connection.client ?? null,
+          change: 'closed',
+          reason,
+          queuedBytes: connection.queuedAtClose,
+        });
       });
       ws.on('message', (data: Buffer, isBinary: boolean) => {
         if (!connection.open) return;
