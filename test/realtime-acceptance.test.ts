@@ -307,7 +307,7 @@ test(
     h.sidecar.bus.on('realtime.client', (e) => e.client === 'slow' && (peakQueue = Math.max(peakQueue, e.queuedBytes)));
     const slowKey = await localApprovalKey(h.base, bots[1]!);
     // It stops reading at once: the kernel's buffers, which grow while a socket is read, stay at their defaults.
-    const slow = await TimedProbe.open(t, `${h.ws}/tryitout`, (ws) => {
+    await TimedProbe.open(t, `${h.ws}/tryitout`, (ws) => {
       registerAll(slowKey)(ws);
       (ws as unknown as { _socket: { pause(): void } })._socket.pause();
     });

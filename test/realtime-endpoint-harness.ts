@@ -25,6 +25,8 @@ export interface EndpointOptions {
   account?: string;
   /** More keys the simulator knows (a direct client beside the sidecar's, on a key of its own). */
   otherCredentials?: SimulatorCredential[];
+  /** Runs once the simulator listens; returns more lines for the account (a websocketUrl through a hop, say). */
+  beforeStart?: (sim: { url: string; wsUrl: string }) => Promise<string>;
 }
 
 /** One account `main` of the credential's broker, its gateway and real-time endpoint serving `clients`. */
@@ -41,7 +43,7 @@ export async function realtimeEndpoint(t: TestContext, credential: SimulatorCred
       .map((l) => `  ${l}`),
   ].join('\n');
   const top = `gateway:\n  enabled: true\n  port: 0\n  clients:\n${clientEntries(clients)}\n${realtime}\n`;
-  const extra = ['renewal: { spacing: 1s }', options.account ?? ''].filter(Boolean).join('\n');
+  const extra = ['renewal: { spacing: 1s }', options.account ?? '', (await options.beforeStart?.(sim)) ?? ''].filter(Boolean).join('\n');
   const config = parseTestConfig(configText(join(dir, 'state'), sim.url, [{ name: 'main', credential, extra }], top), dir);
   const logs = new LogCapture();
   const sidecar: Sidecar = testSidecar(config, systemClock as never, { logger: logs.logger, secrets: logs.secrets });

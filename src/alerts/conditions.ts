@@ -51,17 +51,6 @@ export function evaluateAlerts(
   realtime: readonly RealtimeSnapshot[] = [],
 ): ActiveAlert[] {
   const active: ActiveAlert[] = [];
-  for (const session of realtime) {
-    const add = (kind: AlertKind, facts: ActiveAlert['facts']) =>
-      active.push({ key: alertKey(kind, session.account.name), kind, severity: ALERT_KINDS[kind].severity, account: session.account, facts, expiresAt: null });
-    // Clients wait on it (it has registrations to carry) and it has not been open for the grace: every one of them is without data.
-    if (rules.realtimeSessionDown.enabled && session.downSince !== null && now - session.downSince >= rules.realtimeSessionDown.graceMs) {
-      add('realtime_session_down', { since: session.downSince, state: session.state, reason: session.lastEnd, registrations: session.registrations });
-    }
-    if (rules.realtimeRegistrationsFull.enabled && session.fullSince !== null && now - session.fullSince >= rules.realtimeRegistrationsFull.graceMs) {
-      add('realtime_registrations_full', { since: session.fullSince, registrations: session.registrations, limit: session.limit });
-    }
-  }
   if (rules.storeUnavailable.enabled && store && !store.up && store.downSince !== null && now - store.downSince >= rules.storeUnavailable.graceMs) {
     active.push({
       key: alertKey('store_unavailable', undefined),
@@ -122,6 +111,17 @@ export function evaluateAlerts(
       } else if (!modeWrong && rules.sinkUnrepairable.enabled && brokenFor >= rules.sinkUnrepairable.graceMs) {
         add('sink_unrepairable', { ...sinkFacts(sink), since: sink.unhealthySince }, 'critical', sink.name);
       }
+    }
+  }
+  for (const session of realtime) {
+    const add = (kind: AlertKind, facts: ActiveAlert['facts']) =>
+      active.push({ key: alertKey(kind, session.account.name), kind, severity: ALERT_KINDS[kind].severity, account: session.account, facts, expiresAt: null });
+    // Clients wait on it (it has registrations to carry) and it has not been open for the grace: every one of them is without data.
+    if (rules.realtimeSessionDown.enabled && session.downSince !== null && now - session.downSince >= rules.realtimeSessionDown.graceMs) {
+      add('realtime_session_down', { since: session.downSince, state: session.state, reason: session.lastEnd, registrations: session.registrations });
+    }
+    if (rules.realtimeRegistrationsFull.enabled && session.fullSince !== null && now - session.fullSince >= rules.realtimeRegistrationsFull.graceMs) {
+      add('realtime_registrations_full', { since: session.fullSince, registrations: session.registrations, limit: session.limit });
     }
   }
   return active;
