@@ -11,7 +11,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localClient } from './gateway-harness';
-import { markerCredential, tempDir, until } from './helpers';
+import { markerCredential, parseExposition, sampleValue, tempDir, until } from './helpers';
 import { approvalKey, HANG_MS, kisRequest, realtimeReplicaPython, ReplicaProcess, splitFrame, WsProbe } from './realtime-harness';
 import { localApprovalKey, localKiwoomToken, realtimeEndpoint } from './realtime-endpoint-harness';
 import { writeKisDevlp } from './replicas';
@@ -422,4 +422,44 @@ describe('Kiwoom through the endpoint', () => {
       assert.deepEqual([stats.sessions, stats.closes.replaced, stats.closes.pingpong], [1, 0, 0]);
     },
   );
+});
+
+describe('observability', () => {
+  test('metrics: the session’s state, connects by reason, registrations of the limit, clients, frames, refusals and closes', async (t) => {
+    const bot = localClient('bot');
+    const h = await realtimeEndpoint(t, kis, [bot], { simulator: { realtime: { framesPerSecond: 10 } } });
+    const scrape = async () => parseExposition((await h.sidecar.metrics.render(false)).body);
+    const labels = { account: 'main', provider: 'kis', env: 'real' };
+    let samples = await scrape();
+    assert.equal(sampleValue(samples, 'broker_token_realtime_upstream_state', { ...labels, state: 'idle' }), 1);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_registration_limit', labels), 41);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_refusals_total', { reason: 'budget_full' }), 0, 'pre-set to 0');
+
+    const key = await localApprovalKey(h.base, bot);
+    const [a, b] = [await WsProbe.open(t, `${h.ws}/tryitout`), await WsProbe.open(t, `${h.ws}/tryitout`)];
+    a.send(kisRequest(key, 'H0STCNT0', '005930'));
+    b.send(kisRequest(key, 'H0STCNT0', '005930'));
+    b.send(kisRequest('wrong', 'H0STCNT0', '000660'));
+    await until('frames at both', HANG_MS, () => a.messages.filter(isData).length >= 3 && b.messages.filter(isData).length >= 3);
+    h.simulator.realtime.kill(kis.appKey);
+    await until('a second session', HANG_MS, () => h.simulator.realtime.stats(kis.appKey).sessions === 2);
+    a.close();
+    await a.closed('a');
+    await sleep(1_200);
+    samples = await scrape();
+    assert.equal(sampleValue(samples, 'broker_token_realtime_upstream_state', { ...labels, state: 'open' }), 1);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_upstream_connects_total', { ...labels, reason: 'first' }), 1);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_upstream_connects_total', { ...labels, reason: 'dropped' }), 1);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_registrations', labels), 1);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_clients', labels), 1);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_refusals_total', { reason: 'unauthenticated' }), 1);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_client_closes_total', { reason: 'left' }), 1);
+    const received = sampleValue(samples, 'broker_token_realtime_frames_received_total', labels);
+    const sent = sampleValue(samples, 'broker_token_realtime_frames_sent_total', labels);
+    assert.ok(received >= 3 && sent >= 2 * 3, `received ${received}, sent ${sent}`);
+    assert.ok(Math.abs(sampleValue(samples, 'broker_token_realtime_upstream_last_frame_timestamp_seconds', labels) - Date.now() / 1000) < 5);
+    assert.equal(sampleValue(samples, 'broker_token_realtime_client_queue_bytes', { ...labels, client: 'bot' }), 0);
+    assert.ok(!h.logs.text().includes(key), 'no approval key in the log');
+    assert.match(h.logs.text(), /real-time session ended; reconnecting within the pacing rules/);
+  });
 });

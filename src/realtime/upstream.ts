@@ -229,7 +229,10 @@ export abstract class Upstream {
     ws.on('ping', () => this.frameSeen());
     ws.on('pong', () => this.frameSeen());
     ws.on('close', (code) => {
-      if (this.current === ws) this.end(this.openedAt === undefined ? 'connect_failed' : 'closed', `closed by the broker (${code})`);
+      // 1006: the socket ended without a close frame (cut, reset), which is not the broker closing the session.
+      if (this.current !== ws) return;
+      if (this.openedAt === undefined) this.end('connect_failed', `closed before it opened (${code})`);
+      else this.end(code === 1006 ? 'dropped' : 'closed', code === 1006 ? 'the connection was cut' : `closed by the broker (${code})`);
     });
     ws.on('error', (error) => {
       if (this.current === ws) this.end(this.openedAt === undefined ? 'connect_failed' : 'dropped', error.message);
