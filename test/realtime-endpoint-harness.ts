@@ -16,7 +16,7 @@ import { startRealtimeSimulator } from './realtime-harness';
 
 type TestContext = Parameters<typeof tempDir>[0];
 
-export interface EndpointOptions {
+interface EndpointOptions {
   /** Lines under `realtime:` beyond enabled and port. */
   realtime?: string;
   /** The simulator's options (its realtime: frame rate, pings). */

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CLOSE_CODES } from '../src/realtime/client';
 import { localClient } from './gateway-harness';
 import { markerCredential, parseExposition, sampleValue, tempDir, until } from './helpers';
 import { approvalKey, HANG_MS, kisRequest, realtimeReplicaPython, ReplicaProcess, splitFrame, WsProbe } from './realtime-harness';
@@ -326,7 +327,7 @@ describe('KIS through the endpoint', () => {
     for (const c of clients) await c.nextJson('subscribed', isControl);
     await sleep(1_100);
     const newcomer = await WsProbe.open(t, `${h.ws}/tryitout`);
-    assert.equal(await silent.closed('the silent one'), 4009);
+    assert.equal(await silent.closed('the silent one'), CLOSE_CODES.evicted);
     newcomer.send(kisRequest(key, 'H0STCNT0', '005930'));
     await newcomer.nextJson('subscribed', isControl);
     await assert.rejects(WsProbe.open(t, `${h.ws}/tryitout`), /503/);

@@ -13,7 +13,7 @@ import { formatDuration } from '../core/duration';
  * The brokers' WebSocket hosts, without a path (docs/brokers.md#kis-real-time-session, #kiwoom-real-time-session):
  * KIS's `ops`/`vops` of kis_devlp.yaml (plain ws), Kiwoom's socket host (its path is /api/dostk/websocket).
  */
-export const DEFAULT_WEBSOCKET_URLS: Record<Provider, Record<Env, string>> = {
+const DEFAULT_WEBSOCKET_URLS: Record<Provider, Record<Env, string>> = {
   kis: { real: 'ws://ops.koreainvestment.com:21000', mock: 'ws://ops.koreainvestment.com:31000' },
   kiwoom: { real: 'wss://api.kiwoom.com:10000', mock: 'wss://mockapi.kiwoom.com:10000' },
 };
@@ -24,7 +24,7 @@ export const DEFAULT_WEBSOCKET_URLS: Record<Provider, Record<Env, string>> = {
  * set of 41 registrations at 10 records a second) before it is closed. The session is replaced after 30 s without
  * a frame (the endpoint pings every 10 s, as the official client's websockets library does every 20 s).
  */
-export const DEFAULT_REALTIME = {
+const DEFAULT_REALTIME = {
   host: '127.0.0.1',
   port: 9466,
   maxClients: 64,

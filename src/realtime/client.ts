@@ -23,14 +23,12 @@ export const CLOSE_CODES = {
   shutdown: 1001,
 } as const satisfies Record<Exclude<RealtimeClientCloseReason, 'left'>, number>;
 
-export interface ClientBounds {
+interface ClientBounds {
   maxQueueBytes: number;
   maxQueueDelayMs: number;
 }
 
 export class ClientConnection {
-  private static lastId = 0;
-  readonly id = ++ClientConnection.lastId;
   readonly connectedAt: number;
   /** The gateway client it authenticated as, and the account it acts on; undefined until then. */
   client: string | undefined;

@@ -32,7 +32,7 @@ import { KiwoomSession } from './kiwoom-session';
 import { KIWOOM_PING, KIWOOM_REFUSALS, kiwoomAnswer, readKiwoomClientMessage } from './kiwoom-wire';
 import type { SessionContext, SharedSession } from './session';
 
-export interface RealtimeStart {
+interface RealtimeStart {
   config: SidecarConfig;
   account(name: string): GatewayAccount | undefined;
   credentials: GatewayCredentials;

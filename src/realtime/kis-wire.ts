@@ -7,7 +7,7 @@
 import { createDecipheriv } from 'node:crypto';
 import { formatWallClock, KST_ZONE } from '../core/time';
 
-export interface KisAnswer {
+interface KisAnswer {
   code: string;
   rtCd: '0' | '1' | '9';
   msg1: string;
@@ -52,7 +52,7 @@ export const isFillTr = (trId: string): boolean => /^H0[A-Z]{2}CNI[0-9]$/.test(t
 const TR_ID = /^[A-Z0-9]{1,16}$/;
 const TR_KEY = /^[\x21-\x7e]{1,40}$/;
 
-export type KisClientMessage =
+type KisClientMessage =
   | { kind: 'pingpong' }
   | { kind: 'malformed'; answer: KisAnswer; trId: string; trKey: string }
   | { kind: 'request'; approvalKey: string | undefined; register: boolean; trId: string; trKey: string; refusal?: KisAnswer };
@@ -121,7 +121,7 @@ export function kisPingpong(now: number): string {
   return JSON.stringify({ header: { tr_id: 'PINGPONG', datetime: formatWallClock(now, KST_ZONE).replace(/\D/g, '') } });
 }
 
-export type KisUpstreamMessage =
+type KisUpstreamMessage =
   | { kind: 'data'; trId: string; encrypted: boolean; payload: string }
   | { kind: 'pingpong' }
   | { kind: 'control'; trId: string; trKey: string; code: string; ok: boolean; encrypt: boolean; output: KisCipher | undefined }

@@ -4,7 +4,7 @@
  * changes; the answers in the broker's shape; the (type, item) pairs a REAL push carries, for routing.
  */
 
-export interface KiwoomRefusal {
+interface KiwoomRefusal {
   returnCode: number;
   returnMsg: string;
 }
@@ -33,7 +33,7 @@ export interface Pair {
   key: string;
 }
 
-export type KiwoomClientMessage =
+type KiwoomClientMessage =
   | { kind: 'ping' }
   | { kind: 'login'; token: string | undefined }
   | { kind: 'change'; trnm: 'REG' | 'REMOVE'; group: string; refresh: boolean; pairs: Pair[] }
@@ -92,7 +92,7 @@ export function kiwoomChange(trnm: 'REG' | 'REMOVE', group: string, pairs: Pair[
   return JSON.stringify(trnm === 'REG' ? { trnm, grp_no: group, refresh: '1', data } : { trnm, grp_no: group, data });
 }
 
-export type KiwoomUpstreamMessage =
+type KiwoomUpstreamMessage =
   | { kind: 'real'; pairs: Pair[] }
   | { kind: 'ping' }
   | { kind: 'answer'; trnm: string; ok: boolean; returnCode: number }

@@ -9,7 +9,7 @@
  * - A session that lived long enough resets the count: a session killed after an hour comes back in about a second.
  */
 
-export const MIN_GAP_MS = 1_000;
+const MIN_GAP_MS = 1_000;
 /** A session open this long was a good one: its end starts the backoff over. */
 export const HEALTHY_AFTER_MS = 10_000;
 const JITTER = 0.2;

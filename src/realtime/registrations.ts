@@ -24,7 +24,7 @@ export interface Entry<C> {
   encrypted: boolean;
 }
 
-export type AddOutcome = 'live' | 'waiting' | 'held' | 'full';
+type AddOutcome = 'live' | 'waiting' | 'held' | 'full';
 
 export class RegistrationBook<C> {
   private readonly entries = new Map<string, Entry<C>>();
@@ -44,9 +44,6 @@ export class RegistrationBook<C> {
     return this.entries.get(name(id, key));
   }
 
-  all(): IterableIterator<Entry<C>> {
-    return this.entries.values();
-  }
 
   /** Entries of one id (a KIS tr_id, a Kiwoom type): where a frame that names only its id may belong. */
   ofId(id: string): Entry<C>[] {
@@ -141,12 +138,6 @@ export class RegistrationBook<C> {
     }
   }
 
-  /** Entries that clients want (the set a replay sends). */
-  get wanted(): number {
-    let n = 0;
-    for (const entry of this.entries.values()) if (entry.subscribers.size > 0) n++;
-    return n;
-  }
 
   private dropIfDone(entry: Entry<C>): void {
     if (entry.subscribers.size === 0 && entry.upstream === 'none') this.entries.delete(name(entry.id, entry.key));
