@@ -31,7 +31,11 @@ interface EndpointOptions {
 
 /** One account `main` of the credential's broker, its gateway and real-time endpoint serving `clients`. */
 export async function realtimeEndpoint(t: TestContext, credential: SimulatorCredential, clients: Client[], options: EndpointOptions = {}) {
-  const sim = await startRealtimeSimulator(t, [credential, ...(options.otherCredentials ?? [])], { approvalSpacingMs: 1_000, ...options.simulator });
+  const sim = await startRealtimeSimulator(t, [credential, ...(options.otherCredentials ?? [])], {
+    spacingMs: 1_000,
+    approvalSpacingMs: 1_000,
+    ...options.simulator,
+  });
   const dir = tempDir(t, 'bts-rte-');
   const realtime = [
     'realtime:',

@@ -11,6 +11,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLOSE_CODES } from '../src/realtime/client';
+import { WebSocketServer } from 'ws';
 import { localClient } from './gateway-harness';
 import { markerCredential, parseExposition, sampleValue, tempDir, until } from './helpers';
 import { approvalKey, HANG_MS, kisRequest, realtimeReplicaPython, ReplicaProcess, splitFrame, WsProbe } from './realtime-harness';
@@ -286,6 +287,26 @@ describe('KIS through the endpoint', () => {
     assert.equal(h.simulator.realtime.stats(kis.appKey).peakConcurrentSessions, 1);
   });
 
+  test('the session opens with the first registration and closes idleClose after the last leaves; with keepOpen it opens at start and stays', async (t) => {
+    const bot = localClient('bot');
+    const h = await realtimeEndpoint(t, kis, [bot], { realtime: 'idleClose: 1s' });
+    await sleep(300);
+    assert.equal(h.simulator.realtime.stats().connects, 0, 'nothing registered, no connection');
+    const ws = await WsProbe.open(t, `${h.ws}/tryitout`);
+    const key = await localApprovalKey(h.base, bot);
+    ws.send(kisRequest(key, 'H0STCNT0', '005930'));
+    await ws.nextJson('OPSP0000', isControl);
+    ws.send(kisRequest(key, 'H0STCNT0', '005930', '2'));
+    await ws.nextJson('OPSP0001', isControl);
+    const leftAt = Date.now();
+    await until('the session closed', HANG_MS, () => h.simulator.realtime.sessionList({ appKey: kis.appKey, open: false }).length === 1);
+    assert.ok(Date.now() - leftAt >= 900, 'not before idleClose');
+    assert.equal(ws.closeCode, undefined, 'the client stays connected');
+
+    const kept = await realtimeEndpoint(t, markerCredential('kis', 'rtkeep'), [bot], { realtime: 'keepOpen: true' });
+    await until('a connection at start', HANG_MS, () => kept.simulator.realtime.stats().connects === 1);
+  });
+
   test('PINGPONG from the broker is answered: a session pinged every 300 ms, dropped after two unanswered, lives on', async (t) => {
     const bot = localClient('bot');
     const h = await realtimeEndpoint(t, kis, [bot], { simulator: { realtime: { framesPerSecond: 0, pingIntervalMs: 300, pingUnansweredLimit: 2 } } });
@@ -392,6 +413,41 @@ describe('Kiwoom through the endpoint', () => {
     await until('frames again for the client, on its own socket', HANG_MS, () => ws.messages.slice(count).filter((m) => m.includes('"REAL"')).length >= 3);
     assert.equal(h.simulator.realtime.stats(kiwoom.appKey).closes.replaced, 2);
     assert.equal(ws.closeCode, undefined);
+  });
+
+  test('a renewed token is presented on the open session: LOGIN again, no new connection', async (t) => {
+    // A stand-in for Kiwoom's socket that notes every LOGIN on each connection and accepts any token.
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    t.after(() => server.close());
+    const logins: string[][] = [];
+    server.on('connection', (socket) => {
+      const mine: string[] = [];
+      logins.push(mine);
+      socket.on('message', (data: Buffer) => {
+        const message = JSON.parse(data.toString()) as { trnm: string; token?: string };
+        if (message.trnm === 'LOGIN') {
+          mine.push(message.token!);
+          socket.send(JSON.stringify({ trnm: 'LOGIN', return_code: 0, sor_yn: 'Y' }));
+        } else if (message.trnm === 'REG') socket.send(JSON.stringify({ trnm: 'REG', return_code: 0, return_msg: '' }));
+      });
+    });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const a = localClient('a');
+    const h = await realtimeEndpoint(t, kiwoom, [a], { account: `websocketUrl: ws://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    const ws = await WsProbe.open(t, `${h.ws}/api/dostk/websocket`);
+    ws.send(JSON.stringify({ trnm: 'LOGIN', token: await localKiwoomToken(h.base, a) }));
+    await ws.nextJson('LOGIN');
+    ws.send(JSON.stringify({ trnm: 'REG', grp_no: '1', refresh: '1', data: [{ item: ['005930'], type: ['0B'] }] }));
+    await ws.nextJson('REG ok', (m) => m.trnm === 'REG');
+    const first = h.sidecar.account('main')!.gatewayToken()!.accessToken;
+    assert.deepEqual(logins, [[first]]);
+    await sleep(1_100); // the account's spacing
+    assert.equal((await h.sidecar.renew('main', true))?.result, 'issued');
+    const renewed = h.sidecar.account('main')!.gatewayToken()!.accessToken;
+    assert.notEqual(renewed, first);
+    await until('LOGIN again with the renewed token', HANG_MS, () => logins[0]!.length === 2);
+    assert.deepEqual(logins, [[first, renewed]], 'on the same connection');
+    assert.ok(!h.logs.text().includes(first) && !h.logs.text().includes(renewed), 'no token in the log');
   });
 
   test(

@@ -126,6 +126,7 @@ class RealtimeEndpoint {
     });
     this.server.on('error', () => undefined);
     this.loops = [this.every(SWEEP_MS, () => this.sweep()), this.every(SNAPSHOT_MS, () => this.snapshots()), this.keepAlive()];
+    for (const session of this.sessions.values()) session.begin();
     this.snapshots();
     const address = this.server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -44,7 +44,6 @@ export class RegistrationBook<C> {
     return this.entries.get(name(id, key));
   }
 
-
   /** Entries of one id (a KIS tr_id, a Kiwoom type): where a frame that names only its id may belong. */
   ofId(id: string): Entry<C>[] {
     return [...this.entries.values()].filter((e) => e.id === id);
@@ -137,7 +136,6 @@ export class RegistrationBook<C> {
       this.dropIfDone(entry);
     }
   }
-
 
   private dropIfDone(entry: Entry<C>): void {
     if (entry.subscribers.size === 0 && entry.upstream === 'none') this.entries.delete(name(entry.id, entry.key));

@@ -59,6 +59,11 @@ export abstract class SharedSession {
     };
   }
 
+  /** Opens the upstream session at once when `keepOpen` asks for it; otherwise waits for the first registration. */
+  begin(): void {
+    this.reconcile();
+  }
+
   /** A provider's own reaction to a lost session (before the replay). */
   protected upstreamLost(_reason: RealtimeEndReason): void {}
 
