@@ -100,7 +100,11 @@ export class StopSignal {
 export async function serve(
   config: SidecarConfig,
   stop: StopSignal,
-  options: { sidecar?: SidecarOptions; onListening?: (server: RunningServer | undefined, sidecar: Sidecar) => void; stopBoundMs?: number } = {},
+  options: {
+    sidecar?: SidecarOptions;
+    onListening?: (server: RunningServer | undefined, sidecar: Sidecar, ports: { gateway?: string; realtime?: string }) => void;
+    stopBoundMs?: number;
+  } = {},
 ): Promise<number> {
   const clock = options.sidecar?.clock ?? clockFromEnvironment();
   const sidecar = new Sidecar(config, { ...options.sidecar, clock });
@@ -162,7 +166,7 @@ export async function serve(
       'serving /metrics, /healthz, /readyz and /status',
     );
   }
-  options.onListening?.(server, sidecar);
+  options.onListening?.(server, sidecar, { gateway: gateway?.url, realtime: realtime?.url });
   const stopWatching = reloadOnChange(sidecar);
   const signal = await stop.wait();
   stopWatching();
