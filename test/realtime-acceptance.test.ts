@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { VOLUME_STEP } from '../src/simulator';
 import { localClient, type Client } from './gateway-harness';
-import { markerCredential, recordReliability, tempDir, until } from './helpers';
+import { markerCredential, recordReliability, tempDir, tier, until } from './helpers';
 import { approvalKey, firstGap, HANG_MS, kisRequest, realtimeReplicaPython, ReplicaProcess } from './realtime-harness';
 import { localApprovalKey, realtimeEndpoint } from './realtime-endpoint-harness';
 import { writeCredentialFiles, writeKisDevlp } from './replicas';
@@ -219,7 +219,7 @@ test(
     assert.ok(bots.every((bot) => bot.of('exception').length === 0));
 
     recordReliability({
-      section: 'realtime',
+      kind: 'realtime',
       scenario: 'ten client processes (7 official KISWebSocket, 3 python-kis) on one app key, 60 registrations; the session killed at the broker',
       outcome:
         'one session and 41 registrations at the broker, 3 refused locally (OPSP0008); no gap; fills decrypted by both readers before and after; no client reconnected',
@@ -294,7 +294,7 @@ test(
       }
       return out;
     };
-    const phaseMs = 4_000;
+    const phaseMs = tier(4_000, 15_000);
     const aFrom = performance.now();
     await new Promise((resolve) => setTimeout(resolve, phaseMs));
     const aTo = performance.now();
@@ -335,7 +335,7 @@ test(
     assert.ok(peakQueue <= maxQueueBytes + 16 * 1024, figure);
     assert.deepEqual(closes, ['slow:slow']);
     recordReliability({
-      section: 'realtime',
+      kind: 'realtime',
       scenario: 'ten readers through the endpoint, one more that stops reading its socket',
       outcome: 'the slow one closed (4008), the others undisturbed',
       figure,
