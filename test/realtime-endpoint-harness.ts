@@ -25,6 +25,8 @@ interface EndpointOptions {
   account?: string;
   /** More keys the simulator knows (a direct client beside the sidecar's, on a key of its own). */
   otherCredentials?: SimulatorCredential[];
+  /** More top-level sections of the config (slack:, say). */
+  top?: string;
   /** Runs once the simulator listens; returns more lines for the account (a websocketUrl through a hop, say). */
   beforeStart?: (sim: { url: string; wsUrl: string }) => Promise<string>;
 }
@@ -46,7 +48,7 @@ export async function realtimeEndpoint(t: TestContext, credential: SimulatorCred
       .filter(Boolean)
       .map((l) => `  ${l}`),
   ].join('\n');
-  const top = `gateway:\n  enabled: true\n  port: 0\n  clients:\n${clientEntries(clients)}\n${realtime}\n`;
+  const top = `gateway:\n  enabled: true\n  port: 0\n  clients:\n${clientEntries(clients)}\n${realtime}\n${options.top ?? ''}`;
   const extra = ['renewal: { spacing: 1s }', options.account ?? '', (await options.beforeStart?.(sim)) ?? ''].filter(Boolean).join('\n');
   const config = parseTestConfig(configText(join(dir, 'state'), sim.url, [{ name: 'main', credential, extra }], top), dir);
   const logs = new LogCapture();

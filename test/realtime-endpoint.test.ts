@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { CLOSE_CODES } from '../src/realtime/client';
 import { WebSocketServer } from 'ws';
 import { localClient } from './gateway-harness';
-import { markerCredential, parseExposition, sampleValue, tempDir, until } from './helpers';
+import { fakeSlack, markerCredential, parseExposition, sampleValue, tempDir, until } from './helpers';
 import { approvalKey, HANG_MS, kisRequest, realtimeReplicaPython, ReplicaProcess, splitFrame, WsProbe } from './realtime-harness';
 import { localApprovalKey, localKiwoomToken, realtimeEndpoint } from './realtime-endpoint-harness';
 import { writeKisDevlp } from './replicas';
@@ -518,5 +518,30 @@ describe('observability', () => {
     assert.equal(sampleValue(samples, 'broker_token_realtime_client_queue_bytes', { ...labels, client: 'bot' }), 0);
     assert.ok(!h.logs.text().includes(key), 'no approval key in the log');
     assert.match(h.logs.text(), /real-time session ended; reconnecting within the pacing rules/);
+  });
+
+  test('Slack: the session down past its grace while registrations wait, and resolved when it opens', async (t) => {
+    const slack = await fakeSlack(t);
+    const bot = localClient('bot');
+    const h = await realtimeEndpoint(t, kis, [bot], {
+      simulator: { approvalSpacingMs: 0 },
+      top: `slack: { webhookUrl: "${slack.url}", evaluationInterval: 200ms, alerts: { realtimeSessionDown: { grace: 1s } } }\n`,
+    });
+    const holder = await WsProbe.open(t, `${h.sim.wsUrl}/tryitout`);
+    holder.send(kisRequest(await approvalKey(h.sim.url, kis), 'H0STCNT0', '000660'));
+    await holder.nextJson('the holder subscribed', isControl);
+    const ws = await WsProbe.open(t, `${h.ws}/tryitout`);
+    ws.send(kisRequest(await localApprovalKey(h.base, bot), 'H0STCNT0', '005930'));
+    await until('the alert in Slack', HANG_MS, () => slack.delivered().some((b) => b.includes('Real-time session down')));
+    const firing = slack.delivered().find((b) => b.includes('Real-time session down'))!;
+    assert.match(firing, /key_in_use/);
+    assert.match(firing, /brokertokenrealtimesessiondown/);
+    holder.close();
+    await ws.nextJson('OPSP0000 once the key is free', isControl);
+    await until('the resolution in Slack', HANG_MS, () => slack.delivered().filter((b) => b.includes('Real-time session down')).length >= 2);
+    assert.ok(
+      slack.delivered().every((b) => !b.includes(kis.appKey)),
+      'no app key in Slack',
+    );
   });
 });
