@@ -97,7 +97,7 @@ class RealtimeEndpoint {
       const gatewayAccount = start.account(account.name);
       if (!gatewayAccount) continue;
       const ctx: SessionContext = {
-        account: gatewayAccount,
+        account: following(gatewayAccount, () => start.account(account.name)),
         clock: start.clock,
         random: start.random ?? Math.random,
         policy: { ...this.config, reconnect: this.config.reconnect },
@@ -366,6 +366,20 @@ class RealtimeEndpoint {
       this.server.closeIdleConnections();
     });
   }
+}
+
+/**
+ * The account as the sidecar has it now: a config reload that changes an account replaces its lifecycle, and the
+ * session must ask the new one for its token and approval key (its name, provider and URLs are read at start).
+ */
+function following(first: GatewayAccount, current: () => GatewayAccount | undefined): GatewayAccount {
+  return {
+    config: first.config,
+    ref: first.ref,
+    token: () => current()?.token(),
+    tokenRefused: (accessToken) => current()?.tokenRefused(accessToken) ?? Promise.resolve(),
+    approvalKey: () => current()?.approvalKey() ?? Promise.resolve({ retryAfterMs: 5_000 }),
+  };
 }
 
 async function until(done: () => boolean, boundMs: number): Promise<void> {
