@@ -154,11 +154,20 @@ export abstract class Upstream {
     this.current = undefined;
     ws.removeAllListeners();
     ws.on('error', () => undefined);
-    if (ws.readyState === WebSocket.OPEN && reason !== 'dropped' && reason !== 'stalled') ws.close(1000);
-    else ws.terminate();
     const now = this.clock.monotonic();
+    let closedAt = now;
+    if (ws.readyState === WebSocket.OPEN && reason !== 'dropped' && reason !== 'stalled') {
+      // The sidecar closes a session it refuses to go on with (a refused approval key or login) no sooner than a
+      // second after it opened: connect and close a second apart, whoever ends it; the next connect counts from then.
+      const wait = Math.max(0, earliestCloseAt(this.openedAt ?? now) - now);
+      closedAt = now + wait;
+      if (wait === 0) ws.close(1000);
+      else void this.clock.sleep(wait).then(() => ws.close(1000));
+    } else {
+      ws.terminate();
+    }
     const lived = this.openedAt === undefined ? 0 : now - this.openedAt;
-    this.lastCloseAt = now;
+    this.lastCloseAt = closedAt;
     this.openedAt = undefined;
     this.ready = false;
     this.queue.length = 0;
