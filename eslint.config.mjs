@@ -38,6 +38,7 @@ export default tseslint.config(
             '^\\./store/redis-connection$',
             '^\\./alerts/notifier$',
             '^\\./gateway/start$',
+            '^\\./realtime/start$',
           ],
         },
       ],

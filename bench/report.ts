@@ -8,6 +8,8 @@ import type { GatewayResult } from './gateway';
 import { bytes, hoursMinutes, ms, num, ratio } from './lib';
 import type { MachineFacts } from './machine';
 import { renderGateway } from './report-gateway';
+import { renderRealtime } from './report-realtime';
+import type { RealtimeResult } from './realtime';
 import { mark, rps, sentence, tidy, type Verdict } from './report-parts';
 import { REPAIR_TRIALS, type RepairResult } from './repair';
 import { ROUNDS, TARGETS, type ScrapeResult, type Target } from './scrape';
@@ -28,6 +30,7 @@ interface Results {
   crashloop: CrashloopResult;
   policies: PolicyRun[];
   gateway: GatewayResult;
+  realtime: RealtimeResult;
 }
 
 const plural = (n: number, word: string): string => `${num(n)} ${word}${n === 1 ? '' : 's'}`;
@@ -324,6 +327,9 @@ export function renderReport(r: Results): string {
   // 6
   push(...gateway.lines);
 
+  // 7
+  push(...renderRealtime(r.realtime));
+
   const m = r.machine;
   push(
     '## Machine',
@@ -340,7 +346,7 @@ export function renderReport(r: Results): string {
     `| node_exporter | ${m.nodeExporter} |`,
     `| load average (1, 5, 15 min), start / end | ${load(m.loadAtStart)} / ${load(r.loadAtEnd)} |`,
     '',
-    'The broker simulator ran inside the bench process, except in § 6, where it ran in a process of its own. wrk, the sidecar, the bare servers, the bare proxy, redis-server (§ 6) and node_exporter each ran in their own process. Everything was on this machine, over loopback, with temp dirs under the system temp directory.',
+    'The broker simulator ran inside the bench process, except in § 6 and § 7, where it ran in a process of its own. wrk, the sidecar, the bare servers, the bare proxy, the bare `ws` relay (§ 7), redis-server (§ 6) and node_exporter each ran in their own process. Everything was on this machine, over loopback, with temp dirs under the system temp directory.',
     '',
   );
   return `${out

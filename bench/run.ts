@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: measures the sidecar (scrape throughput and latency, start-up, detect-and-repair, idle
- * memory and CPU, issuances, the gateway's added latency and throughput) and writes docs/benchmarks.md. Exits 0
+ * memory and CPU, issuances, the gateway's added latency and throughput, the real-time endpoint beside a bare relay)
+ * and writes docs/benchmarks.md. Exits 0
  * when every measurement completed, missed targets included (they are reported, not failures); non-zero on an error.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { measureProcessMetricsCost, measureWriteCheckCost } from './attribution';
 import { BenchEnv } from './env';
 import { measureGateway } from './gateway';
+import { measureRealtime } from './realtime';
 import { measureIdle } from './idle';
 import { measureCrashloop, measurePolicies } from './issuance';
 import { cleanupAll, elapsedSeconds, killAllNow, progress, removeDirsNow } from './lib';
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
   progress('attribution: prom-client process metrics, rendered in a bare process');
   const processMetrics = await measureProcessMetricsCost();
   const gateway = await measureGateway();
+  const realtime = await measureRealtime();
   const startup = await measureStartup([one, thousand]);
   progress('attribution: one atomic write check on this disk');
   const writeCheck = await measureWriteCheckCost();
@@ -64,6 +67,7 @@ async function main(): Promise<void> {
     crashloop,
     policies,
     gateway,
+    realtime,
   });
   mkdirSync(join(OUTPUT, '..'), { recursive: true });
   writeFileSync(OUTPUT, text);

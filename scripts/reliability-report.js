@@ -26,6 +26,7 @@ const files = [
   'gateway',
   'gateway-hostile',
   'files',
+  'realtime-acceptance',
 ].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
 const run = spawnSync(process.execPath, ['--test', ...files], {
@@ -108,6 +109,16 @@ lines.push(
   '| attempt | outcome | figure |',
   '|---|---|---|',
   ...hostileClients.map((h) => `| ${cell(h.attempt)} | ${cell(h.outcome)} | ${cell(h.figure)} |`),
+  '',
+);
+lines.push(
+  '## Real-time endpoint',
+  '',
+  "`test/realtime-acceptance.test.ts`: the sidecar's real-time endpoint against the simulator's WebSocket (one session per app key, 41 registrations), with the replicas of the official `KISWebSocket` and python-kis as processes, and raw clients timed against a direct session of another key fed the same records.",
+  '',
+  '| scenario | outcome | figure |',
+  '|---|---|---|',
+  ...entries.filter((e) => e.kind === 'realtime').map((r) => `| ${cell(r.scenario)} | ${cell(r.outcome)} | ${cell(r.figure)} |`),
   '',
 );
 lines.push(

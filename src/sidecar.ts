@@ -195,7 +195,7 @@ export class Sidecar implements SidecarControl {
    */
   async reload(next: SidecarConfig): Promise<ReloadSummary> {
     const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: 0, needsRestart: [] };
-    for (const key of ['stateDir', 'server', 'log', 'store', 'limits', 'slack', 'metrics', 'gateway'] as const) {
+    for (const key of ['stateDir', 'server', 'log', 'store', 'limits', 'slack', 'metrics', 'gateway', 'realtime'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.current[key])) summary.needsRestart.push(key);
     }
     const wanted = new Map(next.accounts.map((a) => [a.name, a]));

@@ -27,7 +27,8 @@ import { FileStateStore } from './store/file-store';
 import type { RedisConnection } from './store/redis-connection';
 import type { StateStore } from './store/state-store';
 import { VERSION } from './version';
-import type { RunningGateway } from './gateway/start';
+import type { GatewayCredentials, RunningGateway } from './gateway/start';
+import type { RunningRealtime } from './realtime/start';
 import { createHttpApp } from './http/app';
 import { listen, type RunningServer } from './http/server';
 
@@ -251,4 +252,17 @@ export function gatewayHealthOf(gateway: RunningGateway): { listening: boolean; 
     maxConnections: server.maxConnections,
     refusedLastMinute: server.guard.refusedWithin(60_000),
   };
+}
+
+/** The real-time endpoint in front of a sidecar, its clients checked with the gateway's credentials (its modules, ws among them, loaded only now). */
+export function startSidecarRealtime(sidecar: Sidecar, credentials: GatewayCredentials): Promise<RunningRealtime> {
+  const { startRealtimeEndpoint } = require('./realtime/start') as typeof import('./realtime/start');
+  return startRealtimeEndpoint({
+    config: sidecar.config,
+    account: (name) => sidecar.gatewayAccount(name),
+    credentials,
+    bus: sidecar.bus,
+    logger: sidecar.logger,
+    clock: sidecar.clock,
+  });
 }

@@ -35,6 +35,8 @@ const EXPECTED_ALERTS = [
   'BrokerTokenNotUsable',
   'BrokerTokenProofsFailing',
   'BrokerTokenRateLimited',
+  'BrokerTokenRealtimeRegistrationsFull',
+  'BrokerTokenRealtimeSessionDown',
   'BrokerTokenRenewalFailing',
   'BrokerTokenRenewalFailingSustained',
   'BrokerTokenSidecarAbsent',

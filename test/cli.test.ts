@@ -70,7 +70,9 @@ describe('the CLI', () => {
 
     const first = spawnForTest(t, process.execPath, [CLI, 'demo', '--dir', join(dir, 'demo'), '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = watchOutput(first);
-    await until('the first demo to be ready', 15_000, () => out.stdout.includes('the demo is ready'), 20);
+    await until('the first demo to be ready', 30_000, () => out.stdout.includes('the demo is ready'), 20);
+    // It shows the real-time endpoint at work: two clients on one app key, one session at the broker.
+    assert.match(out.stdout, /real-time: two clients on one app key .*\n.*each received 3 and 3 frames \(3 byte for byte the same\); the broker saw 1 session/);
     const base = /status\s+(http:\/\/\S+)\/status/.exec(out.stdout)![1]!;
     const port = new URL(base).port;
     const config = readFileSync(join(dir, 'demo', 'config.yaml'), 'utf8');

@@ -609,10 +609,20 @@ describe("absurd values are refused, with the key's range", () => {
     'slack.alerts.fileModeNotPrivate.grace',
     'slack.alerts.storeUnavailable.grace',
     'slack.alerts.noUsableToken.grace',
+    'slack.alerts.realtimeSessionDown.grace',
+    'slack.alerts.realtimeRegistrationsFull.grace',
     'store.lockTtl',
     'store.connectTimeout',
     'gateway.maxWait',
     'gateway.windowMargin',
+    'realtime.idleClose',
+    'realtime.registrationSpacing',
+    'realtime.stallTimeout',
+    'realtime.reconnect.initialDelay',
+    'realtime.reconnect.maxDelay',
+    'realtime.afterReplaced',
+    'realtime.client.maxQueueDelay',
+    'realtime.client.pingInterval',
   ];
   function configWith(path: string, value: unknown): string {
     const config: Record<string, any> = {

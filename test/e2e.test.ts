@@ -9,6 +9,7 @@ import { parseDuration } from '../src/core/duration';
 import { sha256 } from '../src/core/wire';
 import { newLocalCredentials } from '../src/gateway/clients';
 import { CLI, SECOND, fakeSlack, tier, configText, freePort, markerCredential, spawnForTest, startSimulator, tempDir, until, waitFor } from './helpers';
+import { kisRequest, WsProbe } from './realtime-harness';
 
 /**
  * The real parts end to end: the sidecar (its CLI, as a process) on the simulator, scraped by Prometheus with the
@@ -78,9 +79,11 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND });
   const sidecarPort = await freePort();
   const gatewayPort = await freePort();
-  // The gateway too, with one bot: its dashboard row and alert rules query what its calls leave.
+  const realtimePort = await freePort();
+  // The gateway too, with one bot: its dashboard row and alert rules query what its calls leave; and the real-time
+  // endpoint, where the bot subscribes to one stock.
   const bot = { name: 'bot', ...newLocalCredentials() };
-  const gatewayYaml = `gateway:\n  enabled: true\n  port: ${gatewayPort}\n  clients:\n    - { name: bot, accounts: [main], appKey: "${bot.appKey}", appSecretSha256: "${sha256(bot.appSecret).toString('hex')}" }`;
+  const gatewayYaml = `gateway:\n  enabled: true\n  port: ${gatewayPort}\n  clients:\n    - { name: bot, accounts: [main], appKey: "${bot.appKey}", appSecretSha256: "${sha256(bot.appSecret).toString('hex')}" }\nrealtime:\n  enabled: true\n  port: ${realtimePort}`;
   const config = join(dir, 'sidecar.yaml');
   writeFileSync(
     config,
@@ -105,6 +108,15 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
     headers: { appkey: bot.appKey, appsecret: bot.appSecret, tr_id: 'FHKST01010100', custtype: 'P', authorization: 'Bearer local' },
   });
   assert.equal(((await price.json()) as { rt_cd: string }).rt_cd, '0');
+  const approval = await fetch(`${gateway}/oauth2/Approval`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, secretkey: bot.appSecret }),
+  });
+  const { approval_key: approvalKey } = (await approval.json()) as { approval_key: string };
+  const realtime = await WsProbe.open(t, `ws://127.0.0.1:${realtimePort}/main/tryitout`);
+  realtime.send(kisRequest(approvalKey, 'H0STCNT0', '005930'));
+  await realtime.next('a real-time frame', (m) => m.startsWith('0|'));
 
   // Alertmanager with the example config; the webhook files point at the receiver.
   const amPort = await freePort();

@@ -16,7 +16,7 @@ import { replicaTools } from './replicas';
 const ROOT = join(__dirname, '..', '..');
 const tools = replicaTools();
 /** Examples whose bot needs a client library (kis_auth.py, python-kis); the others need Python alone. */
-const CLIENT_LIBRARIES = new Set(['kis-auth', 'python-kis', 'gateway']);
+const CLIENT_LIBRARIES = new Set(['kis-auth', 'python-kis', 'gateway', 'realtime']);
 
 function npmRunExample(name: string): Promise<{ status: number | null; output: string }> {
   const child = spawn('npm', ['run', 'example', '--', name], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -52,6 +52,6 @@ describe('examples/: each runs against the simulator with `npm run example -- NA
   test('an unknown example: exit 2 with the names', async () => {
     const run = await npmRunExample('nosuch');
     assert.equal(run.status, 2, run.output);
-    assert.match(run.output, /no example named "nosuch": one of kis-auth, python-kis, json, kiwoom, gateway/);
+    assert.match(run.output, /no example named "nosuch": one of kis-auth, python-kis, json, kiwoom, gateway, realtime/);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alertKey, evaluateAlerts, type ActiveAlert } from '../src/alerts/conditions';
+import type { RealtimeSnapshot } from '../src/core/realtime-vocabulary';
 import type { SlackConfig } from '../src/config/types';
 import type { AccountView } from '../src/lifecycle/views';
 import type { SinkStatus } from '../src/sinks/supervisor';
@@ -26,6 +27,8 @@ const rules: Rules = {
   fileModeNotPrivate: { enabled: true, graceMs: 30 * SECOND },
   storeUnavailable: { enabled: true, graceMs: 60 * SECOND },
   noUsableToken: { enabled: true, graceMs: 60 * SECOND },
+  realtimeSessionDown: { enabled: true, graceMs: 60 * SECOND },
+  realtimeRegistrationsFull: { enabled: true, graceMs: 5 * MINUTE },
 };
 const off = <K extends keyof Rules>(kind: K): Rules => ({ ...rules, [kind]: { ...rules[kind], enabled: false } });
 
@@ -282,6 +285,36 @@ describe('evaluateAlerts', () => {
         ['renewal_failing:second', 'second'],
       ],
     );
+  });
+
+  test('real-time sessions: down past its grace with registrations waiting, full past its grace; after the accounts', () => {
+    const session = (overrides: Partial<RealtimeSnapshot>): RealtimeSnapshot => ({
+      account: ref,
+      state: 'open',
+      registrations: 3,
+      limit: 41,
+      clients: 2,
+      queueBytes: {},
+      lastFrameAt: now,
+      downSince: null,
+      fullSince: null,
+      lastEnd: null,
+      framesIn: 0,
+      framesOut: 0,
+      ...overrides,
+    });
+    const evaluate = (sessions: RealtimeSnapshot[], r: Rules = rules) =>
+      evaluateAlerts([view({ consecutiveFailures: 3, lastFailure: failure })], now, r, undefined, {}, sessions).map((a) => [a.key, a.severity, a.facts]);
+    const down = session({ state: 'down', downSince: now - 61 * SECOND, lastEnd: 'key_in_use' });
+    assert.deepEqual(evaluate([down]), [
+      ['renewal_failing:main', 'critical', { failures: 3, reason: 'server_error', message: 'KIS tokenP: HTTP 500' }],
+      ['realtime_session_down:main', 'critical', { since: now - 61 * SECOND, state: 'down', reason: 'key_in_use', registrations: 3 }],
+    ]);
+    assert.deepEqual(evaluate([session({ state: 'down', downSince: now - 59 * SECOND })]).length, 1, 'inside its grace');
+    assert.deepEqual(evaluate([down], off('realtimeSessionDown')).length, 1, 'its rule off');
+    const full = session({ registrations: 41, fullSince: now - 5 * MINUTE });
+    assert.deepEqual(evaluate([full])[1], ['realtime_registrations_full:main', 'warning', { since: now - 5 * MINUTE, registrations: 41, limit: 41 }]);
+    assert.deepEqual(evaluate([session({ registrations: 41, fullSince: now - MINUTE })]).length, 1, 'full for a minute: a client took its 41st');
   });
 
   test('alertKey: kind alone, with the account, with the account and the sink', () => {

@@ -42,7 +42,8 @@ def main():
     for _ in range(args.calls):
         print(f"005930: {current_price('005930')}", flush=True)
         time.sleep(0.1)
-    # The WebSocket approval key comes from the gateway too (the sidecar's own).
+    # The WebSocket approval key comes from the gateway too: the bot's own, for the sidecar's real-time endpoint
+    # (examples/realtime/), never the account's real one.
     ka.auth_ws("prod")
     print(f"approval key: {'yes' if ka._base_headers_ws.get('approval_key') else 'no'}", flush=True)
 

@@ -1,5 +1,6 @@
 import type { AlertKind, SlackConfig } from '../config/types';
 import type { AccountRef } from '../core/events';
+import type { RealtimeSnapshot } from '../core/realtime-vocabulary';
 import type { AccountView } from '../lifecycle/views';
 import type { SinkStatus } from '../sinks/supervisor';
 import type { StoreHealth } from '../store/state-store';
@@ -47,6 +48,7 @@ export function evaluateAlerts(
   rules: SlackConfig['alerts'],
   store?: StoreHealth,
   unusableSince: Readonly<Record<string, number>> = {},
+  realtime: readonly RealtimeSnapshot[] = [],
 ): ActiveAlert[] {
   const active: ActiveAlert[] = [];
   if (rules.storeUnavailable.enabled && store && !store.up && store.downSince !== null && now - store.downSince >= rules.storeUnavailable.graceMs) {
@@ -109,6 +111,17 @@ export function evaluateAlerts(
       } else if (!modeWrong && rules.sinkUnrepairable.enabled && brokenFor >= rules.sinkUnrepairable.graceMs) {
         add('sink_unrepairable', { ...sinkFacts(sink), since: sink.unhealthySince }, 'critical', sink.name);
       }
+    }
+  }
+  for (const session of realtime) {
+    const add = (kind: AlertKind, facts: ActiveAlert['facts']) =>
+      active.push({ key: alertKey(kind, session.account.name), kind, severity: ALERT_KINDS[kind].severity, account: session.account, facts, expiresAt: null });
+    // Clients wait on it (it has registrations to carry) and it has not been open for the grace: every one of them is without data.
+    if (rules.realtimeSessionDown.enabled && session.downSince !== null && now - session.downSince >= rules.realtimeSessionDown.graceMs) {
+      add('realtime_session_down', { since: session.downSince, state: session.state, reason: session.lastEnd, registrations: session.registrations });
+    }
+    if (rules.realtimeRegistrationsFull.enabled && session.fullSince !== null && now - session.fullSince >= rules.realtimeRegistrationsFull.graceMs) {
+      add('realtime_registrations_full', { since: session.fullSince, registrations: session.registrations, limit: session.limit });
     }
   }
   return active;

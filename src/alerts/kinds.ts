@@ -14,6 +14,8 @@ export const ALERT_KINDS: Record<AlertKind, { rule: string; severity: 'critical'
   file_mode_not_private: { rule: 'BrokerTokenSinkFileNotPrivate', severity: 'warning' },
   store_unavailable: { rule: 'BrokerTokenStoreUnavailable', severity: 'warning' },
   no_usable_token: { rule: 'BrokerTokenNotUsable', severity: 'critical' },
+  realtime_session_down: { rule: 'BrokerTokenRealtimeSessionDown', severity: 'critical' },
+  realtime_registrations_full: { rule: 'BrokerTokenRealtimeRegistrationsFull', severity: 'warning' },
 };
 
 export type Severity = 'critical' | 'warning' | 'info';

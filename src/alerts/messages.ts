@@ -99,6 +99,19 @@ const EN: Record<AlertKind, Texts> = {
       `\`${escapeMrkdwn(str(f.path))}\` has mode ${str(f.mode)} instead of ${str(f.expectedMode)} and could not be fixed: ${escapeMrkdwn(str(f.message))}`,
     action: 'Check who owns the file and why its mode cannot be set; another process may be rewriting it.',
   },
+  realtime_session_down: {
+    title: 'Real-time session down',
+    what: (f, _a, now) =>
+      `The account's WebSocket session at the broker has not been open for ${formatDuration(now - Number(f.since))} (\`${str(f.state)}\`; last end: \`${str(f.reason)}\`), with ${str(f.registrations)} registration(s) waiting: every real-time client of the sidecar is without data. The sidecar keeps reconnecting within the broker's pacing.`,
+    action:
+      "See the last end reason: `key_in_use` or `replaced` means another program uses the app key's one session (point it at the sidecar); `approval_refused`, `login_failed` or `no_credential` the credentials; `connect_failed` or `stalled` the network or the broker.",
+  },
+  realtime_registrations_full: {
+    title: 'Real-time registrations full',
+    what: (f, _a, now) =>
+      `All ${str(f.limit)} registrations of the account's WebSocket session have been in use for ${formatDuration(now - Number(f.since))}: a client's next new registration is refused (KIS OPSP0008) without reaching the broker.`,
+    action: "Look at which clients hold what (the sidecar's log and metrics); unregister what nobody reads, or move some subscriptions to another app key.",
+  },
 };
 
 const KO: Record<AlertKind, Texts> = {
@@ -156,6 +169,19 @@ const KO: Record<AlertKind, Texts> = {
     what: (f) =>
       `\`${escapeMrkdwn(str(f.path))}\` 파일 권한이 ${str(f.expectedMode)}이 아니라 ${str(f.mode)}이며 고칠 수 없습니다: ${escapeMrkdwn(str(f.message))}`,
     action: '파일 소유자와 권한을 바꿀 수 없는 이유를 확인하세요. 다른 프로세스가 파일을 다시 쓰고 있을 수 있습니다.',
+  },
+  realtime_session_down: {
+    title: '실시간 세션 끊김',
+    what: (f, _a, now) =>
+      `이 계정의 증권사 웹소켓 세션이 ${formatDuration(now - Number(f.since))} 동안 열려 있지 않습니다 (\`${str(f.state)}\`, 마지막 종료 원인: \`${str(f.reason)}\`). 등록 ${str(f.registrations)}건이 기다리고 있으며, 사이드카의 실시간 클라이언트 모두가 데이터를 받지 못합니다. 사이드카는 증권사 간격 규칙 안에서 계속 다시 연결합니다.`,
+    action:
+      '마지막 종료 원인을 보세요: `key_in_use`나 `replaced`는 다른 프로그램이 앱키의 하나뿐인 세션을 쓰고 있다는 뜻입니다 (그 프로그램을 사이드카로 연결하세요). `approval_refused`, `login_failed`, `no_credential`은 인증 정보, `connect_failed`나 `stalled`는 네트워크나 증권사 문제입니다.',
+  },
+  realtime_registrations_full: {
+    title: '실시간 등록 한도 소진',
+    what: (f, _a, now) =>
+      `이 계정 웹소켓 세션의 등록 ${str(f.limit)}건이 ${formatDuration(now - Number(f.since))} 동안 모두 사용 중입니다. 클라이언트의 새 등록은 증권사에 보내지 않고 거부됩니다 (KIS OPSP0008).`,
+    action: '어떤 클라이언트가 무엇을 등록했는지 (사이드카 로그와 메트릭) 확인하고, 아무도 읽지 않는 등록을 해제하거나 일부를 다른 앱키로 옮기세요.',
   },
 };
 

@@ -15,6 +15,7 @@ import { renderAlert, renderNotice, type MessageContext, type Phase, type SlackM
 import { AlertStore, type AlertFile, type OpenAlert } from './outbox-store';
 import type { Severity } from './kinds';
 import type { StoreHealth } from '../store/state-store';
+import type { RealtimeSnapshot } from '../core/realtime-vocabulary';
 
 /**
  * Slack alerts from the sidecar itself. Decides from the current state which alerts hold (conditions.ts),
@@ -48,6 +49,8 @@ export class SlackNotifier {
   private worker: Promise<void> | undefined;
   private inFlight: string | undefined;
   private unsubscribe: Array<() => void> = [];
+  /** Each account's last real-time snapshot (src/realtime/ emits one a second while anything changes). */
+  private readonly realtime = new Map<string, RealtimeSnapshot>();
 
   constructor(private readonly deps: NotifierDeps) {
     this.store = new AlertStore(deps.stateDir, deps.fs);
@@ -93,6 +96,12 @@ export class SlackNotifier {
       bus.on('issuance.blocked', evaluate),
       bus.on('sink.recovered', evaluate),
       bus.on('store.health', evaluate),
+      bus.on('realtime.snapshot', (snapshot) => {
+        const before = this.realtime.get(snapshot.account.name);
+        this.realtime.set(snapshot.account.name, snapshot);
+        // A session going down or filling up is looked at on the next evaluation (its grace runs from then).
+        if (before?.downSince !== snapshot.downSince || before?.fullSince !== snapshot.fullSince) evaluate();
+      }),
     ];
     this.worker = this.runWorker();
     if (config.notices.lifecycle) this.enqueue(renderNotice({ kind: 'started', accounts: this.accountNames() }, this.context()), 'info', 'started');
@@ -115,7 +124,7 @@ export class SlackNotifier {
     const now = clock.now();
     const current = views();
     let changed = this.trackUnusable(current, now);
-    const active = evaluateAlerts(current, now, config.alerts, this.deps.storeHealth?.(), this.file.unusableSince);
+    const active = evaluateAlerts(current, now, config.alerts, this.deps.storeHealth?.(), this.file.unusableSince, [...this.realtime.values()]);
     const activeKeys = new Set<string>();
     for (const alert of active) {
       activeKeys.add(alert.key);

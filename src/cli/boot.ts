@@ -4,10 +4,12 @@ import { ScaledClock, TEST_CLOCK_ENV, clockFromEnvironment, type Clock } from '.
 import type { Logger } from '../logging/logger';
 import { ConfigError } from '../core/errors';
 import type { RunningGateway } from '../gateway/start';
+import { realtimeDescriptors } from '../realtime/limits';
+import type { RunningRealtime } from '../realtime/start';
 import { MAX_CONNECTIONS, connectionBudget, openFileLimit } from '../http/descriptors';
 import type { RunningServer } from '../http/server';
 import { StartupError, type Sidecar } from '../sidecar';
-import { createSidecar, listenHttp, startSidecarGateway, type SidecarOptions } from '../wiring';
+import { createSidecar, listenHttp, startSidecarGateway, startSidecarRealtime, type SidecarOptions } from '../wiring';
 import { reloadOnChange } from './reload';
 
 /** Exit codes the commands share, documented in the README. */
@@ -99,13 +101,18 @@ export class StopSignal {
 export async function serve(
   config: SidecarConfig,
   stop: StopSignal,
-  options: { sidecar?: SidecarOptions; onListening?: (server: RunningServer | undefined, sidecar: Sidecar) => void; stopBoundMs?: number } = {},
+  options: {
+    sidecar?: SidecarOptions;
+    onListening?: (server: RunningServer | undefined, sidecar: Sidecar, ports: { gateway?: string; realtime?: string }) => void;
+    stopBoundMs?: number;
+  } = {},
 ): Promise<number> {
   const clock = options.sidecar?.clock ?? clockFromEnvironment();
   const sidecar = createSidecar(config, { ...options.sidecar, clock });
   warnIfTestClock(sidecar.logger, clock);
   const { logger } = sidecar;
-  const descriptors = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests, config.gateway.enabled);
+  // The real-time endpoint's sockets come out of the reserve, so the HTTP and gateway ports' shares leave them room.
+  const descriptors = connectionBudget(openFileLimit(), config.limits.maxConcurrentRequests + realtimeDescriptors(config), config.gateway.enabled);
   if (descriptors.tooLow) {
     logger.warn(
       { descriptorLimit: descriptors.descriptorLimit, reserved: descriptors.reserved, maxConnections: descriptors.maxConnections },
@@ -114,13 +121,18 @@ export async function serve(
   }
   let server: RunningServer | undefined;
   let gateway: RunningGateway | undefined;
-  const closePorts = () => Promise.all([server?.close(), gateway?.close()]);
+  let realtime: RunningRealtime | undefined;
+  const closePorts = () => Promise.all([server?.close(), realtime?.close(), gateway?.close()]);
   try {
     if (config.server.enabled) {
       server = await listenOrExplain('server', config.server.host, config.server.port, () => listenHttp(sidecar, descriptors.maxConnections, () => gateway));
     }
     if (config.gateway.enabled) {
       gateway = await listenOrExplain('gateway', config.gateway.host, config.gateway.port, () => startSidecarGateway(sidecar, descriptors.gatewayConnections));
+    }
+    if (config.realtime.enabled && gateway) {
+      const credentials = gateway.credentials;
+      realtime = await listenOrExplain('realtime', config.realtime.host, config.realtime.port, () => startSidecarRealtime(sidecar, credentials));
     }
     await openOrExplain(sidecar);
   } catch (error) {
@@ -136,7 +148,7 @@ export async function serve(
       'serving /metrics, /healthz, /readyz and /status',
     );
   }
-  options.onListening?.(server, sidecar);
+  options.onListening?.(server, sidecar, { gateway: gateway?.url, realtime: realtime?.url });
   const stopWatching = reloadOnChange(sidecar);
   const signal = await stop.wait();
   stopWatching();
@@ -153,7 +165,7 @@ export async function serve(
 }
 
 /** A port that cannot be bound ends the start before anything is written, with what to do about it. */
-async function listenOrExplain<T>(what: 'server' | 'gateway', host: string, port: number, bind: () => Promise<T>): Promise<T> {
+async function listenOrExplain<T>(what: 'server' | 'gateway' | 'realtime', host: string, port: number, bind: () => Promise<T>): Promise<T> {
   try {
     return await bind();
   } catch (error) {

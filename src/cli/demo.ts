@@ -7,7 +7,10 @@ import { runSimulatorServer, generateCredential, type SimulatorCredential } from
 import { clockFromEnvironment } from '../core/clock';
 import { sinkPaths } from '../sinks/formats';
 import { StateDirectoryLock } from '../store/lock';
+import { sha256 } from '../core/wire';
+import { newLocalCredentials } from '../gateway/clients';
 import { CliError, EXIT, StopSignal, serve } from './boot';
+import { demonstrateRealtime } from './demo-realtime';
 
 /** Marks a folder the demo made, and so may empty: nothing else is ever deleted. */
 const DEMO_MARKER = '.broker-token-sidecar-demo';
@@ -54,6 +57,7 @@ function demoConfig(values: {
   kiwoom: SimulatorCredential;
   shownPath: string;
   adminToken: string;
+  bot: { appKey: string; appSecretSha256: string };
 }): string {
   return `# The demo's configuration, in the same format as a real one (see the README's configuration reference).
 # The credentials below are made up, accepted only by the simulator; in a real config take them from the
@@ -65,6 +69,15 @@ server:
   host: 127.0.0.1
   port: ${values.port}
   adminToken: "${values.adminToken}"   # made for this demo; POST /renew/<account> with it as the bearer token
+gateway:      # bots call the broker through the sidecar with local credentials (README, Gateway)
+  enabled: true
+  port: 0     # any free port: the demo prints it
+  clients:
+    - { name: demo-bot, accounts: [kis-demo], appKey: "${values.bot.appKey}", appSecretSha256: "${values.bot.appSecretSha256}" }
+realtime:     # one WebSocket session per app key, shared by every bot (README, Real-time)
+  enabled: true
+  port: 0
+  fills: { demo-bot: [demo] }   # fill notices of the HTS id "demo" go to demo-bot only
 accounts:
   - name: kis-demo
     provider: kis
@@ -104,18 +117,43 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
   const { url, simulator } = await runSimulatorServer({ clock, credentials: [kis, kiwoom] });
   const configPath = join(dir, 'config.yaml');
   const adminToken = randomBytes(18).toString('base64url');
-  const text = demoConfig({ port: options.port, simulatorUrl: url, kis, kiwoom, shownPath: relative(process.cwd(), configPath), adminToken });
+  // A gateway client for the demo's bots: its local key and secret (nothing at the broker) are printed, its digest configured.
+  const bot = newLocalCredentials();
+  const text = demoConfig({
+    port: options.port,
+    simulatorUrl: url,
+    kis,
+    kiwoom,
+    shownPath: relative(process.cwd(), configPath),
+    adminToken,
+    bot: { appKey: bot.appKey, appSecretSha256: sha256(bot.appSecret).toString('hex') },
+  });
   writeFileSync(configPath, text, { mode: 0o600 });
+  const botFile = join(dir, 'demo-bot.gateway.yaml');
+  writeFileSync(
+    botFile,
+    `# demo-bot's local credentials for the demo's gateway and real-time endpoint\nappkey: "${bot.appKey}"\nappsecret: "${bot.appSecret}"\n`,
+    {
+      mode: 0o600,
+    },
+  );
   const config = parseConfig(text, configPath, dir);
   const shown = (path: string) => relative(process.cwd(), path) || '.';
   const code = await serve(config, stop, {
     sidecar: { clock },
-    onListening: (server, sidecar) => {
+    onListening: (server, sidecar, ports) => {
       let readyAnnounced = false;
       const announce = () => {
         if (readyAnnounced || !sidecar.views().every((v) => v.ready)) return;
         readyAnnounced = true;
-        process.stdout.write('\nAll token files are written: the demo is ready. Press Ctrl-C to stop.\n');
+        const { gateway, realtime } = ports;
+        const look =
+          gateway && realtime
+            ? demonstrateRealtime(gateway, realtime, 'kis-demo', bot, () => simulator.realtime.stats(kis.appKey).sessions)
+            : Promise.resolve([]);
+        void look
+          .catch((error: unknown) => [`real-time: the demo's clients failed: ${(error as Error).message}`])
+          .then((lines) => process.stdout.write(`\n${[...lines, 'All token files are written: the demo is ready. Press Ctrl-C to stop.'].join('\n')}\n`));
       };
       sidecar.bus.on('sink.written', announce);
       const files = config.accounts.flatMap((a) =>
@@ -131,6 +169,13 @@ export async function runDemo(options: { dir: string; port: number }): Promise<n
         `  state             ${shown(config.stateDir)}`,
         '  token files       ' + files.join('\n                    '),
       ];
+      if (ports.gateway && ports.realtime) {
+        lines.push(
+          `  gateway           ${ports.gateway}/kis-demo   (REST: kis_devlp.yaml's prod)`,
+          `  real-time         ${ports.realtime}/kis-demo   (WebSocket: kis_devlp.yaml's ops, python-kis's websocket domain)`,
+          `  demo-bot          ${shown(botFile)}   (its local key and secret: my_app and my_sec; nothing at the broker)`,
+        );
+      }
       if (server) {
         lines.push(
           `  metrics           ${server.url}/metrics`,

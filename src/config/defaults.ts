@@ -87,6 +87,10 @@ export const DEFAULT_SLACK = {
   noUsableTokenGraceMs: 60_000,
   // Renewal starts 60-70 minutes before expiry: with less than 45 left, it has been failing for a while.
   tokenExpiringWindowMs: 45 * 60_000,
+  // Clients wait on a session that is down: a reconnect takes a second or two, a minute of it is an outage.
+  realtimeSessionDownGraceMs: 60_000,
+  // Full for a moment is a client registering its 41st; full for five minutes, someone is being refused.
+  realtimeRegistrationsFullGraceMs: 5 * 60_000,
 };
 
 export const DEFAULT_REDIS = {

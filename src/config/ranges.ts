@@ -70,6 +70,8 @@ export const DURATION_RANGES = {
   'slack.alerts.fileModeNotPrivate.grace': ALERT_GRACE,
   'slack.alerts.storeUnavailable.grace': ALERT_GRACE,
   'slack.alerts.noUsableToken.grace': ALERT_GRACE,
+  'slack.alerts.realtimeSessionDown.grace': ALERT_GRACE,
+  'slack.alerts.realtimeRegistrationsFull.grace': ALERT_GRACE,
   // An issuance lease must outlive any request (checked against the timeouts); an hour-long lease left by a
   // dead holder would block issuance for that long.
   'store.lockTtl': range(SECOND, HOUR),
@@ -79,6 +81,22 @@ export const DURATION_RANGES = {
   // Between the budget's grant and the broker's count lie the network and the broker's own clock: the window
   // the gateway counts is one second plus this margin. Over a second would halve the budget.
   'gateway.windowMargin': range(0, SECOND),
+  // The real-time endpoint (config/realtime.ts). An upstream session held open for nothing costs the broker a
+  // session; closed at once, the next registration pays a reconnect: between the two, up to a day.
+  'realtime.idleClose': range(SECOND, 24 * HOUR),
+  // Between two registrations sent upstream: the notice asks for them spaced; a second each would take 41 s to
+  // replay a full set after a reconnect.
+  'realtime.registrationSpacing': range(0, SECOND),
+  // No frame (data, PINGPONG, pong) for this long: the session is stalled. The endpoint pings at a third of it.
+  'realtime.stallTimeout': range(3 * SECOND, 10 * MINUTE),
+  // The notice's pacing: connect and close at least 1 s apart, so no reconnect comes sooner.
+  'realtime.reconnect.initialDelay': range(SECOND, MINUTE),
+  'realtime.reconnect.maxDelay': range(SECOND, HOUR),
+  // Kiwoom: after another login took the key (R10001), the wait before taking it back.
+  'realtime.afterReplaced': range(SECOND, 24 * HOUR),
+  // A client this far behind is closed: under a second closes a client for a hiccup, over a minute is no longer real time.
+  'realtime.client.maxQueueDelay': range(100, MINUTE),
+  'realtime.client.pingInterval': range(SECOND, 10 * MINUTE),
 } as const satisfies Record<string, DurationRange>;
 
 export type DurationKey = keyof typeof DURATION_RANGES;

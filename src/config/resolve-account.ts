@@ -1,4 +1,5 @@
 import { DEFAULT_BASE_URLS } from './hosts';
+import { websocketUrlOf } from './realtime';
 import { formatDuration } from '../core/duration';
 import { isValidSchedule } from '../core/schedule';
 import * as D from './defaults';
@@ -133,6 +134,7 @@ function buildAccount(raw: RawConfig, account: RawAccount, index: number, ctx: R
     appKey: appKey ?? '',
     appSecret: appSecret ?? '',
     baseUrl: (account.baseUrl ?? DEFAULT_BASE_URLS[account.provider][env]).replace(/\/+$/, ''),
+    websocketUrl: websocketUrlOf(account, env),
     renewal,
     proof: {
       enabled: account.proof?.enabled ?? raw.defaults?.proof?.enabled ?? D.DEFAULT_PROOF.enabled,

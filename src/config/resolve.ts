@@ -2,6 +2,7 @@ import { resolve as resolvePath } from 'node:path';
 import { formatDuration } from '../core/duration';
 import * as D from './defaults';
 import { resolveGateway } from './gateway';
+import { resolveRealtime } from './realtime';
 import { checkAcrossAccounts, resolveAccount } from './resolve-account';
 import { checkTimeZone, type ResolveContext } from './resolve-context';
 import type { RawConfig } from './schema';
@@ -57,6 +58,7 @@ export function resolveConfig(raw: RawConfig, source: string, ctx: ResolveContex
       stateDir,
       ctx,
     ),
+    realtime: resolveRealtime(raw.realtime, raw.gateway, ctx),
     limits: { maxConcurrentRequests: raw.limits?.maxConcurrentRequests ?? D.DEFAULT_MAX_CONCURRENT_REQUESTS },
     accounts: accounts.map((a) => a.config),
   };
@@ -108,6 +110,14 @@ function resolveSlack(raw: NonNullable<RawConfig['slack']>, ctx: ResolveContext)
       fileModeNotPrivate: { enabled: alerts.fileModeNotPrivate?.enabled ?? true, graceMs: alerts.fileModeNotPrivate?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
       storeUnavailable: { enabled: alerts.storeUnavailable?.enabled ?? true, graceMs: alerts.storeUnavailable?.grace ?? D.DEFAULT_SLACK.sinkGraceMs },
       noUsableToken: { enabled: alerts.noUsableToken?.enabled ?? true, graceMs: alerts.noUsableToken?.grace ?? D.DEFAULT_SLACK.noUsableTokenGraceMs },
+      realtimeSessionDown: {
+        enabled: alerts.realtimeSessionDown?.enabled ?? true,
+        graceMs: alerts.realtimeSessionDown?.grace ?? D.DEFAULT_SLACK.realtimeSessionDownGraceMs,
+      },
+      realtimeRegistrationsFull: {
+        enabled: alerts.realtimeRegistrationsFull?.enabled ?? true,
+        graceMs: alerts.realtimeRegistrationsFull?.grace ?? D.DEFAULT_SLACK.realtimeRegistrationsFullGraceMs,
+      },
     },
     notices: { renewed: raw.notices?.renewed ?? false, lifecycle: raw.notices?.lifecycle ?? false },
   };

@@ -149,6 +149,8 @@ export const accountSchema = z.strictObject({
   appSecret: z.string().optional(),
   appSecretFile: nonEmpty.optional(),
   baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /** The broker's WebSocket host, for the real-time endpoint's one session (config/realtime.ts has the default). */
+  websocketUrl: z.url({ protocol: /^wss?$/, error: 'must be a ws(s) URL' }).optional(),
   renewal: renewalSchema.optional(),
   proof: proofSchema.optional(),
   http: httpClientSchema.optional(),
@@ -189,6 +191,10 @@ const slackSchema = z.strictObject({
       fileModeNotPrivate: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.fileModeNotPrivate.grace').optional() }).optional(),
       storeUnavailable: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.storeUnavailable.grace').optional() }).optional(),
       noUsableToken: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.noUsableToken.grace').optional() }).optional(),
+      realtimeSessionDown: z.strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.realtimeSessionDown.grace').optional() }).optional(),
+      realtimeRegistrationsFull: z
+        .strictObject({ enabled: bool().optional(), grace: duration('slack.alerts.realtimeRegistrationsFull.grace').optional() })
+        .optional(),
     })
     .optional(),
   notices: z.strictObject({ renewed: bool().optional(), lifecycle: bool().optional() }).optional(),
@@ -240,6 +246,41 @@ const gatewaySchema = z.strictObject({
   tokenKeyFile: nonEmpty.optional(),
 });
 
+/** The real-time endpoint (config/realtime.ts): one WebSocket session per app key, shared by the gateway's clients. */
+const realtimeSchema = z.strictObject({
+  enabled: bool().optional(),
+  host: nonEmpty.optional(),
+  port: int().pipe(z.number().min(0).max(65535)).optional(),
+  maxClients: int().pipe(z.number().min(1).max(1_024)).optional(),
+  keepOpen: bool().optional(),
+  idleClose: duration('realtime.idleClose').optional(),
+  registrationSpacing: duration('realtime.registrationSpacing').optional(),
+  stallTimeout: duration('realtime.stallTimeout').optional(),
+  reconnect: z
+    .strictObject({
+      initialDelay: duration('realtime.reconnect.initialDelay').optional(),
+      maxDelay: duration('realtime.reconnect.maxDelay').optional(),
+    })
+    .optional(),
+  afterReplaced: duration('realtime.afterReplaced').optional(),
+  client: z
+    .strictObject({
+      maxQueueBytes: int()
+        .pipe(
+          z
+            .number()
+            .min(16 * 1024)
+            .max(64 * 1024 * 1024),
+        )
+        .optional(),
+      maxQueueDelay: duration('realtime.client.maxQueueDelay').optional(),
+      pingInterval: duration('realtime.client.pingInterval').optional(),
+    })
+    .optional(),
+  /** Client name → the HTS ids whose fill notices (H0STCNI0/H0STCNI9) it may receive; nobody's otherwise. */
+  fills: z.record(z.string(), z.array(z.string().regex(/^[\x21-\x7e]{1,40}$/, 'must be an HTS id (1-40 printable characters)'))).optional(),
+});
+
 export const configSchema = z.strictObject({
   stateDir: nonEmpty.optional(),
   log: z
@@ -267,6 +308,7 @@ export const configSchema = z.strictObject({
   slack: slackSchema.optional(),
   store: storeSchema.optional(),
   gateway: gatewaySchema.optional(),
+  realtime: realtimeSchema.optional(),
   limits: z.strictObject({ maxConcurrentRequests: int().pipe(z.number().min(1).max(256)).optional() }).optional(),
   defaults: z
     .strictObject({
@@ -282,4 +324,5 @@ export type RawConfig = z.infer<typeof configSchema>;
 export type RawAccount = z.infer<typeof accountSchema>;
 export type RawSink = z.infer<typeof sinkSchema>;
 export type RawGateway = z.infer<typeof gatewaySchema>;
+export type RawRealtime = z.infer<typeof realtimeSchema>;
 export type RawRenewal = z.infer<typeof renewalSchema>;

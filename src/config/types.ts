@@ -113,6 +113,8 @@ export interface AccountConfig {
   appKey: string;
   appSecret: string;
   baseUrl: string;
+  /** The broker's WebSocket host (KIS `ops`, Kiwoom's socket host), without a path: the real-time endpoint's upstream. */
+  websocketUrl: string;
   renewal: RenewalPolicy;
   proof: ProofPolicy;
   http: HttpClientPolicy;
@@ -150,6 +152,29 @@ export interface GatewayConfig {
   tokenKeyFile: string;
 }
 
+/** The real-time endpoint (src/realtime/): one WebSocket session per app key, shared by the gateway's clients. */
+export interface RealtimeConfig {
+  enabled: boolean;
+  host: string;
+  port: number;
+  /** Client connections at once, all accounts together (each a descriptor). */
+  maxClients: number;
+  /** Hold the upstream session open with no registration; otherwise it opens at the first and closes `idleCloseMs` after the last. */
+  keepOpen: boolean;
+  idleCloseMs: number;
+  /** Between two registrations sent to the broker (a replay after a reconnect included). */
+  registrationSpacingMs: number;
+  /** No frame from the broker for this long: the session is stalled, and replaced. */
+  stallTimeoutMs: number;
+  reconnect: { initialDelayMs: number; maxDelayMs: number };
+  /** Kiwoom: how long to leave the key to whoever logged in with it (R10001) before logging in again. */
+  afterReplacedMs: number;
+  /** The bound of each client's queue: past either, the client is closed (never the others delayed). */
+  client: { maxQueueBytes: number; maxQueueDelayMs: number; pingIntervalMs: number };
+  /** Client name → the HTS ids whose fill notices it may receive. */
+  fills: Record<string, string[]>;
+}
+
 export type AlertKind =
   | 'renewal_failing'
   | 'sink_unrepairable'
@@ -159,7 +184,9 @@ export type AlertKind =
   | 'credentials_rejected'
   | 'file_mode_not_private'
   | 'store_unavailable'
-  | 'no_usable_token';
+  | 'no_usable_token'
+  | 'realtime_session_down'
+  | 'realtime_registrations_full';
 
 export interface SlackConfig {
   webhookUrl: string;
@@ -183,6 +210,8 @@ export interface SlackConfig {
     fileModeNotPrivate: { enabled: boolean; graceMs: number };
     storeUnavailable: { enabled: boolean; graceMs: number };
     noUsableToken: { enabled: boolean; graceMs: number };
+    realtimeSessionDown: { enabled: boolean; graceMs: number };
+    realtimeRegistrationsFull: { enabled: boolean; graceMs: number };
   };
   notices: { renewed: boolean; lifecycle: boolean };
 }
@@ -213,6 +242,7 @@ export interface SidecarConfig {
   slack: SlackConfig | undefined;
   store: StoreConfig;
   gateway: GatewayConfig;
+  realtime: RealtimeConfig;
   /** Broker requests (issuance, proofs, approval keys, revokes) in flight at once, across all accounts. */
   limits: { maxConcurrentRequests: number };
   accounts: AccountConfig[];

@@ -1,6 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { Env, Provider } from './brokers';
 import type {
+  RealtimeClientCloseReason,
+  RealtimeConnectReason,
+  RealtimeEndReason,
+  RealtimeRefusalReason,
+  RealtimeSnapshot,
+  RealtimeUpstreamState,
+} from './realtime-vocabulary';
+import type {
   AdminAuthFailureReason,
   ConnectionDropReason,
   ProofResult,
@@ -83,6 +91,23 @@ export interface SidecarEvents {
   'gateway.local_answer': { account: AccountRef; client: string; endpoint: 'token' | 'revoke' | 'approval' };
   /** Refused before a client and an account it may use were known; never carries what was presented. */
   'gateway.refused': { reason: GatewayRefusalReason; remoteAddress: string | undefined };
+  /** The real-time endpoint's upstream session changed state; `reason` says why one ended. */
+  'realtime.session': { account: AccountRef; state: RealtimeUpstreamState; reason: RealtimeEndReason | null; message: string | null };
+  /** An upstream session is being opened, and why (the first, or the end of the one before). */
+  'realtime.connect': { account: AccountRef; reason: RealtimeConnectReason };
+  /** A client of the real-time endpoint connected or was closed (`left`: it closed itself). */
+  'realtime.client': {
+    account: AccountRef | null;
+    client: string | null;
+    change: 'opened' | 'closed';
+    reason: RealtimeClientCloseReason | null;
+    /** Bytes it still had queued when the endpoint closed it. */
+    queuedBytes: number;
+  };
+  /** A client's request refused (never carries what was presented); `code` is the broker's code it was answered with. */
+  'realtime.refused': { account: AccountRef | null; client: string | null; reason: RealtimeRefusalReason; code: string };
+  /** A session's gauges and its frame counts since the last snapshot: once a second while anything changes. */
+  'realtime.snapshot': RealtimeSnapshot;
 }
 
 /** Where the call budget is counted: in this process alone (no shared store), in Redis, alone while Redis is out of reach, or back in Redis while the replicas return. */

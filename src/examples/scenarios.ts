@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import { addGatewayClient } from '../cli/gateway-client';
-import { startSidecarGateway } from '../wiring';
+import { startSidecarGateway, startSidecarRealtime } from '../wiring';
 import type { Sidecar } from '../sidecar';
 import { generateCredential, type SimulatorCredential } from '../simulator';
 import { sinkPaths } from '../sinks/formats';
@@ -191,10 +191,53 @@ const gateway: Scenario = {
   },
 };
 
+const realtime: Scenario = {
+  credential: () => generateCredential('kis', 'example-realtime'),
+  async run(ws, python, credential) {
+    say('broker-token-sidecar gateway add-client --config sidecar.yaml --name bot --account main --dir ./bot');
+    await addGatewayClient(ws.configPath, 'bot', ['main'], join(ws.dir, 'bot'), { PATH: process.env.PATH });
+    const local = parseYaml(readFileSync(join(ws.dir, 'bot', 'bot.gateway.yaml'), 'utf8')) as { appkey: string; appsecret: string };
+    const sidecar = await startSidecar(ws);
+    const gateway = await startSidecarGateway(sidecar, 256);
+    ws.cleanup.unshift(() => gateway.close());
+    const endpoint = await startSidecarRealtime(sidecar, gateway.credentials);
+    ws.cleanup.unshift(() => endpoint.close());
+    say(`gateway on ${gateway.url}, real-time endpoint on ${endpoint.url}`);
+    const devlp = parseDocument(readFileSync(join(EXAMPLES, 'realtime', 'kis_devlp.yaml'), 'utf8'));
+    devlp.set('my_app', local.appkey);
+    devlp.set('my_sec', local.appsecret);
+    devlp.set('my_htsid', 'trader01');
+    devlp.set('prod', `${gateway.url}/main`);
+    devlp.set('ops', `${endpoint.url}/main`);
+    mkdirSync(join(ws.home, 'KIS', 'config'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(ws.home, 'KIS', 'config', 'kis_devlp.yaml'), devlp.toString(), { mode: 0o600 });
+    const module = kisAuthModule('realtime');
+    // Two programs on the one app key: at the broker the second would get OPSP8996; through the sidecar both subscribe.
+    say('starting bot.py twice on the same app key: python3 bot.py --rows 4');
+    const bots = [0, 1].map(() => startBot(ws, python, join(EXAMPLES, 'realtime', 'bot.py'), ['--rows', '4'], { TZ: 'UTC', ...module }));
+    const prices = (bot: (typeof bots)[number]) => bot.lines.filter((l) => /^\d{6}: price \d+ volume \d+$/.test(l)).length;
+    await waitUntil('prices at both bots', () => bots.every((bot) => prices(bot) >= 2 || bot.child.exitCode !== null));
+    expect(
+      bots.every((bot) => prices(bot) >= 2),
+      'a bot got no prices',
+    );
+    const stats = ws.simulator.realtime.stats(credential.appKey);
+    expect(stats.sessions === 1 && stats.peakConcurrentSessions === 1, `the broker saw ${stats.sessions} sessions for the key`);
+    expect(stats.refusals['OPSP8996'] === undefined, 'the broker refused a second session');
+    say(`the broker saw one session and ${stats.registrations} registrations for two programs' three each`);
+    ws.simulator.realtime.fill('trader01');
+    await waitUntil('the fill notice at both bots', () => bots.every((bot) => bot.lines.some((l) => l.startsWith('fill: order '))));
+    say('both bots decrypted the fill notice with the key and iv the endpoint gave them');
+    await waitUntil('both bots done', () => bots.every((bot) => bot.lines.includes('done')));
+    brokerSaw(ws, 1);
+  },
+};
+
 export const SCENARIOS: Record<string, Scenario> = {
   'kis-auth': kisAuth,
   'python-kis': pythonKis,
   json,
   kiwoom,
   gateway,
+  realtime,
 };

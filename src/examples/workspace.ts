@@ -100,6 +100,10 @@ export async function openWorkspace(example: string, credential: SimulatorCreden
     doc.setIn(['gateway', 'port'], 0);
     overrides.push('gateway.port: 0 (any free port; the run prints it)');
   }
+  if (doc.hasIn(['realtime', 'port'])) {
+    doc.setIn(['realtime', 'port'], 0);
+    overrides.push('realtime.port: 0 (any free port; the run prints it)');
+  }
   overrides.push(`environment: ${Object.keys(env).join(', ')} (HOME is the bot's home in the run folder)`);
   const configPath = join(dir, 'sidecar.yaml');
   writeFileSync(configPath, doc.toString(), { mode: 0o600 });

@@ -7,9 +7,9 @@ import type { GatewayAccount, GatewayDeps } from './types';
 
 /**
  * The token endpoints, answered here and never sent to the broker: a token request gets a local token, a revoke
- * revokes one of the caller's own, an approval request gets the account's approval key (fetched once per token,
- * within its backoff). Their caller is named in the body, so the body is read first, but small and quickly: an
- * unknown caller holds at most TOKEN_BODY_BYTES for TOKEN_BODY_MS.
+ * revokes one of the caller's own, an approval request gets the client's own approval key for the real-time
+ * endpoint (local-approval-keys.ts), never the account's real one. Their caller is named in the body, so the body
+ * is read first, but small and quickly: an unknown caller holds at most TOKEN_BODY_BYTES for TOKEN_BODY_MS.
  */
 
 // A token request is ~300 bytes (a 180-character secret included).
@@ -57,12 +57,14 @@ export function createLocalEndpoints(
       }
       sendAnswer(res, { status: 200, body: dialect.revokeAnswer() });
     } else {
+      // The client's own key, for the real-time endpoint; given once the sidecar holds the account's real key (fetched
+      // once per token, within its backoff), so a client is told "later" exactly when the broker would refuse it.
       const key = await account.approvalKey();
       if ('retryAfterMs' in key) {
         sendAnswer(res, dialect.refusal('no_token', 'no approval key from the broker now; ask again later', key.retryAfterMs));
         return;
       }
-      sendAnswer(res, { status: 200, body: { approval_key: key.key } });
+      sendAnswer(res, { status: 200, body: { approval_key: deps.approvalKeys.keyOf(client, account.config.name) } });
     }
     deps.bus.emit('gateway.local_answer', { account: account.ref, client: client.name, endpoint });
   };

@@ -10,6 +10,7 @@ import { listen, type RunningServer } from '../http/server';
 import { sendAnswer } from './requests';
 import { ClientBook } from './clients';
 import { createGatewayHandler } from './handler';
+import { LocalApprovalKeys } from './local-approval-keys';
 import { LocalTokens, loadOrCreateTokenKey } from './local-tokens';
 import { FileRevocationStore, Revocations, SharedRevocationStore } from './revocations';
 import type { GatewayAccount } from './types';
@@ -24,7 +25,15 @@ import type { Redis } from 'ioredis';
 export interface RunningGateway {
   url: string;
   server: RunningServer;
+  /** The clients' local credentials, which the real-time endpoint (src/realtime/) checks as the gateway does. */
+  credentials: GatewayCredentials;
   close(): Promise<void>;
+}
+
+export interface GatewayCredentials {
+  clients: ClientBook;
+  tokens: LocalTokens;
+  approvalKeys: LocalApprovalKeys;
 }
 
 interface GatewayStart {
@@ -84,12 +93,16 @@ export async function startGateway(start: GatewayStart): Promise<RunningGateway>
     throw error;
   }
   const clients = new ClientBook(config.clients);
+  const credentials: GatewayCredentials = {
+    clients,
+    tokens: new LocalTokens(key, (name) => clients.byClientName(name), revocations),
+    approvalKeys: new LocalApprovalKeys(key, config.clients),
+  };
   const ownDispatcher = start.dispatcher ? undefined : new Agent({ connections: GATEWAY_BROKER_CONNECTIONS, keepAliveTimeout: 30_000 });
   ready.handler = createGatewayHandler({
     config,
     account: start.account,
-    clients,
-    tokens: new LocalTokens(key, (name) => clients.byClientName(name), revocations),
+    ...credentials,
     budget: start.budget,
     dispatcher: start.dispatcher ?? ownDispatcher!,
     bus,
@@ -106,6 +119,7 @@ export async function startGateway(start: GatewayStart): Promise<RunningGateway>
   return {
     url: server.url,
     server,
+    credentials,
     close: () =>
       (closing ??= (async () => {
         clearInterval(refresh);

@@ -4,6 +4,7 @@ import type { CallBudget } from '../budget/call-budget';
 import type { AccountConfig, GatewayConfig } from '../config/types';
 import type { AccountRef, EventBus } from '../core/events';
 import type { ClientBook } from './clients';
+import type { LocalApprovalKeys } from './local-approval-keys';
 import type { LocalTokens } from './local-tokens';
 
 /** What the gateway needs of an account's lifecycle (AccountLifecycle in production, a fake in unit tests). */
@@ -23,6 +24,8 @@ export interface GatewayDeps {
   account(name: string): GatewayAccount | undefined;
   clients: ClientBook;
   tokens: LocalTokens;
+  /** What `Approval` answers: the client's own key for the real-time endpoint, never the account's real one. */
+  approvalKeys: LocalApprovalKeys;
   budget: CallBudget;
   dispatcher: Dispatcher;
   bus: EventBus;

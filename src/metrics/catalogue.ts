@@ -215,6 +215,51 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
       'reason',
     ]),
 
+    // The real-time endpoint (off unless configured): one WebSocket session per app key, shared by the gateway's clients.
+    realtimeUpstreamState: gauge(
+      'realtime_upstream_state',
+      "The account's WebSocket session at the broker as a state set (1 for the current state): idle (none needed), connecting, open, down (waiting to reconnect).",
+      [...ACCOUNT_LABELS, 'state'],
+    ),
+    realtimeUpstreamConnects: counter(
+      'realtime_upstream_connects_total',
+      'WebSocket sessions opened at the broker, by why: first (nothing failed before it), or how the one before ended (closed, dropped, stalled, key_in_use, approval_refused, replaced, login_failed, connect_failed, no_credential).',
+      [...ACCOUNT_LABELS, 'reason'],
+    ),
+    realtimeUpstreamLastFrame: gauge(
+      'realtime_upstream_last_frame_timestamp_seconds',
+      'When the last frame of any kind (data, keep-alive, pong) came from the broker (Unix time); 0 before the first.',
+      ACCOUNT_LABELS,
+    ),
+    realtimeRegistrations: gauge(
+      'realtime_registrations',
+      "Registrations the session holds or is getting (the union of the clients', each counted once), against realtime_registration_limit.",
+      ACCOUNT_LABELS,
+    ),
+    realtimeRegistrationLimit: gauge(
+      'realtime_registration_limit',
+      "Registrations one session may hold: KIS's 41 (all products together); Kiwoom, the endpoint's own bound of 100.",
+      ACCOUNT_LABELS,
+    ),
+    realtimeClients: gauge('realtime_clients', "Client connections on the account's session now.", ACCOUNT_LABELS),
+    realtimeFramesReceived: counter('realtime_frames_received_total', 'Data frames received from the broker.', ACCOUNT_LABELS),
+    realtimeFramesSent: counter('realtime_frames_sent_total', 'Data frames handed to clients (one per client a frame goes to).', ACCOUNT_LABELS),
+    realtimeClientQueueBytes: gauge(
+      'realtime_client_queue_bytes',
+      "Bytes waiting in the sidecar for the client's connection that is furthest behind (past realtime.client.maxQueueBytes it is closed).",
+      [...ACCOUNT_LABELS, 'client'],
+    ),
+    realtimeClientCloses: counter(
+      'realtime_client_closes_total',
+      'Client connections ended, by reason: left (the client closed), slow (past its queue bound), silent, refused (never a good credential), evicted, shutdown.',
+      ['reason'],
+    ),
+    realtimeRefusals: counter(
+      'realtime_refusals_total',
+      "Client requests refused in the broker's words: unauthenticated, forbidden, budget_full (OPSP0008 answered locally), fills_not_allowed, malformed, broker (the broker's own refusal relayed), full (no place for the connection).",
+      ['reason'],
+    ),
+
     buildInfo: gauge('build_info', 'Build information; always 1.', ['version', 'node_version']),
   };
 }

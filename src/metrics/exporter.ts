@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import type { SinkConfig } from '../config/types';
 import { BUDGET_MODES, GATEWAY_REFUSAL_REASONS, GATEWAY_RETRY_REASONS, type AccountRef, type BudgetMode, type EventBus } from '../core/events';
+import { REALTIME_CLIENT_CLOSE_REASONS, REALTIME_CONNECT_REASONS, REALTIME_REFUSAL_REASONS, REALTIME_UPSTREAM_STATES } from '../core/realtime-vocabulary';
 import type { AccountView } from '../lifecycle/views';
 import type { StoreHealth } from '../store/state-store';
 import {
@@ -220,10 +221,60 @@ export class MetricsExporter {
     bus.on('gateway.retry', ({ account, reason }) => m.gatewayRetries.inc({ ...L(account), reason }));
     bus.on('gateway.local_answer', ({ account, client, endpoint }) => m.gatewayLocalAnswers.inc({ ...L(account), client, endpoint }));
     bus.on('gateway.refused', ({ reason }) => m.gatewayRefused.inc({ reason }));
+    this.subscribeRealtime(bus);
     bus.on('probe.done', ({ account, ok, durationMs }) => {
       this.probeUp.set(account.name, ok ? 1 : 0);
       m.probeDuration.observe(L(account), durationMs / 1000);
     });
+  }
+
+  /**
+   * The real-time endpoint's families. Its sessions report a snapshot at start and whenever something changed: the
+   * first one of an account sets its counters to 0 (and the endpoint-wide ones with the first of all), so the
+   * families exist only where the endpoint runs.
+   */
+  private subscribeRealtime(bus: EventBus): void {
+    const m = this.m;
+    const L: typeof MetricsExporter.labels = (ref) => MetricsExporter.labels(ref);
+    const known = new Set<string>();
+    const queueClients = new Map<string, Set<string>>();
+    let started = false;
+    const start = (account: AccountRef) => {
+      if (!started) {
+        started = true;
+        for (const reason of REALTIME_CLIENT_CLOSE_REASONS) m.realtimeClientCloses.inc({ reason }, 0);
+        for (const reason of REALTIME_REFUSAL_REASONS) m.realtimeRefusals.inc({ reason }, 0);
+      }
+      if (known.has(account.name)) return;
+      known.add(account.name);
+      for (const reason of REALTIME_CONNECT_REASONS) m.realtimeUpstreamConnects.inc({ ...L(account), reason }, 0);
+      m.realtimeFramesReceived.inc(L(account), 0);
+      m.realtimeFramesSent.inc(L(account), 0);
+    };
+    bus.on('realtime.snapshot', (s) => {
+      start(s.account);
+      const labels = L(s.account);
+      for (const state of REALTIME_UPSTREAM_STATES) this.setGauge(m.realtimeUpstreamState, { ...labels, state }, s.state === state ? 1 : 0);
+      this.setGauge(m.realtimeRegistrations, labels, s.registrations);
+      this.setGauge(m.realtimeRegistrationLimit, labels, s.limit);
+      this.setGauge(m.realtimeClients, labels, s.clients);
+      this.setGauge(m.realtimeUpstreamLastFrame, labels, seconds(s.lastFrameAt));
+      if (s.framesIn > 0) m.realtimeFramesReceived.inc(labels, s.framesIn);
+      if (s.framesOut > 0) m.realtimeFramesSent.inc(labels, s.framesOut);
+      // A client seen before and gone now reads 0, not its last queue.
+      const clients = queueClients.get(s.account.name) ?? new Set<string>();
+      queueClients.set(s.account.name, clients);
+      for (const client of Object.keys(s.queueBytes)) clients.add(client);
+      for (const client of clients) this.setGauge(m.realtimeClientQueueBytes, { ...labels, client }, s.queueBytes[client] ?? 0);
+    });
+    bus.on('realtime.connect', ({ account, reason }) => {
+      start(account);
+      m.realtimeUpstreamConnects.inc({ ...L(account), reason });
+    });
+    bus.on('realtime.client', ({ change, reason }) => {
+      if (change === 'closed' && reason !== null) m.realtimeClientCloses.inc({ reason });
+    });
+    bus.on('realtime.refused', ({ reason }) => m.realtimeRefusals.inc({ reason }));
   }
 
   /** Sets every gauge from the current snapshots; called right before each scrape is rendered. */
