@@ -8,7 +8,20 @@ import { newLocalCredentials } from '../src/gateway/clients';
 import type { RunningGateway } from '../src/gateway/start';
 import type { Sidecar } from '../src/sidecar';
 import type { SimulatorOptions } from '../src/simulator/types';
-import { CLI, LogCapture, configText, freePort, markerCredential, parseTestConfig, spawnForTest, startSimulator, tempDir, testSidecar, until } from './helpers';
+import {
+  closeBeforeCleanup,
+  CLI,
+  LogCapture,
+  configText,
+  freePort,
+  markerCredential,
+  parseTestConfig,
+  spawnForTest,
+  startSimulator,
+  tempDir,
+  testSidecar,
+  until,
+} from './helpers';
 
 /**
  * The gateway's test harness: a sidecar against the simulator with its gateway on a port, clients holding only
@@ -48,10 +61,10 @@ export async function gatewayHarness(t: Parameters<typeof tempDir>[0], clients: 
   const logs = new LogCapture();
   const sidecar: Sidecar = testSidecar(config, systemClock as never, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   // Before the loops, as `start` does: the sidecar's first proof already waits for its budget slot.
   const gateway: RunningGateway = await startSidecarGateway(sidecar, 256);
-  t.after(() => gateway.close());
+  closeBeforeCleanup(t, () => gateway.close());
   sidecar.run();
   await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
   // And its proof, so a test counting the calls that reach the broker counts only its own.

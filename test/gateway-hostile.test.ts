@@ -11,7 +11,20 @@ import { startGateway } from '../src/gateway/start';
 import { createHttpApp } from '../src/http/app';
 import { listen } from '../src/http/server';
 import { REPLICAS, replicaTools, runReplica } from './replicas';
-import { configText, exited, freePort, markerCredential, parseExposition, recordReliability, sampleValue, spawnForTest, tempDir, tier, until } from './helpers';
+import {
+  closeBeforeCleanup,
+  configText,
+  exited,
+  freePort,
+  markerCredential,
+  parseExposition,
+  recordReliability,
+  sampleValue,
+  spawnForTest,
+  tempDir,
+  tier,
+  until,
+} from './helpers';
 import {
   PRICE,
   call,
@@ -427,7 +440,7 @@ test('an expired Kiwoom local token is refused with 8005, before anything is sen
     now: () => Date.now() + clock.offsetMs,
     maxConnections: 64,
   });
-  t.after(() => gateway.close());
+  closeBeforeCleanup(t, () => gateway.close());
   const base = `${gateway.url}/main`;
   const issued = await post(`${base}/oauth2/token`, tokenRequest(bot), { 'api-id': 'au10001' });
   const token = String(issued.body.token);

@@ -11,6 +11,7 @@ import { sha256 } from '../src/core/wire';
 import {
   CLI,
   LogCapture,
+  closeBeforeCleanup,
   freePort,
   configText,
   exited,
@@ -423,9 +424,9 @@ test('two replicas on one Redis: their gateways share one budget, the broker see
       );
       const sidecar = testSidecar(config, systemClock as never, { logger: new LogCapture().logger });
       await sidecar.open();
-      t.after(() => sidecar.close());
+      closeBeforeCleanup(t, () => sidecar.close());
       const gateway = await startSidecarGateway(sidecar, 256);
-      t.after(() => gateway.close());
+      closeBeforeCleanup(t, () => gateway.close());
       sidecar.run();
       await until(`replica ${name}'s token`, 15_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
       return `${gateway.url}/main`;

@@ -476,7 +476,7 @@ test('wrong admin tokens: every one counted by reason, logged once and then once
   const logs = new LogCapture();
   const sidecar = testSidecar(config, clock, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   const base = await serveSidecar(t, sidecar, { adminToken });
   const dispatcher = new Agent({ connections: 8 });
   t.after(() => dispatcher.close());

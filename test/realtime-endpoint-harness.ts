@@ -11,7 +11,7 @@ import type { RunningRealtime } from '../src/realtime/start';
 import type { Sidecar } from '../src/sidecar';
 import type { SimulatorCredential, SimulatorOptions } from '../src/simulator';
 import { clientEntries, type Client } from './gateway-harness';
-import { configText, LogCapture, parseTestConfig, tempDir, testSidecar, until } from './helpers';
+import { closeBeforeCleanup, configText, LogCapture, parseTestConfig, tempDir, testSidecar, until } from './helpers';
 import { startRealtimeSimulator } from './realtime-harness';
 
 type TestContext = Parameters<typeof tempDir>[0];
@@ -54,11 +54,11 @@ export async function realtimeEndpoint(t: TestContext, credential: SimulatorCred
   const logs = new LogCapture();
   const sidecar: Sidecar = testSidecar(config, systemClock as never, { logger: logs.logger, secrets: logs.secrets });
   await sidecar.open();
-  t.after(() => sidecar.close());
+  closeBeforeCleanup(t, () => sidecar.close());
   const gateway = await startSidecarGateway(sidecar, 256);
-  t.after(() => gateway.close());
+  closeBeforeCleanup(t, () => gateway.close());
   const endpoint: RunningRealtime = await startSidecarRealtime(sidecar, gateway.credentials);
-  t.after(() => endpoint.close());
+  closeBeforeCleanup(t, () => endpoint.close());
   sidecar.run();
   await until('the first token', 10_000, () => sidecar.account('main')!.gatewayToken() !== undefined);
   return { sim, simulator: sim.simulator, dir, sidecar, gateway, endpoint, logs, credential, base: `${gateway.url}/main`, ws: `${endpoint.url}/main` };

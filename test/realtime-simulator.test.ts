@@ -515,7 +515,8 @@ describe('replicas of the real clients, directly against the simulator', () => {
     assert.equal(refused.length, 2);
     assert.ok(refused[1]!.openedAt - refused[0]!.closedAt! >= 5000, 'python-kis waits its reconnect_interval');
     assert.ok(second.of('log', (e) => e.message === 'RTC Reconnecting in 5 seconds...').length >= 1);
-    assert.ok(second.of('approvals').at(-1).count >= 2, 'a new approval key at every reconnect');
+    // The replica reports its approval count as it goes: on a busy host that line may follow the refusal it led to.
+    await second.waitFor('approvals', 1, (e) => e.count >= 2);
     assert.equal(h.simulator.realtime.stats(kisA.appKey).peakConcurrentSessions, 1);
     assert.equal(firstGap(volumesOf(holder.of('data')), VOLUME_STEP), undefined);
   });

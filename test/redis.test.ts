@@ -357,9 +357,12 @@ describe('a replica started while its Redis is down', () => {
         const readyAfterMs = await firstReadyAfterSpawn(replica, port, 15_000);
         const startupMs = Number(/startupMs"?:\s*(\d+)/.exec(replica.output())?.[1]);
         t.diagnostic(`/readyz 200 ${readyAfterMs} ms after the spawn, of which ${startupMs} ms the sidecar's own start-up; a bare CLI start took ${bare} ms`);
+        // A second on an idle machine; a busy one slows the start-up's own work as it slows a bare start, so the bound
+        // grows with that start measured now (2.3 s beside two other test files), never with the wait for Redis.
+        const boundMs = Math.max(1_000, bare);
         assert.ok(
-          startupMs < 1_000,
-          `the sidecar's own start-up took ${startupMs} ms (ready ${readyAfterMs} ms after the spawn; a bare CLI start takes ${bare} ms)`,
+          startupMs < boundMs,
+          `the sidecar's own start-up took ${startupMs} ms, bound ${boundMs} ms (ready ${readyAfterMs} ms after the spawn; a bare CLI start takes ${bare} ms)`,
         );
         recordReliability({
           kind: 'fault',

@@ -204,6 +204,7 @@ test(
     const rssSeries = settled.map((s) => s.rssMb.toFixed(0)).join(',');
     const earlyRss = median(settled.slice(0, 4).map((s) => s.rssMb));
     const lateRss = median(settled.slice(-4).map((s) => s.rssMb));
+    t.diagnostic(`RSS every ${SAMPLE_EVERY_MS / 1000} s: ${rssSeries} MiB; heap ${settled.map((s) => s.heapMb.toFixed(0)).join(',')} MiB`);
     assert.ok(
       lateRss - earlyRss < 15,
       `RSS median ${earlyRss.toFixed(1)} -> ${lateRss.toFixed(1)} MiB (samples every ${SAMPLE_EVERY_MS / 1000} s: ${rssSeries})`,
