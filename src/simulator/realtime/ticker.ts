@@ -26,6 +26,8 @@ export class Ticker {
   stop(): void {
     this.running?.abort();
     this.running = undefined;
+    // Ends the current wait; the beat sleeps on the wake signal alone (see Loop: no AbortSignal.any per sleep).
+    this.wakeController.abort();
   }
 
   /** Restarts the current wait with the interval as it is now. */
@@ -37,7 +39,7 @@ export class Ticker {
     while (!signal.aborted) {
       const interval = this.intervalMs();
       const woken = this.wakeController.signal;
-      await this.clock.sleep(Number.isFinite(interval) ? interval : PAUSED_CHECK_MS, AbortSignal.any([signal, woken]));
+      await this.clock.sleep(Number.isFinite(interval) ? interval : PAUSED_CHECK_MS, woken);
       if (signal.aborted) return;
       if (woken.aborted) {
         this.wakeController = new AbortController();
