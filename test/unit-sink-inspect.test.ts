@@ -4,7 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { nodeFileSystem, type FileSystem } from '../src/core/atomic-file';
+import { FileReadError, readRegularFile } from '../src/core/safe-read';
 import { SinkWriteError } from '../src/core/errors';
 import type { FileAccess, JsonSinkConfig } from '../src/config/types';
 import { renderSink, type TokenView } from '../src/sinks/formats';
@@ -174,5 +176,34 @@ describe('inspectSinkFile', () => {
     const path = '/nonexistent/main.json';
     const denied: FileSystem = { ...nodeFileSystem, open: async () => Promise.reject(Object.assign(new Error('EACCES'), { code: 'EACCES' })) };
     assertInspection(await inspect(sinkAt(path), path, denied), { kind: 'refused', code: 'permission_denied', message: `cannot inspect ${path} (EACCES)` });
+  });
+});
+
+describe('readRegularFile: read up to its bound, whatever fstat said', () => {
+  // A file that grows between fstat and the read: the buffer sized from fstat must grow, and stop at the bound.
+  function openReportingSize(size: number): typeof open {
+    return async (path, flags) => {
+      const handle = await open(path, flags);
+      const stat = handle.stat.bind(handle);
+      return Object.assign(handle, { stat: async () => Object.assign(await stat(), { size }) });
+    };
+  }
+
+  test('a file grown since fstat is read whole when within the bound', async (t) => {
+    const path = join(tempDir(t), 'grown.json');
+    const content = 'x'.repeat(5_000);
+    writeFileSync(path, content);
+    const read = await readRegularFile(path, { followSymlinks: false, maxBytes: 10_000 }, openReportingSize(3));
+    assert.equal(read.content, content);
+  });
+
+  test('a file grown past the bound since fstat is refused as too large', async (t) => {
+    const path = join(tempDir(t), 'grown.json');
+    writeFileSync(path, 'x'.repeat(5_000));
+    await assert.rejects(readRegularFile(path, { followSymlinks: false, maxBytes: 1_000 }, openReportingSize(10)), (error: unknown) => {
+      assert.ok(error instanceof FileReadError);
+      assert.equal(error.code, 'too_large');
+      return true;
+    });
   });
 });

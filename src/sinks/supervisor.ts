@@ -5,7 +5,7 @@ import type { Clock } from '../core/clock';
 import type { AccountRef, EventBus } from '../core/events';
 import { cleanupDailyFiles, dailyFiles } from './daily-files';
 import { inSinkDirectory } from './directory';
-import { nextKisAuthChange, readSinkToken, sinkPaths, type TokenInFile, type TokenView } from './formats';
+import { nextKisAuthChange, readSinkToken, sinkDirectory, sinkPaths, type TokenInFile, type TokenView } from './formats';
 import { readSinkFile } from './inspect';
 import { preflight } from './preflight';
 import { SINK_STUCK_AFTER_MS, sinkStatus, stuckSince, type SinkStatus } from './report';
@@ -38,8 +38,11 @@ interface SinkSupervisorOptions {
 export class SinkSupervisor {
   private readonly sinks = new Map<string, SinkRuntime[]>();
   private readonly watcher = new SinkWatcher((dir, filename) =>
-    scheduleChecks(this.all(), dir, filename, this.options.clock.now(), (rt) => void this.check(rt)),
+    scheduleChecks(this.sinksIn.get(dir) ?? [], filename, this.options.clock.now(), (rt) => void this.check(rt)),
   );
+  /** The sinks by directory, as last watched: an event concerns only the sinks of its directory. */
+  private sinksIn = new Map<string, SinkRuntime[]>();
+  private watchRefresh: NodeJS.Immediate | undefined;
   private readonly ctx: SinkContext;
   private nextSweepAt = 0;
   private closed = false;
@@ -143,8 +146,26 @@ export class SinkSupervisor {
     return next;
   }
 
+  /**
+   * Watches the sinks' directories as they are once the current burst of changes is over: a start adds and
+   * publishes every account one after the other, and a refresh for each went over every sink (a thousand accounts
+   * took a second of start-up on it alone).
+   */
   private watch(): void {
-    if (!this.closed && this.options.watch) this.watcher.watch(this.all());
+    if (this.closed || !this.options.watch || this.watchRefresh) return;
+    this.watchRefresh = setImmediate(() => {
+      this.watchRefresh = undefined;
+      if (this.closed) return;
+      const sinksIn = new Map<string, SinkRuntime[]>();
+      for (const rt of this.all()) {
+        const dir = sinkDirectory(rt.config);
+        const inDir = sinksIn.get(dir);
+        if (inDir) inDir.push(rt);
+        else sinksIn.set(dir, [rt]);
+      }
+      this.sinksIn = sinksIn;
+      this.watcher.watch([...this.sinksIn.keys()]);
+    });
   }
 
   private get stuckAfterMs(): number {
@@ -200,6 +221,7 @@ export class SinkSupervisor {
 
   close(): void {
     this.closed = true;
+    clearImmediate(this.watchRefresh);
     this.watcher.close();
     for (const rt of this.all()) clearTimeout(rt.pendingCheck);
   }

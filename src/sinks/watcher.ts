@@ -1,6 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename } from 'node:path';
-import { sinkDirectory } from './formats';
 import { knownPaths, shortenBackoff, type SinkRuntime } from './sink-state';
 
 /**
@@ -16,9 +15,9 @@ export class SinkWatcher {
 
   constructor(private readonly onEvent: (dir: string, filename: string | undefined) => void) {}
 
-  /** Watches exactly the directories of these sinks; one not there yet is tried again at the next call. */
-  watch(runtimes: SinkRuntime[]): void {
-    const dirs = new Set(runtimes.map((rt) => sinkDirectory(rt.config)));
+  /** Watches exactly these directories; one not there yet is tried again at the next call. */
+  watch(directories: string[]): void {
+    const dirs = new Set(directories);
     for (const [dir, watcher] of this.watchers) {
       if (!dirs.has(dir)) {
         watcher.close();
@@ -48,12 +47,12 @@ export class SinkWatcher {
 }
 
 /**
- * An event in `dir` about `filename`: each sink that may own that file gets a check, unless one is pending. The
+ * An event about `filename` in the directory of `runtimesInDir`: each of those sinks that may own that file gets a check, unless one is pending. The
  * event may mean the obstacle to a failed write is gone, so the sink's backoff is shortened first.
  */
-export function scheduleChecks(runtimes: SinkRuntime[], dir: string, filename: string | undefined, now: number, check: (rt: SinkRuntime) => void): void {
-  for (const rt of runtimes) {
-    if (sinkDirectory(rt.config) !== dir || rt.pendingCheck) continue;
+export function scheduleChecks(runtimesInDir: SinkRuntime[], filename: string | undefined, now: number, check: (rt: SinkRuntime) => void): void {
+  for (const rt of runtimesInDir) {
+    if (rt.pendingCheck) continue;
     if (filename !== undefined && !knownPaths(rt, now).some((path) => basename(path) === filename)) continue;
     shortenBackoff(rt, now);
     const delay = Math.max(EVENT_DEBOUNCE_MS, (rt.nextRetryAt ?? 0) - now);
