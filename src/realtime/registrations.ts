@@ -44,6 +44,11 @@ export class RegistrationBook<C> {
     return this.entries.get(name(id, key));
   }
 
+  /** Every entry (with replicas: what this replica's clients want is published from it, relay-link.ts). */
+  all(): IterableIterator<Entry<C>> {
+    return this.entries.values();
+  }
+
   /** Entries of one id (a KIS tr_id, a Kiwoom type): where a frame that names only its id may belong. */
   ofId(id: string): Entry<C>[] {
     return [...this.entries.values()].filter((e) => e.id === id);
@@ -142,7 +147,8 @@ export class RegistrationBook<C> {
   }
 }
 
-function name(id: string, key: string): string {
+/** An entry's name in the book (and in what the replicas tell each other about it, relay-wire.ts). */
+export function name(id: string, key: string): string {
   // A newline appears in no id or key the endpoint accepts (both are checked printable ASCII).
   return `${id}\n${key}`;
 }
