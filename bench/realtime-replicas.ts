@@ -8,15 +8,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { sha256 } from '../src/core/wire';
 import { newLocalCredentials } from '../src/gateway/clients';
 import { generateCredential } from '../src/simulator';
 import { configText } from '../test/helpers';
 import { CLI, withServer } from './env';
 import { FatalError, childEnv, freePort, median, progress, startChild, stopChild, tempDir, until200, waitFor, type Child } from './lib';
-import { ROUNDS, SCENARIOS, WARMUP_MS, WINDOW_MS, type ProbeResult } from './realtime';
+import { approvalKey, endpointSection, postJson, ROUNDS, SCENARIOS, WARMUP_MS, WINDOW_MS, type ProbeResult } from './realtime';
 
-export const REPLICA_PATHS = ['holder', 'relayed'] as const;
+const REPLICA_PATHS = ['holder', 'relayed'] as const;
 type ReplicaPath = (typeof REPLICA_PATHS)[number];
 
 export interface ReplicaDelayResult {
@@ -27,17 +26,6 @@ export interface ReplicaDelayResult {
 }
 
 const CODES = Array.from({ length: 10 }, (_, i) => String(100_000 + i));
-
-async function postJson(url: string, body: unknown): Promise<Record<string, unknown>> {
-  const answer = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return (await answer.body.json()) as Record<string, unknown>;
-}
-
-async function approvalKey(url: string, appKey: string, secret: string): Promise<string> {
-  const body = await postJson(`${url}/oauth2/Approval`, { grant_type: 'client_credentials', appkey: appKey, secretkey: secret });
-  if (typeof body['approval_key'] !== 'string') throw new FatalError(`no approval key from ${url}`);
-  return body['approval_key'];
-}
 
 async function isHolder(serverPort: number): Promise<boolean> {
   const text = await (await request(`http://127.0.0.1:${serverPort}/metrics`)).body.text();
@@ -66,19 +54,7 @@ export async function measureRealtimeReplicas(): Promise<ReplicaDelayResult> {
     const replicas: Array<{ child: Child; serverPort: number; gatewayPort: number; realtimePort: number }> = [];
     for (let i = 0; i < 2; i++) {
       const [serverPort, gatewayPort, realtimePort] = [await freePort(), await freePort(), await freePort()];
-      const top = [
-        `store: { type: redis, url: "redis://127.0.0.1:${redisPort}/0" }`,
-        'gateway:',
-        '  enabled: true',
-        `  port: ${gatewayPort}`,
-        '  clients:',
-        `    - { name: bench, accounts: [main], appKey: "${client.appKey}", appSecretSha256: "${sha256(client.appSecret).toString('hex')}" }`,
-        'realtime:',
-        '  enabled: true',
-        `  port: ${realtimePort}`,
-        '  maxClients: 128',
-        '',
-      ].join('\n');
+      const top = `store: { type: redis, url: "redis://127.0.0.1:${redisPort}/0" }\n${endpointSection(gatewayPort, realtimePort, client)}`;
       const configPath = join(dir, `config-${i}.yaml`);
       const sinks = `- { format: json, path: "${join(dir, `tokens-${i}`, 'main.json')}" }`;
       writeFileSync(configPath, withServer(configText(join(dir, `state-${i}`), simUrl, [{ name: 'main', credential: sharedKey, sinks }], top), serverPort), {

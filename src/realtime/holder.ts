@@ -14,7 +14,7 @@ import { isFillTr, KIS_ANSWERS, KIS_CODES, kisControl, type KisCipher } from './
 import type { KisControlMessage, KisDataMessage, KisReceiver } from './carriers';
 import { KisUpstream } from './kis-session';
 import { KIS_MAX_REGISTRATIONS } from './limits';
-import { name, RegistrationBook, type Entry } from './registrations';
+import { name, RegistrationBook } from './registrations';
 import type { HolderMessage, Want } from './relay-wire';
 import type { SessionContext } from './session';
 import type { RealtimeConnectReason, RealtimeEndReason, RealtimeUpstreamState } from '../core/realtime-vocabulary';
@@ -107,14 +107,9 @@ export class KisHolder implements KisReceiver {
 
   control(message: KisControlMessage, data: Buffer): void {
     if (message.output) this.cipher = message.output;
-    const entry: Entry<string> | undefined = this.book.find(message.trId, message.trKey);
-    if (!entry) return;
-    if (entry.upstream === 'unregistering') {
-      this.book.released(entry);
-      this.reconcile();
-      return;
-    }
-    if (entry.upstream !== 'registering') return;
+    const entry = this.book.answered(message.trId, message.trKey);
+    if (entry === 'released') this.reconcile();
+    if (entry === undefined || entry === 'released') return;
     if (message.code === KIS_CODES.subscribed || message.code === KIS_CODES.already) {
       entry.encrypted = message.encrypt || isFillTr(entry.id);
       this.book.confirmed(entry);

@@ -119,14 +119,9 @@ export class KisSession extends SharedSession implements KisReceiver {
   /** The broker's answer to a registration or unregistration (with replicas: as the holder relayed it). */
   control(message: KisControlMessage, data: Buffer): void {
     if (message.output) this.cipher = message.output;
-    const entry = this.book.find(message.trId, message.trKey);
-    if (!entry) return;
-    if (entry.upstream === 'unregistering') {
-      this.book.released(entry);
-      this.reconcile();
-      return;
-    }
-    if (entry.upstream !== 'registering') return;
+    const entry = this.book.answered(message.trId, message.trKey);
+    if (entry === 'released') this.reconcile();
+    if (entry === undefined || entry === 'released') return;
     const confirmed = message.code === KIS_CODES.subscribed || message.code === KIS_CODES.already;
     if (!confirmed) {
       // OPSP0008: the session's registrations are all in use (with replicas, the holder's answer: the deployment's 41).

@@ -113,6 +113,19 @@ export class RegistrationBook<C> {
     return todo;
   }
 
+  /**
+   * What the broker's answer about (id, key) concerns: an unregistration, now released here (`released`); a
+   * registration awaiting it (its entry); or nothing the book waits for (undefined).
+   */
+  answered(id: string, key: string): Entry<C> | 'released' | undefined {
+    const entry = this.find(id, key);
+    if (entry?.upstream === 'unregistering') {
+      this.released(entry);
+      return 'released';
+    }
+    return entry?.upstream === 'registering' ? entry : undefined;
+  }
+
   /** The broker confirmed a registration: returns the clients to answer now. */
   confirmed(entry: Entry<C>): C[] {
     entry.upstream = 'live';
