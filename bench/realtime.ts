@@ -89,15 +89,31 @@ function rssOf(pid: number): number {
   return line ? Number(line[1]) * 1024 : NaN;
 }
 
-async function postJson(url: string, body: unknown): Promise<Record<string, unknown>> {
+export async function postJson(url: string, body: unknown): Promise<Record<string, unknown>> {
   const answer = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return (await answer.body.json()) as Record<string, unknown>;
 }
 
-async function approvalKey(url: string, appKey: string, secret: string): Promise<string> {
+export async function approvalKey(url: string, appKey: string, secret: string): Promise<string> {
   const body = await postJson(`${url}/oauth2/Approval`, { grant_type: 'client_credentials', appkey: appKey, secretkey: secret });
   if (typeof body['approval_key'] !== 'string') throw new FatalError(`no approval key from ${url}`);
   return body['approval_key'];
+}
+
+/** The gateway (one client, `bench`, on account main) and the real-time endpoint, as the sidecar's config has them. */
+export function endpointSection(gatewayPort: number, realtimePort: number, client: { appKey: string; appSecret: string }): string {
+  return [
+    'gateway:',
+    '  enabled: true',
+    `  port: ${gatewayPort}`,
+    '  clients:',
+    `    - { name: bench, accounts: [${ACCOUNT}], appKey: "${client.appKey}", appSecretSha256: "${sha256(client.appSecret).toString('hex')}" }`,
+    'realtime:',
+    '  enabled: true',
+    `  port: ${realtimePort}`,
+    '  maxClients: 128',
+    '',
+  ].join('\n');
 }
 
 export async function measureRealtime(): Promise<RealtimeResult> {
@@ -118,18 +134,7 @@ export async function measureRealtime(): Promise<RealtimeResult> {
     await until200('the simulator', `${simUrl}/_sim/stats`, simulator);
 
     const configPath = join(dir, 'config.yaml');
-    const top = [
-      'gateway:',
-      '  enabled: true',
-      `  port: ${gatewayPort}`,
-      '  clients:',
-      `    - { name: bench, accounts: [${ACCOUNT}], appKey: "${client.appKey}", appSecretSha256: "${sha256(client.appSecret).toString('hex')}" }`,
-      'realtime:',
-      '  enabled: true',
-      `  port: ${realtimePort}`,
-      '  maxClients: 128',
-      '',
-    ].join('\n');
+    const top = endpointSection(gatewayPort, realtimePort, client);
     const sinks = `- { format: json, path: "${join(dir, 'tokens', 'main.json')}" }`;
     writeFileSync(configPath, withServer(configText(join(dir, 'state'), simUrl, [{ name: ACCOUNT, credential: sidecarKey, sinks }], top), serverPort), {
       mode: 0o600,

@@ -10,6 +10,7 @@ import type { MachineFacts } from './machine';
 import { renderGateway } from './report-gateway';
 import { renderRealtime } from './report-realtime';
 import type { RealtimeResult } from './realtime';
+import type { ReplicaDelayResult } from './realtime-replicas';
 import { mark, rps, sentence, tidy, type Verdict } from './report-parts';
 import { REPAIR_TRIALS, type RepairResult } from './repair';
 import { ROUNDS, TARGETS, type ScrapeResult, type Target } from './scrape';
@@ -31,6 +32,7 @@ interface Results {
   policies: PolicyRun[];
   gateway: GatewayResult;
   realtime: RealtimeResult;
+  realtimeReplicas: ReplicaDelayResult;
 }
 
 const plural = (n: number, word: string): string => `${num(n)} ${word}${n === 1 ? '' : 's'}`;
@@ -328,7 +330,7 @@ export function renderReport(r: Results): string {
   push(...gateway.lines);
 
   // 7
-  push(...renderRealtime(r.realtime));
+  push(...renderRealtime(r.realtime, r.realtimeReplicas));
 
   const m = r.machine;
   push(

@@ -11,6 +11,7 @@ import { measureProcessMetricsCost, measureWriteCheckCost } from './attribution'
 import { BenchEnv } from './env';
 import { measureGateway } from './gateway';
 import { measureRealtime } from './realtime';
+import { measureRealtimeReplicas } from './realtime-replicas';
 import { measureIdle } from './idle';
 import { measureCrashloop, measurePolicies } from './issuance';
 import { cleanupAll, elapsedSeconds, killAllNow, progress, removeDirsNow } from './lib';
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
   const processMetrics = await measureProcessMetricsCost();
   const gateway = await measureGateway();
   const realtime = await measureRealtime();
+  const realtimeReplicas = await measureRealtimeReplicas();
   const startup = await measureStartup([one, thousand]);
   progress('attribution: one atomic write check on this disk');
   const writeCheck = await measureWriteCheckCost();
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
     policies,
     gateway,
     realtime,
+    realtimeReplicas,
   });
   mkdirSync(join(OUTPUT, '..'), { recursive: true });
   writeFileSync(OUTPUT, text);

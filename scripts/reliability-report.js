@@ -27,6 +27,7 @@ const files = [
   'gateway-hostile',
   'files',
   'realtime-acceptance',
+  'realtime-replicas',
 ].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
 const run = spawnSync(process.execPath, ['--test', ...files], {
@@ -114,7 +115,7 @@ lines.push(
 lines.push(
   '## Real-time endpoint',
   '',
-  "`test/realtime-acceptance.test.ts`: the sidecar's real-time endpoint against the simulator's WebSocket (one session per app key, 41 registrations), with the replicas of the official `KISWebSocket` and python-kis as processes, and raw clients timed against a direct session of another key fed the same records.",
+  "`test/realtime-acceptance.test.ts`: the sidecar's real-time endpoint against the simulator's WebSocket (one session per app key, 41 registrations), with the replicas of the official `KISWebSocket` and python-kis as processes, and raw clients timed against a direct session of another key fed the same records. `test/realtime-replicas.test.ts`: three sidecar replicas (processes) on one redis-server sharing one app key's session, raw clients of their own on each.",
   '',
   '| scenario | outcome | figure |',
   '|---|---|---|',

@@ -264,5 +264,6 @@ export function startSidecarRealtime(sidecar: Sidecar, credentials: GatewayCrede
     bus: sidecar.bus,
     logger: sidecar.logger,
     clock: sidecar.clock,
+    redis: sidecar.redis,
   });
 }

@@ -621,6 +621,8 @@ describe("absurd values are refused, with the key's range", () => {
     'realtime.reconnect.initialDelay',
     'realtime.reconnect.maxDelay',
     'realtime.afterReplaced',
+    'realtime.replicas.leaseTtl',
+    'realtime.replicas.outageHold',
     'realtime.client.maxQueueDelay',
     'realtime.client.pingInterval',
   ];

@@ -25,7 +25,8 @@ interface BudgetedAccount {
 
 // Computed once per app key: the gateway asks on every call. Bounded by the configured accounts' keys.
 const digests = new Map<string, string>();
-const digestOf = (appKey: string): string => {
+/** A short digest that names an app key in Redis without being it (the budget and the real-time lease use it). */
+export const digestOf = (appKey: string): string => {
   let digest = digests.get(appKey);
   if (digest === undefined) digests.set(appKey, (digest = createHash('sha256').update(appKey, 'utf8').digest('hex').slice(0, 16)));
   return digest;

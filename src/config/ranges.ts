@@ -94,6 +94,12 @@ export const DURATION_RANGES = {
   'realtime.reconnect.maxDelay': range(SECOND, HOUR),
   // Kiwoom: after another login took the key (R10001), the wait before taking it back.
   'realtime.afterReplaced': range(SECOND, 24 * HOUR),
+  // With replicas: the lease on the app key's one session. A holder SIGKILLed is replaced within about a lease and a
+  // second; under a second, a busy host's pause would hand the session around; over 30 s, an outage of that length.
+  'realtime.replicas.leaseTtl': range(SECOND, 30 * SECOND),
+  // How long a holder that cannot reach Redis keeps its session for its own clients (0: only while its lease is
+  // proven). After Redis returns, the others wait as long for it before one of them opens a session of its own.
+  'realtime.replicas.outageHold': range(0, HOUR),
   // A client this far behind is closed: under a second closes a client for a hiccup, over a minute is no longer real time.
   'realtime.client.maxQueueDelay': range(100, MINUTE),
   'realtime.client.pingInterval': range(SECOND, 10 * MINUTE),

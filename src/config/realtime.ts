@@ -22,7 +22,9 @@ const DEFAULT_WEBSOCKET_URLS: Record<Provider, Record<Env, string>> = {
  * The endpoint's defaults. Off, on loopback, on the port after the gateway's. 64 clients (ten bots with a few
  * connections each, and room). A client may fall 1 MiB or 5 s behind (about 1,700 trade records, 4 s of a full
  * set of 41 registrations at 10 records a second) before it is closed. The session is replaced after 30 s without
- * a frame (the endpoint pings every 10 s, as the official client's websockets library does every 20 s).
+ * a frame (the endpoint pings every 10 s, as the official client's websockets library does every 20 s). With
+ * replicas, a holder's lease lives 1.5 s past its last renewal (renewed every 375 ms), so a holder killed is
+ * replaced within about 2 s; one cut off from Redis keeps its session a minute for its own clients.
  */
 const DEFAULT_REALTIME = {
   host: '127.0.0.1',
@@ -33,6 +35,7 @@ const DEFAULT_REALTIME = {
   stallTimeoutMs: 30_000,
   reconnect: { initialDelayMs: 1_000, maxDelayMs: 60_000 },
   afterReplacedMs: 5 * 60_000,
+  replicas: { leaseTtlMs: 1_500, outageHoldMs: 60_000 },
   client: { maxQueueBytes: 1024 * 1024, maxQueueDelayMs: 5_000, pingIntervalMs: 30_000 },
 };
 
@@ -81,6 +84,10 @@ export function resolveRealtime(raw: RawRealtime | undefined, gateway: RawGatewa
     stallTimeoutMs: raw?.stallTimeout ?? D.stallTimeoutMs,
     reconnect,
     afterReplacedMs: raw?.afterReplaced ?? D.afterReplacedMs,
+    replicas: {
+      leaseTtlMs: raw?.replicas?.leaseTtl ?? D.replicas.leaseTtlMs,
+      outageHoldMs: raw?.replicas?.outageHold ?? D.replicas.outageHoldMs,
+    },
     client: {
       maxQueueBytes: raw?.client?.maxQueueBytes ?? D.client.maxQueueBytes,
       maxQueueDelayMs: raw?.client?.maxQueueDelay ?? D.client.maxQueueDelayMs,

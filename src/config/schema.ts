@@ -263,6 +263,13 @@ const realtimeSchema = z.strictObject({
     })
     .optional(),
   afterReplaced: duration('realtime.afterReplaced').optional(),
+  /** With a Redis store: how the replicas share the app key's one session (src/realtime/replicas.ts). */
+  replicas: z
+    .strictObject({
+      leaseTtl: duration('realtime.replicas.leaseTtl').optional(),
+      outageHold: duration('realtime.replicas.outageHold').optional(),
+    })
+    .optional(),
   client: z
     .strictObject({
       maxQueueBytes: int()

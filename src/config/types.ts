@@ -169,6 +169,11 @@ export interface RealtimeConfig {
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   /** Kiwoom: how long to leave the key to whoever logged in with it (R10001) before logging in again. */
   afterReplacedMs: number;
+  /**
+   * With a Redis store, the replicas hold one session per app key between them (src/realtime/replicas.ts): the
+   * holder's lease lives `leaseTtlMs` past its last renewal; cut off from Redis, it keeps its session `outageHoldMs`.
+   */
+  replicas: { leaseTtlMs: number; outageHoldMs: number };
   /** The bound of each client's queue: past either, the client is closed (never the others delayed). */
   client: { maxQueueBytes: number; maxQueueDelayMs: number; pingIntervalMs: number };
   /** Client name → the HTS ids whose fill notices it may receive. */

@@ -4,7 +4,9 @@ import type {
   RealtimeClientCloseReason,
   RealtimeConnectReason,
   RealtimeEndReason,
+  RealtimeLeaseChange,
   RealtimeRefusalReason,
+  RealtimeRelaySnapshot,
   RealtimeSnapshot,
   RealtimeUpstreamState,
 } from './realtime-vocabulary';
@@ -108,6 +110,10 @@ export interface SidecarEvents {
   'realtime.refused': { account: AccountRef | null; client: string | null; reason: RealtimeRefusalReason; code: string };
   /** A session's gauges and its frame counts since the last snapshot: once a second while anything changes. */
   'realtime.snapshot': RealtimeSnapshot;
+  /** With replicas: this replica's hold on the account's one session changed (`detail` says more, never a secret). */
+  'realtime.lease': { account: AccountRef; change: RealtimeLeaseChange; detail: string | null };
+  /** With replicas: this replica's part in the deployment's session, once a second. */
+  'realtime.relay': RealtimeRelaySnapshot;
 }
 
 /** Where the call budget is counted: in this process alone (no shared store), in Redis, alone while Redis is out of reach, or back in Redis while the replicas return. */

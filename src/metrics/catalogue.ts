@@ -259,6 +259,42 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
       "Client requests refused in the broker's words: unauthenticated, forbidden, budget_full (OPSP0008 answered locally), fills_not_allowed, malformed, broker (the broker's own refusal relayed), full (no place for the connection).",
       ['reason'],
     ),
+    // With replicas (a Redis store): each replica's part in the deployment's one KIS session.
+    realtimeLeaseHolder: gauge(
+      'realtime_lease_holder',
+      "1 on the replica that holds the lease on the app key's one session (and so the session at the broker), 0 on the others.",
+      ACCOUNT_LABELS,
+    ),
+    realtimeLeaseAcquired: gauge(
+      'realtime_lease_acquired_timestamp_seconds',
+      'When this replica took the lease (Unix time); 0 while it does not hold it. Lease age: time() - this.',
+      ACCOUNT_LABELS,
+    ),
+    realtimeLeaseChanges: counter(
+      'realtime_lease_changes_total',
+      "This replica's hold on the session: acquired, retaken (after Redis lost it), lost, released; Redis outage and reachable.",
+      [...ACCOUNT_LABELS, 'change'],
+    ),
+    realtimeRelayRedisUp: gauge('realtime_relay_redis_up', 'Whether this replica reaches Redis for the session relay (1) or not (0).', ACCOUNT_LABELS),
+    realtimeRelayFrames: counter(
+      'realtime_relay_frames_total',
+      "Frames through Redis: published (by the holder, once per frame), received (by a replica from another's session).",
+      [...ACCOUNT_LABELS, 'direction'],
+    ),
+    realtimeRelayLag: new HistogramFamily({
+      name: `${PREFIX}realtime_relay_lag_seconds`,
+      help: "A relayed frame's time from the holder's publish to its arrival at this replica (a sample of at most 256 a second).",
+      labelNames: ACCOUNT_LABELS,
+      buckets: GATEWAY_BUCKETS,
+      registry,
+      onChange,
+    }),
+    realtimeRelayWants: gauge('realtime_relay_wants', "Distinct registrations this replica's clients want, as published to the holder.", ACCOUNT_LABELS),
+    realtimeRelayWantsPublished: counter(
+      'realtime_relay_wants_published_total',
+      'Times this replica published its wants to Redis (each second as its heartbeat, and at each change).',
+      ACCOUNT_LABELS,
+    ),
 
     buildInfo: gauge('build_info', 'Build information; always 1.', ['version', 'node_version']),
   };

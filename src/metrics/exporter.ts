@@ -1,7 +1,14 @@
 import { Registry } from 'prom-client';
 import type { SinkConfig } from '../config/types';
 import { BUDGET_MODES, GATEWAY_REFUSAL_REASONS, GATEWAY_RETRY_REASONS, type AccountRef, type BudgetMode, type EventBus } from '../core/events';
-import { REALTIME_CLIENT_CLOSE_REASONS, REALTIME_CONNECT_REASONS, REALTIME_REFUSAL_REASONS, REALTIME_UPSTREAM_STATES } from '../core/realtime-vocabulary';
+import {
+  REALTIME_CLIENT_CLOSE_REASONS,
+  REALTIME_CONNECT_REASONS,
+  REALTIME_LEASE_CHANGES,
+  REALTIME_REFUSAL_REASONS,
+  REALTIME_RELAY_DIRECTIONS,
+  REALTIME_UPSTREAM_STATES,
+} from '../core/realtime-vocabulary';
 import type { AccountView } from '../lifecycle/views';
 import type { StoreHealth } from '../store/state-store';
 import {
@@ -275,6 +282,25 @@ export class MetricsExporter {
       if (change === 'closed' && reason !== null) m.realtimeClientCloses.inc({ reason });
     });
     bus.on('realtime.refused', ({ reason }) => m.realtimeRefusals.inc({ reason }));
+    const relayKnown = new Set<string>();
+    bus.on('realtime.relay', (s) => {
+      const labels = L(s.account);
+      if (!relayKnown.has(s.account.name)) {
+        relayKnown.add(s.account.name);
+        for (const change of REALTIME_LEASE_CHANGES) m.realtimeLeaseChanges.inc({ ...labels, change }, 0);
+        for (const direction of REALTIME_RELAY_DIRECTIONS) m.realtimeRelayFrames.inc({ ...labels, direction }, 0);
+        m.realtimeRelayWantsPublished.inc(labels, 0);
+      }
+      this.setGauge(m.realtimeLeaseHolder, labels, s.holder ? 1 : 0);
+      this.setGauge(m.realtimeLeaseAcquired, labels, seconds(s.leaseAcquiredAt));
+      this.setGauge(m.realtimeRelayRedisUp, labels, s.redisUp ? 1 : 0);
+      this.setGauge(m.realtimeRelayWants, labels, s.wants);
+      if (s.framesPublished > 0) m.realtimeRelayFrames.inc({ ...labels, direction: 'published' }, s.framesPublished);
+      if (s.framesReceived > 0) m.realtimeRelayFrames.inc({ ...labels, direction: 'received' }, s.framesReceived);
+      if (s.wantsPublished > 0) m.realtimeRelayWantsPublished.inc(labels, s.wantsPublished);
+      for (const lag of s.lagsMs) m.realtimeRelayLag.observe(labels, lag / 1000);
+    });
+    bus.on('realtime.lease', ({ account, change }) => m.realtimeLeaseChanges.inc({ ...L(account), change }));
   }
 
   /** Sets every gauge from the current snapshots; called right before each scrape is rendered. */

@@ -32,6 +32,7 @@ import { KiwoomSession } from './kiwoom-session';
 import { KIWOOM_PING, KIWOOM_REFUSALS, kiwoomAnswer, readKiwoomClientMessage } from './kiwoom-wire';
 import type { SessionContext, SharedSession } from './session';
 import { UPGRADE_MARGIN } from './limits';
+import type { ReplicaRelay } from './replicas';
 
 interface RealtimeStart {
   config: SidecarConfig;
@@ -40,6 +41,8 @@ interface RealtimeStart {
   bus: EventBus;
   clock: Clock;
   random?: () => number;
+  /** With replicas (a Redis store): a KIS account's part in the deployment's one session (replicas.ts). */
+  relay?: (account: GatewayAccount) => ReplicaRelay;
 }
 
 export interface RunningRealtime {
@@ -82,6 +85,7 @@ export async function startRealtime(start: RealtimeStart): Promise<RunningRealti
 class RealtimeEndpoint {
   private readonly config: SidecarConfig['realtime'];
   private readonly sessions = new Map<string, KisSession | KiwoomSession>();
+  private readonly relays = new Map<string, ReplicaRelay>();
   private readonly connections = new Set<ClientConnection>();
   private readonly routes = new WeakMap<ClientConnection, Route>();
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false });
@@ -95,13 +99,17 @@ class RealtimeEndpoint {
     for (const account of start.config.accounts) {
       const gatewayAccount = start.account(account.name);
       if (!gatewayAccount) continue;
+      const followed = following(gatewayAccount, () => start.account(account.name));
+      const relay = account.provider === 'kis' ? start.relay?.(followed) : undefined;
+      if (relay) this.relays.set(account.name, relay);
       const ctx: SessionContext = {
-        account: following(gatewayAccount, () => start.account(account.name)),
+        account: followed,
         clock: start.clock,
         random: start.random ?? Math.random,
         policy: { ...this.config, reconnect: this.config.reconnect },
         bus: start.bus,
         fills: this.config.fills,
+        relay: relay?.carriers(),
       };
       this.sessions.set(account.name, account.provider === 'kis' ? new KisSession(ctx) : new KiwoomSession(ctx));
     }
@@ -125,6 +133,7 @@ class RealtimeEndpoint {
     });
     this.server.on('error', () => undefined);
     this.loops = [this.every(SWEEP_MS, () => this.sweep()), this.every(SNAPSHOT_MS, () => this.snapshots()), this.keepAlive()];
+    for (const relay of this.relays.values()) relay.start();
     for (const session of this.sessions.values()) session.begin();
     this.snapshots();
     const address = this.server.address() as AddressInfo;
@@ -336,6 +345,7 @@ class RealtimeEndpoint {
       this.lastSnapshots.set(name, key);
       this.start.bus.emit('realtime.snapshot', snapshot);
     }
+    for (const relay of this.relays.values()) this.start.bus.emit('realtime.relay', relay.snapshot());
   }
 
   private async every(ms: number, run: () => void): Promise<void> {
@@ -350,6 +360,8 @@ class RealtimeEndpoint {
     const sockets = [...this.connections].map((connection) => connection.ws);
     for (const connection of [...this.connections]) connection.close('shutdown', 'the sidecar is stopping');
     for (const session of this.sessions.values()) (session as SharedSession).stop();
+    // The deployment's session closed (if this replica held it) before its lease is given back.
+    await Promise.all([...this.relays.values()].map((relay) => relay.stop()));
     this.snapshots();
     await Promise.all(this.loops);
     // A client has a moment to answer the close frame; then its socket goes, so the port closes within a bound.

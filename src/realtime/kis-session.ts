@@ -19,15 +19,16 @@ import { KIS_MAX_REGISTRATIONS } from './limits';
 import type { Entry } from './registrations';
 import { SharedSession, type SessionContext } from './session';
 import { Upstream, type UpstreamHooks } from './upstream';
+import type { KisCarrier, KisControlMessage, KisDataMessage, KisReceiver } from './carriers';
 
 type KisRequest = { register: boolean; trId: string; trKey: string };
 
-class KisUpstream extends Upstream {
+export class KisUpstream extends Upstream implements KisCarrier {
   private approvalKey = '';
 
   constructor(
-    private readonly session: KisSession,
-    private readonly ctx: SessionContext,
+    private readonly session: KisReceiver,
+    private readonly ctx: Pick<SessionContext, 'account' | 'clock' | 'random' | 'policy'>,
     hooks: UpstreamHooks,
   ) {
     super(ctx.clock, ctx.random, ctx.policy, `${ctx.account.config.websocketUrl}/tryitout`, hooks);
@@ -61,19 +62,19 @@ class KisUpstream extends Upstream {
     }
   }
 
-  send(entry: Entry<ClientConnection>, register: boolean): void {
+  send(entry: Entry<unknown>, register: boolean): void {
     this.enqueue({ text: kisRequest(this.approvalKey, entry.id, entry.key, register) });
   }
 }
 
-export class KisSession extends SharedSession {
-  protected readonly upstream: KisUpstream;
+export class KisSession extends SharedSession implements KisReceiver {
+  protected readonly upstream: KisCarrier;
   /** The current session's AES key and iv (from any successful registration's answer: one per session). */
   private cipher: KisCipher | undefined;
 
   constructor(ctx: SessionContext) {
     super(ctx, KIS_MAX_REGISTRATIONS);
-    this.upstream = new KisUpstream(this, ctx, this.upstreamHooks());
+    this.upstream = ctx.relay?.kis(this, this.book, this.upstreamHooks()) ?? new KisUpstream(this, ctx, this.upstreamHooks());
   }
 
   /** A client's register or unregister, its fields checked; the client is authenticated for this account. */
@@ -115,22 +116,19 @@ export class KisSession extends SharedSession {
     for (const { entry, register } of this.book.work()) this.upstream.send(entry, register);
   }
 
-  /** The broker's answer to a registration or unregistration. */
-  control(message: Extract<ReturnType<typeof readKisUpstream>, { kind: 'control' }>, data: Buffer): void {
+  /** The broker's answer to a registration or unregistration (with replicas: as the holder relayed it). */
+  control(message: KisControlMessage, data: Buffer): void {
     if (message.output) this.cipher = message.output;
-    const entry = this.book.find(message.trId, message.trKey);
-    if (!entry) return;
-    if (entry.upstream === 'unregistering') {
-      this.book.released(entry);
-      this.reconcile();
-      return;
-    }
-    if (entry.upstream !== 'registering') return;
+    const entry = this.book.answered(message.trId, message.trKey);
+    if (entry === 'released') this.reconcile();
+    if (entry === undefined || entry === 'released') return;
     const confirmed = message.code === KIS_CODES.subscribed || message.code === KIS_CODES.already;
     if (!confirmed) {
+      // OPSP0008: the session's registrations are all in use (with replicas, the holder's answer: the deployment's 41).
+      const reason = message.code === KIS_ANSWERS.maxSubscriptions.code ? 'budget_full' : 'broker';
       for (const client of this.book.refused(entry)) {
         client.send(data);
-        this.refused(client, 'broker', message.code);
+        this.refused(client, reason, message.code);
       }
       this.reconcile();
       return;
@@ -146,7 +144,7 @@ export class KisSession extends SharedSession {
   }
 
   /** A data frame: to the answered subscribers of its (tr_id, tr_key). */
-  data(message: Extract<ReturnType<typeof readKisUpstream>, { kind: 'data' }>, data: Buffer): void {
+  data(message: KisDataMessage, data: Buffer): void {
     const candidates = this.book.ofId(message.trId);
     let entries = candidates;
     if (candidates.length > 1) {

@@ -34,6 +34,12 @@ export function logRealtimeEvents(bus: EventBus, log: Logger, clock: Clock, sign
       else if (e.reason !== null && e.reason !== 'shutdown')
         log.warn({ ...who(e.account), reason: e.reason, detail: e.message }, 'real-time session ended; reconnecting within the pacing rules');
     }),
+    bus.on('realtime.lease', (e) => {
+      const line = { ...who(e.account), change: e.change, detail: e.detail };
+      if (e.change === 'acquired' || e.change === 'retaken' || e.change === 'released' || e.change === 'reachable')
+        log.info(line, "this replica's hold on the deployment's real-time session changed");
+      else log.warn(line, "this replica's hold on the deployment's real-time session changed: Redis out of reach, or the lease lost");
+    }),
     bus.on('realtime.refused', (e) => {
       if (e.reason !== 'broker') refusals.record(e.reason, e.client ?? undefined);
     }),

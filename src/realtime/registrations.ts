@@ -44,6 +44,11 @@ export class RegistrationBook<C> {
     return this.entries.get(name(id, key));
   }
 
+  /** Every entry (with replicas: what this replica's clients want is published from it, relay-link.ts). */
+  all(): IterableIterator<Entry<C>> {
+    return this.entries.values();
+  }
+
   /** Entries of one id (a KIS tr_id, a Kiwoom type): where a frame that names only its id may belong. */
   ofId(id: string): Entry<C>[] {
     return [...this.entries.values()].filter((e) => e.id === id);
@@ -108,6 +113,19 @@ export class RegistrationBook<C> {
     return todo;
   }
 
+  /**
+   * What the broker's answer about (id, key) concerns: an unregistration, now released here (`released`); a
+   * registration awaiting it (its entry); or nothing the book waits for (undefined).
+   */
+  answered(id: string, key: string): Entry<C> | 'released' | undefined {
+    const entry = this.find(id, key);
+    if (entry?.upstream === 'unregistering') {
+      this.released(entry);
+      return 'released';
+    }
+    return entry?.upstream === 'registering' ? entry : undefined;
+  }
+
   /** The broker confirmed a registration: returns the clients to answer now. */
   confirmed(entry: Entry<C>): C[] {
     entry.upstream = 'live';
@@ -142,7 +160,8 @@ export class RegistrationBook<C> {
   }
 }
 
-function name(id: string, key: string): string {
+/** An entry's name in the book (and in what the replicas tell each other about it, relay-wire.ts). */
+export function name(id: string, key: string): string {
   // A newline appears in no id or key the endpoint accepts (both are checked printable ASCII).
   return `${id}\n${key}`;
 }

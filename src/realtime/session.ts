@@ -8,7 +8,8 @@ import type { AccountRef, EventBus } from '../core/events';
 import type { GatewayAccount } from '../gateway/types';
 import type { ClientConnection } from './client';
 import { RegistrationBook } from './registrations';
-import type { Upstream, UpstreamHooks, UpstreamPolicy } from './upstream';
+import type { UpstreamHooks, UpstreamPolicy, UpstreamPort } from './upstream';
+import type { RelayCarriers } from './carriers';
 import type { RealtimeConnectReason, RealtimeEndReason, RealtimeRefusalReason, RealtimeSnapshot } from '../core/realtime-vocabulary';
 
 export interface SessionContext {
@@ -19,12 +20,17 @@ export interface SessionContext {
   bus: EventBus;
   /** Client name → HTS ids whose fill notices it may receive. */
   fills: Readonly<Record<string, readonly string[]>>;
+  /**
+   * With replicas (a Redis store): the session's registrations go to the replica that holds the app key's one
+   * session, and its frames come back from it (relay-link.ts); alone, the session holds its own upstream.
+   */
+  relay?: RelayCarriers;
 }
 
 export abstract class SharedSession {
   readonly clients = new Set<ClientConnection>();
   readonly book: RegistrationBook<ClientConnection>;
-  protected abstract readonly upstream: Upstream;
+  protected abstract readonly upstream: UpstreamPort;
   private framesIn = 0;
   private framesOut = 0;
   private downSince: number | null = null;

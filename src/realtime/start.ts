@@ -9,8 +9,13 @@ import type { EventBus } from '../core/events';
 import type { GatewayCredentials } from '../gateway/start';
 import type { GatewayAccount } from '../gateway/types';
 import type { Logger } from '../logging/logger';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { RedisConnection } from '../store/redis-connection';
 import { startRealtime, type RunningRealtime } from './endpoint';
+import { leaseTiming } from './holder-lease';
 import { logRealtimeEvents } from './log';
+import { ReplicaRelay } from './replicas';
 
 export type { RunningRealtime } from './endpoint';
 
@@ -23,8 +28,16 @@ export async function startRealtimeEndpoint(start: {
   bus: EventBus;
   logger: Logger;
   clock: Clock;
+  /** The replicas' Redis (a Redis store): KIS accounts share one session per app key across them. */
+  redis?: RedisConnection;
 }): Promise<RunningRealtime> {
   const { config, logger } = start;
+  const relay = start.redis && relayFactory(start.redis, start, config);
+  if (relay && config.accounts.some((a) => a.provider === 'kiwoom')) {
+    logger.warn(
+      'the real-time sessions of Kiwoom accounts are not shared between replicas: run the real-time endpoint on one replica for a Kiwoom key (README: Real-time with replicas)',
+    );
+  }
   if (!isLoopback(config.realtime.host)) {
     logger.warn(
       { host: config.realtime.host },
@@ -35,7 +48,7 @@ export async function startRealtimeEndpoint(start: {
   const unsubscribe = logRealtimeEvents(start.bus, logger, start.clock, stopLogging.signal);
   let running: RunningRealtime;
   try {
-    running = await startRealtime(start);
+    running = await startRealtime({ ...start, relay });
   } catch (error) {
     unsubscribe();
     stopLogging.abort();
@@ -60,4 +73,12 @@ export async function startRealtimeEndpoint(start: {
       stopLogging.abort();
     },
   };
+}
+
+/** Each KIS account's part in its deployment's session, under one replica name for this process. */
+function relayFactory(redis: RedisConnection, start: { bus: EventBus; clock: Clock }, config: SidecarConfig) {
+  const replica = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const timing = leaseTiming(config.realtime.replicas.leaseTtlMs, config.realtime.replicas.outageHoldMs);
+  return (account: GatewayAccount) =>
+    new ReplicaRelay({ redis, replica, account, clock: start.clock, random: Math.random, policy: config.realtime, bus: start.bus, timing });
 }

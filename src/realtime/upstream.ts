@@ -11,8 +11,10 @@
  * - Requests (registrations) go out one at a time, `registrationSpacing` apart; a provider whose answers name no
  *   request (Kiwoom) waits for each answer before the next.
  *
- * The provider's subclass (kis-upstream.ts, kiwoom-upstream.ts) says how to get in (a credential, a login) and
- * reads the frames; the session above it (session.ts) owns the registrations.
+ * The provider's subclass (KisUpstream in kis-session.ts, KiwoomUpstream in kiwoom-session.ts) says how to get in
+ * (a credential, a login) and reads the frames; the session above it (session.ts) owns the registrations. With
+ * replicas (replicas.ts), the one replica that holds the lease runs it, and its hooks' `gate` says when a
+ * connection may open: never while that replica cannot prove its lease (lease.ts).
  */
 import WebSocket from 'ws';
 import type { Clock } from '../core/clock';
@@ -35,6 +37,20 @@ export interface UpstreamHooks {
   lost(reason: RealtimeEndReason): void;
   state(state: RealtimeUpstreamState, reason: RealtimeEndReason | undefined, detail: string | undefined): void;
   connecting(reason: RealtimeConnectReason): void;
+  /**
+   * How long before a connection may open (0: now). Asked before each connect, and again once the credential is
+   * in hand: the replica holding the lease answers from its proof of it (replicas.ts); alone, always 0.
+   */
+  gate?(): number;
+}
+
+/** What a session needs of whatever carries its registrations: the broker's socket, or the holder's relay. */
+export interface UpstreamPort {
+  readonly state: RealtimeUpstreamState;
+  readonly isReady: boolean;
+  readonly lastFrameAt: number | undefined;
+  setWanted(wanted: boolean): void;
+  stop(): void;
 }
 
 interface Outgoing {
@@ -48,7 +64,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 // The broker's frames are records of a few hundred bytes; a burst is split over several frames (official).
 const MAX_UPSTREAM_FRAME_BYTES = 1024 * 1024;
 
-export abstract class Upstream {
+export abstract class Upstream implements UpstreamPort {
   private current: WebSocket | undefined;
   private stateNow: RealtimeUpstreamState = 'idle';
   private wanted = false;
@@ -156,7 +172,8 @@ export abstract class Upstream {
     ws.on('error', () => undefined);
     const now = this.clock.monotonic();
     let closedAt = now;
-    if (ws.readyState === WebSocket.OPEN && reason !== 'dropped' && reason !== 'stalled') {
+    // A lost lease closes at once, paced or not: another replica may open the key's session as soon as it lapses.
+    if (ws.readyState === WebSocket.OPEN && reason !== 'dropped' && reason !== 'stalled' && reason !== 'lease_lost') {
       // The sidecar closes a session it refuses to go on with (a refused approval key or login) no sooner than a
       // second after it opened: connect and close a second apart, whoever ends it; the next connect counts from then.
       const wait = Math.max(0, earliestCloseAt(this.openedAt ?? now) - now);
@@ -173,7 +190,7 @@ export abstract class Upstream {
     this.queue.length = 0;
     this.inFlight = undefined;
     this.cancelTimer();
-    const expected = reason === 'idle' || reason === 'shutdown';
+    const expected = reason === 'idle' || reason === 'shutdown' || reason === 'lease_lost';
     this.failures = expected ? 0 : lived >= HEALTHY_AFTER_MS ? 1 : this.failures + 1;
     this.lastEnd = reason;
     this.hooks.lost(reason);
@@ -185,26 +202,28 @@ export abstract class Upstream {
     this.scheduleConnect(undefined, reason === 'replaced' ? this.policy.afterReplacedMs : undefined);
   }
 
-  /** Stops for good: the session closed, nothing planned. */
-  stop(): void {
+  /** Stops for good: the session closed, nothing planned (`lease_lost`: the replica gave the session up). */
+  stop(reason: 'shutdown' | 'lease_lost' = 'shutdown'): void {
     this.stopped = true;
     this.wanted = false;
     this.cancelTimer();
-    this.end('shutdown');
-    if (this.stateNow !== 'idle') this.setState('idle', 'shutdown', undefined);
+    this.end(reason);
+    if (this.stateNow !== 'idle') this.setState('idle', reason, undefined);
   }
 
   private scheduleConnect(reason: RealtimeConnectReason | undefined, delayMs?: number): void {
     const now = this.clock.monotonic();
     const delay = delayMs ?? (this.failures === 0 ? 0 : reconnectDelayMs(this.failures, this.policy.reconnect, this.random));
     const at = earliestConnectAt(now, delay, this.lastConnectAt, this.lastCloseAt);
+    const last = this.lastEnd;
     const why: RealtimeConnectReason =
-      reason ?? (this.lastEnd === undefined || this.lastEnd === 'idle' || this.lastEnd === 'shutdown' ? 'first' : this.lastEnd);
+      reason ?? (last === undefined || last === 'idle' || last === 'shutdown' || last === 'lease_lost' || last === 'holder_lost' ? 'first' : last);
     this.after(at, () => void this.connect(why));
   }
 
   private async connect(reason: RealtimeConnectReason): Promise<void> {
     if (this.stopped || !this.wanted || this.current !== undefined) return;
+    if (this.heldBack(reason)) return;
     this.setState('connecting', undefined, undefined);
     this.lastConnectAt = this.clock.monotonic();
     this.hooks.connecting(reason);
@@ -213,6 +232,8 @@ export abstract class Upstream {
       this.setState('idle', undefined, undefined);
       return;
     }
+    // The credential may have taken a while: the gate is asked again right before the socket opens.
+    if (this.heldBack(reason)) return;
     if (typeof credential !== 'string') {
       this.failures++;
       this.lastEnd = 'no_credential';
@@ -246,6 +267,15 @@ export abstract class Upstream {
     ws.on('error', (error) => {
       if (this.current === ws) this.end(this.openedAt === undefined ? 'connect_failed' : 'dropped', error.message);
     });
+  }
+
+  /** Whether the gate holds the connection back; if so it is tried again when the gate says. */
+  private heldBack(reason: RealtimeConnectReason): boolean {
+    const wait = this.hooks.gate?.() ?? 0;
+    if (wait <= 0) return false;
+    if (this.stateNow === 'connecting') this.setState('down', undefined, undefined);
+    this.after(this.clock.monotonic() + wait, () => void this.connect(reason));
+    return true;
   }
 
   private frameSeen(): void {

@@ -6,11 +6,12 @@ import type { RedisStoreConfig } from '../config/types';
 import { StateError } from '../core/errors';
 import { accountStateSchema, type AccountState } from './account-state';
 import type { FileStateStore } from './file-store';
+import { RedisLease } from './redis-lease';
 import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './state-store';
 
 /**
  * Account states shared by several replicas through Redis, each replica keeping its own copy in its state
- * directory. Issuance is guarded by a lease per account (SET NX PX, released only by its owner), and a new
+ * directory. Issuance is guarded by a lease per account (redis-lease.ts: SET NX PX, released only by its owner), and a new
  * state is announced on a channel so every replica writes its files at once.
  *
  * The rule when Redis cannot be reached: keep serving the last good token from the local copy, report it, and
@@ -19,8 +20,6 @@ import type { IssuanceLease, LoadResult, StateStore, StoreHealth } from './state
  * notice) for nothing, since KIS answers with the same token within six hours anyway.
  */
 
-// Deletes the lock only if this replica still owns it: an expired lease taken over by a peer stays the peer's.
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 // Shares a state only if the shared copy is missing or older (after Redis lost its data, or a save was lost).
 const OFFER = `local current = redis.call('get', KEYS[1])
 if current then
@@ -38,7 +37,6 @@ return 1`;
 const START_WAIT_MS = 300;
 
 type Scripted = Redis & {
-  releaseLock(key: string, owner: string): Promise<number>;
   offerState(key: string, channel: string, json: string, revision: number, account: string): Promise<number>;
 };
 
@@ -70,7 +68,6 @@ export class RedisStateStore implements StateStore {
     private readonly deps: RedisStoreDeps,
   ) {
     this.client = connection.client as Scripted;
-    this.client.defineCommand('releaseLock', { numberOfKeys: 1, lua: RELEASE });
     this.client.defineCommand('offerState', { numberOfKeys: 2, lua: OFFER });
     this.subscriber = connection.subscriber;
     this.channel = `${config.keyPrefix}changed`;
@@ -81,7 +78,9 @@ export class RedisStateStore implements StateStore {
     // Every reconnect attempt ends in an 'error' event; unheard, ioredis prints each with a stack. The client's
     // events report the outage (once); the subscriber's are the same outage seen twice.
     this.subscriber.on('error', () => undefined);
-    this.subscriber.on('message', (_channel: string, account: string) => {
+    // The subscriber is shared (the real-time relay listens on it too): only this channel's messages name accounts.
+    this.subscriber.on('message', (channel: string, account: string) => {
+      if (channel !== this.channel) return;
       for (const listener of this.listeners) listener(account);
     });
   }
@@ -190,18 +189,15 @@ export class RedisStateStore implements StateStore {
   }
 
   async acquireIssuance(account: string): Promise<IssuanceLease | { busyForMs: number }> {
-    const key = this.key('lock', account);
-    let taken: string | null;
+    const lease = new RedisLease(this.client, this.key('lock', account), this.owner);
+    let taken: true | { busyForMs: number };
     try {
-      taken = await this.client.set(key, this.owner, 'PX', this.config.lockTtlMs, 'NX');
+      taken = await lease.take(this.config.lockTtlMs);
     } catch {
       return { busyForMs: 5_000 };
     }
-    if (taken === 'OK') {
-      return { release: async () => void (await this.client.releaseLock(key, this.owner).catch(() => 0)) };
-    }
-    const ttl = await this.client.pttl(key).catch(() => 1_000);
-    return { busyForMs: Math.max(100, ttl) };
+    if (taken !== true) return taken;
+    return { release: async () => void (await lease.release().catch(() => false)) };
   }
 
   onChange(listener: (account: string) => void): () => void {
