@@ -98,6 +98,7 @@ export class Sidecar implements SidecarControl {
   /** The loops not tied to one account: the sinks' and the alerts'. */
   private readonly loops: Loop[] = [];
   private running = false;
+  private startedUp = false;
   private lock: StateDirectoryLock | undefined;
   private current: SidecarConfig;
 
@@ -248,6 +249,7 @@ export class Sidecar implements SidecarControl {
       // thousand accounts are ready in a fraction of the time, without flooding the disk.
       await forEachBounded(this.accounts.values(), START_CONCURRENCY, ({ lifecycle }) => lifecycle.start());
       await this.notifier?.start();
+      this.startedUp = true;
     } catch (error) {
       await this.lock?.release();
       this.lock = undefined;
@@ -284,6 +286,11 @@ export class Sidecar implements SidecarControl {
     await this.parts.release();
     await this.lock?.release();
     this.lock = undefined;
+  }
+
+  /** Before start() has brought every account up: /readyz then answers without going over the accounts. */
+  startingUp(): boolean {
+    return !this.startedUp;
   }
 
   views(): AccountView[] {

@@ -315,7 +315,13 @@ describe('HTTP hygiene', () => {
 test('/healthz is 503 and names the loop when one is stuck', async (t) => {
   const { sidecar } = await setup(t);
   const app = createHttpApp({
-    control: { views: () => sidecar.views(), stuckLoops: () => ['account:main'], stuckSinks: () => [], renew: () => Promise.resolve(undefined) },
+    control: {
+      startingUp: () => false,
+      views: () => sidecar.views(),
+      stuckLoops: () => ['account:main'],
+      stuckSinks: () => [],
+      renew: () => Promise.resolve(undefined),
+    },
     metrics: sidecar.metrics,
     now: () => sidecar.clock.now(),
     adminToken: undefined,
@@ -327,6 +333,39 @@ test('/healthz is 503 and names the loop when one is stuck', async (t) => {
   const response = await fetch(`${server.url}/healthz`);
   assert.equal(response.status, 503);
   assert.deepEqual(await response.json(), { status: 'stuck', stuckLoops: ['account:main'], stuckSinks: [] });
+});
+
+test('/readyz while the accounts start: 503 without going over them, then the accounts', async (t) => {
+  const { sidecar } = await setup(t);
+  let startingUp = true;
+  let viewsAsked = 0;
+  const app = createHttpApp({
+    control: {
+      startingUp: () => startingUp,
+      views: () => (viewsAsked++, sidecar.views()),
+      stuckLoops: () => [],
+      stuckSinks: () => [],
+      renew: () => Promise.resolve(undefined),
+    },
+    metrics: sidecar.metrics,
+    now: () => sidecar.clock.now(),
+    adminToken: undefined,
+    secrets: sidecar.secrets,
+    bus: sidecar.bus,
+  });
+  const server = await listen(app, '127.0.0.1', 0, 5_000);
+  t.after(() => server.close());
+  const during = await fetch(`${server.url}/readyz`);
+  assert.equal(during.status, 503);
+  assert.deepEqual(await during.json(), { ready: false, startingUp: true });
+  assert.equal(viewsAsked, 0);
+  startingUp = false;
+  const after = (await (await fetch(`${server.url}/readyz`)).json()) as { accounts: Array<{ account: string }> };
+  assert.deepEqual(
+    after.accounts.map((a) => a.account),
+    sidecar.views().map((v) => v.snapshot.ref.name),
+  );
+  assert.equal(viewsAsked, 1);
 });
 
 /** A GET on a connection of its own, as a kubelet probe makes it: the status and body, or the error's code when none came in time. */

@@ -12,6 +12,8 @@ import { accountReport } from './status';
 
 /** What the HTTP layer needs from the running sidecar. */
 export interface SidecarControl {
+  /** True until the sidecar has started every account (its ports are bound before that). */
+  startingUp(): boolean;
   views(): AccountView[];
   /** Names of loops that are stuck (a tick running far too long); empty when all is well. */
   stuckLoops(): string[];
@@ -150,6 +152,12 @@ function createExpressApp(options: HttpAppOptions, serveMetrics: (req: IncomingM
   });
 
   app.all('/readyz', allow('GET'), (_req, res) => {
+    // The port is bound before the accounts start, and an orchestrator polls: while they start, the answer costs
+    // nothing (going over a thousand accounts' state takes ~10 ms, and a tight poll starved the start-up itself).
+    if (control.startingUp()) {
+      res.status(503).json({ ready: false, startingUp: true });
+      return;
+    }
     const views = control.views();
     const accounts = views.map((v) => ({
       account: v.snapshot.ref.name,
