@@ -47,6 +47,8 @@ export interface LeaseChange {
   change: RealtimeLeaseChange;
   fence: number | null;
   detail: string | null;
+  /** Acquired from another replica seen holding it (a failover or a handover), not found free from the start. */
+  takeover: boolean;
 }
 
 export class HolderLease {
@@ -93,7 +95,7 @@ export class HolderLease {
       if (this.redisUp) {
         this.redisUp = false;
         this.sawOutage = true;
-        this.changed({ change: 'outage', fence: this.holding?.fence ?? null, detail: (error as Error).message });
+        this.changed({ change: 'outage', fence: this.holding?.fence ?? null, detail: (error as Error).message, takeover: false });
       }
     }
     this.check();
@@ -102,7 +104,7 @@ export class HolderLease {
   private reached(): void {
     if (this.redisUp) return;
     this.redisUp = true;
-    this.changed({ change: 'reachable', fence: this.holding?.fence ?? null, detail: null });
+    this.changed({ change: 'reachable', fence: this.holding?.fence ?? null, detail: null, takeover: false });
   }
 
   private async renew(sentAt: number): Promise<void> {
@@ -121,7 +123,7 @@ export class HolderLease {
     if ('fence' in taken) {
       holding.fence = taken.fence;
       holding.provenSentAt = sentAt;
-      this.changed({ change: 'retaken', fence: taken.fence, detail: null });
+      this.changed({ change: 'retaken', fence: taken.fence, detail: null, takeover: false });
       return;
     }
     this.drop(`another replica holds the lease (fence ${taken.holder?.fence ?? 'unknown'})`);
@@ -134,9 +136,11 @@ export class HolderLease {
     this.reached();
     if ('fence' in taken) {
       this.holding = { fence: taken.fence, acquiredAt: this.clock.now(), acquiredMono: sentAt, provenSentAt: sentAt };
+      // Another replica held it at the last look: the deployment's session was that one's (its clients were served).
+      const takeover = this.other !== undefined;
       this.other = undefined;
       this.sawOutage = false;
-      this.changed({ change: 'acquired', fence: taken.fence, detail: null });
+      this.changed({ change: 'acquired', fence: taken.fence, detail: null, takeover });
       return;
     }
     if (this.sawOutage) {
@@ -173,7 +177,7 @@ export class HolderLease {
   private drop(detail: string): void {
     const fence = this.holding?.fence ?? null;
     this.holding = undefined;
-    this.changed({ change: 'lost', fence, detail });
+    this.changed({ change: 'lost', fence, detail, takeover: false });
   }
 
   /** At shutdown, once the session is closed: the lease is given back so another replica takes over at once. */
@@ -182,6 +186,6 @@ export class HolderLease {
     const fence = this.holding.fence;
     this.holding = undefined;
     await this.lease.release().catch(() => false);
-    this.changed({ change: 'released', fence, detail: null });
+    this.changed({ change: 'released', fence, detail: null, takeover: false });
   }
 }

@@ -1,5 +1,5 @@
 /**
- * One KIS app key's real-time session shared by every replica of a deployment through Redis (issue 25), on each
+ * One app key's real-time session (KIS or Kiwoom) shared by every replica of a deployment through Redis (issue 25), on each
  * replica: its part in the lease (holder-lease.ts), the relay its own session stands on (relay-link.ts), and, while
  * it holds the lease, the deployment's session itself (holder.ts).
  *
@@ -24,8 +24,9 @@ import type { RedisConnection } from '../store/redis-connection';
 import { RedisLease } from '../store/redis-lease';
 import type { RelayCarriers } from './carriers';
 import { HolderLease, type LeaseChange, type LeaseTiming } from './holder-lease';
-import { KisHolder } from './holder';
-import { KisRelayLink } from './relay-link';
+import { KisHolder, type DeploymentHolder } from './holder';
+import { KiwoomHolder, KiwoomRelayLink } from './kiwoom-relay';
+import { KisRelayLink, type RelayLink } from './relay-link';
 import { decodeRelay, encodeRelay, readWants, wantFields, type HolderMessage, type RelayEnvelope, type Want } from './relay-wire';
 import type { UpstreamPolicy } from './upstream';
 
@@ -76,8 +77,8 @@ export class ReplicaRelay {
   private readonly redis: Scripted;
   private readonly keys: ReturnType<typeof relayKeys>;
   private readonly lease: HolderLease;
-  private link: KisRelayLink | undefined;
-  private holder: KisHolder | undefined;
+  private link: RelayLink<unknown> | undefined;
+  private holder: DeploymentHolder | undefined;
   private readonly stopping = new AbortController();
   private loops: Promise<void>[] = [];
   private wantsDirty = true;
@@ -97,10 +98,21 @@ export class ReplicaRelay {
     this.lease = new HolderLease(lease, this.keys.fence, deps.timing, deps.clock, (change) => this.leaseChanged(change));
   }
 
-  /** What the account's KIS session stands on: this relay. */
+  /** What the account's session stands on: this relay. */
   carriers(): RelayCarriers {
+    const { replica, clock } = this.deps;
+    const wantsChanged = () => this.markWants();
     return {
-      kis: (session, book, hooks) => (this.link = new KisRelayLink(this.deps.replica, session, book, hooks, this.deps.clock, () => this.markWants())),
+      kis: (session, book, hooks) => {
+        const link = new KisRelayLink(replica, session, book, hooks, clock, wantsChanged);
+        this.link = link;
+        return link;
+      },
+      kiwoom: (session, book, hooks) => {
+        const link = new KiwoomRelayLink(replica, session, book, hooks, clock, wantsChanged);
+        this.link = link;
+        return link;
+      },
     };
   }
 
@@ -182,6 +194,7 @@ export class ReplicaRelay {
     this.collectDue = false;
     this.lastCollect = now;
     holder.announce();
+    holder.tick();
     try {
       this.others = await this.readWants();
     } catch {
@@ -210,11 +223,13 @@ export class ReplicaRelay {
     const { account, bus } = this.deps;
     bus.emit('realtime.lease', { account: account.ref, change: change.change, detail: change.detail });
     if (change.change === 'acquired') {
-      this.holder = new KisHolder({
+      const deps = {
         ctx: this.deps,
         gate: () => this.lease.gateMs(),
-        publish: (message) => this.publish(message),
-      });
+        publish: (message: HolderMessage) => this.publish(message),
+        takeover: change.takeover,
+      };
+      this.holder = account.ref.provider === 'kis' ? new KisHolder(deps) : new KiwoomHolder(deps);
       this.collectDue = true;
     } else if (change.change === 'lost' || change.change === 'released') {
       this.holder?.stop(change.change === 'lost' ? 'lease_lost' : 'shutdown');
