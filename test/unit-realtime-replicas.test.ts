@@ -16,9 +16,13 @@ import { KisRelayLink } from '../src/realtime/relay-link';
 import { decodeRelay, encodeRelay, readWants, wantFields, type HolderMessage, type RelayEnvelope } from '../src/realtime/relay-wire';
 import type { UpstreamHooks } from '../src/realtime/upstream';
 import { WantsStore } from '../src/realtime/wants-store';
+import { EventBus } from '../src/core/events';
+import { KisHolder, type HolderDeps } from '../src/realtime/holder';
+import type { GatewayAccount } from '../src/gateway/types';
 import { HANG_MS } from './realtime-harness';
 import { redisAvailable, startRedis } from './redis-harness';
 import { T0 } from './unit-fixtures';
+import { until } from './helpers';
 
 /** Redis as the fenced lease sees it: one key with an expiry, and the fence counter (never below the server's ms). */
 class FakeRedis {
@@ -369,5 +373,36 @@ describe('the wants in Redis', { skip: redisAvailable() ? false : 'needs redis-s
     // A replica stopping takes its wants away at once.
     await store.remove('r1');
     assert.deepEqual([...(await store.others('holder')).keys()], []);
+  });
+});
+
+describe('the holder’s connects', () => {
+  test('the first session of a replica that took the lease from another is a takeover; one found free, a first', async () => {
+    const reasons: string[] = [];
+    for (const takeover of [true, false]) {
+      const clock = new ManualClock(T0);
+      const bus = new EventBus();
+      bus.on('realtime.connect', ({ reason }) => reasons.push(reason));
+      // No approval key now: the connect is counted, then waits (no socket is opened).
+      const account = {
+        ref: { name: 'main', provider: 'kis', env: 'real' },
+        config: { websocketUrl: 'ws://127.0.0.1:9' },
+        approvalKey: () => Promise.resolve({ retryAfterMs: 60_000 }),
+      } as unknown as GatewayAccount;
+      const policy = {
+        reconnect: { initialDelayMs: 1_000, maxDelayMs: 60_000 },
+        stallTimeoutMs: 60_000,
+        idleCloseMs: 60_000,
+        keepOpen: false,
+        registrationSpacingMs: 0,
+        afterReplacedMs: 60_000,
+      };
+      const deps: HolderDeps = { ctx: { account, clock, random: () => 0.5, policy, bus }, gate: () => 0, publish: () => undefined, takeover };
+      const holder = new KisHolder(deps);
+      holder.setWants(new Map([['r1', new Map([['H0STCNT0\n005930', { id: 'H0STCNT0', key: '005930', count: 1, ask: 1 }]])]]));
+      await until('the connect counted', HANG_MS, () => reasons.length === (takeover ? 1 : 2), 5);
+      holder.stop('shutdown');
+    }
+    assert.deepEqual(reasons, ['takeover', 'first']);
   });
 });
