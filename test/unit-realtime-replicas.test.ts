@@ -18,6 +18,8 @@ import type { UpstreamHooks } from '../src/realtime/upstream';
 import { WantsStore } from '../src/realtime/wants-store';
 import { EventBus } from '../src/core/events';
 import { KisHolder, type HolderDeps } from '../src/realtime/holder';
+import { KiwoomRelayLink } from '../src/realtime/kiwoom-relay';
+import { KIWOOM_REFUSALS, kiwoomPairsAnswer } from '../src/realtime/kiwoom-wire';
 import type { GatewayAccount } from '../src/gateway/types';
 import { HANG_MS } from './realtime-harness';
 import { redisAvailable, startRedis } from './redis-harness';
@@ -404,5 +406,41 @@ describe('the holder’s connects', () => {
       holder.stop('shutdown');
     }
     assert.deepEqual(reasons, ['takeover', 'first']);
+  });
+});
+
+describe('a replica’s Kiwoom link', () => {
+  test('a REG is answered once every pair in it is live at the holder, refused whole when one is refused; a REMOVE at once', async () => {
+    const clock = new ManualClock(T0);
+    const hooks: UpstreamHooks = { ready: () => undefined, lost: () => undefined, state: () => undefined, connecting: () => undefined };
+    const pushes: string[] = [];
+    const receiver = { real: (_p: unknown, d: Buffer) => pushes.push(d.toString('utf8')), loggedIn: () => undefined };
+    const link = new KiwoomRelayLink('me', receiver, new RegistrationBook<ClientConnection>(100), hooks, clock, () => undefined);
+    const answers: string[] = [];
+    const from = (fence: number, text: string, to = ['me']) =>
+      link.receive({ fence, sentAt: T0, message: { kind: 'answer', session: 1, to, data: Buffer.from(text) } });
+    link.receive({ fence: 5, sentAt: T0, message: { kind: 'session', session: 1, state: 'open', reason: null } });
+    const [a, b, c] = [
+      { id: '0B', key: '005930' },
+      { id: '0B', key: '000660' },
+      { id: '0B', key: '035720' },
+    ];
+    link.send('REG', [a, b], (text) => answers.push(`ab ${text}`));
+    link.send('REG', [c], (text) => answers.push(`c ${text}`));
+    from(5, kiwoomPairsAnswer([a]));
+    from(5, kiwoomPairsAnswer([b]), ['someone-else']);
+    assert.deepEqual([...answers], [], 'b is not live for this replica yet');
+    from(5, kiwoomPairsAnswer([b]));
+    from(4, kiwoomPairsAnswer([c], KIWOOM_REFUSALS.budgetFull(100, 'deployment')));
+    assert.deepEqual([...answers], ['ab {"trnm":"REG","return_code":0,"return_msg":""}'], 'an older holder’s refusal is not heard');
+    from(5, kiwoomPairsAnswer([c], KIWOOM_REFUSALS.budgetFull(100, 'deployment')));
+    assert.equal(answers.length, 2);
+    assert.match(answers[1]!, /^c \{"trnm":"REG","return_code":2,"return_msg":".*the deployment's 100 registrations are in use/);
+    assert.ok(!answers[1]!.includes('"data"'), 'the client is answered in the broker’s shape, without the pairs');
+    link.send('REMOVE', [a], (text) => answers.push(`remove ${text}`));
+    await Promise.resolve();
+    assert.equal(answers[2], 'remove {"trnm":"REMOVE","return_code":0,"return_msg":""}');
+    link.receive({ fence: 5, sentAt: T0, message: { kind: 'frame', session: 1, data: Buffer.from('{"trnm":"REAL","data":[{"type":"0B","item":"000660"}]}') } });
+    assert.equal(pushes.length, 1);
   });
 });

@@ -103,9 +103,7 @@ export class KiwoomHolder extends DeploymentHolder implements KiwoomReceiver {
   }
 
   protected refuseFull(replica: string, want: Want): void {
-    const refusal = KIWOOM_REFUSALS.budgetFull(this.book.limit);
-    const note = { ...refusal, returnMsg: refusal.returnMsg.replace("the session's", "the deployment's") };
-    this.answer([replica], kiwoomPairsAnswer([{ id: want.id, key: want.key }], note));
+    this.answer([replica], kiwoomPairsAnswer([{ id: want.id, key: want.key }], KIWOOM_REFUSALS.budgetFull(this.book.limit, 'deployment')));
   }
 
   protected answerLive(replica: string, entry: Entry<string>): void {

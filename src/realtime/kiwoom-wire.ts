@@ -19,8 +19,9 @@ export const KIWOOM_REFUSALS = {
   badField: (field: string) => refusal(2, `입력 값 오류입니다[1517:입력 값 형식이 올바르지 않습니다(${field})]`),
   unsupported: (trnm: string) =>
     refusal(2, `입력 값 오류입니다[1504:해당 URI에서는 지원하지 않는 API ID입니다(trnm=${trnm})]${NOTE('not served through the real-time endpoint')}`),
-  budgetFull: (limit: number) =>
-    refusal(2, `입력 값 오류입니다[1517:입력 값 형식이 올바르지 않습니다(data)]${NOTE(`the session's ${limit} registrations are in use`)}`),
+  /** `whose`: one sidecar's session, or (with replicas) the deployment's. */
+  budgetFull: (limit: number, whose: 'session' | 'deployment' = 'session') =>
+    refusal(2, `입력 값 오류입니다[1517:입력 값 형식이 올바르지 않습니다(data)]${NOTE(`the ${whose}'s ${limit} registrations are in use`)}`),
 };
 
 // grp_no is a string of up to 4 characters (third-party spec copy); items `005930`, `005930_NX`, `005930_AL`.
