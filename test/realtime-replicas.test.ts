@@ -8,22 +8,17 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import WebSocket from 'ws';
-import { VOLUME_STEP } from '../src/simulator';
-import { clientEntries, localClient, type Client } from './gateway-harness';
-import { CLI, configText, freePort, markerCredential, recordReliability, spawnForTest, tempDir, until } from './helpers';
-import { firstGap, HANG_MS, kisRequest, startRealtimeSimulator } from './realtime-harness';
+import type WebSocket from 'ws';
+import { localClient, type Client } from './gateway-harness';
+import { markerCredential, recordReliability, until } from './helpers';
+import { HANG_MS, kisRequest, startRealtimeSimulator } from './realtime-harness';
 import { localApprovalKey } from './realtime-endpoint-harness';
 import { redisAvailable, startRedis } from './redis-harness';
+import { holderPid as holderPidOf, killHolder, startReplica, type ReplicaProcess, openSocket, streamGaps } from './realtime-replicas-harness';
 
 const kis = markerCredential('kis', 'rtreplicas');
 const skip = redisAvailable() ? false : 'needs redis-server';
 const code = (i: number) => String(200_000 + i);
-const PREFIX = 'broker-token-sidecar:';
 
 /** A raw client: its registrations' answers, and per stream the volumes it saw, in order. */
 class Reader {
@@ -40,10 +35,7 @@ class Reader {
   }
 
   static async open(t: TestContext, url: string, name: string): Promise<Reader> {
-    const ws = new WebSocket(url);
-    await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
-    const reader = new Reader(name, ws);
-    t.after(() => ws.terminate());
+    const reader = new Reader(name, await openSocket(t, url));
     return reader;
   }
 
@@ -75,20 +67,11 @@ class Reader {
 
   /** Streams with a gap other than those allowed (the frames a failover cost, counted apart). */
   gaps(): string[] {
-    const found: string[] = [];
-    for (const [stream, volumes] of this.volumes) {
-      const gap = firstGap(volumes, VOLUME_STEP);
-      if (gap) found.push(`${this.name} ${stream}: ${gap}`);
-    }
-    return found;
+    return streamGaps(this.name, this.volumes);
   }
 }
 
-interface Replica {
-  index: number;
-  child: ChildProcess;
-  gateway: string;
-  ws: string;
+interface Replica extends ReplicaProcess {
   readers: Reader[];
 }
 
@@ -106,37 +89,24 @@ test(
     const stats = () => sim.simulator.realtime.stats(kis.appKey);
 
     // Every replica's process, its gateway (for the clients' approval keys) and its real-time endpoint.
-    const start = async (index: number): Promise<Replica> => {
-      const dir = tempDir(t, 'bts-rtrep-');
-      const [gatewayPort, realtimePort] = [await freePort(), await freePort()];
-      const top = [
-        `store:\n  type: redis\n  url: ${redis.url}`,
-        `gateway:\n  enabled: true\n  port: ${gatewayPort}\n  clients:\n${clientEntries(clients)}`,
-        `realtime:\n  enabled: true\n  port: ${realtimePort}\n  client: { pingInterval: 2s }`,
-      ].join('\n');
-      writeFileSync(
-        join(dir, 'config.yaml'),
-        configText(join(dir, 'state'), sim.url, [{ name: 'main', credential: kis, extra: 'renewal: { spacing: 1s }' }], top),
-      );
-      const child = spawnForTest(t, process.execPath, [CLI, 'start', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-      if (process.env.BTS_DEBUG) {
-        child.stdout!.on('data', (d: Buffer) => process.stderr.write(`[r${index} ${child.pid}] ${d.toString()}`));
-        child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[r${index} ${child.pid}] ${d.toString()}`));
-      } else {
-        child.stdout!.resume();
-        child.stderr!.resume();
-      }
-      const gateway = `http://127.0.0.1:${gatewayPort}/main`;
-      await until(`replica ${index}'s gateway`, HANG_MS, async () => (await localApprovalKey(gateway, clients[0]!).catch(() => undefined)) !== undefined, 200);
-      return { index, child, gateway, ws: `ws://127.0.0.1:${realtimePort}/main/tryitout`, readers: [] };
-    };
+    const start = async (index: number): Promise<Replica> => ({
+      ...(await startReplica(t, {
+        index,
+        redis,
+        simUrl: sim.url,
+        credential: kis,
+        clients,
+        ready: async (gateway) => (await localApprovalKey(gateway, clients[0]!).catch(() => undefined)) !== undefined,
+      })),
+      readers: [],
+    });
     const connect = async (replica: Replica, client: Client, codes: string[]) => {
-      const reader = await Reader.open(t, replica.ws, `r${replica.index}/${client.name}`);
+      const reader = await Reader.open(t, `${replica.ws}/tryitout`, `r${replica.index}/${client.name}`);
       reader.register(await localApprovalKey(replica.gateway, client), codes);
       replica.readers.push(reader);
       return reader;
     };
-    const holderPid = async () => Number((await redis.client.get(`${PREFIX}realtime:${digest(kis.appKey)}:lease`))?.split(':')[1] ?? NaN);
+    const holderPid = () => holderPidOf(redis, kis.appKey);
 
     const replicas = [await start(0), await start(1), await start(2)];
     // 50 distinct codes wanted, overlapping: replica 0 wants 0–19, replica 1 10–34, replica 2 30–49 (two clients each).
@@ -180,24 +150,11 @@ test(
     const takeovers: number[] = [];
     const reopened: number[] = [];
     for (let k = 0; k < kills; k++) {
-      const pid = await holderPid();
-      const victim = replicas.find((r) => r.child.pid === pid);
-      assert.ok(victim, `the holder (pid ${pid}) is one of the replicas`);
+      let sessionsBefore = 0;
+      const { victim, newHolderMs, killedAt } = await killHolder(redis, kis.appKey, replicas, `kill ${k + 1}`, () => (sessionsBefore = stats().sessions));
+      takeovers.push(newHolderMs);
       // The other replicas' clients that have registrations live (a client whose every want was refused gets no frame).
       const survivors = replicas.filter((r) => r !== victim).flatMap((r) => r.readers);
-      const sessionsBefore = stats().sessions;
-      victim.child.kill('SIGKILL');
-      const killedAt = Date.now();
-      await until(
-        `a new holder after kill ${k + 1}`,
-        HANG_MS,
-        async () => {
-          const now = await holderPid();
-          return Number.isFinite(now) && now !== pid;
-        },
-        20,
-      );
-      takeovers.push(Date.now() - killedAt);
       const wantedLive = () => Math.min(41, new Set(survivors.flatMap((r) => r.live)).size);
       await until(
         () =>
@@ -290,8 +247,3 @@ test(
     });
   },
 );
-
-/** The app key's digest, as the sidecar names its keys in Redis (budget/keys.ts). */
-function digest(appKey: string): string {
-  return createHash('sha256').update(appKey, 'utf8').digest('hex').slice(0, 16);
-}

@@ -8,7 +8,7 @@ import { createCipheriv } from 'node:crypto';
 import { earliestCloseAt, earliestConnectAt, reconnectDelayMs } from '../src/realtime/pacing';
 import { RegistrationBook } from '../src/realtime/registrations';
 import { firstField, isFillTr, kisControl, kisPingpong, readKisClientMessage, readKisUpstream, KIS_ANSWERS } from '../src/realtime/kis-wire';
-import { kiwoomChange, readKiwoomClientMessage, readKiwoomUpstream } from '../src/realtime/kiwoom-wire';
+import { kiwoomChange, kiwoomPairsAnswer, readKiwoomClientMessage, readKiwoomUpstream } from '../src/realtime/kiwoom-wire';
 import { parseTestConfig } from './helpers';
 import { ConfigError } from '../src/core/errors';
 
@@ -229,7 +229,37 @@ describe('Kiwoom messages', () => {
       pairs: [{ id: '0B', key: '005930' }],
     });
     assert.deepEqual(readKiwoomUpstream('{"trnm":"SYSTEM","code":"R10001","message":"m"}'), { kind: 'system', code: 'R10001', message: 'm' });
-    assert.deepEqual(readKiwoomUpstream('{"trnm":"REG","return_code":0,"return_msg":""}'), { kind: 'answer', trnm: 'REG', ok: true, returnCode: 0 });
+    assert.deepEqual(readKiwoomUpstream('{"trnm":"REG","return_code":0,"return_msg":""}'), {
+      kind: 'answer',
+      trnm: 'REG',
+      ok: true,
+      returnCode: 0,
+      returnMsg: '',
+      pairs: [],
+    });
+    // With replicas, the holder's answer names the pairs it concerns (the broker's name none).
+    assert.deepEqual(
+      readKiwoomUpstream(
+        kiwoomPairsAnswer(
+          [
+            { id: '0B', key: '005930' },
+            { id: '0D', key: '000660' },
+          ],
+          { returnCode: 2, returnMsg: 'full' },
+        ),
+      ),
+      {
+        kind: 'answer',
+        trnm: 'REG',
+        ok: false,
+        returnCode: 2,
+        returnMsg: 'full',
+        pairs: [
+          { id: '0B', key: '005930' },
+          { id: '0D', key: '000660' },
+        ],
+      },
+    );
   });
 });
 

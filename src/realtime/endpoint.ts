@@ -100,7 +100,7 @@ class RealtimeEndpoint {
       const gatewayAccount = start.account(account.name);
       if (!gatewayAccount) continue;
       const followed = following(gatewayAccount, () => start.account(account.name));
-      const relay = account.provider === 'kis' ? start.relay?.(followed) : undefined;
+      const relay = start.relay?.(followed);
       if (relay) this.relays.set(account.name, relay);
       const ctx: SessionContext = {
         account: followed,

@@ -47,7 +47,12 @@ export interface LeaseChange {
   change: RealtimeLeaseChange;
   fence: number | null;
   detail: string | null;
+  /** Acquired from another replica seen holding it (a failover or a handover), not found free from the start. */
+  takeover: boolean;
 }
+
+/** What the lease discipline needs of Redis (store/redis-lease.ts; a fake in the unit tests). */
+export type FencedLease = Pick<RedisLease, 'takeFenced' | 'holder' | 'renew' | 'release'>;
 
 export class HolderLease {
   private holding: Holding | undefined;
@@ -55,11 +60,11 @@ export class HolderLease {
   /** Another replica held the lease when Redis went away: taken by nobody else before this (monotonic). */
   private cautionUntil = 0;
   private sawOutage = false;
-  /** The holder as last read, when it is another replica. */
+  /** The last other replica seen holding the lease (kept while it is free, until this replica takes it). */
   private other: LeaseHolder | undefined;
 
   constructor(
-    private readonly lease: RedisLease,
+    private readonly lease: FencedLease,
     private readonly fenceKey: string,
     readonly timing: LeaseTiming,
     private readonly clock: Clock,
@@ -93,7 +98,7 @@ export class HolderLease {
       if (this.redisUp) {
         this.redisUp = false;
         this.sawOutage = true;
-        this.changed({ change: 'outage', fence: this.holding?.fence ?? null, detail: (error as Error).message });
+        this.changed({ change: 'outage', fence: this.holding?.fence ?? null, detail: (error as Error).message, takeover: false });
       }
     }
     this.check();
@@ -102,7 +107,7 @@ export class HolderLease {
   private reached(): void {
     if (this.redisUp) return;
     this.redisUp = true;
-    this.changed({ change: 'reachable', fence: this.holding?.fence ?? null, detail: null });
+    this.changed({ change: 'reachable', fence: this.holding?.fence ?? null, detail: null, takeover: false });
   }
 
   private async renew(sentAt: number): Promise<void> {
@@ -121,7 +126,7 @@ export class HolderLease {
     if ('fence' in taken) {
       holding.fence = taken.fence;
       holding.provenSentAt = sentAt;
-      this.changed({ change: 'retaken', fence: taken.fence, detail: null });
+      this.changed({ change: 'retaken', fence: taken.fence, detail: null, takeover: false });
       return;
     }
     this.drop(`another replica holds the lease (fence ${taken.holder?.fence ?? 'unknown'})`);
@@ -129,23 +134,34 @@ export class HolderLease {
 
   private async look(sentAt: number): Promise<void> {
     const now = this.clock.monotonic();
-    const mayTake = now >= this.cautionUntil;
-    const taken = mayTake ? await this.lease.takeFenced(this.timing.ttlMs, this.fenceKey) : { holder: await this.lease.holder() };
+    if (this.sawOutage) {
+      // Back from an outage, the lease is read before anything is taken: found empty (Redis lost it) while another
+      // replica held it before, it is left to that one for the outage hold and a ttl, the time it has to take it back.
+      const holder = await this.lease.holder();
+      this.reached();
+      this.sawOutage = false;
+      if (holder === undefined && this.other !== undefined) this.cautionUntil = now + this.timing.outageHoldMs + this.timing.ttlMs;
+      this.seen(holder);
+      return;
+    }
+    const taken = now >= this.cautionUntil ? await this.lease.takeFenced(this.timing.ttlMs, this.fenceKey) : { holder: await this.lease.holder() };
     this.reached();
     if ('fence' in taken) {
       this.holding = { fence: taken.fence, acquiredAt: this.clock.now(), acquiredMono: sentAt, provenSentAt: sentAt };
+      // Another replica was seen holding it: the deployment's session was that one's (its clients were served).
+      const takeover = this.other !== undefined;
       this.other = undefined;
-      this.sawOutage = false;
-      this.changed({ change: 'acquired', fence: taken.fence, detail: null });
+      this.changed({ change: 'acquired', fence: taken.fence, detail: null, takeover });
       return;
     }
-    if (this.sawOutage) {
-      // Back from an outage: a holder seen before it gets the time to take its lease back before anyone else may.
-      this.sawOutage = false;
-      if (taken.holder === undefined && this.other !== undefined) this.cautionUntil = now + this.timing.outageHoldMs + this.timing.ttlMs;
-    }
-    if (taken.holder !== undefined) this.cautionUntil = 0;
-    this.other = taken.holder;
+    this.seen(taken.holder);
+  }
+
+  /** The last holder seen is kept while the lease is free (a takeover, the caution after an outage need it). */
+  private seen(holder: LeaseHolder | undefined): void {
+    if (holder === undefined) return;
+    this.cautionUntil = 0;
+    this.other = holder;
   }
 
   /**
@@ -173,7 +189,7 @@ export class HolderLease {
   private drop(detail: string): void {
     const fence = this.holding?.fence ?? null;
     this.holding = undefined;
-    this.changed({ change: 'lost', fence, detail });
+    this.changed({ change: 'lost', fence, detail, takeover: false });
   }
 
   /** At shutdown, once the session is closed: the lease is given back so another replica takes over at once. */
@@ -182,6 +198,6 @@ export class HolderLease {
     const fence = this.holding.fence;
     this.holding = undefined;
     await this.lease.release().catch(() => false);
-    this.changed({ change: 'released', fence, detail: null });
+    this.changed({ change: 'released', fence, detail: null, takeover: false });
   }
 }

@@ -1,59 +1,77 @@
 /**
- * On the replica that holds the lease (holder-lease.ts): the deployment's one KIS session at the broker, and its
- * registrations as the union of what every replica's clients want (relay-wire.ts), counted against the broker's 41
- * in the same registration book a single sidecar uses, each replica standing where a client stands there.
+ * On the replica that holds the lease (holder-lease.ts): the deployment's one session at the broker, and its
+ * registrations as the union of what every replica's clients want (relay-wire.ts), counted against the broker's
+ * limit in the same registration book a single sidecar uses, each replica standing where a client stands there.
  *
- * - A want that fits is registered at the broker; one that would be the 42nd is answered OPSP0008 to the replicas
- *   that asked, and never sent. A want already live is answered at once (with the session's AES key and iv), to the
- *   replica that asked; the broker's own answers go to every replica (the ones waiting for it take it).
+ * - A want that fits is registered at the broker; one past the limit is refused to the replicas that asked, and never
+ *   sent. A want already live is answered at once, to the replica that asked; the broker's answers go to the
+ *   replicas waiting for them.
  * - A registration no live replica wants any more (its clients left, or the replica died and its wants expired)
  *   is unregistered at the broker; the broker's answers to unregistrations concern the holder alone.
  * - The broker's frames go to every replica as they came; each fans out to its own clients.
+ *
+ * What is the same for every broker is here (DeploymentHolder); the broker's words are its subclass's: KIS's below
+ * (OPSP0008 past the 41, its answers byte for byte), Kiwoom's in kiwoom-relay.ts.
  */
 import { isFillTr, KIS_ANSWERS, KIS_CODES, kisControl, type KisCipher } from './kis-wire';
 import type { KisControlMessage, KisDataMessage, KisReceiver } from './carriers';
 import { KisUpstream } from './kis-session';
 import { KIS_MAX_REGISTRATIONS } from './limits';
-import { name, RegistrationBook } from './registrations';
+import { name, RegistrationBook, type Entry } from './registrations';
 import type { HolderMessage, Want } from './relay-wire';
 import type { SessionContext } from './session';
+import type { Upstream, UpstreamHooks } from './upstream';
 import type { RealtimeConnectReason, RealtimeEndReason, RealtimeUpstreamState } from '../core/realtime-vocabulary';
 
-interface HolderDeps {
+export interface HolderDeps {
   ctx: Pick<SessionContext, 'account' | 'clock' | 'random' | 'policy' | 'bus'>;
   /** When a connection may open (the lease's proof and handover). */
   gate(): number;
   /** To every replica (this one in-process, the others through Redis). */
   publish(message: HolderMessage): void;
+  /** The lease was taken over from another replica: this holder's first session is a `takeover`, not a `first`. */
+  takeover: boolean;
 }
 
-export class KisHolder implements KisReceiver {
-  private readonly book = new RegistrationBook<string>(KIS_MAX_REGISTRATIONS);
-  private readonly upstream: KisUpstream;
-  private cipher: KisCipher | undefined;
+export abstract class DeploymentHolder {
+  protected readonly book: RegistrationBook<string>;
+  protected abstract readonly upstream: Upstream;
   /** Sessions opened by this holder: a replica that sees a new number knows its registrations were lost. */
-  private session = 0;
+  protected session = 0;
   private stateNow: { state: RealtimeUpstreamState; reason: RealtimeEndReason | null } = { state: 'idle', reason: null };
   /** Per replica and registration: the ask last answered (or being answered by the broker). */
   private readonly asks = new Map<string, number>();
 
-  constructor(private readonly deps: HolderDeps) {
-    const { ctx } = deps;
-    this.upstream = new KisUpstream(this, ctx, {
+  constructor(
+    protected readonly deps: HolderDeps,
+    limit: number,
+  ) {
+    this.book = new RegistrationBook<string>(limit);
+  }
+
+  /** The hooks of the holder's upstream: a lost session resets the book, each state goes to every replica. */
+  protected hooks(): UpstreamHooks {
+    const { ctx } = this.deps;
+    return {
       ready: () => this.reconcile(),
       lost: () => {
         this.book.lost();
-        this.cipher = undefined;
         this.asks.clear();
+        this.sessionLost();
       },
       state: (state, reason) => {
         if (state === 'open') this.session++;
         this.stateNow = { state, reason: reason ?? null };
         this.announce();
       },
-      connecting: (reason: RealtimeConnectReason) => ctx.bus.emit('realtime.connect', { account: ctx.account.ref, reason }),
-      gate: () => deps.gate(),
-    });
+      connecting: (reason: RealtimeConnectReason) =>
+        ctx.bus.emit('realtime.connect', {
+          account: ctx.account.ref,
+          // Nothing failed before this holder's first session, but the deployment's session was another replica's.
+          reason: reason === 'first' && this.deps.takeover && this.session === 0 ? 'takeover' : reason,
+        }),
+      gate: () => this.deps.gate(),
+    };
   }
 
   /** The session's state to every replica: on each change, and every second for those that joined or blinked. */
@@ -82,27 +100,69 @@ export class KisHolder implements KisReceiver {
     const fresh = this.asks.get(askKey) !== want.ask;
     this.asks.set(askKey, want.ask);
     const outcome = this.book.add(replica, want.id, want.key);
-    const encrypt = isFillTr(want.id);
     if (outcome === 'full') {
-      if (fresh) {
-        const note = `the deployment's ${this.book.limit} registrations are in use`;
-        this.answer([replica], kisControl(KIS_ANSWERS.maxSubscriptions, want.id, want.key, encrypt, undefined, note));
-      }
+      if (fresh) this.refuseFull(replica, want);
       return;
     }
     const entry = this.book.find(want.id, want.key)!;
-    if ((outcome === 'live' || (outcome === 'held' && fresh)) && entry.upstream === 'live') {
-      this.answer([replica], kisControl(KIS_ANSWERS.subscribed, want.id, want.key, entry.encrypted, this.cipher));
-    }
+    if ((outcome === 'live' || (outcome === 'held' && fresh)) && entry.upstream === 'live') this.answerLive(replica, entry);
   }
 
-  private answer(to: string[], text: string): void {
+  /** A want past the deployment's limit, refused in the broker's words to the replica that asked. */
+  protected abstract refuseFull(replica: string, want: Want): void;
+  /** A want already live at the broker, answered at once to the replica that asked. */
+  protected abstract answerLive(replica: string, entry: Entry<string>): void;
+  /** Sends the book's work to the broker, in the broker's requests. */
+  protected abstract sendWork(): void;
+  /** The session ended: what the broker gave it (a KIS cipher) is gone with it. */
+  protected sessionLost(): void {}
+
+  /** Every second: a Kiwoom holder presents a renewed token on its open session. */
+  tick(): void {}
+
+  protected answer(to: string[], text: string): void {
     this.deps.publish({ kind: 'answer', session: this.session, to, data: Buffer.from(text, 'utf8') });
   }
 
-  private reconcile(): void {
+  protected frame(data: Buffer): void {
+    this.deps.publish({ kind: 'frame', session: this.session, data });
+  }
+
+  protected reconcile(): void {
     this.upstream.setWanted(this.book.size > 0);
-    if (this.upstream.isReady) for (const { entry, register } of this.book.work()) this.upstream.send(entry, register);
+    if (this.upstream.isReady) this.sendWork();
+  }
+
+  /** Closes the session: at shutdown, or because the lease is no longer this replica's. */
+  stop(reason: 'shutdown' | 'lease_lost'): void {
+    this.upstream.stop(reason);
+  }
+}
+
+export class KisHolder extends DeploymentHolder implements KisReceiver {
+  protected readonly upstream: KisUpstream;
+  private cipher: KisCipher | undefined;
+
+  constructor(deps: HolderDeps) {
+    super(deps, KIS_MAX_REGISTRATIONS);
+    this.upstream = new KisUpstream(this, deps.ctx, this.hooks());
+  }
+
+  protected refuseFull(replica: string, want: Want): void {
+    const note = `the deployment's ${this.book.limit} registrations are in use`;
+    this.answer([replica], kisControl(KIS_ANSWERS.maxSubscriptions, want.id, want.key, isFillTr(want.id), undefined, note));
+  }
+
+  protected answerLive(replica: string, entry: Entry<string>): void {
+    this.answer([replica], kisControl(KIS_ANSWERS.subscribed, entry.id, entry.key, entry.encrypted, this.cipher));
+  }
+
+  protected sendWork(): void {
+    for (const { entry, register } of this.book.work()) this.upstream.send(entry, register);
+  }
+
+  protected override sessionLost(): void {
+    this.cipher = undefined;
   }
 
   control(message: KisControlMessage, data: Buffer): void {
@@ -116,8 +176,7 @@ export class KisHolder implements KisReceiver {
       // The broker's own answer, to every replica: those waiting for it (and, after a reconnect, every holder of a
       // fill notice, whose key changed) take it; the others ignore it.
       const own = message.code === KIS_CODES.subscribed && (message.output !== undefined || !entry.encrypted);
-      const text = own ? data : Buffer.from(kisControl(KIS_ANSWERS.subscribed, entry.id, entry.key, entry.encrypted, this.cipher), 'utf8');
-      this.deps.publish({ kind: 'frame', session: this.session, data: text });
+      this.frame(own ? data : Buffer.from(kisControl(KIS_ANSWERS.subscribed, entry.id, entry.key, entry.encrypted, this.cipher), 'utf8'));
     } else {
       this.answer(this.book.refused(entry), data.toString('utf8'));
     }
@@ -125,11 +184,6 @@ export class KisHolder implements KisReceiver {
   }
 
   data(_message: KisDataMessage, data: Buffer): void {
-    this.deps.publish({ kind: 'frame', session: this.session, data });
-  }
-
-  /** Closes the session: at shutdown, or because the lease is no longer this replica's. */
-  stop(reason: 'shutdown' | 'lease_lost'): void {
-    this.upstream.stop(reason);
+    this.frame(data);
   }
 }

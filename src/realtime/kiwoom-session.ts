@@ -13,24 +13,26 @@
  *   has the lifecycle prove the token and re-issue it within the rules; the next session logs in with the new one.
  *   A renewed token is presented on the open session (LOGIN again), without a new connection.
  */
+import type { KiwoomCarrier, KiwoomReceiver } from './carriers';
 import type { ClientConnection } from './client';
 import { KIWOOM_MAX_REGISTRATIONS } from './limits';
 import { KIWOOM_LOGIN_OK, KIWOOM_REFUSALS, kiwoomAnswer, kiwoomChange, kiwoomLogin, readKiwoomUpstream, type Pair } from './kiwoom-wire';
-import type { Entry } from './registrations';
+import type { Entry, RegistrationBook } from './registrations';
 import { SharedSession, type SessionContext } from './session';
 import { Upstream, type UpstreamHooks } from './upstream';
 
 /** The sidecar's upstream group: one, since the session holds at most 100 pairs (a client library's per-group check). */
 const UPSTREAM_GROUP = '1';
 
-class KiwoomUpstream extends Upstream {
+/** The socket of a Kiwoom session at the broker: the one of a single sidecar, or of the replica holding the key (holder.ts). */
+export class KiwoomUpstream extends Upstream implements KiwoomCarrier {
   /** The token the session logged in with, and whether a LOGIN is awaiting its answer. */
   private loggedInWith: string | undefined;
   private loginPending: string | undefined;
 
   constructor(
-    private readonly session: KiwoomSession,
-    private readonly ctx: SessionContext,
+    private readonly session: KiwoomReceiver,
+    private readonly ctx: Pick<SessionContext, 'account' | 'clock' | 'random' | 'policy'>,
     hooks: UpstreamHooks,
   ) {
     super(ctx.clock, ctx.random, ctx.policy, `${ctx.account.config.websocketUrl}/api/dostk/websocket`, hooks);
@@ -70,7 +72,7 @@ class KiwoomUpstream extends Upstream {
       this.loginPending = undefined;
       if (message.ok) {
         this.loggedInWith = token;
-        this.session.loginAnswer = text;
+        this.session.loggedIn(text);
         this.markReady();
         return;
       }
@@ -93,8 +95,8 @@ interface PendingAnswer {
   entries: Set<Entry<ClientConnection>>;
 }
 
-export class KiwoomSession extends SharedSession {
-  protected readonly upstream: KiwoomUpstream;
+export class KiwoomSession extends SharedSession implements KiwoomReceiver {
+  protected readonly upstream: KiwoomCarrier;
   /** The broker's LOGIN answer, given to clients as their own (it says, for one, whether SOR is on). */
   loginAnswer = KIWOOM_LOGIN_OK;
   /** Per client: each (type, item) it holds, and in which of its groups. */
@@ -103,7 +105,11 @@ export class KiwoomSession extends SharedSession {
 
   constructor(ctx: SessionContext) {
     super(ctx, KIWOOM_MAX_REGISTRATIONS);
-    this.upstream = new KiwoomUpstream(this, ctx, this.upstreamHooks());
+    this.upstream = ctx.relay?.kiwoom(this, this.book, this.upstreamHooks()) ?? new KiwoomUpstream(this, ctx, this.upstreamHooks());
+  }
+
+  loggedIn(answer: string): void {
+    this.loginAnswer = answer;
   }
 
   /** Each second: a renewed token is presented on the open session. */
@@ -156,16 +162,12 @@ export class KiwoomSession extends SharedSession {
   }
 
   protected sendWork(): void {
-    const work = this.book.work();
-    const registering = work.filter((w) => w.register).map((w) => w.entry);
-    const releasing = work.filter((w) => !w.register).map((w) => w.entry);
-    if (registering.length > 0) this.upstream.send('REG', registering.map(pairOf), (text) => this.registered(registering, text));
-    if (releasing.length > 0) {
-      this.upstream.send('REMOVE', releasing.map(pairOf), () => {
-        for (const entry of releasing) this.book.released(entry);
-        this.reconcile();
-      });
-    }
+    sendKiwoomWork(
+      this.upstream,
+      this.book,
+      (entries, text) => this.registered(entries, text),
+      () => this.reconcile(),
+    );
   }
 
   private registered(entries: Array<Entry<ClientConnection>>, text: string): void {
@@ -205,4 +207,27 @@ export class KiwoomSession extends SharedSession {
 }
 
 const pairName = (pair: Pair): string => `${pair.id}\n${pair.key}`;
-const pairOf = (entry: Entry<ClientConnection>): Pair => ({ id: entry.id, key: entry.key });
+/**
+ * A book's work sent to Kiwoom (by a session or the deployment's holder): one REG of every entry to register, its
+ * answer handed to `registered`; one REMOVE of every entry to let go, released in the book when answered.
+ */
+export function sendKiwoomWork<C>(
+  carrier: KiwoomCarrier,
+  book: RegistrationBook<C>,
+  registered: (entries: Entry<C>[], text: string) => void,
+  reconcile: () => void,
+): void {
+  const work = book.work();
+  const registering = work.filter((w) => w.register).map((w) => w.entry);
+  const releasing = work.filter((w) => !w.register).map((w) => w.entry);
+  if (registering.length > 0) carrier.send('REG', registering.map(pairOf), (text) => registered(registering, text));
+  if (releasing.length > 0) {
+    carrier.send('REMOVE', releasing.map(pairOf), () => {
+      for (const entry of releasing) book.released(entry);
+      reconcile();
+    });
+  }
+}
+
+/** A book entry as the (type, item) pair of a REG or REMOVE. */
+export const pairOf = (entry: Entry<unknown>): Pair => ({ id: entry.id, key: entry.key });

@@ -19,8 +19,9 @@ export const KIWOOM_REFUSALS = {
   badField: (field: string) => refusal(2, `입력 값 오류입니다[1517:입력 값 형식이 올바르지 않습니다(${field})]`),
   unsupported: (trnm: string) =>
     refusal(2, `입력 값 오류입니다[1504:해당 URI에서는 지원하지 않는 API ID입니다(trnm=${trnm})]${NOTE('not served through the real-time endpoint')}`),
-  budgetFull: (limit: number) =>
-    refusal(2, `입력 값 오류입니다[1517:입력 값 형식이 올바르지 않습니다(data)]${NOTE(`the session's ${limit} registrations are in use`)}`),
+  /** `whose`: one sidecar's session, or (with replicas) the deployment's. */
+  budgetFull: (limit: number, whose: 'session' | 'deployment' = 'session') =>
+    refusal(2, `입력 값 오류입니다[1517:입력 값 형식이 올바르지 않습니다(data)]${NOTE(`the ${whose}'s ${limit} registrations are in use`)}`),
 };
 
 // grp_no is a string of up to 4 characters (third-party spec copy); items `005930`, `005930_NX`, `005930_AL`.
@@ -76,6 +77,16 @@ export function kiwoomAnswer(trnm: string, r?: KiwoomRefusal): string {
   return JSON.stringify({ trnm, return_code: r?.returnCode ?? 0, return_msg: r?.returnMsg ?? '' });
 }
 
+/**
+ * With replicas: the holder's answer to a replica's REG, naming the pairs it concerns (the broker's answers name
+ * none, and a replica may have several REGs waiting). The broker's answer shape with `data` as in a REG; only
+ * replicas read it, never a client (kiwoom-relay.ts answers its clients in the broker's own shape).
+ */
+export function kiwoomPairsAnswer(pairs: Pair[], r?: KiwoomRefusal): string {
+  const data = pairs.map(({ id, key }) => ({ item: [key], type: [id] }));
+  return JSON.stringify({ trnm: 'REG', return_code: r?.returnCode ?? 0, return_msg: r?.returnMsg ?? '', data });
+}
+
 /** LOGIN accepted, as measured on the mock server. */
 export const KIWOOM_LOGIN_OK = JSON.stringify({ trnm: 'LOGIN', return_code: 0, sor_yn: 'Y' });
 export const KIWOOM_PING = JSON.stringify({ trnm: 'PING' });
@@ -95,7 +106,8 @@ export function kiwoomChange(trnm: 'REG' | 'REMOVE', group: string, pairs: Pair[
 type KiwoomUpstreamMessage =
   | { kind: 'real'; pairs: Pair[] }
   | { kind: 'ping' }
-  | { kind: 'answer'; trnm: string; ok: boolean; returnCode: number }
+  /** `pairs` only in the holder's answers to replicas (kiwoomPairsAnswer); the broker's name none. */
+  | { kind: 'answer'; trnm: string; ok: boolean; returnCode: number; returnMsg: string; pairs: Pair[] }
   | { kind: 'system'; code: string; message: string }
   | { kind: 'other' };
 
@@ -109,13 +121,7 @@ export function readKiwoomUpstream(text: string): KiwoomUpstreamMessage {
   if (!isObject(parsed)) return { kind: 'other' };
   const trnm = parsed['trnm'];
   if (trnm === 'PING') return { kind: 'ping' };
-  if (trnm === 'REAL') {
-    const data = Array.isArray(parsed['data']) ? (parsed['data'] as unknown[]) : [];
-    const pairs = data
-      .filter(isObject)
-      .flatMap((e) => (typeof e['type'] === 'string' && typeof e['item'] === 'string' ? [{ id: e['type'], key: e['item'] }] : []));
-    return { kind: 'real', pairs };
-  }
+  if (trnm === 'REAL') return { kind: 'real', pairs: pairsOf(parsed['data']) };
   if (trnm === 'SYSTEM') {
     return {
       kind: 'system',
@@ -125,9 +131,20 @@ export function readKiwoomUpstream(text: string): KiwoomUpstreamMessage {
   }
   if (typeof trnm === 'string' && 'return_code' in parsed) {
     const returnCode = Number(parsed['return_code']);
-    return { kind: 'answer', trnm, ok: returnCode === 0, returnCode };
+    const returnMsg = typeof parsed['return_msg'] === 'string' ? parsed['return_msg'] : '';
+    return { kind: 'answer', trnm, ok: returnCode === 0, returnCode, returnMsg, pairs: pairsOf(parsed['data']) };
   }
   return { kind: 'other' };
+}
+
+/** The (type, item) pairs of a REAL push (`type` and `item` strings) or of a REG's data (lists of each). */
+function pairsOf(data: unknown): Pair[] {
+  if (!Array.isArray(data)) return [];
+  return data.filter(isObject).flatMap((e) => {
+    const types = typeof e['type'] === 'string' ? [e['type']] : isStringList(e['type']) ? e['type'] : [];
+    const items = typeof e['item'] === 'string' ? [e['item']] : isStringList(e['item']) ? e['item'] : [];
+    return types.flatMap((id) => items.map((key) => ({ id, key })));
+  });
 }
 
 function isStringList(value: unknown): value is string[] {

@@ -1,5 +1,5 @@
 /**
- * One KIS app key's real-time session shared by every replica of a deployment through Redis (issue 25), on each
+ * One app key's real-time session (KIS or Kiwoom) shared by every replica of a deployment through Redis (issue 25), on each
  * replica: its part in the lease (holder-lease.ts), the relay its own session stands on (relay-link.ts), and, while
  * it holds the lease, the deployment's session itself (holder.ts).
  *
@@ -24,41 +24,19 @@ import type { RedisConnection } from '../store/redis-connection';
 import { RedisLease } from '../store/redis-lease';
 import type { RelayCarriers } from './carriers';
 import { HolderLease, type LeaseChange, type LeaseTiming } from './holder-lease';
-import { KisHolder } from './holder';
-import { KisRelayLink } from './relay-link';
-import { decodeRelay, encodeRelay, readWants, wantFields, type HolderMessage, type RelayEnvelope, type Want } from './relay-wire';
+import { KisHolder, type DeploymentHolder } from './holder';
+import { KiwoomHolder, KiwoomRelayLink } from './kiwoom-relay';
+import { KisRelayLink, type RelayLink } from './relay-link';
+import { decodeRelay, encodeRelay, type HolderMessage, type RelayEnvelope, type Want } from './relay-wire';
+import { WantsStore } from './wants-store';
 import type { UpstreamPolicy } from './upstream';
 
 /** A replica's wants are renewed this often, and expire after three missed renewals (a dead replica's go with it). */
 const WANTS_EVERY_MS = 1_000;
-const WANTS_TTL_MS = 3 * WANTS_EVERY_MS;
 /** The holder reads every replica's wants this often (and at once on a notice), and repeats its session's state. */
 const COLLECT_EVERY_MS = 1_000;
 /** Relay lags kept per snapshot for the metric (a sample when frames are many). */
 const MAX_LAGS = 256;
-
-// KEYS this replica's wants, the heartbeats; ARGV me, ttl, notice channel, then field, value, ...
-const PUBLISH_WANTS = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('DEL', KEYS[1])
-if #ARGV > 3 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-end
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
-redis.call('PUBLISH', ARGV[3], ARGV[1])
-return 1`;
-// KEYS the heartbeats; ARGV ttl. The replicas that beat within the ttl.
-const LIVE = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')`;
-
-type Scripted = Redis & {
-  relayWants(wants: string, replicas: string, me: string, ttl: string, channel: string, ...fields: string[]): Promise<number>;
-  relayLive(replicas: string, ttl: number): Promise<string[]>;
-};
 
 interface ReplicaRelayDeps {
   redis: RedisConnection;
@@ -73,11 +51,12 @@ interface ReplicaRelayDeps {
 }
 
 export class ReplicaRelay {
-  private readonly redis: Scripted;
+  private readonly redis: Redis;
+  private readonly wantsStore: WantsStore;
   private readonly keys: ReturnType<typeof relayKeys>;
   private readonly lease: HolderLease;
-  private link: KisRelayLink | undefined;
-  private holder: KisHolder | undefined;
+  private link: RelayLink<unknown> | undefined;
+  private holder: DeploymentHolder | undefined;
   private readonly stopping = new AbortController();
   private loops: Promise<void>[] = [];
   private wantsDirty = true;
@@ -87,20 +66,28 @@ export class ReplicaRelay {
   private lags: number[] = [];
 
   constructor(private readonly deps: ReplicaRelayDeps) {
-    this.redis = deps.redis.client as Scripted;
-    if (typeof (deps.redis.client as unknown as Partial<Scripted>).relayWants !== 'function') {
-      this.redis.defineCommand('relayWants', { numberOfKeys: 2, lua: PUBLISH_WANTS });
-      this.redis.defineCommand('relayLive', { numberOfKeys: 1, lua: LIVE });
-    }
+    this.redis = deps.redis.client;
     this.keys = relayKeys(deps.redis.keyPrefix, digestOf(deps.account.config.appKey));
+    this.wantsStore = new WantsStore(deps.redis.client, this.keys, 3 * WANTS_EVERY_MS);
     const lease = new RedisLease(deps.redis.client, this.keys.lease, deps.replica);
     this.lease = new HolderLease(lease, this.keys.fence, deps.timing, deps.clock, (change) => this.leaseChanged(change));
   }
 
-  /** What the account's KIS session stands on: this relay. */
+  /** What the account's session stands on: this relay. */
   carriers(): RelayCarriers {
+    const { replica, clock } = this.deps;
+    const wantsChanged = () => this.markWants();
     return {
-      kis: (session, book, hooks) => (this.link = new KisRelayLink(this.deps.replica, session, book, hooks, this.deps.clock, () => this.markWants())),
+      kis: (session, book, hooks) => {
+        const link = new KisRelayLink(replica, session, book, hooks, clock, wantsChanged);
+        this.link = link;
+        return link;
+      },
+      kiwoom: (session, book, hooks) => {
+        const link = new KiwoomRelayLink(replica, session, book, hooks, clock, wantsChanged);
+        this.link = link;
+        return link;
+      },
     };
   }
 
@@ -156,14 +143,7 @@ export class ReplicaRelay {
     // The holder's own replica is read in-process too: its clients' wants reach its session through an outage.
     if (this.holder) this.collectDue = true;
     try {
-      await this.redis.relayWants(
-        this.keys.wantsOf(this.deps.replica),
-        this.keys.replicas,
-        this.deps.replica,
-        String(WANTS_TTL_MS),
-        this.keys.wantsNotice,
-        ...wantFields(wants),
-      );
+      await this.wantsStore.publish(this.deps.replica, wants);
       this.counts.wantsPublished++;
     } catch {
       this.wantsDirty = true; // again once Redis answers
@@ -182,8 +162,9 @@ export class ReplicaRelay {
     this.collectDue = false;
     this.lastCollect = now;
     holder.announce();
+    holder.tick();
     try {
-      this.others = await this.readWants();
+      this.others = await this.wantsStore.others(this.deps.replica);
     } catch {
       // Redis out of reach: the others' wants as last read (the session keeps serving them as it can).
     }
@@ -193,28 +174,17 @@ export class ReplicaRelay {
     holder.setWants(all);
   }
 
-  private async readWants(): Promise<Map<string, Map<string, Want>>> {
-    const live = await this.redis.relayLive(this.keys.replicas, WANTS_TTL_MS);
-    const pipeline = this.redis.pipeline();
-    for (const replica of live) pipeline.hgetall(this.keys.wantsOf(replica));
-    const answers = (await pipeline.exec()) ?? [];
-    const out = new Map<string, Map<string, Want>>();
-    live.forEach((replica, i) => {
-      const [error, hash] = answers[i] ?? [null, {}];
-      if (!error && replica !== this.deps.replica) out.set(replica, readWants(hash as Record<string, string>));
-    });
-    return out;
-  }
-
   private leaseChanged(change: LeaseChange): void {
     const { account, bus } = this.deps;
     bus.emit('realtime.lease', { account: account.ref, change: change.change, detail: change.detail });
     if (change.change === 'acquired') {
-      this.holder = new KisHolder({
+      const deps = {
         ctx: this.deps,
         gate: () => this.lease.gateMs(),
-        publish: (message) => this.publish(message),
-      });
+        publish: (message: HolderMessage) => this.publish(message),
+        takeover: change.takeover,
+      };
+      this.holder = account.ref.provider === 'kis' ? new KisHolder(deps) : new KiwoomHolder(deps);
       this.collectDue = true;
     } else if (change.change === 'lost' || change.change === 'released') {
       this.holder?.stop(change.change === 'lost' ? 'lease_lost' : 'shutdown');
@@ -257,10 +227,7 @@ export class ReplicaRelay {
     this.holder?.stop('shutdown');
     this.holder = undefined;
     await this.lease.release();
-    await Promise.all([
-      this.redis.del(this.keys.wantsOf(this.deps.replica)).catch(() => 0),
-      this.redis.zrem(this.keys.replicas, this.deps.replica).catch(() => 0),
-    ]);
+    await this.wantsStore.remove(this.deps.replica);
   }
 
   private async every(interval: () => number, run: () => Promise<void> | void): Promise<void> {

@@ -28,16 +28,11 @@ export async function startRealtimeEndpoint(start: {
   bus: EventBus;
   logger: Logger;
   clock: Clock;
-  /** The replicas' Redis (a Redis store): KIS accounts share one session per app key across them. */
+  /** The replicas' Redis (a Redis store): every account's session is one per app key across them. */
   redis?: RedisConnection;
 }): Promise<RunningRealtime> {
   const { config, logger } = start;
   const relay = start.redis && relayFactory(start.redis, start, config);
-  if (relay && config.accounts.some((a) => a.provider === 'kiwoom')) {
-    logger.warn(
-      'the real-time sessions of Kiwoom accounts are not shared between replicas: run the real-time endpoint on one replica for a Kiwoom key (README: Real-time with replicas)',
-    );
-  }
   if (!isLoopback(config.realtime.host)) {
     logger.warn(
       { host: config.realtime.host },
@@ -75,7 +70,7 @@ export async function startRealtimeEndpoint(start: {
   };
 }
 
-/** Each KIS account's part in its deployment's session, under one replica name for this process. */
+/** Each account's part in its deployment's session, under one replica name for this process. */
 function relayFactory(redis: RedisConnection, start: { bus: EventBus; clock: Clock }, config: SidecarConfig) {
   const replica = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const timing = leaseTiming(config.realtime.replicas.leaseTtlMs, config.realtime.replicas.outageHoldMs);
