@@ -27,6 +27,7 @@ export default tseslint.config(
         {
           allow: [
             '^node:v8$',
+            '^node:module$',
             '^@slack/webhook$',
             '^node-cron$',
             '^pino-pretty$',

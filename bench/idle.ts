@@ -12,6 +12,14 @@ export const IDLE_SAMPLE_MS = 5_000;
 const BASELINE_SCRIPT = 'setTimeout(()=>{}, 600000)';
 // prom-client's default metrics, which the sidecar registers: an event-loop-delay monitor sampling every 10 ms.
 const PROM_CLIENT_SCRIPT = (path: string) => `require(${JSON.stringify(path)}).collectDefaultMetrics(); setTimeout(()=>{}, 600000)`;
+/**
+ * The packages a one-account `start` loads (read from its require.cache): a bare process holding them all, with
+ * prom-client's default metrics on, is the floor for the sidecar's memory that its own code and state stand on.
+ */
+export const SIDECAR_DEPENDENCIES = ['commander', 'express', 'pino', 'prom-client', 'undici', 'yaml', 'zod'];
+const DEPENDENCIES_SCRIPT = (paths: string[]) =>
+  `${paths.map((p) => `require(${JSON.stringify(p)});`).join(' ')} require(${JSON.stringify(paths[3])}).collectDefaultMetrics(); setTimeout(()=>{}, 600000)`;
+export const DEPENDENCIES_LABEL = "bare Node process with the sidecar's dependencies loaded";
 
 export interface IdleSeries {
   label: string;
@@ -62,6 +70,12 @@ export async function measureIdle(envs: BenchEnv[]): Promise<IdleResult> {
       accounts: null,
       command: `node -e "${PROM_CLIENT_SCRIPT('prom-client').replace(/"/g, "'")}"`,
       child: startChild(process.execPath, ['-e', PROM_CLIENT_SCRIPT(require.resolve('prom-client'))], childEnv()),
+    });
+    subjects.push({
+      label: DEPENDENCIES_LABEL,
+      accounts: null,
+      command: `node -e "${DEPENDENCIES_SCRIPT(SIDECAR_DEPENDENCIES).replace(/"/g, "'")}"`,
+      child: startChild(process.execPath, ['-e', DEPENDENCIES_SCRIPT(SIDECAR_DEPENDENCIES.map((d) => require.resolve(d)))], childEnv()),
     });
     for (const [i, env] of envs.entries()) {
       // Settled: from a previous run's state, ready and then no broker traffic for 3 s; from nothing, steady state.

@@ -2,6 +2,9 @@
 // A sidecar holds little and allocates little: a young generation of 1 MB (instead of up to 16) keeps ~15 MB off
 // its resident memory, at no measurable cost in speed. Set before anything else allocates.
 (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--max-semi-space-size=1');
+// Most of a start is loading and compiling modules: Node 22.1 and later keep the compiled code on disk between starts
+// (a cache in the temp directory that Node itself invalidates); Node 20 has no such cache and goes on without it.
+(require('node:module') as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_PATH_ENV, configPathFrom } from './config/load';
 import { CliError, EXIT, StopSignal, loadConfigOrExit, serve } from './cli/boot';
