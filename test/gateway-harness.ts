@@ -163,6 +163,8 @@ export function hostileProcess(t: Parameters<typeof tempDir>[0], script: string,
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   return {
     child,
+    /** Waits until the program has printed `text` (a line it writes when it has got going). */
+    said: (text: string, timeoutMs = 30_000) => until(`${script} to say ${text}`, timeoutMs, () => out.includes(text), 20),
     stop: async <T = Record<string, unknown>>(): Promise<T> => {
       const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGTERM');
