@@ -16,14 +16,17 @@ const PYTHON = '/usr/bin/python3';
 
 export interface ReplicaTools {
   python: string;
-  faketime: string;
+  /** libfaketime itself, preloaded into a replica (see runReplica). */
+  libfaketime: string;
 }
 
-/** python3 with PyYAML, and faketime: required in CI (.ci/run installs them), elsewhere their absence skips. */
+/** python3 with PyYAML, and libfaketime: required in CI (.ci/run installs them), elsewhere their absence skips. */
 export function replicaTools(): ReplicaTools | undefined {
   const yaml = spawnSync(PYTHON, ['-c', 'import yaml'], { encoding: 'utf8' });
-  const faketime = spawnSync('sh', ['-c', 'command -v faketime'], { encoding: 'utf8' }).stdout.trim();
-  if (yaml.status === 0 && faketime !== '') return { python: PYTHON, faketime };
+  const libfaketime = spawnSync('sh', ['-c', 'ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 2>/dev/null | head -1'], {
+    encoding: 'utf8',
+  }).stdout.trim();
+  if (yaml.status === 0 && libfaketime !== '') return { python: PYTHON, libfaketime };
   if (process.env.CI) throw new Error('the client replicas need python3 with PyYAML and faketime in CI (apt-get install python3-yaml faketime)');
   return undefined;
 }
@@ -93,13 +96,24 @@ export interface ReplicaOutcome {
  */
 export function runReplica(script: string, args: string[], run: ReplicaRun): Promise<ReplicaOutcome> {
   let command = [run.tools.python, isAbsolute(script) ? script : join(REPLICAS, script), ...args];
-  if (run.at !== undefined) command = [run.tools.faketime, `@${Math.floor(run.at / 1000)}`, ...command];
+  // The replica's clock, `at` from now on: libfaketime preloaded with an offset from the real clock. Not the faketime
+  // wrapper: it names a semaphore and a shared-memory segment after its pid, leaves them behind when a test kills it,
+  // and a later wrapper given the same pid (the suite starts thousands of processes) fails to start.
+  const fakeClock = run.at === undefined ? {} : { LD_PRELOAD: run.tools.libfaketime, FAKETIME: `${signed(Math.round((run.at - Date.now()) / 1000))}` };
   if (run.readOnly !== undefined) {
     command = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', run.readOnly, ...command];
   }
   const child = spawn(command[0]!, command.slice(1), {
     cwd: run.cwd ?? run.home,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: run.home, TZ: run.timeZone, LANG: 'C.UTF-8', PYTHONDONTWRITEBYTECODE: '1', ...run.env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: run.home,
+      TZ: run.timeZone,
+      LANG: 'C.UTF-8',
+      PYTHONDONTWRITEBYTECODE: '1',
+      ...fakeClock,
+      ...run.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -121,6 +135,9 @@ export function runReplica(script: string, args: string[], run: ReplicaRun): Pro
     });
   });
 }
+
+/** A libfaketime offset in seconds: "+N" or "-N". */
+const signed = (seconds: number): string => (seconds < 0 ? String(seconds) : `+${seconds}`);
 
 /**
  * A report in words, for assertion messages: the token only as a preview, never whole (test output is read by people
