@@ -326,7 +326,11 @@ test(
     t.diagnostic(figure);
     assert.ok(a.length > 1000 && b.length > 1000, `enough frames measured: ${a.length}, ${b.length}`);
     // Within 2x of the run without it; a floor of 2 ms keeps a sub-millisecond p99 from failing on a scheduler tick.
-    assert.ok(bP99 <= Math.max(2 * aP99, aP99 + 2), figure);
+    // Asserted in the long tier (npm run reliability, in CI too: one file at a time, 15 s phases), where it measures the
+    // endpoint. In npm test three files share two cores with their child processes, and 4 s phases measure the host:
+    // runs here saw a p99 of 314 and 331 ms in the phase *without* the slow client, and 249 ms in the one with it, each
+    // a stall of the whole test process (sidecar, simulator and clients in one) landing in one phase or the other.
+    if (tier(false, true)) assert.ok(bP99 <= Math.max(2 * aP99, aP99 + 2), figure);
     assert.ok(
       readers.every((r) => r.closeCode === undefined),
       'no reader was closed',
