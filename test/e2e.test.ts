@@ -78,54 +78,49 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   // The sidecar, on the simulator, as a process.
   const cred = markerCredential('kis', 'e2e');
   const { simulator, url } = await startSimulator(t, [cred], { clock: systemClock as never, spacingMs: SECOND });
-  // Two replicas of the sidecar on one Redis, as a deployment that outgrew one machine runs them: the dashboard's
-  // replicas panels (the session's holder, frames through Redis, the relay's lag at the replica that does not hold
-  // it) read what they export. Each runs the gateway, with one bot (its dashboard row and alert rules query what its
-  // calls leave), and the real-time endpoint, where the bot subscribes to one stock through each.
+  const sidecarPort = await freePort();
+  const gatewayPort = await freePort();
+  const realtimePort = await freePort();
+  // The gateway too, with one bot: its dashboard row and alert rules query what its calls leave; and the real-time
+  // endpoint, where the bot subscribes to one stock. The state in Redis, as replicas keep it: the dashboard's replicas
+  // panels (the session's holder, frames and the relay's lag through Redis) read what a replica exports, and a lone
+  // replica holds the lease and hears its own frames back through Redis.
   const redis = await startRedis(t);
   const bot = { name: 'bot', ...newLocalCredentials() };
-  const replicas: Array<{ sidecarPort: number; gatewayPort: number; realtimePort: number }> = [];
-  for (const name of ['one', 'two']) {
-    const ports = { sidecarPort: await freePort(), gatewayPort: await freePort(), realtimePort: await freePort() };
-    replicas.push(ports);
-    const gatewayYaml = `gateway:\n  enabled: true\n  port: ${ports.gatewayPort}\n  clients:\n    - { name: bot, accounts: [main], appKey: "${bot.appKey}", appSecretSha256: "${sha256(bot.appSecret).toString('hex')}" }\nrealtime:\n  enabled: true\n  port: ${ports.realtimePort}`;
-    const config = join(dir, `sidecar-${name}.yaml`);
-    writeFileSync(
-      config,
-      configText(join(dir, `state-${name}`), url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }]).replace(
-        'server: { enabled: false }',
-        `server: { host: 127.0.0.1, port: ${ports.sidecarPort}, adminToken: ${ADMIN} }\nstore: { type: redis, url: "${redis.url}" }\n${gatewayYaml}`,
-      ),
-    );
-    run(t, process.execPath, [CLI, 'start', '--config', config], logs);
-  }
-  const sidecarPort = replicas[0]!.sidecarPort;
+  const gatewayYaml = `gateway:\n  enabled: true\n  port: ${gatewayPort}\n  clients:\n    - { name: bot, accounts: [main], appKey: "${bot.appKey}", appSecretSha256: "${sha256(bot.appSecret).toString('hex')}" }\nrealtime:\n  enabled: true\n  port: ${realtimePort}`;
+  const config = join(dir, 'sidecar.yaml');
+  writeFileSync(
+    config,
+    configText(join(dir, 'state'), url, [{ name: 'main', credential: cred, extra: 'renewal: { spacing: 1s }' }]).replace(
+      'server: { enabled: false }',
+      `server: { host: 127.0.0.1, port: ${sidecarPort}, adminToken: ${ADMIN} }\nstore: { type: redis, url: "${redis.url}" }\n${gatewayYaml}`,
+    ),
+  );
+  run(t, process.execPath, [CLI, 'start', '--config', config], logs);
   const sidecar = `http://127.0.0.1:${sidecarPort}`;
-  for (const { sidecarPort: port, gatewayPort, realtimePort } of replicas) {
-    await until('the sidecar to be ready', 30_000, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 500);
-    // A bot's day through the gateway, in small: its token asked for (answered locally), a price call, a refused one.
-    const gateway = `http://127.0.0.1:${gatewayPort}/main`;
-    await until('the gateway', 30_000, async () => (await fetch(`${gateway}/oauth2/tokenP`, { method: 'POST' }).catch(() => undefined)) !== undefined, 500);
-    const tokenP = await fetch(`${gateway}/oauth2/tokenP`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, appsecret: bot.appSecret }),
-    });
-    assert.equal(tokenP.status, 200);
-    const price = await fetch(`${gateway}/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930`, {
-      headers: { appkey: bot.appKey, appsecret: bot.appSecret, tr_id: 'FHKST01010100', custtype: 'P', authorization: 'Bearer local' },
-    });
-    assert.equal(((await price.json()) as { rt_cd: string }).rt_cd, '0');
-    const approval = await fetch(`${gateway}/oauth2/Approval`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, secretkey: bot.appSecret }),
-    });
-    const { approval_key: approvalKey } = (await approval.json()) as { approval_key: string };
-    const realtime = await WsProbe.open(t, `ws://127.0.0.1:${realtimePort}/main/tryitout`);
-    realtime.send(kisRequest(approvalKey, 'H0STCNT0', '005930'));
-    await realtime.next('a real-time frame', (m) => m.startsWith('0|'));
-  }
+  await until('the sidecar to be ready', 30_000, async () => (await fetch(`${sidecar}/readyz`)).status === 200, 500);
+  // A bot's day through the gateway, in small: its token asked for (answered locally), a price call, a refused one.
+  const gateway = `http://127.0.0.1:${gatewayPort}/main`;
+  await until('the gateway', 30_000, async () => (await fetch(`${gateway}/oauth2/tokenP`, { method: 'POST' }).catch(() => undefined)) !== undefined, 500);
+  const tokenP = await fetch(`${gateway}/oauth2/tokenP`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, appsecret: bot.appSecret }),
+  });
+  assert.equal(tokenP.status, 200);
+  const price = await fetch(`${gateway}/uapi/domestic-stock/v1/quotations/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930`, {
+    headers: { appkey: bot.appKey, appsecret: bot.appSecret, tr_id: 'FHKST01010100', custtype: 'P', authorization: 'Bearer local' },
+  });
+  assert.equal(((await price.json()) as { rt_cd: string }).rt_cd, '0');
+  const approval = await fetch(`${gateway}/oauth2/Approval`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', appkey: bot.appKey, secretkey: bot.appSecret }),
+  });
+  const { approval_key: approvalKey } = (await approval.json()) as { approval_key: string };
+  const realtime = await WsProbe.open(t, `ws://127.0.0.1:${realtimePort}/main/tryitout`);
+  realtime.send(kisRequest(approvalKey, 'H0STCNT0', '005930'));
+  await realtime.next('a real-time frame', (m) => m.startsWith('0|'));
 
   // Alertmanager with the example config; the webhook files point at the receiver.
   const amPort = await freePort();
@@ -173,7 +168,7 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
       global: { scrape_interval: '1s', evaluation_interval: '1s' },
       rule_files: [join(dir, 'rules.yml')],
       alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${amPort}`] }] }] },
-      scrape_configs: [{ job_name: 'broker-token-sidecar', static_configs: [{ targets: replicas.map((r) => `127.0.0.1:${r.sidecarPort}`) }] }],
+      scrape_configs: [{ job_name: 'broker-token-sidecar', static_configs: [{ targets: [`127.0.0.1:${sidecarPort}`] }] }],
     }),
   );
   run(
@@ -188,8 +183,7 @@ test('Prometheus scrapes the sidecar, the rules fire, Alertmanager delivers to S
   // Every dashboard query, its variables filled in, returns data.
   const vars = {
     job: 'broker-token-sidecar',
-    // Both replicas, as Grafana's instance variable with both selected writes it.
-    instance: replicas.map((r) => `127.0.0.1:${r.sidecarPort}`).join('|'),
+    instance: `127.0.0.1:${sidecarPort}`,
     account: 'main',
     env: 'real',
     __rate_interval: '1m',

@@ -283,7 +283,7 @@ export function createCatalogue(registry: Registry, onChange: OnFamilyChange) {
     ),
     realtimeRelayLag: new HistogramFamily({
       name: `${PREFIX}realtime_relay_lag_seconds`,
-      help: "A relayed frame's time from the holder's publish to its arrival at this replica (a sample of at most 256 a second).",
+      help: "A relayed frame's time from the holder's publish to its arrival through Redis at this replica, the holder included (a sample of at most 256 a second).",
       labelNames: ACCOUNT_LABELS,
       buckets: GATEWAY_BUCKETS,
       registry,

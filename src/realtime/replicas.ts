@@ -123,10 +123,13 @@ export class ReplicaRelay {
     }
     if (name !== this.keys.relay) return;
     const envelope = decodeRelay(raw);
-    // This replica's own holder is heard in-process (through an outage too), not again through Redis.
-    if (!envelope || envelope.fence === this.lease.fence) return;
-    this.counts.framesReceived += envelope.message.kind === 'frame' ? 1 : 0;
+    if (!envelope) return;
+    // The lag is the Redis path's, heard by every replica the holder included (its own frames come back to it): a
+    // deployment's relay is watched even while one replica alone runs.
     if (envelope.message.kind === 'frame' && this.lags.length < MAX_LAGS) this.lags.push(Math.max(0, this.deps.clock.now() - envelope.sentAt));
+    // This replica's own holder is heard in-process (through an outage too), not again through Redis.
+    if (envelope.fence === this.lease.fence) return;
+    this.counts.framesReceived += envelope.message.kind === 'frame' ? 1 : 0;
     this.link?.receive(envelope);
   };
 
