@@ -26,10 +26,8 @@ const files = [
   'gateway',
   'files',
   'realtime-replicas',
-  // Not here until their long-tier bounds hold on a two-core CI host (issues 22 and 24 stay open for it): in a CI run of
-  // 2026-12-07, gateway-hostile's 1,000 trickling connections for 20 s left one authenticated call 3.2 s (bound 2 s),
-  // and realtime-acceptance's slow client took the others' p99 to 18.9 ms against 8.6 ms (bound 2x). Their short
-  // tiers run in npm test.
+  'gateway-hostile',
+  'realtime-acceptance',
 ].map((n) => path.join(root, 'dist', 'test', `${n}.test.js`));
 const started = Date.now();
 const run = spawnSync(process.execPath, ['--test', ...files], {
