@@ -28,6 +28,7 @@ export default tseslint.config(
           allow: [
             '^node:v8$',
             '^node:module$',
+            '^undici$',
             '^@slack/webhook$',
             '^node-cron$',
             '^pino-pretty$',

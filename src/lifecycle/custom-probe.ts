@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { ProbeConfig } from '../config/types';
 import type { Clock } from '../core/clock';
 import type { AccountRef, EventBus } from '../core/events';
-import { classifyTransportError } from '../providers/broker-http';
+import { classifyTransportError, undici } from '../providers/broker-http';
 
 /**
  * The optional custom probe: a GET to a local application's health URL (the first system checked a bot's
@@ -28,7 +28,7 @@ export class CustomProbe {
     let ok = false;
     let message: string;
     try {
-      const response = await request(this.probe.url, { dispatcher: this.dispatcher, signal: AbortSignal.timeout(this.probe.timeoutMs) });
+      const response = await undici().request(this.probe.url, { dispatcher: this.dispatcher, signal: AbortSignal.timeout(this.probe.timeoutMs) });
       await response.body.dump();
       ok = response.statusCode >= 200 && response.statusCode < 300;
       message = `HTTP ${response.statusCode}`;
