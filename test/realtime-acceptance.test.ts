@@ -191,7 +191,11 @@ test(
     );
     const replayedMs = Date.now() - killedAt;
     t.diagnostic(`session killed: reconnected and 41 registrations replayed in ${replayedMs} ms`);
-    assert.ok(replayedMs <= 2_000, `replayed in ${replayedMs} ms`);
+    // The issue's 2 s (a second's gap after the close, then 41 registrations one in flight at a time) is asserted in the
+    // long tier (npm run reliability, in CI too: one file at a time; 1.4 s measured). In npm test three files share two
+    // cores with this process, which holds the sidecar and the simulator: a CI run saw 3.27 s there, the host's time.
+    const replayBoundMs = tier(5_000, 2_000);
+    assert.ok(replayedMs <= replayBoundMs, `replayed in ${replayedMs} ms (bound ${replayBoundMs} ms)`);
     const afterKill = h.simulator.realtime.stats(kis.appKey);
     assert.deepEqual([afterKill.sessions, afterKill.peakConcurrentSessions, afterKill.rapidReconnects], [2, 1, 0]);
 
